@@ -1,0 +1,161 @@
+// Command floor is the lower bound that bench/sandbox.sh measures nsnet
+// against: it makes the same kernel objects as `nsnet sandbox create` and
+// removes them like `nsnet sandbox rm`, with plain netlink calls, no state
+// and no validation beyond parsing its arguments. Each subcommand does one
+// operation and exits, so that, like the nsnet CLI, every operation pays for
+// a process start.
+//
+// Usage (run inside the host network namespace):
+//
+//	floor bridge-up NAME CIDR           make bridge NAME with address CIDR, up
+//	floor bridge-down NAME              delete bridge NAME
+//	floor attach BRIDGE NSPATH IP/PREFIX GATEWAY MAC HOSTVETH
+//	floor detach HOSTVETH
+//
+// attach creates a veth pair HOSTVETH <-> eth0 with the peer created directly
+// in the namespace at NSPATH (MAC and MTU 1500 set at creation), puts
+// HOSTVETH on BRIDGE and up, then through a handle bound to the namespace adds
+// IP/PREFIX to eth0, sets eth0 and lo up and adds a default route via
+// GATEWAY. detach deletes HOSTVETH, which removes the pair.
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+const mtu = 1500
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() error {
+	return fmt.Errorf("usage: floor bridge-up NAME CIDR | bridge-down NAME | " +
+		"attach BRIDGE NSPATH IP/PREFIX GATEWAY MAC HOSTVETH | detach HOSTVETH")
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return usage()
+	}
+	switch cmd, rest := args[0], args[1:]; {
+	case cmd == "bridge-up" && len(rest) == 2:
+		return bridgeUp(rest[0], rest[1])
+	case cmd == "bridge-down" && len(rest) == 1:
+		return deleteLink(rest[0])
+	case cmd == "attach" && len(rest) == 6:
+		return attach(rest[0], rest[1], rest[2], rest[3], rest[4], rest[5])
+	case cmd == "detach" && len(rest) == 1:
+		return deleteLink(rest[0])
+	}
+	return usage()
+}
+
+func bridgeUp(name, cidr string) error {
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = name
+	la.MTU = mtu
+	la.Flags = net.FlagUp
+	br := &netlink.Bridge{LinkAttrs: la}
+	if err := netlink.LinkAdd(br); err != nil {
+		return fmt.Errorf("add bridge %s: %w", name, err)
+	}
+	if err := netlink.AddrAdd(br, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", cidr, name, err)
+	}
+	return nil
+}
+
+func deleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+func attach(bridge, nsPath, cidr, gateway, mac, hostVeth string) error {
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	gw := net.ParseIP(gateway)
+	if gw == nil {
+		return fmt.Errorf("bad gateway %q", gateway)
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	fd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", nsPath, err)
+	}
+	defer unix.Close(fd)
+
+	// Host end: on the bridge and up. Peer: eth0, made in the target
+	// namespace with its MAC and MTU.
+	la := netlink.NewLinkAttrs()
+	la.Name = hostVeth
+	la.MTU = mtu
+	la.MasterIndex = br.Attrs().Index
+	la.Flags = net.FlagUp
+	veth := &netlink.Veth{
+		LinkAttrs:        la,
+		PeerName:         "eth0",
+		PeerHardwareAddr: hw,
+		PeerNamespace:    netlink.NsFd(fd),
+		PeerMTU:          mtu,
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("add veth %s: %w", hostVeth, err)
+	}
+
+	h, err := netlink.NewHandleAt(netns.NsHandle(fd))
+	if err != nil {
+		return fmt.Errorf("handle in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("eth0 in %s: %w", nsPath, err)
+	}
+	if err := h.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("address %s on eth0: %w", cidr, err)
+	}
+	if err := h.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("eth0 up: %w", err)
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lo in %s: %w", nsPath, err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw}
+	if err := h.RouteAdd(route); err != nil {
+		return fmt.Errorf("default route via %s: %w", gateway, err)
+	}
+	return nil
+}
