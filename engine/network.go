@@ -1,0 +1,327 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/validate"
+)
+
+// Network is a stored bridge network.
+type Network = store.Network
+
+// DefaultNetwork is the network used when no --network is given. Like
+// Docker's docker0 it is made on first use, and made again after removal.
+const DefaultNetwork = "bridge"
+
+// DefaultBridge is the device name of the default network.
+const DefaultBridge = "nsnet0"
+
+// DefaultMTU is the MTU of networks made without --mtu.
+const DefaultMTU = 1500
+
+// NetworkSpec is the user's request for a network; empty fields get defaults.
+type NetworkSpec struct {
+	Name     string
+	Subnet   string // CIDR; chosen from the address pools if empty
+	Gateway  string // first host of the subnet if empty
+	Bridge   string // br-<id> (nsnet0 for the default network) if empty
+	Internal bool
+	MTU      int // DefaultMTU if zero
+}
+
+// CreateNetwork validates spec, makes the bridge and its firewall rules, and
+// stores the network.
+func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
+	n, err := parseNetworkSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	n.ID = newID()
+	err = e.mutate(func(tx *store.Tx, u *undo) error {
+		return e.createNetwork(tx, u, n, spec.Subnet == "", spec.Gateway == "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// parseNetworkSpec checks everything that needs neither store nor kernel.
+func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
+	if err := validate.Name("network", spec.Name); err != nil {
+		return nil, err
+	}
+	if spec.Name == "host" || spec.Name == "none" {
+		return nil, fmt.Errorf("network name %q is reserved for the %s mode: choose another name", spec.Name, spec.Name)
+	}
+	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU}
+	if n.MTU == 0 {
+		n.MTU = DefaultMTU
+	}
+	if n.MTU < 68 || n.MTU > 65535 {
+		return nil, fmt.Errorf("invalid MTU %d for network %s: it must be between 68 and 65535", n.MTU, spec.Name)
+	}
+	if n.Bridge != "" {
+		if err := validate.IfName(n.Bridge); err != nil {
+			return nil, fmt.Errorf("invalid bridge name for network %s: %w", spec.Name, err)
+		}
+	}
+	if spec.Subnet != "" {
+		s, err := ipam.ParseSubnet(spec.Subnet)
+		if err != nil {
+			return nil, err
+		}
+		n.Subnet = s
+	}
+	if spec.Gateway != "" {
+		if spec.Subnet == "" {
+			return nil, fmt.Errorf("--gateway %s needs --subnet: a gateway is only meaningful in a subnet you choose", spec.Gateway)
+		}
+		gw, err := validate.IPv4(spec.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("invalid gateway: %w", err)
+		}
+		if err := ipam.CheckGateway(n.Subnet, gw); err != nil {
+			return nil, err
+		}
+		n.Gateway = gw
+	}
+	return n, nil
+}
+
+// createNetwork completes n inside tx (subnet, gateway, bridge name) and
+// applies it to the kernel, registering undo steps.
+func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pickGateway bool) error {
+	if _, err := tx.Network(n.Name); err == nil {
+		return fmt.Errorf("network %s already exists: remove it first (nsnet network rm %s) or choose another name", n.Name, n.Name)
+	}
+	nets, err := tx.Networks()
+	if err != nil {
+		return err
+	}
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	if err := e.chooseSubnet(host, n, nets, pickSubnet); err != nil {
+		return err
+	}
+	if pickGateway {
+		n.Gateway = ipam.DefaultGateway(n.Subnet)
+	}
+	if err := chooseBridge(host, n, nets); err != nil {
+		return err
+	}
+	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
+	n.Created = e.clock().UTC()
+	if err := applyNetwork(host, u, n, append(nets, *n)); err != nil {
+		return err
+	}
+	return tx.PutNetwork(n)
+}
+
+func (e *Engine) chooseSubnet(host *link.Host, n *Network, nets []Network, pick bool) error {
+	routes, err := host.Routes()
+	if err != nil {
+		return err
+	}
+	if pick {
+		taken := routes
+		for _, o := range nets {
+			taken = append(taken, o.Subnet)
+		}
+		s, err := ipam.PickSubnet(e.opts.AddressPools, taken)
+		if err != nil {
+			return fmt.Errorf("choose a subnet for network %s: %w", n.Name, err)
+		}
+		n.Subnet = s
+		return nil
+	}
+	for _, o := range nets {
+		if o.Subnet.Overlaps(n.Subnet) {
+			return fmt.Errorf("subnet %s overlaps subnet %s of network %s: choose another --subnet", n.Subnet, o.Subnet, o.Name)
+		}
+	}
+	for _, r := range routes {
+		if r.Overlaps(n.Subnet) {
+			return fmt.Errorf("subnet %s overlaps the host route to %s: choose another --subnet", n.Subnet, r)
+		}
+	}
+	return nil
+}
+
+func chooseBridge(host *link.Host, n *Network, nets []Network) error {
+	if n.Bridge == "" {
+		n.Bridge = "br-" + n.ID[:12]
+		if n.Name == DefaultNetwork {
+			n.Bridge = DefaultBridge
+		}
+	}
+	for _, o := range nets {
+		if o.Bridge == n.Bridge {
+			return fmt.Errorf("bridge %s is already used by network %s: choose another --bridge", n.Bridge, o.Name)
+		}
+	}
+	exists, err := host.Exists(n.Bridge)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("interface %s already exists on the host: choose another --bridge name", n.Bridge)
+	}
+	return nil
+}
+
+// applyNetwork makes the bridge, forwarding and firewall rules for n; all
+// holds every network including n.
+func applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
+	mac, _ := parseMAC(n.BridgeMAC)
+	err := host.CreateBridge(link.Bridge{
+		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: "nsnet network " + n.Name,
+		Address: netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+	})
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	u.push(func() error { return host.DeleteLink(n.Bridge) })
+	if !n.Internal {
+		if err := link.EnableIPv4Forwarding(); err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
+	if err := firewall.Sync(firewallNetworks(all)); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	u.push(func() error { return firewall.Sync(firewallNetworks(all[:len(all)-1])) })
+	return nil
+}
+
+func firewallNetworks(nets []Network) []firewall.Network {
+	out := make([]firewall.Network, len(nets))
+	for i, n := range nets {
+		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}
+	}
+	return out
+}
+
+// RemoveNetwork removes a network that no sandbox is attached to: its
+// firewall rules, its bridge and its record.
+func (e *Engine) RemoveNetwork(name string) error {
+	return e.mutate(func(tx *store.Tx, _ *undo) error {
+		n, err := tx.Network(name)
+		if err != nil {
+			return networkNotFound(name, err)
+		}
+		users, err := attachedSandboxes(tx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("network %s has attached sandboxes %v: remove them first (nsnet sandbox rm %s)", name, users, joinNames(users))
+		}
+		if err := tx.DeleteNetwork(name); err != nil {
+			return err
+		}
+		rest, err := tx.Networks()
+		if err != nil {
+			return err
+		}
+		return e.teardownNetwork(n, rest)
+	})
+}
+
+// teardownNetwork removes n's kernel objects; rest are the networks that stay.
+func (e *Engine) teardownNetwork(n *Network, rest []Network) error {
+	var errs []error
+	if err := firewall.Sync(firewallNetworks(rest)); err != nil {
+		errs = append(errs, err)
+	}
+	host, err := e.hostLinks()
+	if err == nil {
+		err = host.DeleteLink(n.Bridge)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove network %s: %w; the network is kept, retry nsnet network rm %s", n.Name, errors.Join(errs...), n.Name)
+	}
+	return nil
+}
+
+// Networks lists every network, by name.
+func (e *Engine) Networks() ([]Network, error) {
+	var out []Network
+	err := e.view(func(tx *store.Tx) error {
+		var err error
+		out, err = tx.Networks()
+		return err
+	})
+	return out, err
+}
+
+// NetworkDetail is a network with the sandboxes attached to it.
+type NetworkDetail struct {
+	Network
+	Attached []Attachment
+}
+
+// Attachment is one sandbox's endpoint on a network.
+type Attachment struct {
+	Sandbox string
+	Endpoint
+}
+
+// InspectNetwork returns the network and the addresses in use on it.
+func (e *Engine) InspectNetwork(name string) (*NetworkDetail, error) {
+	var d NetworkDetail
+	err := e.view(func(tx *store.Tx) error {
+		n, err := tx.Network(name)
+		if err != nil {
+			return networkNotFound(name, err)
+		}
+		d.Network = *n
+		sbs, err := tx.Sandboxes()
+		for _, s := range sbs {
+			for _, ep := range s.Endpoints {
+				if ep.Network == name {
+					d.Attached = append(d.Attached, Attachment{Sandbox: s.Name, Endpoint: ep})
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func networkNotFound(name string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("network %s %w (see nsnet network ls)", name, store.ErrNotFound)
+	}
+	return err
+}
+
+func attachedSandboxes(tx *store.Tx, network string) ([]string, error) {
+	sbs, err := tx.Sandboxes()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			if ep.Network == network {
+				out = append(out, s.Name)
+			}
+		}
+	}
+	return out, nil
+}

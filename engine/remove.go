@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// RemoveSandbox removes a sandbox: its endpoints, leases and namespace name
+// (destroying the namespace only if nsnet created it). A sandbox whose
+// namespace others share (container:NAME) is refused unless force is set,
+// which removes the sharers first.
+func (e *Engine) RemoveSandbox(name string, force bool) error {
+	return e.mutate(func(tx *store.Tx, _ *undo) error {
+		sb, err := tx.Sandbox(name)
+		if err != nil {
+			return sandboxNotFound(name, err)
+		}
+		return e.removeSandbox(tx, sb, force)
+	})
+}
+
+func (e *Engine) removeSandbox(tx *store.Tx, sb *Sandbox, force bool) error {
+	sharers, err := sharersOf(tx, sb.Name)
+	if err != nil {
+		return err
+	}
+	if len(sharers) > 0 && !force {
+		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
+	}
+	for i := range sharers {
+		if err := e.removeSandbox(tx, &sharers[i], force); err != nil {
+			return err
+		}
+	}
+	if err := e.teardownSandbox(sb); err != nil {
+		return err
+	}
+	for _, ep := range sb.Endpoints {
+		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteSandbox(sb.Name)
+}
+
+// teardownSandbox removes the kernel objects of sb, keeping going past errors.
+func (e *Engine) teardownSandbox(sb *Sandbox) error {
+	var errs []error
+	if len(sb.Endpoints) > 0 {
+		host, err := e.hostLinks()
+		if err != nil {
+			return err
+		}
+		for _, ep := range sb.Endpoints {
+			// Deleting the host end removes the pair at once; waiting for the
+			// namespace's destruction would leave it behind for a while.
+			if err := host.DeleteLink(ep.HostVeth); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if sb.Mounted {
+		if err := netns.Remove(sb.NetNS); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove sandbox %s: %w; the sandbox is kept, retry nsnet sandbox rm %s", sb.Name, errors.Join(errs...), sb.Name)
+	}
+	return nil
+}
+
+func sharersOf(tx *store.Tx, name string) ([]Sandbox, error) {
+	all, err := tx.Sandboxes()
+	if err != nil {
+		return nil, err
+	}
+	var out []Sandbox
+	for _, s := range all {
+		if s.Mode == store.ModeContainer && s.Container == name {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func names(sbs []Sandbox) []string {
+	out := make([]string, len(sbs))
+	for i, s := range sbs {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// Sandboxes lists every sandbox, by name.
+func (e *Engine) Sandboxes() ([]Sandbox, error) {
+	var out []Sandbox
+	err := e.view(func(tx *store.Tx) error {
+		var err error
+		out, err = tx.Sandboxes()
+		return err
+	})
+	return out, err
+}
+
+// InspectSandbox returns one sandbox.
+func (e *Engine) InspectSandbox(name string) (*Sandbox, error) {
+	var sb *Sandbox
+	err := e.view(func(tx *store.Tx) error {
+		var err error
+		sb, err = tx.Sandbox(name)
+		return sandboxNotFound(name, err)
+	})
+	return sb, err
+}

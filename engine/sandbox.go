@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/validate"
+)
+
+// Sandbox is a stored sandbox.
+type Sandbox = store.Sandbox
+
+// Endpoint is a sandbox's attachment to a network.
+type Endpoint = store.Endpoint
+
+// SandboxSpec is the user's request for a sandbox.
+type SandboxSpec struct {
+	Name string
+	// Networks holds the mode: one of "bridge" (the default network), a
+	// network name, "host", "none" or "container:NAME". Several network names
+	// attach the sandbox to each (eth0, eth1, ...). Empty means "bridge".
+	Networks []string
+	IP       string // static address on the first network
+	MAC      string // static MAC on the first network (derived from the IP if empty)
+	NetNS    string // adopt this existing namespace instead of creating one
+}
+
+// sandboxPlan is a validated SandboxSpec.
+type sandboxPlan struct {
+	sb       *Sandbox
+	networks []string
+	ip       netip.Addr
+	mac      net.HardwareAddr
+	adopt    string
+}
+
+// CreateSandbox validates spec, makes the namespace and its endpoints, and
+// stores the sandbox.
+func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
+	p, err := parseSandboxSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	p.sb.ID = newID()
+	p.sb.Created = e.clock().UTC()
+	err = e.mutate(func(tx *store.Tx, u *undo) error { return e.createSandbox(tx, u, p) })
+	if err != nil {
+		return nil, err
+	}
+	return p.sb, nil
+}
+
+func parseSandboxSpec(spec SandboxSpec) (*sandboxPlan, error) {
+	if err := validate.Name("sandbox", spec.Name); err != nil {
+		return nil, err
+	}
+	p := &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks}
+	if len(p.networks) == 0 {
+		p.networks = []string{DefaultNetwork}
+	}
+	if err := p.parseMode(); err != nil {
+		return nil, err
+	}
+	if err := p.parseAddresses(spec); err != nil {
+		return nil, err
+	}
+	if spec.NetNS != "" {
+		if p.sb.Mode == store.ModeHost || p.sb.Mode == store.ModeContainer {
+			return nil, fmt.Errorf("--netns cannot be used with --network %s: that mode uses an existing namespace already", p.networks[0])
+		}
+		if err := netns.Check(spec.NetNS); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
+		}
+		p.adopt = spec.NetNS
+	}
+	return p, nil
+}
+
+func (p *sandboxPlan) parseMode() error {
+	first := p.networks[0]
+	special := first == store.ModeHost || first == store.ModeNone || strings.HasPrefix(first, "container:")
+	if special && len(p.networks) > 1 {
+		return fmt.Errorf("--network %s cannot be combined with other networks", first)
+	}
+	switch {
+	case first == store.ModeHost || first == store.ModeNone:
+		p.sb.Mode = first
+	case strings.HasPrefix(first, "container:"):
+		p.sb.Mode, p.sb.Container = store.ModeContainer, strings.TrimPrefix(first, "container:")
+		if err := validate.Name("sandbox", p.sb.Container); err != nil {
+			return fmt.Errorf("--network %s: %w", first, err)
+		}
+	default:
+		p.sb.Mode = store.ModeBridge
+		seen := map[string]bool{}
+		for _, n := range p.networks {
+			if err := validate.Name("network", n); err != nil {
+				return err
+			}
+			if seen[n] {
+				return fmt.Errorf("network %s is given twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	return nil
+}
+
+func (p *sandboxPlan) parseAddresses(spec SandboxSpec) error {
+	if spec.IP == "" && spec.MAC == "" {
+		return nil
+	}
+	if p.sb.Mode != store.ModeBridge {
+		return fmt.Errorf("--ip and --mac need a bridge network, not --network %s", p.networks[0])
+	}
+	if spec.IP != "" {
+		ip, err := validate.IPv4(spec.IP)
+		if err != nil {
+			return err
+		}
+		p.ip = ip
+	}
+	if spec.MAC != "" {
+		mac, err := validate.MAC(spec.MAC)
+		if err != nil {
+			return err
+		}
+		p.mac = mac
+	}
+	return nil
+}
+
+func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
+	sb := p.sb
+	if _, err := tx.Sandbox(sb.Name); err == nil {
+		return fmt.Errorf("sandbox %s already exists: remove it first (nsnet sandbox rm %s) or choose another name", sb.Name, sb.Name)
+	}
+	nets, err := e.resolveNetworks(tx, u, p)
+	if err != nil {
+		return err
+	}
+	eps, err := planEndpoints(tx, p, nets)
+	if err != nil {
+		return err
+	}
+	if err := e.makeNamespace(tx, u, p); err != nil {
+		return err
+	}
+	for i := range eps {
+		if err := e.attach(tx, u, sb, nets[i], eps[i]); err != nil {
+			return err
+		}
+		sb.Endpoints = append(sb.Endpoints, eps[i])
+	}
+	return tx.PutSandbox(sb)
+}
+
+// resolveNetworks looks up the networks of a bridge-mode sandbox, making the
+// default network if it is asked for and missing.
+func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Network, error) {
+	if p.sb.Mode != store.ModeBridge {
+		return nil, nil
+	}
+	var out []*Network
+	for _, name := range p.networks {
+		n, err := tx.Network(name)
+		if errors.Is(err, store.ErrNotFound) && name == DefaultNetwork {
+			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: newID()}
+			err = e.createNetwork(tx, u, n, true, true)
+		}
+		if err != nil {
+			return nil, networkNotFound(name, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// planEndpoints picks interface names, addresses and MACs, and checks static
+// ones, before anything is made.
+func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, error) {
+	var eps []Endpoint
+	for i, n := range nets {
+		ep := Endpoint{Network: n.Name, IfName: fmt.Sprintf("eth%d", i), HostVeth: hostVethName(p.sb.ID, n.Name)}
+		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
+		ip := p.ip
+		if i == 0 && ip.IsValid() {
+			if err := ipam.CheckStatic(n.Subnet, n.Gateway, ip, held); err != nil {
+				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
+			}
+		} else {
+			var err error
+			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, held); err != nil {
+				return nil, fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
+			}
+		}
+		mac := ipam.MACFromIP(ip)
+		if i == 0 && p.mac != nil {
+			mac = p.mac
+		}
+		ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
+		if !n.Internal && i == 0 {
+			ep.Gateway = n.Gateway
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// hostVethName is the host end's name: stable for a sandbox and network, and
+// within the kernel's 15 characters.
+func hostVethName(sandboxID, network string) string {
+	h := sha256.Sum256([]byte(sandboxID + "/" + network))
+	return "veth" + hex.EncodeToString(h[:])[:8]
+}
+
+// makeNamespace creates, adopts or shares the sandbox's namespace and names
+// it under netns.Dir.
+func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
+	sb := p.sb
+	named := netns.Path(sb.Name)
+	src, err := namespaceSource(tx, p)
+	if err != nil {
+		return err
+	}
+	sb.NetNS = named
+	switch {
+	case src == named:
+		sb.Mounted = false // adopting /run/netns/NAME as itself
+	case netns.Exists(named):
+		return fmt.Errorf("a network namespace named %s already exists (%s): choose another sandbox name, or adopt it with --netns %s", sb.Name, named, named)
+	case src == "":
+		if err := netns.Create(named); err != nil {
+			return fmt.Errorf("sandbox %s: %w", sb.Name, err)
+		}
+		sb.Mounted, sb.OwnsNetNS = true, true
+	default:
+		if err := netns.Bind(src, named); err != nil {
+			return fmt.Errorf("sandbox %s: %w", sb.Name, err)
+		}
+		sb.Mounted = true
+	}
+	if sb.Mounted {
+		u.push(func() error { return netns.Remove(named) })
+	}
+	if sb.Mode == store.ModeNone {
+		return link.UpLoopback(named) // bridge mode raises lo with its endpoint
+	}
+	return nil
+}
+
+// namespaceSource is the namespace a sandbox uses: "" for a new one.
+func namespaceSource(tx *store.Tx, p *sandboxPlan) (string, error) {
+	switch p.sb.Mode {
+	case store.ModeHost:
+		return "/proc/thread-self/ns/net", nil
+	case store.ModeContainer:
+		other, err := tx.Sandbox(p.sb.Container)
+		if err != nil {
+			return "", sandboxNotFound(p.sb.Container, err)
+		}
+		return other.NetNS, nil
+	}
+	return p.adopt, nil
+}
+
+// attach makes one endpoint and leases its address.
+func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) error {
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	mac, _ := parseMAC(ep.MAC)
+	err = host.AttachVeth(link.Veth{
+		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
+		Alias: "nsnet sandbox " + sb.Name + " network " + n.Name,
+		NetNS: sb.NetNS, PeerName: ep.IfName, PeerMAC: mac,
+		Address: ep.Address, Gateway: ep.Gateway,
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
+	}
+	u.push(func() error { return host.DeleteLink(ep.HostVeth) })
+	return tx.PutLease(n.Name, ep.Address.Addr(), sb.Name)
+}
+
+func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }
+
+func sandboxNotFound(name string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("sandbox %s %w (see nsnet sandbox ls)", name, store.ErrNotFound)
+	}
+	return err
+}
+
+func joinNames(names []string) string { return strings.Join(names, " ") }

@@ -1,0 +1,137 @@
+// Package cli is nsnet's command line: the command tree, flags, and output
+// as tables or JSON. It holds no networking logic; every command opens the
+// engine, makes one call and prints the result.
+//
+// Invariants: errors go to stderr as one "Error: ..." line and a non-zero exit
+// code; normal output goes to stdout only; the engine is always closed (and the
+// state lock released) before a command returns or runs a user's program.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/ipam"
+)
+
+// exitError carries a specific exit code (e.g. a program's own, from run).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	app := &app{stdout: stdout, stderr: stderr}
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "Error: %v\n", err)
+	return 1
+}
+
+// app holds global flags and output streams.
+type app struct {
+	stdout, stderr io.Writer
+	root           string
+	pools          []string
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "nsnet",
+		Short:         "Docker-style container networking on Linux: bridges, sandboxes and NAT, daemonless",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !engine.IsRoot() {
+				return fmt.Errorf("nsnet %s must run as root: it changes network namespaces, links and nftables rules (try: sudo nsnet ...)", cmd.Name())
+			}
+			return nil
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	defRoot := os.Getenv("NSNET_ROOT")
+	if defRoot == "" {
+		defRoot = engine.DefaultRoot
+	}
+	root.PersistentFlags().StringVar(&a.root, "root", defRoot, "directory holding nsnet's state (env NSNET_ROOT)")
+	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
+		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
+	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(), a.demoCommand())
+	return root
+}
+
+// open opens the engine with the global options.
+func (a *app) open(readOnly bool) (*engine.Engine, error) {
+	o := engine.Options{Root: a.root, ReadOnly: readOnly}
+	for _, s := range a.pools {
+		p, err := ipam.ParsePool(s)
+		if err != nil {
+			return nil, err
+		}
+		o.AddressPools = append(o.AddressPools, p)
+	}
+	return engine.Open(o)
+}
+
+// withEngine opens the engine, runs fn and closes it.
+func (a *app) withEngine(readOnly bool, fn func(*engine.Engine) error) error {
+	e, err := a.open(readOnly)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return fn(e)
+}
+
+// forEach runs fn for every name, keeping going past errors like docker rm.
+func (a *app) forEach(names []string, fn func(string) error) error {
+	var failed []string
+	for _, n := range names {
+		if err := fn(n); err != nil {
+			fmt.Fprintf(a.stderr, "Error: %v\n", err)
+			failed = append(failed, n)
+			continue
+		}
+		fmt.Fprintln(a.stdout, n)
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: nil}
+	}
+	return nil
+}
+
+func joinOr(xs []string, empty string) string {
+	if len(xs) == 0 {
+		return empty
+	}
+	return strings.Join(xs, ",")
+}

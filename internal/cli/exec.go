@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// Exit codes for run and exec, as docker uses them.
+const (
+	codeNsnetFailed = 125 // nsnet itself failed
+	codeCannotRun   = 126 // the program exists but cannot be run
+	codeNotFound    = 127 // the program was not found
+)
+
+func (a *app) execCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec NAME -- CMD [ARG...]",
+		Short: "Run a command inside a sandbox's network namespace",
+		Args:  minArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			argv, err := splitCommand(cmd, args, 1)
+			if err != nil {
+				return &exitError{code: codeNsnetFailed, err: err}
+			}
+			var path string
+			err = a.withEngine(true, func(e *engine.Engine) error {
+				sb, err := e.InspectSandbox(args[0])
+				if err == nil {
+					path = sb.NetNS
+				}
+				return err
+			})
+			if err != nil {
+				return &exitError{code: codeNsnetFailed, err: err}
+			}
+			bin, err := exec.LookPath(argv[0])
+			if err != nil {
+				return &exitError{code: codeNotFound, err: fmt.Errorf("%s: command not found in PATH", argv[0])}
+			}
+			err = netns.Exec(path, bin, argv, os.Environ())
+			return &exitError{code: codeCannotRun, err: fmt.Errorf("run %s in sandbox %s: %w", argv[0], args[0], err)}
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var spec engine.SandboxSpec
+	var remove bool
+	cmd := &cobra.Command{
+		Use:   "run [--name NAME] [--network MODE] [--ip IP] [--rm] -- CMD [ARG...]",
+		Short: "Create a sandbox and run a command in it",
+		Args:  minArgs(1, "CMD"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if spec.Name == "" {
+				spec.Name = "run-" + randomHex(4)
+			}
+			var path string
+			err := a.withEngine(false, func(e *engine.Engine) error {
+				sb, err := e.CreateSandbox(spec)
+				if err == nil {
+					path = sb.NetNS
+				}
+				return err
+			})
+			if err != nil {
+				return &exitError{code: codeNsnetFailed, err: err}
+			}
+			code, runErr := runIn(path, args)
+			if remove {
+				if err := a.withEngine(false, func(e *engine.Engine) error { return e.RemoveSandbox(spec.Name, false) }); err != nil {
+					fmt.Fprintf(a.stderr, "Error: %v\n", err)
+				}
+			}
+			return &exitError{code: code, err: runErr}
+		},
+	}
+	sandboxFlags(cmd, &spec)
+	cmd.Flags().StringVar(&spec.Name, "name", "", "sandbox name (default run-<random>)")
+	cmd.Flags().BoolVar(&remove, "rm", false, "remove the sandbox when the command exits")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+// runIn runs argv in the namespace at path, forwarding signals, and returns
+// its exit code.
+func runIn(path string, argv []string) (int, error) {
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
+		return codeNotFound, fmt.Errorf("%s: command not found in PATH", argv[0])
+	}
+	c := exec.Command(bin, argv[1:]...)
+	c.Args[0] = argv[0]
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := netns.Do(path, c.Start); err != nil {
+		return codeCannotRun, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			c.Process.Signal(s)
+		case err := <-done:
+			return exitCode(err)
+		}
+	}
+}
+
+func exitCode(err error) (int, error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return codeNsnetFailed, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsnet/nsnet/engine"
+)
+
+func (a *app) sandboxCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "sandbox", Short: "Manage sandboxes (named network namespaces)"}
+	cmd.AddCommand(a.sandboxCreate(), a.sandboxLs(), a.sandboxInspect(), a.sandboxRm())
+	return cmd
+}
+
+// sandboxFlags are the flags shared by `sandbox create` and `run`.
+func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec) {
+	f := cmd.Flags()
+	f.StringArrayVar(&spec.Networks, "network", nil,
+		"bridge (default), a network name (repeatable), host, none, or container:NAME")
+	f.StringVar(&spec.IP, "ip", "", "static IPv4 address on the first network")
+}
+
+func (a *app) sandboxCreate() *cobra.Command {
+	var spec engine.SandboxSpec
+	cmd := &cobra.Command{
+		Use:   "create [--network MODE] [--ip IP] [--mac MAC] [--netns PATH] NAME",
+		Short: "Create a sandbox: a named network namespace attached to a network",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			spec.Name = args[0]
+			return a.withEngine(false, func(e *engine.Engine) error {
+				sb, err := e.CreateSandbox(spec)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, sb.Name)
+				return nil
+			})
+		},
+	}
+	sandboxFlags(cmd, &spec)
+	cmd.Flags().StringVar(&spec.MAC, "mac", "", "static MAC address on the first network (default: derived from the IP)")
+	cmd.Flags().StringVar(&spec.NetNS, "netns", "", "adopt this existing network namespace (e.g. /proc/PID/ns/net) instead of creating one")
+	return cmd
+}
+
+// sandboxJSON is what `sandbox inspect` and `sandbox ls --format json` print.
+type sandboxJSON struct {
+	Name      string                  `json:"name"`
+	ID        string                  `json:"id"`
+	Mode      string                  `json:"mode"`
+	Container string                  `json:"container,omitempty"`
+	NetNS     string                  `json:"netns"`
+	OwnsNetNS bool                    `json:"owns_netns"`
+	Created   time.Time               `json:"created"`
+	Networks  map[string]endpointJSON `json:"networks"`
+}
+
+type endpointJSON struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"`
+	MAC       string `json:"mac"`
+	Gateway   string `json:"gateway,omitempty"`
+	HostVeth  string `json:"host_veth"`
+}
+
+func toSandboxJSON(s engine.Sandbox) sandboxJSON {
+	j := sandboxJSON{
+		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
+		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{},
+	}
+	for _, ep := range s.Endpoints {
+		e := endpointJSON{Interface: ep.IfName, Address: ep.Address.String(), MAC: ep.MAC, HostVeth: ep.HostVeth}
+		if ep.Gateway.IsValid() {
+			e.Gateway = ep.Gateway.String()
+		}
+		j.Networks[ep.Network] = e
+	}
+	return j
+}
+
+func (a *app) sandboxLs() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:     "ls [--format json]",
+		Aliases: []string{"list"},
+		Short:   "List sandboxes",
+		Args:    exactArgs(0, ""),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if err := checkFormat(format); err != nil {
+				return err
+			}
+			return a.withEngine(true, func(e *engine.Engine) error {
+				sbs, err := e.Sandboxes()
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					out := []sandboxJSON{}
+					for _, s := range sbs {
+						out = append(out, toSandboxJSON(s))
+					}
+					return writeJSON(a.stdout, out)
+				}
+				return a.sandboxTable(sbs)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "output format: table (default) or json")
+	return cmd
+}
+
+func (a *app) sandboxTable(sbs []engine.Sandbox) error {
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, "NAME\tMODE\tNETWORKS\tADDRESSES\tNETNS")
+	for _, s := range sbs {
+		var nets, addrs []string
+		for _, ep := range s.Endpoints {
+			nets = append(nets, ep.Network)
+			addrs = append(addrs, ep.Address.String())
+		}
+		mode := s.Mode
+		if s.Container != "" {
+			mode += ":" + s.Container
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
+	}
+	return w.Flush()
+}
+
+func (a *app) sandboxInspect() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: "Show sandboxes as JSON",
+		Args:  minArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.withEngine(true, func(e *engine.Engine) error {
+				return a.inspectAll(args, func(name string) (any, error) {
+					s, err := e.InspectSandbox(name)
+					if err != nil {
+						return nil, err
+					}
+					return toSandboxJSON(*s), nil
+				})
+			})
+		},
+	}
+}
+
+func (a *app) sandboxRm() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [--force] NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove sandboxes",
+		Args:    minArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.withEngine(false, func(e *engine.Engine) error {
+				return a.forEach(args, func(name string) error { return e.RemoveSandbox(name, force) })
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "also remove sandboxes sharing this one's namespace")
+	return cmd
+}
+
+// splitCommand returns the program and its arguments after the sandbox name.
+func splitCommand(cmd *cobra.Command, args []string, skip int) ([]string, error) {
+	if len(args) <= skip {
+		return nil, fmt.Errorf("%q needs a command to run\nUsage: %s", cmd.CommandPath(), cmd.UseLine())
+	}
+	if strings.TrimSpace(args[skip]) == "" {
+		return nil, fmt.Errorf("the command to run is empty")
+	}
+	return args[skip:], nil
+}

@@ -1,0 +1,213 @@
+// Package ipam chooses subnets and addresses for nsnet networks.
+//
+// It is pure code over net/netip: no kernel calls and no storage. Callers pass
+// in what is already taken (other subnets, host routes, held addresses) and
+// persist the result themselves.
+//
+// Invariants: an address handed out by Allocate or accepted by CheckStatic lies
+// inside its subnet and is never the network address, the broadcast address or
+// the gateway, and never one the caller reported as held. PickSubnet never
+// returns a subnet overlapping a taken prefix. Only IPv4 is supported.
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// MinPrefixLen and MaxPrefixLen bound the subnets nsnet accepts: at most a /8,
+// and at least a /30 (a gateway plus one sandbox).
+const (
+	MinPrefixLen = 8
+	MaxPrefixLen = 30
+)
+
+// ErrExhausted is returned when a subnet or a pool has nothing left to give.
+var ErrExhausted = errors.New("no free addresses")
+
+// Pool is a range that subnets of Size bits are carved from, like dockerd's
+// --default-address-pool base=172.17.0.0/16,size=16.
+type Pool struct {
+	Base netip.Prefix
+	Size int
+}
+
+func (p Pool) String() string { return fmt.Sprintf("base=%s,size=%d", p.Base, p.Size) }
+
+// DefaultPools are Docker's default address pools: 172.17.0.0/16 to
+// 172.31.0.0/16, then 192.168.0.0/16 in /20s.
+var DefaultPools = []Pool{
+	{Base: netip.MustParsePrefix("172.17.0.0/16"), Size: 16},
+	{Base: netip.MustParsePrefix("172.18.0.0/15"), Size: 16},
+	{Base: netip.MustParsePrefix("172.20.0.0/14"), Size: 16},
+	{Base: netip.MustParsePrefix("172.24.0.0/13"), Size: 16},
+	{Base: netip.MustParsePrefix("192.168.0.0/16"), Size: 20},
+}
+
+// ParsePool parses "base=CIDR,size=N" (dockerd's syntax) or "CIDR/N" shorthand
+// is not accepted to keep one spelling.
+func ParsePool(s string) (Pool, error) {
+	var p Pool
+	var haveBase, haveSize bool
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		switch k {
+		case "base":
+			pfx, err := ParseSubnet(v)
+			if err != nil {
+				return Pool{}, fmt.Errorf("address pool %q: %w", s, err)
+			}
+			p.Base, haveBase = pfx, true
+		case "size":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return Pool{}, fmt.Errorf("address pool %q: size %q is not a number", s, v)
+			}
+			p.Size, haveSize = n, true
+		default:
+			return Pool{}, fmt.Errorf("address pool %q: unknown key %q (expected base=CIDR,size=N)", s, k)
+		}
+	}
+	if !haveBase || !haveSize {
+		return Pool{}, fmt.Errorf("address pool %q: expected base=CIDR,size=N", s)
+	}
+	if p.Size < p.Base.Bits() || p.Size > MaxPrefixLen {
+		return Pool{}, fmt.Errorf("address pool %q: size must be between %d and %d", s, p.Base.Bits(), MaxPrefixLen)
+	}
+	return p, nil
+}
+
+// ParseSubnet parses an IPv4 CIDR whose host bits are zero and whose length is
+// between MinPrefixLen and MaxPrefixLen.
+func ParseSubnet(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: expected CIDR notation like 192.168.88.0/24", s)
+	}
+	if !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("subnet %q is not IPv4: nsnet supports IPv4 networks only", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: host bits are set; did you mean %s?", s, p.Masked())
+	}
+	if p.Bits() < MinPrefixLen || p.Bits() > MaxPrefixLen {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length must be between /%d and /%d", s, MinPrefixLen, MaxPrefixLen)
+	}
+	return p, nil
+}
+
+// DefaultGateway is the first host address of the subnet, as Docker uses.
+func DefaultGateway(subnet netip.Prefix) netip.Addr {
+	return subnet.Addr().Next()
+}
+
+// Broadcast is the last address of the subnet.
+func Broadcast(subnet netip.Prefix) netip.Addr {
+	a := subnet.Addr().As4()
+	hostBits := 32 - subnet.Bits()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= (1<<hostBits - 1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// CheckGateway reports whether gw can be the gateway of subnet.
+func CheckGateway(subnet netip.Prefix, gw netip.Addr) error {
+	if !subnet.Contains(gw) {
+		return fmt.Errorf("gateway %s is outside subnet %s", gw, subnet)
+	}
+	if gw == subnet.Addr() || gw == Broadcast(subnet) {
+		return fmt.Errorf("gateway %s is the network or broadcast address of %s: pick a host address", gw, subnet)
+	}
+	return nil
+}
+
+// Held reports whether an address is already leased.
+type Held func(netip.Addr) bool
+
+// CheckStatic reports whether ip may be leased in subnet.
+func CheckStatic(subnet netip.Prefix, gw, ip netip.Addr, held Held) error {
+	switch {
+	case !subnet.Contains(ip):
+		return fmt.Errorf("address %s is outside the network's subnet %s", ip, subnet)
+	case ip == subnet.Addr():
+		return fmt.Errorf("address %s is the network address of %s", ip, subnet)
+	case ip == Broadcast(subnet):
+		return fmt.Errorf("address %s is the broadcast address of %s", ip, subnet)
+	case ip == gw:
+		return fmt.Errorf("address %s is the network's gateway", ip)
+	case held(ip):
+		return fmt.Errorf("address %s is already in use", ip)
+	}
+	return nil
+}
+
+// Allocate returns the lowest free host address of subnet: not the network,
+// broadcast or gateway address, and not held.
+func Allocate(subnet netip.Prefix, gw netip.Addr, held Held) (netip.Addr, error) {
+	last := Broadcast(subnet)
+	for a := subnet.Addr().Next(); a.Less(last); a = a.Next() {
+		if a != gw && !held(a) {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("subnet %s is full: %w", subnet, ErrExhausted)
+}
+
+// PickSubnet returns the first subnet from pools that overlaps none of taken.
+func PickSubnet(pools []Pool, taken []netip.Prefix) (netip.Prefix, error) {
+	for _, p := range pools {
+		if s, ok := pickFrom(p, taken); ok {
+			return s, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("every subnet of the address pools %v overlaps an existing network or host route: %w; pass --subnet", pools, ErrExhausted)
+}
+
+func pickFrom(p Pool, taken []netip.Prefix) (netip.Prefix, bool) {
+	cand := netip.PrefixFrom(p.Base.Addr(), p.Size)
+	for p.Base.Contains(cand.Addr()) {
+		blocker, overlaps := firstOverlap(cand, taken)
+		if !overlaps {
+			return cand, true
+		}
+		next, ok := after(cand, blocker)
+		if !ok {
+			return netip.Prefix{}, false
+		}
+		cand = next
+	}
+	return netip.Prefix{}, false
+}
+
+// after returns the first candidate of cand's size past both cand and blocker.
+func after(cand, blocker netip.Prefix) (netip.Prefix, bool) {
+	end := Broadcast(cand)
+	if b := Broadcast(blocker.Masked()); end.Less(b) {
+		end = b
+	}
+	next := end.Next()
+	if !next.IsValid() || next.IsUnspecified() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(next, cand.Bits()).Masked(), true
+}
+
+func firstOverlap(p netip.Prefix, taken []netip.Prefix) (netip.Prefix, bool) {
+	for _, t := range taken {
+		if t.Overlaps(p) {
+			return t, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// MACFromIP derives a stable, locally administered unicast MAC from an IPv4
+// address the way Docker does: 02:42 followed by the four address bytes.
+func MACFromIP(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
+}

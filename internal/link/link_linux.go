@@ -1,0 +1,259 @@
+// Package link makes and removes the kernel's network devices for nsnet:
+// bridges, veth pairs, addresses and routes, through netlink.
+//
+// It is the only package that imports vishvananda/netlink. Work inside a
+// sandbox uses a netlink handle bound to that namespace, so no thread of the
+// process ever switches namespace here.
+//
+// Invariants: every creating function either completes or removes what it
+// made before returning its error; every removing function treats "already
+// gone" as success.
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// loopbackIndex is the ifindex of lo in every network namespace.
+const loopbackIndex = 1
+
+// Host is a netlink handle on the namespace nsnet runs in (the "host").
+type Host struct {
+	h *netlink.Handle
+}
+
+// OpenHost opens a netlink handle on the current network namespace.
+func OpenHost() (*Host, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	return &Host{h: h}, nil
+}
+
+// Close releases the handle.
+func (h *Host) Close() { h.h.Close() }
+
+// Exists reports whether a link with this name exists in the host.
+func (h *Host) Exists(name string) (bool, error) {
+	_, err := h.h.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up link %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// Bridge describes a bridge device to create.
+type Bridge struct {
+	Name    string
+	MTU     int
+	MAC     net.HardwareAddr
+	Alias   string       // owner mark, readable with `ip -d link`
+	Address netip.Prefix // gateway address with the subnet's prefix length
+}
+
+// CreateBridge creates the bridge, brings it up and gives it its address.
+func (h *Host) CreateBridge(b Bridge) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Alias = b.Name, b.MTU, b.MAC, b.Alias
+	attrs.Flags = net.FlagUp
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if err := h.h.LinkAdd(br); err != nil {
+		return fmt.Errorf("create bridge %s: %w", b.Name, err)
+	}
+	if err := h.h.AddrAdd(br, toAddr(b.Address)); err != nil {
+		h.DeleteLink(b.Name)
+		return fmt.Errorf("add address %s to bridge %s: %w", b.Address, b.Name, err)
+	}
+	return nil
+}
+
+// DeleteLink removes a link; a link that does not exist is not an error.
+func (h *Host) DeleteLink(name string) error {
+	l, err := h.h.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up link %s: %w", name, err)
+	}
+	if err := h.h.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+// Veth describes a sandbox's attachment to a bridge.
+type Veth struct {
+	HostName string // host end, enslaved to Bridge
+	Bridge   string
+	MTU      int
+	Alias    string // owner mark on the host end
+	NetNS    string // path of the sandbox namespace
+	PeerName string // name inside the sandbox, e.g. eth0
+	PeerMAC  net.HardwareAddr
+	Address  netip.Prefix // sandbox address with prefix length
+	Gateway  netip.Addr   // default route target; zero for none
+}
+
+// AttachVeth creates the veth pair with its peer directly in the sandbox,
+// enslaves and raises the host end, and addresses and routes the peer.
+func (h *Host) AttachVeth(v Veth) error {
+	br, err := h.h.LinkByName(v.Bridge)
+	if err != nil {
+		return fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
+	}
+	nsFile, err := os.Open(v.NetNS)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", v.NetNS, err)
+	}
+	defer nsFile.Close()
+	host, err := h.createVeth(v, int(nsFile.Fd()))
+	if err != nil {
+		return err
+	}
+	if err := h.finishVeth(v, host, br, nsFile); err != nil {
+		h.DeleteLink(v.HostName)
+		return err
+	}
+	return nil
+}
+
+func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU, attrs.Alias = v.HostName, v.MTU, v.Alias
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         v.PeerName,
+		PeerHardwareAddr: v.PeerMAC,
+		PeerNamespace:    netlink.NsFd(nsFd),
+		PeerMTU:          uint32(v.MTU),
+	}
+	if err := h.h.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", v.HostName, v.PeerName, v.NetNS, err)
+	}
+	return veth, nil
+}
+
+func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error {
+	if err := h.h.LinkSetMasterByIndex(host, br.Attrs().Index); err != nil {
+		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
+	}
+	if err := h.h.LinkSetUp(host); err != nil {
+		return fmt.Errorf("bring up %s: %w", v.HostName, err)
+	}
+	return configurePeer(v, nsFile)
+}
+
+func configurePeer(v Veth, nsFile *os.File) error {
+	sb, err := netlink.NewHandleAt(vnetns.NsHandle(nsFile.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink socket in %s: %w", v.NetNS, err)
+	}
+	defer sb.Close()
+	peer, err := sb.LinkByName(v.PeerName)
+	if err != nil {
+		return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS, err)
+	}
+	if err := sb.AddrAdd(peer, toAddr(v.Address)); err != nil {
+		return fmt.Errorf("add address %s to %s in %s: %w", v.Address, v.PeerName, v.NetNS, err)
+	}
+	if err := sb.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("bring up %s in %s: %w", v.PeerName, v.NetNS, err)
+	}
+	if err := setUpLoopback(sb); err != nil {
+		return fmt.Errorf("bring up lo in %s: %w", v.NetNS, err)
+	}
+	if !v.Gateway.IsValid() {
+		return nil
+	}
+	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: v.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+	if err := sb.RouteAdd(route); err != nil {
+		return fmt.Errorf("add default route via %s in %s: %w", v.Gateway, v.NetNS, err)
+	}
+	return nil
+}
+
+// UpLoopback brings lo up inside the namespace at path.
+func UpLoopback(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer f.Close()
+	sb, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink socket in %s: %w", path, err)
+	}
+	defer sb.Close()
+	if err := setUpLoopback(sb); err != nil {
+		return fmt.Errorf("bring up lo in %s: %w", path, err)
+	}
+	return nil
+}
+
+func setUpLoopback(h *netlink.Handle) error {
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIndex}}
+	return h.LinkSetUp(lo)
+}
+
+// Routes returns the destinations of the host's IPv4 routes in the main
+// table, without the default route.
+func (h *Host) Routes() ([]netip.Prefix, error) {
+	rs, err := h.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list host routes: %w", err)
+	}
+	var out []netip.Prefix
+	for _, r := range rs {
+		if r.Dst == nil {
+			continue
+		}
+		if p, ok := toPrefix(r.Dst); ok && p.Bits() > 0 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// EnableIPv4Forwarding turns on net.ipv4.ip_forward in the host namespace.
+func EnableIPv4Forwarding() error {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	cur, err := os.ReadFile(path)
+	if err == nil && len(cur) > 0 && cur[0] == '1' {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding (%s): %w", path, err)
+	}
+	return nil
+}
+
+func toAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+}
+
+func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}

@@ -1,0 +1,214 @@
+// Package netns creates, names, checks, enters and removes network namespaces.
+//
+// Named namespaces are bind mounts under Dir, exactly as `ip netns add` makes
+// them, so `ip netns exec NAME` works on every sandbox.
+//
+// Invariants: no function leaves the calling goroutine's OS thread in another
+// namespace. Work inside a namespace runs on a fresh goroutine locked to its
+// thread; if switching back fails the thread stays locked and dies with the
+// goroutine instead of returning to Go's pool in the wrong namespace.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is where named network namespaces are mounted, as for iproute2.
+var Dir = "/run/netns"
+
+// Path is the bind-mount path of the named namespace.
+func Path(name string) string { return filepath.Join(Dir, name) }
+
+// Exists reports whether something is present at path.
+func Exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// Check reports whether path is a network namespace.
+func Check(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer f.Close()
+	return checkFd(path, int(f.Fd()))
+}
+
+func checkFd(path string, fd int) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("%s is not a network namespace (expected a file like /proc/PID/ns/net or /run/netns/NAME)", path)
+	}
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil || t != unix.CLONE_NEWNET {
+		return fmt.Errorf("%s is not a network namespace (expected a file like /proc/PID/ns/net or /run/netns/NAME)", path)
+	}
+	return nil
+}
+
+// Open opens a network namespace file for use as a setns or netlink target.
+func Open(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	if err := checkFd(path, int(f.Fd())); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Create makes a new, empty network namespace and bind-mounts it at path.
+// The file at path must not exist yet.
+func Create(path string) error {
+	if err := prepareMountPoint(path); err != nil {
+		return err
+	}
+	err := onLockedThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare network namespace: %w", err)
+		}
+		return bind("/proc/thread-self/ns/net", path)
+	})
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("create network namespace %s: %w", path, err)
+	}
+	return nil
+}
+
+// Bind names an existing namespace: it bind-mounts src at path.
+func Bind(src, path string) error {
+	if err := prepareMountPoint(path); err != nil {
+		return err
+	}
+	if err := bind(src, path); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("name network namespace %s at %s: %w", src, path, err)
+	}
+	return nil
+}
+
+// Remove unmounts and deletes the namespace file at path. A namespace whose
+// last reference was this mount is destroyed by the kernel. Remove tolerates a
+// path that is already gone or not mounted.
+func Remove(path string) error {
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount network namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove network namespace file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Do runs fn with the calling thread's network namespace switched to the one
+// at path, on a dedicated locked thread.
+func Do(path string, fn func() error) error {
+	target, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	return onLockedThread(func() error {
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter network namespace %s: %w", path, err)
+		}
+		return fn()
+	})
+}
+
+// Exec replaces the current process with argv, running in the network
+// namespace at path. It returns only on failure.
+func Exec(path, binary string, argv, env []string) error {
+	target, err := Open(path)
+	if err != nil {
+		return err
+	}
+	runtime.LockOSThread() // never unlocked: the process image is replaced
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	target.Close()
+	return unix.Exec(binary, argv, env)
+}
+
+// onLockedThread runs fn on a new goroutine locked to its OS thread and
+// switches the thread back to its original network namespace afterwards.
+func onLockedThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("switch back to original network namespace: %w", err))
+			return // the thread stays locked and exits with the goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// prepareMountPoint makes Dir a shared mount point (as iproute2 does, so
+// namespace mounts propagate between mount namespaces) and creates the empty
+// file to mount on, failing if it exists.
+func prepareMountPoint(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if dir == Dir {
+		if err := makeShared(dir); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func makeShared(dir string) error {
+	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("make %s a shared mount: %w", dir, err)
+	}
+	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount %s onto itself: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s a shared mount: %w", dir, err)
+	}
+	return nil
+}
+
+func bind(src, path string) error {
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mount %s at %s: %w", src, path, err)
+	}
+	return nil
+}

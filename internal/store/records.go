@@ -1,0 +1,56 @@
+package store
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Network is a bridge network.
+type Network struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	Bridge    string       `json:"bridge"`
+	Subnet    netip.Prefix `json:"subnet"`
+	Gateway   netip.Addr   `json:"gateway"`
+	Internal  bool         `json:"internal"`
+	MTU       int          `json:"mtu"`
+	BridgeMAC string       `json:"bridge_mac"`
+	Created   time.Time    `json:"created"`
+}
+
+// Sandbox modes.
+const (
+	ModeBridge    = "bridge"
+	ModeHost      = "host"
+	ModeNone      = "none"
+	ModeContainer = "container"
+)
+
+// Sandbox is a named network namespace and its endpoints.
+type Sandbox struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Mode      string     `json:"mode"`                // one of the Mode constants
+	Container string     `json:"container,omitempty"` // for ModeContainer: the sandbox whose namespace is shared
+	NetNS     string     `json:"netns"`               // path to use to enter the namespace
+	OwnsNetNS bool       `json:"owns_netns"`          // nsnet created the namespace and destroys it on removal
+	Mounted   bool       `json:"mounted"`             // nsnet bind-mounted NetNS and unmounts it on removal
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	Created   time.Time  `json:"created"`
+}
+
+// Endpoint is a sandbox's attachment to one network.
+type Endpoint struct {
+	Network  string       `json:"network"`
+	IfName   string       `json:"ifname"`
+	Address  netip.Prefix `json:"address"`
+	MAC      string       `json:"mac"`
+	Gateway  netip.Addr   `json:"gateway"`
+	HostVeth string       `json:"host_veth"`
+}
+
+// Lease is an address held on a network.
+type Lease struct {
+	IP      netip.Addr
+	Sandbox string
+}

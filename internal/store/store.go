@@ -1,0 +1,247 @@
+// Package store keeps nsnet's state in one embedded bbolt file.
+//
+// Invariants: the file is only changed inside a read-write transaction, and a
+// read-write Store holds bbolt's exclusive file lock for as long as it is open,
+// so at most one nsnet process mutates state at a time; readers take a shared
+// lock. A lease exists for an address exactly when a sandbox endpoint holds
+// it, and callers keep it so by changing both in one transaction.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the state file inside the root directory.
+const FileName = "nsnet.db"
+
+// ErrBusy is returned when another nsnet process holds the lock for too long.
+var ErrBusy = errors.New("state store is busy")
+
+// ErrNotFound is returned when a named record does not exist.
+var ErrNotFound = errors.New("not found")
+
+var (
+	bucketNetworks  = []byte("networks")
+	bucketSandboxes = []byte("sandboxes")
+	bucketLeases    = []byte("leases")
+)
+
+// Store is an open state file.
+type Store struct {
+	db *bolt.DB
+}
+
+// Options tune Open.
+type Options struct {
+	ReadOnly    bool          // take a shared lock; fails over to read-write if the file is new
+	LockTimeout time.Duration // how long to wait for another process's lock
+}
+
+// Open opens (creating if needed) the state file in dir.
+func Open(dir string, o Options) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		o.ReadOnly = false
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory %s: %w", dir, err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if !o.ReadOnly {
+		if err := s.Update(func(*Tx) error { return nil }); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases the file and its lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the state file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Update runs fn in a read-write transaction, committed only if fn succeeds.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return fn(&Tx{tx: tx})
+	})
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Tx is a transaction over nsnet's records.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// Network returns the named network or ErrNotFound.
+func (t *Tx) Network(name string) (*Network, error) {
+	var n Network
+	if err := t.get(bucketNetworks, name, &n); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// Networks returns every network, sorted by name.
+func (t *Tx) Networks() ([]Network, error) {
+	var out []Network
+	err := t.each(bucketNetworks, func(v []byte) error {
+		var n Network
+		if err := json.Unmarshal(v, &n); err != nil {
+			return err
+		}
+		out = append(out, n)
+		return nil
+	})
+	return out, err
+}
+
+// PutNetwork stores n under its name.
+func (t *Tx) PutNetwork(n *Network) error { return t.put(bucketNetworks, n.Name, n) }
+
+// DeleteNetwork removes the network record and its lease bucket.
+func (t *Tx) DeleteNetwork(name string) error {
+	if err := t.tx.Bucket(bucketNetworks).Delete([]byte(name)); err != nil {
+		return err
+	}
+	err := t.tx.Bucket(bucketLeases).DeleteBucket([]byte(name))
+	if errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Sandbox returns the named sandbox or ErrNotFound.
+func (t *Tx) Sandbox(name string) (*Sandbox, error) {
+	var s Sandbox
+	if err := t.get(bucketSandboxes, name, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Sandboxes returns every sandbox, sorted by name.
+func (t *Tx) Sandboxes() ([]Sandbox, error) {
+	var out []Sandbox
+	err := t.each(bucketSandboxes, func(v []byte) error {
+		var s Sandbox
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	return out, err
+}
+
+// PutSandbox stores s under its name.
+func (t *Tx) PutSandbox(s *Sandbox) error { return t.put(bucketSandboxes, s.Name, s) }
+
+// DeleteSandbox removes the sandbox record (not its leases).
+func (t *Tx) DeleteSandbox(name string) error {
+	return t.tx.Bucket(bucketSandboxes).Delete([]byte(name))
+}
+
+// LeaseHolder returns the sandbox holding ip on network, or "".
+func (t *Tx) LeaseHolder(network string, ip netip.Addr) string {
+	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	if b == nil {
+		return ""
+	}
+	return string(b.Get(ip.AsSlice()))
+}
+
+// Leases returns the addresses leased on network, ascending, with holders.
+func (t *Tx) Leases(network string) ([]Lease, error) {
+	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	if b == nil {
+		return nil, nil
+	}
+	var out []Lease
+	err := b.ForEach(func(k, v []byte) error {
+		ip, ok := netip.AddrFromSlice(k)
+		if !ok {
+			return fmt.Errorf("corrupt lease key %x in network %s", k, network)
+		}
+		out = append(out, Lease{IP: ip, Sandbox: string(v)})
+		return nil
+	})
+	return out, err
+}
+
+// PutLease records that sandbox holds ip on network.
+func (t *Tx) PutLease(network string, ip netip.Addr, sandbox string) error {
+	b, err := t.tx.Bucket(bucketLeases).CreateBucketIfNotExists([]byte(network))
+	if err != nil {
+		return err
+	}
+	return b.Put(ip.AsSlice(), []byte(sandbox))
+}
+
+// DeleteLease releases ip on network; releasing a free address is a no-op.
+func (t *Tx) DeleteLease(network string, ip netip.Addr) error {
+	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(ip.AsSlice())
+}
+
+func (t *Tx) get(bucket []byte, key string, v any) error {
+	b := t.tx.Bucket(bucket)
+	if b == nil {
+		return ErrNotFound
+	}
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s record %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+func (t *Tx) put(bucket []byte, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
+	}
+	return t.tx.Bucket(bucket).Put([]byte(key), raw)
+}
+
+func (t *Tx) each(bucket []byte, fn func(v []byte) error) error {
+	b := t.tx.Bucket(bucket)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(_, v []byte) error { return fn(v) })
+}
+

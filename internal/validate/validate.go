@@ -1,0 +1,99 @@
+// Package validate parses and checks user input: object names, interface names,
+// IPv4 addresses and MAC addresses.
+//
+// Invariants: every function is pure (no kernel or store access), and every error
+// message names the offending value and says what a valid one looks like, so the
+// CLI can print it as is.
+package validate
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// MaxNameLen is the longest network or sandbox name nsnet accepts.
+const MaxNameLen = 64
+
+// MaxIfNameLen is the kernel's limit on interface names (IFNAMSIZ-1).
+const MaxIfNameLen = 15
+
+// Name checks a network or sandbox name. kind ("network", "sandbox") is used
+// in the message. Names are 1 to 64 characters of [a-zA-Z0-9_.-], starting
+// with a letter or digit, as Docker's container names are.
+func Name(kind, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s name is empty: give a name of 1 to %d characters", kind, MaxNameLen)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%s name %q is %d characters long: the limit is %d", kind, s, len(s), MaxNameLen)
+	case !isAlnum(s[0]):
+		return fmt.Errorf("invalid %s name %q: it must start with a letter or digit", kind, s)
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return !isNameChar(r) }); i >= 0 {
+		return fmt.Errorf("invalid %s name %q: character %q is not allowed (use letters, digits, '_', '.' and '-')", kind, s, s[i])
+	}
+	return nil
+}
+
+// IfName checks a Linux interface name: 1 to 15 bytes, no '/', ':', whitespace
+// or NUL, and not "." or "..".
+func IfName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("interface name is empty")
+	case len(s) > MaxIfNameLen:
+		return fmt.Errorf("interface name %q is %d characters long: the kernel allows at most %d", s, len(s), MaxIfNameLen)
+	case s == "." || s == "..":
+		return fmt.Errorf("invalid interface name %q", s)
+	}
+	if i := strings.IndexAny(s, "/: \t\n\x00"); i >= 0 {
+		return fmt.Errorf("invalid interface name %q: character %q is not allowed", s, s[i])
+	}
+	return nil
+}
+
+// IPv4 parses a plain IPv4 address (no prefix, no zone).
+func IPv4(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("invalid IP address %q: expected dotted IPv4 like 192.168.88.11", s)
+	}
+	if !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("IP address %q is not IPv4: nsnet supports IPv4 networks only", s)
+	}
+	return a, nil
+}
+
+// MAC parses a unicast Ethernet MAC address such as 02:42:c0:a8:58:0b.
+func MAC(s string) (net.HardwareAddr, error) {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, fmt.Errorf("invalid MAC address %q: expected six hex bytes like 02:42:c0:a8:58:0b", s)
+	}
+	if m[0]&1 == 1 {
+		return nil, fmt.Errorf("MAC address %q is multicast: the first byte must be even (e.g. 02:...)", s)
+	}
+	if isZero(m) {
+		return nil, fmt.Errorf("MAC address %q is all zeros", s)
+	}
+	return m, nil
+}
+
+func isZero(m net.HardwareAddr) bool {
+	for _, b := range m {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
+
+func isNameChar(r rune) bool {
+	return r < 128 && (isAlnum(byte(r)) || r == '_' || r == '.' || r == '-')
+}
