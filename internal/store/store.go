@@ -244,4 +244,3 @@ func (t *Tx) each(bucket []byte, fn func(v []byte) error) error {
 	}
 	return b.ForEach(func(_, v []byte) error { return fn(v) })
 }
-
