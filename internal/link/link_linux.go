@@ -18,6 +18,7 @@ import (
 	"os"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -66,7 +67,7 @@ type Bridge struct {
 // CreateBridge creates the bridge, brings it up and gives it its address.
 func (h *Host) CreateBridge(b Bridge) error {
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Alias = b.Name, b.MTU, b.MAC, b.Alias
+	attrs.Name, attrs.MTU, attrs.HardwareAddr = b.Name, b.MTU, b.MAC
 	attrs.Flags = net.FlagUp
 	br := &netlink.Bridge{LinkAttrs: attrs}
 	if err := h.h.LinkAdd(br); err != nil {
@@ -76,7 +77,29 @@ func (h *Host) CreateBridge(b Bridge) error {
 		h.DeleteLink(b.Name)
 		return fmt.Errorf("add address %s to bridge %s: %w", b.Address, b.Name, err)
 	}
+	if err := setLink(br.Attrs().Index, 0, b.Alias); err != nil {
+		h.DeleteLink(b.Name)
+		return fmt.Errorf("mark bridge %s: %w", b.Name, err)
+	}
 	return nil
+}
+
+// setLink raises a link and sets its master (if not 0) and alias in one
+// RTM_SETLINK message: the kernel ignores an alias given at creation.
+func setLink(index, master int, alias string) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	if master != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
+	}
+	if alias != "" {
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
+	}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }
 
 // DeleteLink removes a link; a link that does not exist is not an error.
@@ -132,7 +155,7 @@ func (h *Host) AttachVeth(v Veth) error {
 
 func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.Alias = v.HostName, v.MTU, v.Alias
+	attrs.Name, attrs.MTU = v.HostName, v.MTU
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,
 		PeerName:         v.PeerName,
@@ -147,11 +170,8 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 }
 
 func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error {
-	if err := h.h.LinkSetMasterByIndex(host, br.Attrs().Index); err != nil {
+	if err := setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
-	}
-	if err := h.h.LinkSetUp(host); err != nil {
-		return fmt.Errorf("bring up %s: %w", v.HostName, err)
 	}
 	return configurePeer(v, nsFile)
 }

@@ -1,0 +1,213 @@
+package demo
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/probe"
+)
+
+func (d *demo) createBridge() error {
+	d.heading(1, "Create the bridge br01 with gateway 192.168.88.1", "ip link add br01 type bridge; ip addr add 192.168.88.1/24 dev br01; ip link set br01 up")
+	_, err := d.nsnet("network", "create", "--subnet", "192.168.88.0/24", "--gateway", "192.168.88.1", "--bridge", "br01", "br01")
+	if err != nil {
+		return err
+	}
+	return d.showLinks(d.host, "host", func(l link.Info) bool { return l.Name == "br01" })
+}
+
+func (d *demo) createSandboxes() error {
+	d.heading(2, "Create sandboxes ns01 and ns02 on br01", "ip netns add; ip link add ... type veth; brctl addif; ip addr add; ip route add default")
+	for _, sb := range sandboxes {
+		if _, err := d.nsnet("sandbox", "create", "--network", "br01", "--ip", sb.ip, sb.name); err != nil {
+			return err
+		}
+	}
+	_, err := d.nsnet("sandbox", "ls")
+	return err
+}
+
+func (d *demo) showBridge() error {
+	d.heading(3, "The bridge and its ports", "brctl show br01")
+	links, err := link.Links(d.host)
+	if err != nil {
+		return err
+	}
+	var ports []string
+	for _, l := range links {
+		if l.Master == "br01" {
+			ports = append(ports, fmt.Sprintf("%s (%s, %s)", l.Name, state(l.Up), l.Alias))
+		}
+	}
+	d.say("bridge br01, %d ports:", len(ports))
+	for _, p := range ports {
+		d.say("    %s", p)
+	}
+	if len(ports) != len(sandboxes) {
+		return fmt.Errorf("demo: bridge br01 has %d ports, want %d", len(ports), len(sandboxes))
+	}
+	return nil
+}
+
+func (d *demo) showSandboxes() error {
+	d.heading(4, "Addresses and routes inside the sandboxes", "ip netns exec ns01 ip addr; ip netns exec ns01 ip route")
+	for _, sb := range sandboxes {
+		path := netns.Path(sb.name)
+		if err := d.showLinks(path, sb.name, func(link.Info) bool { return true }); err != nil {
+			return err
+		}
+		gw, err := link.DefaultGateway(path)
+		if err != nil {
+			return err
+		}
+		d.say("  %s: default via %s", sb.name, gw)
+	}
+	return nil
+}
+
+func (d *demo) showLinks(path, where string, keep func(link.Info) bool) error {
+	links, err := link.Links(path)
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if keep(l) {
+			d.say("  %s: %-6s %-7s %-4s %s %v", where, l.Name, l.Kind, state(l.Up), l.MAC, l.Addrs)
+		}
+	}
+	return nil
+}
+
+func state(up bool) string {
+	if up {
+		return "UP"
+	}
+	return "DOWN"
+}
+
+func (d *demo) ping() error {
+	d.heading(5, "ns01 pings ns02 across the bridge", "ip netns exec ns01 ping 192.168.88.12 -c 1")
+	rtt, err := probe.Ping(netns.Path("ns01"), netip.MustParseAddr(sandboxes[1].ip), d.timeout())
+	if err != nil {
+		return fmt.Errorf("demo: ns01 -> ns02: %w", err)
+	}
+	d.say("  reply from %s: icmp_seq=1 time=%.3f ms", sandboxes[1].ip, float64(rtt.Microseconds())/1000)
+	return nil
+}
+
+func (d *demo) showNeighbours() error {
+	d.heading(6, "ns01's neighbour table holds ns02's real MAC", "ip netns exec ns01 arp")
+	neigh, err := link.Neighbours(netns.Path("ns01"))
+	if err != nil {
+		return err
+	}
+	want := macOf(netns.Path("ns02"))
+	found := false
+	for _, n := range neigh {
+		d.say("  %-15s %s %s %s", n.IP, n.MAC, n.Dev, n.State)
+		found = found || (n.IP.String() == sandboxes[1].ip && n.MAC == want)
+	}
+	if !found {
+		return fmt.Errorf("demo: ns01 has no neighbour entry for %s with ns02's MAC %s", sandboxes[1].ip, want)
+	}
+	d.say("  ns02's eth0 really has MAC %s: ARP worked across br01.", want)
+	return nil
+}
+
+func macOf(path string) string {
+	links, _ := link.Links(path)
+	for _, l := range links {
+		if l.Name == "eth0" {
+			return l.MAC
+		}
+	}
+	return ""
+}
+
+func (d *demo) reachInternet() error {
+	d.heading(7, "ns02 reaches the internet through ip_forward and masquerade", "sysctl -w net.ipv4.conf.all.forwarding=1; iptables -t nat -A POSTROUTING -s 192.168.88.0/24 -j MASQUERADE")
+	if err := d.showFirewall(); err != nil {
+		return err
+	}
+	ns02 := netns.Path("ns02")
+	rtt, err := probe.Ping(ns02, netip.MustParseAddr(PublicIP), d.timeout())
+	if err != nil {
+		return fmt.Errorf("demo: ns02 -> %s: %w", PublicIP, err)
+	}
+	d.say("  ping %s from ns02: reply in %.3f ms", PublicIP, float64(rtt.Microseconds())/1000)
+	srv, err := probe.Serve(d.inet, PublicIP+":80")
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	greeting, err := probe.Hello(ns02, PublicIP+":80", d.timeout())
+	if err != nil {
+		return fmt.Errorf("demo: ns02 -> %s:80: %w", PublicIP, err)
+	}
+	d.say("  TCP from ns02 (%s) to %s:80, the server answers: %q", sandboxes[1].ip, PublicIP, greeting)
+	if seen := srv.Seen(); len(seen) != 1 || seen[0] != UplinkIP {
+		return fmt.Errorf("demo: the internet server saw %v, want the host's uplink %s", seen, UplinkIP)
+	}
+	d.say("  The internet saw %s, the host's uplink address, not %s: masquerade at work.", UplinkIP, sandboxes[1].ip)
+	return nil
+}
+
+func (d *demo) showFirewall() error {
+	return d.inHost(func() error {
+		fwd, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		if err != nil {
+			return err
+		}
+		d.say("  host net.ipv4.ip_forward = %s", strings.TrimSpace(string(fwd)))
+		rules, err := firewall.Rules()
+		for _, r := range rules {
+			d.say("  nftables table inet %s, chain %s: %s", firewall.TableName, r.Chain, r.Comment)
+		}
+		return err
+	})
+}
+
+func (d *demo) cleanUp() error {
+	d.heading(8, "Clean up", "ip netns del ns01 ns02; ip link set br01 down; brctl delbr br01; iptables -t nat -D POSTROUTING ...")
+	if _, err := d.nsnet("sandbox", "rm", "ns01", "ns02"); err != nil {
+		return err
+	}
+	if _, err := d.nsnet("network", "rm", "br01"); err != nil {
+		return err
+	}
+	return d.proveClean()
+}
+
+// proveClean checks that nothing of nsnet is left in the host namespace.
+func (d *demo) proveClean() error {
+	links, err := link.Links(d.host)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Name)
+	}
+	d.say("  host links now: %s", strings.Join(names, ", "))
+	var table bool
+	if err := d.inHost(func() error { table, err = firewall.Exists(); return err }); err != nil {
+		return err
+	}
+	d.say("  nftables table inet %s present: %t", firewall.TableName, table)
+	left := []string{}
+	for _, sb := range sandboxes {
+		if netns.Exists(netns.Path(sb.name)) {
+			left = append(left, sb.name)
+		}
+	}
+	d.say("  sandbox namespaces left under %s: %v", netns.Dir, left)
+	if len(names) != 2 || table || len(left) > 0 {
+		return fmt.Errorf("demo: something was left behind: links %v, table %t, namespaces %v", names, table, left)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package firewall
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+)
+
+// Rule is one rule of nsnet's table, as read back from the kernel.
+type Rule struct {
+	Chain   string
+	Comment string
+}
+
+// Rules reads nsnet's table back from the kernel. It returns no rules and no
+// error when the table does not exist.
+func Rules() ([]Rule, error) {
+	if ok, err := Exists(); err != nil || !ok {
+		return nil, err
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("open nftables connection: %w", err)
+	}
+	table, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("read table inet %s: %w", TableName, err)
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains of inet %s: %w", TableName, err)
+	}
+	var out []Rule
+	for _, ch := range chains {
+		if ch.Table.Name != TableName {
+			continue
+		}
+		rules, err := c.GetRules(table, ch)
+		if err != nil {
+			return nil, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			comment, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			out = append(out, Rule{Chain: ch.Name, Comment: comment})
+		}
+	}
+	return out, nil
+}
+
+// Exists reports whether nsnet's table is present.
+func Exists() (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, fmt.Errorf("open nftables connection: %w", err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("list nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == TableName {
+			return true, nil
+		}
+	}
+	return false, nil
+}
