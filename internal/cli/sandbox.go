@@ -171,6 +171,9 @@ func (a *app) sandboxRm() *cobra.Command {
 
 // splitCommand returns the program and its arguments after the sandbox name.
 func splitCommand(cmd *cobra.Command, args []string, skip int) ([]string, error) {
+	if len(args) > skip && args[skip] == "--" {
+		skip++ // flag parsing stopped at NAME, so "--" is still here
+	}
 	if len(args) <= skip {
 		return nil, fmt.Errorf("%q needs a command to run\nUsage: %s", cmd.CommandPath(), cmd.UseLine())
 	}

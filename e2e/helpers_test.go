@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// network and sandbox mirror the JSON printed by `inspect`.
+type network struct {
+	Name      string `json:"name"`
+	Bridge    string `json:"bridge"`
+	Subnet    string `json:"subnet"`
+	Gateway   string `json:"gateway"`
+	Internal  bool   `json:"internal"`
+	MTU       int    `json:"mtu"`
+	Sandboxes []struct {
+		Sandbox string `json:"sandbox"`
+		Address string `json:"address"`
+		MAC     string `json:"mac"`
+	} `json:"sandboxes"`
+}
+
+type endpoint struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"`
+	MAC       string `json:"mac"`
+	Gateway   string `json:"gateway"`
+	HostVeth  string `json:"host_veth"`
+}
+
+type sandbox struct {
+	Name      string              `json:"name"`
+	Mode      string              `json:"mode"`
+	NetNS     string              `json:"netns"`
+	OwnsNetNS bool                `json:"owns_netns"`
+	Networks  map[string]endpoint `json:"networks"`
+}
+
+func inspectNetwork(t *testing.T, w *testenv.World, name string) network {
+	t.Helper()
+	var out []network
+	decode(t, w.MustNsnet(t, "network", "inspect", name), &out)
+	if len(out) != 1 {
+		t.Fatalf("network inspect %s: got %d objects", name, len(out))
+	}
+	return out[0]
+}
+
+func inspectSandbox(t *testing.T, w *testenv.World, name string) sandbox {
+	t.Helper()
+	var out []sandbox
+	decode(t, w.MustNsnet(t, "sandbox", "inspect", name), &out)
+	if len(out) != 1 {
+		t.Fatalf("sandbox inspect %s: got %d objects", name, len(out))
+	}
+	return out[0]
+}
+
+func decode(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, s)
+	}
+}
+
+// mustLink finds a link by name in ns or fails.
+func mustLink(t *testing.T, ns, name string) testenv.Link {
+	t.Helper()
+	l, ok := testenv.FindLink(testenv.Addrs(t, ns), name)
+	if !ok {
+		t.Fatalf("no link %s in %s", name, ns)
+	}
+	return l
+}
+
+// defaultGateway returns the gateway of ns's default route, or "".
+func defaultGateway(t *testing.T, ns string) string {
+	t.Helper()
+	for _, r := range testenv.Routes(t, ns) {
+		if r.Dst == "default" {
+			return r.Gateway
+		}
+	}
+	return ""
+}
+
+// expectFail asserts that an nsnet command fails with code and a message
+// containing every want.
+func expectFail(t *testing.T, w *testenv.World, code int, want []string, args ...string) {
+	t.Helper()
+	r := w.Nsnet(args...)
+	if r.Code != code {
+		t.Fatalf("nsnet %s: exit %d, want %d\nstderr: %s", strings.Join(args, " "), r.Code, code, r.Stderr)
+	}
+	for _, s := range want {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("nsnet %s: stderr %q lacks %q", strings.Join(args, " "), r.Stderr, s)
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func mustRun(t *testing.T, ns, name string, args ...string) {
+	t.Helper()
+	if out, err := testenv.RunIn(ns, name, args...); err != nil {
+		t.Fatalf("%s %v in %s: %v\n%s", name, args, ns, err, out)
+	}
+}
