@@ -47,6 +47,11 @@ made_ns=()
 cleanup() {
 	local rc=$? ns m
 	trap - EXIT INT TERM HUP
+	# nsnet names each sandbox under /run/netns ($PREFIX-boxI, a bind mount
+	# of $PREFIX-sb-I); an interrupted run may leave some.
+	for ns in /run/netns/"$PREFIX"-box*; do
+		if [[ -e $ns ]]; then ip netns delete "${ns##*/}" 2>/dev/null || true; fi
+	done
 	# Deleting the host namespace removes the bridges, the host veth ends
 	# (and with them the peers in the sandbox namespaces) and any nft rules.
 	for ns in "${made_ns[@]}"; do
@@ -78,8 +83,6 @@ elif [[ " $TOOLS " == *" nsnet "* ]]; then
 fi
 
 # --- namespaces --------------------------------------------------------------
-netns_before=$(ip netns list | awk '{print $1}' | sort)
-
 mkns() {
 	# A leftover of an aborted run with our own name is ours to replace.
 	if [[ -e /run/netns/$1 ]]; then
@@ -137,9 +140,14 @@ check_leftovers() {
 			for l in $links; do ip -n "$PREFIX-sb-$i" link delete "$l" 2>/dev/null || true; done
 		fi
 	done
-	extra=$(comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | sort) |
+	# Only names with our prefix: other people's tests may come and go in
+	# /run/netns meanwhile.
+	extra=$(ip netns list | awk '{print $1}' | grep "^$PREFIX" |
 		grep -v -x -F -f <(printf '%s\n' "${made_ns[@]}") | tr '\n' ' ' || true)
-	[[ -z $extra ]] || warn "new entries in /run/netns after $tool (not made by this script): $extra"
+	if [[ -n $extra ]]; then
+		warn "$tool left entries in /run/netns: $extra"
+		for l in $extra; do ip netns delete "$l" 2>/dev/null || true; done
+	fi
 	extra=$(findmnt -rn -o TARGET | grep -F "$tmp" | tr '\n' ' ' || true)
 	[[ -z $extra ]] || warn "$tool left mounts: $extra"
 }
@@ -191,15 +199,15 @@ nsnet)
 		>>"$log" 2>&1 || { fail "network create"; exit 1; }
 	for ((i = 1; i <= n; i++)); do
 		t0=$EPOCHREALTIME
-		"${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$i" "sb$i" >>"$log" 2>&1 ||
-			{ fail "sandbox create sb$i"; break; }
+		"${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$i" "$prefix-box$i" >>"$log" 2>&1 ||
+			{ fail "sandbox create $prefix-box$i"; break; }
 		t1=$EPOCHREALTIME
 		c+=($((${t1/./} - ${t0/./})))
 		made=$i
 	done
 	for ((i = 1; i <= made; i++)); do
 		t0=$EPOCHREALTIME
-		"${ns[@]}" sandbox rm "sb$i" >>"$log" 2>&1 || { fail "sandbox rm sb$i"; continue; }
+		"${ns[@]}" sandbox rm "$prefix-box$i" >>"$log" 2>&1 || { fail "sandbox rm $prefix-box$i"; continue; }
 		t1=$EPOCHREALTIME
 		r+=($((${t1/./} - ${t0/./})))
 	done
@@ -229,7 +237,7 @@ declare -A failed=()
 results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99
 : >"$results"
 printf '\nN=%s sandboxes per run, REPS=%s, times in ms\n' "$N" "$REPS"
-printf '%-6s %4s %11s %11s %11s %11s\n' tool rep create_p50 create_p99 remove_p50 remove_p99
+printf '%-6s %4s %11s %11s %11s %11s %8s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 load1
 for ((rep = 1; rep <= REPS; rep++)); do
 	for tool in $TOOLS; do
 		[[ -z ${failed[$tool]:-} ]] || continue
@@ -248,7 +256,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		line="$tool $rep $(pct "$out.create" 0.5) $(pct "$out.create" 0.99) $(pct "$out.remove" 0.5) $(pct "$out.remove" 0.99)"
 		echo "$line" >>"$results"
 		# shellcheck disable=SC2086
-		printf '%-6s %4s %11s %11s %11s %11s\n' $line
+		printf '%-6s %4s %11s %11s %11s %11s %8s\n' $line "$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
 
