@@ -1,0 +1,432 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// badState is everything a rejected command must leave as it was: the host
+// namespace (links, routes, nft ruleset, the world's namespaces), the
+// forwarding sysctl, the links and routes inside sandbox s1, and the store as
+// the CLI lists it plus its leases and the files in the state directory.
+type badState struct {
+	Snap      testenv.Snapshot
+	Forward   string
+	Sandbox   []string
+	Networks  string
+	Sandboxes string
+	Leases    []string
+	RootFiles []string
+}
+
+func (s badState) diff(o badState) string {
+	var b strings.Builder
+	b.WriteString(s.Snap.Diff(o.Snap))
+	if s.Forward != o.Forward {
+		fmt.Fprintf(&b, "net.ipv4.ip_forward: %s -> %s\n", s.Forward, o.Forward)
+	}
+	if !reflect.DeepEqual(s.Sandbox, o.Sandbox) {
+		fmt.Fprintf(&b, "inside sandbox s1: %q -> %q\n", s.Sandbox, o.Sandbox)
+	}
+	if s.Networks != o.Networks {
+		fmt.Fprintf(&b, "network ls --format json:\n--- before\n%s--- after\n%s", s.Networks, o.Networks)
+	}
+	if s.Sandboxes != o.Sandboxes {
+		fmt.Fprintf(&b, "sandbox ls --format json:\n--- before\n%s--- after\n%s", s.Sandboxes, o.Sandboxes)
+	}
+	if !reflect.DeepEqual(s.Leases, o.Leases) {
+		fmt.Fprintf(&b, "leases: %q -> %q\n", s.Leases, o.Leases)
+	}
+	if !reflect.DeepEqual(s.RootFiles, o.RootFiles) {
+		fmt.Fprintf(&b, "state dir files: %q -> %q\n", s.RootFiles, o.RootFiles)
+	}
+	return b.String()
+}
+
+func takeBadState(t *testing.T, w *testenv.World, sandbox string) badState {
+	t.Helper()
+	return badState{
+		Snap:      w.Snapshot(t),
+		Forward:   testenv.Sysctl(t, w.Host, "net.ipv4.ip_forward"),
+		Sandbox:   nsState(t, sandbox),
+		Networks:  w.MustNsnet(t, "network", "ls", "--format", "json"),
+		Sandboxes: w.MustNsnet(t, "sandbox", "ls", "--format", "json"),
+		Leases:    storeLeases(t, w.Root),
+		RootFiles: dirEntries(t, w.Root),
+	}
+}
+
+// nsState describes the links (with master and addresses) and IPv4 routes of
+// namespace ns.
+func nsState(t *testing.T, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range testenv.Addrs(t, ns) {
+		out = append(out, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d addrs=%s",
+			l.IfName, l.Kind(), l.Address, l.MTU, strings.Join(l.IPs("inet"), ",")))
+	}
+	for _, r := range testenv.Routes(t, ns) {
+		out = append(out, fmt.Sprintf("route %s via=%s dev=%s", r.Dst, r.Gateway, r.Dev))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// storeLeases lists every lease in the state store as "network ip sandbox".
+func storeLeases(t *testing.T, root string) []string {
+	t.Helper()
+	st, err := store.Open(root, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer st.Close()
+	var out []string
+	err = st.View(func(tx *store.Tx) error {
+		nets, err := tx.Networks()
+		if err != nil {
+			return err
+		}
+		for _, n := range nets {
+			ls, err := tx.Leases(n.Name)
+			if err != nil {
+				return err
+			}
+			for _, l := range ls {
+				out = append(out, n.Name+" "+l.IP.String()+" "+l.Sandbox)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read leases: %v", err)
+	}
+	return out
+}
+
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, p+" "+info.Mode().String())
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	return out
+}
+
+// nobodyBinary copies the nsnet binary into a world-readable directory (the
+// one testenv builds into is 0700 root) so user nobody can execute it.
+func nobodyBinary(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nsnet-badinput-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(testenv.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, "nsnet")
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// nsnetAsNobody runs the binary inside the world's host namespace as uid and
+// gid 65534 with no supplementary groups.
+func nsnetAsNobody(w *testenv.World, bin string, args ...string) testenv.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	argv := append([]string{"--net=" + w.HostPath(), "--", "setpriv", "--reuid=65534", "--regid=65534",
+		"--clear-groups", bin, "--root", w.Root}, args...)
+	cmd := exec.CommandContext(ctx, "nsenter", argv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := testenv.Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: -1}
+	if cmd.ProcessState != nil {
+		r.Code = cmd.ProcessState.ExitCode()
+	}
+	if err != nil && r.Code == -1 {
+		r.Stderr += "\n" + err.Error()
+	}
+	return r
+}
+
+// TestBadInput checks that every kind of bad input gets a clear error naming
+// what is wrong, exit code 1, and changes neither the store nor the kernel.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	s1 := w.Name("s1")
+	sx := w.Name("sx") // the name of sandboxes that must not be created
+
+	// Baseline. n1 is --internal so that ip_forward stays 0 and any bad
+	// command that turns it on is caught.
+	w.MustNsnet(t, "network", "create", "--subnet", "10.20.0.0/24", "--bridge", "br-n1", "--internal", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.20.0.10", s1)
+	if out, err := testenv.RunIn(w.Host, "ip", "route", "add", "10.77.0.0/16", "via", testenv.RouterIP); err != nil {
+		t.Fatalf("add host route: %v\n%s", err, out)
+	}
+
+	notNS := filepath.Join(t.TempDir(), "regular-file")
+	if err := os.WriteFile(notNS, []byte("not a namespace\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "does-not-exist")
+	long65 := w.Name(strings.Repeat("a", 64-len(w.Name("")))) + "b"
+	if len(long65) != 65 {
+		t.Fatalf("long65 is %d characters", len(long65))
+	}
+	bridge16 := "br-0123456789abc"
+
+	rows := []struct {
+		name   string
+		args   []string
+		want   []string // substrings of stderr
+		stdout string   // expected stdout, spaces trimmed
+		nobody bool     // run as uid 65534
+		// skip, when set, skips the row before it runs: a known bug that
+		// changes state or the exit code.
+		skip string
+		// better are substrings the message lacks because of a known bug
+		// (msgBug); every other check still runs, then the row is skipped
+		// with msgBug while any of them is missing.
+		better []string
+		msgBug string
+	}{
+		// network create: subnet
+		{name: "cidr bad octet", args: []string{"network", "create", "--subnet", "10.0.0.300/24", "nx"},
+			want: []string{`"10.0.0.300/24"`, "invalid subnet", "CIDR"}},
+		{name: "cidr nonsense", args: []string{"network", "create", "--subnet", "nonsense", "nx"},
+			want: []string{`"nonsense"`, "invalid subnet", "CIDR"}},
+		{name: "cidr ipv6", args: []string{"network", "create", "--subnet", "fd00::/64", "nx"},
+			want: []string{`"fd00::/64"`, "not IPv4"}},
+		{name: "cidr host bits", args: []string{"network", "create", "--subnet", "10.30.0.5/24", "nx"},
+			want: []string{`"10.30.0.5/24"`, "host bits", "10.30.0.0/24"}},
+		{name: "cidr too small", args: []string{"network", "create", "--subnet", "10.30.0.0/31", "nx"},
+			want: []string{`"10.30.0.0/31"`, "prefix length", "/30"}},
+		{name: "cidr too large", args: []string{"network", "create", "--subnet", "10.0.0.0/7", "nx"},
+			want: []string{`"10.0.0.0/7"`, "prefix length", "/8"}},
+		// network create: gateway
+		{name: "gateway bad octet", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--gateway", "10.30.0.999", "nx"},
+			want: []string{`"10.30.0.999"`, "gateway", "invalid IP address"}},
+		{name: "gateway outside subnet", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--gateway", "10.31.0.1", "nx"},
+			want: []string{"10.31.0.1", "outside", "10.30.0.0/24"}},
+		{name: "gateway network address", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--gateway", "10.30.0.0", "nx"},
+			want: []string{"gateway 10.30.0.0", "network or broadcast address"}},
+		{name: "gateway broadcast address", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--gateway", "10.30.0.255", "nx"},
+			want: []string{"gateway 10.30.0.255", "network or broadcast address"}},
+		{name: "gateway without subnet", args: []string{"network", "create", "--gateway", "10.30.0.1", "nx"},
+			want: []string{"--gateway 10.30.0.1", "needs --subnet"}},
+		// network create: overlaps
+		{name: "subnet overlaps network", args: []string{"network", "create", "--subnet", "10.20.0.0/16", "nx"},
+			want: []string{"10.20.0.0/16", "overlaps", "10.20.0.0/24", "n1"}},
+		{name: "subnet inside network", args: []string{"network", "create", "--subnet", "10.20.0.128/25", "nx"},
+			want: []string{"10.20.0.128/25", "overlaps", "n1"}},
+		{name: "subnet overlaps host route", args: []string{"network", "create", "--subnet", "10.77.1.0/24", "nx"},
+			want: []string{"10.77.1.0/24", "overlaps", "host route", "10.77.0.0/16"}},
+		{name: "subnet overlaps uplink", args: []string{"network", "create", "--subnet", "203.0.113.0/25", "nx"},
+			want: []string{"203.0.113.0/25", "overlaps", "host route", "203.0.113.0/24"}},
+		// network create: names
+		{name: "network name taken", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "n1"},
+			want: []string{"network n1 already exists"}},
+		{name: "network name reserved", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "host"},
+			want: []string{`"host"`, "reserved"}},
+		{name: "network name empty", args: []string{"network", "create", "--subnet", "10.30.0.0/24", ""},
+			want: []string{"network name is empty"}},
+		{name: "network name slash", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "a/b"},
+			want: []string{`"a/b"`, `'/'`, "not allowed"}},
+		{name: "network name space", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "a b"},
+			want: []string{`"a b"`, `' '`, "not allowed"}},
+		{name: "network name 65 chars", args: []string{"network", "create", "--subnet", "10.30.0.0/24", long65},
+			want: []string{long65, "65 characters", "64"}},
+		{name: "network name no args", args: []string{"network", "create"},
+			want: []string{"exactly 1 argument", "NAME"}},
+		// network create: bridge and MTU
+		{name: "bridge 16 chars", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", bridge16, "nx"},
+			want: []string{bridge16, "16 characters", "15"}},
+		{name: "bridge slash", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "br/x", "nx"},
+			want: []string{`"br/x"`, "not allowed"}},
+		{name: "bridge used by n1", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "br-n1", "nx"},
+			want: []string{"br-n1", "already used by network n1"}},
+		{name: "bridge is host interface", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "eth0", "nx"},
+			want: []string{"eth0", "already exists"}},
+		{name: "bridge name template", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "br%d", "nx"},
+			want: []string{"br%d", "--bridge"},
+			skip: "bug: validate.IfName accepts '%': the kernel treats \"br%d\" as a template and creates br0, " +
+				"then adding the address to \"br%d\" fails (\"Error: network nx: add address 10.30.0.1/24 to bridge br%d: no such device\"), " +
+				"exit 1, and the cleanup by name leaves br0 behind"},
+		{name: "bridge name kernel rejects", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "all", "nx"},
+			want: []string{"all"}, better: []string{"--bridge"},
+			msgBug: "bug: the message is the kernel's bare EINVAL (\"Error: network nx: create bridge all: invalid argument\"): " +
+				"it does not say the name is not allowed nor to choose another --bridge"},
+		{name: "mtu too small", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--mtu", "10", "nx"},
+			want: []string{"MTU 10", "68", "65535"}},
+		// sandbox create
+		{name: "sandbox unknown network", args: []string{"sandbox", "create", "--network", "nope", sx},
+			want: []string{"network nope not found"}},
+		{name: "sandbox second network unknown", args: []string{"sandbox", "create", "--network", "n1", "--network", "nope", sx},
+			want: []string{"network nope not found"}},
+		{name: "sandbox network twice", args: []string{"sandbox", "create", "--network", "n1", "--network", "n1", sx},
+			want: []string{"n1", "twice"}},
+		{name: "sandbox name taken", args: []string{"sandbox", "create", "--network", "n1", s1},
+			want: []string{"sandbox " + s1 + " already exists"}},
+		{name: "sandbox name is foreign netns", args: []string{"sandbox", "create", "--network", "n1", w.Host},
+			want: []string{w.Host, "already exists", "--netns"}},
+		{name: "sandbox name empty", args: []string{"sandbox", "create", "--network", "n1", ""},
+			want: []string{"sandbox name is empty"}},
+		{name: "sandbox name slash", args: []string{"sandbox", "create", "--network", "n1", w.Name("a") + "/../" + w.Name("b")},
+			want: []string{w.Name("a") + "/../" + w.Name("b"), "not allowed"}},
+		{name: "sandbox name space", args: []string{"sandbox", "create", "--network", "n1", w.Name("a b")},
+			want: []string{w.Name("a b"), "not allowed"}},
+		{name: "sandbox name 65 chars", args: []string{"sandbox", "create", "--network", "n1", long65},
+			want: []string{long65, "65 characters", "64"}},
+		{name: "ip outside subnet", args: []string{"sandbox", "create", "--network", "n1", "--ip", "10.30.0.5", sx},
+			want: []string{"10.30.0.5", "outside", "10.20.0.0/24"}},
+		{name: "ip taken", args: []string{"sandbox", "create", "--network", "n1", "--ip", "10.20.0.10", sx},
+			want: []string{"10.20.0.10", "already in use"}, better: []string{s1},
+			msgBug: "unclear: \"address 10.20.0.10 is already in use\" does not say by which sandbox (the lease holder is known)"},
+		{name: "ip is gateway", args: []string{"sandbox", "create", "--network", "n1", "--ip", "10.20.0.1", sx},
+			want: []string{"10.20.0.1", "gateway"}},
+		{name: "ip is network address", args: []string{"sandbox", "create", "--network", "n1", "--ip", "10.20.0.0", sx},
+			want: []string{"10.20.0.0", "network address"}},
+		{name: "ip is broadcast", args: []string{"sandbox", "create", "--network", "n1", "--ip", "10.20.0.255", sx},
+			want: []string{"10.20.0.255", "broadcast"}},
+		{name: "ip invalid", args: []string{"sandbox", "create", "--network", "n1", "--ip", "1.2.3", sx},
+			want: []string{`"1.2.3"`, "invalid IP address"}},
+		{name: "ip ipv6", args: []string{"sandbox", "create", "--network", "n1", "--ip", "fd00::5", sx},
+			want: []string{`"fd00::5"`, "not IPv4"}},
+		{name: "ip outside default network", args: []string{"sandbox", "create", "--ip", "10.99.0.5", sx},
+			want: []string{"10.99.0.5", "outside"},
+			skip: "bug: the failed create makes the default network inside the transaction, which turns on " +
+				"net.ipv4.ip_forward; the undo removes the bridge and the rules but leaves ip_forward at 1 " +
+				"(stderr: \"Error: --ip 10.99.0.5 on network bridge: address 10.99.0.5 is outside the network's subnet 172.17.0.0/16\")"},
+		{name: "mac invalid", args: []string{"sandbox", "create", "--network", "n1", "--mac", "zz:zz:zz:zz:zz:zz", sx},
+			want: []string{`"zz:zz:zz:zz:zz:zz"`, "invalid MAC address"}},
+		{name: "mac multicast", args: []string{"sandbox", "create", "--network", "n1", "--mac", "01:00:5e:00:00:01", sx},
+			want: []string{`"01:00:5e:00:00:01"`, "multicast"}},
+		{name: "netns regular file", args: []string{"sandbox", "create", "--network", "n1", "--netns", notNS, sx},
+			want: []string{notNS, "not a network namespace"}},
+		{name: "netns other namespace type", args: []string{"sandbox", "create", "--network", "n1", "--netns", "/proc/self/ns/mnt", sx},
+			want: []string{"/proc/self/ns/mnt", "not a network namespace"}},
+		{name: "netns of another sandbox", args: []string{"sandbox", "create", "--network", "n1", "--netns", testenv.NSPath(s1), sx},
+			want: []string{sx}, better: []string{s1},
+			msgBug: "unclear: adopting the namespace of sandbox s1 fails with the kernel's EEXIST " +
+				"(\"Error: sandbox <sx> on network n1: create veth vethXXXXXXXX (peer eth0 in /run/netns/<sx>): file exists\"): " +
+				"it does not say that the namespace is already sandbox s1's or already has an eth0"},
+		{name: "netns missing", args: []string{"sandbox", "create", "--network", "n1", "--netns", missing, sx},
+			want: []string{missing, "no such file or directory"}},
+		{name: "netns with host mode", args: []string{"sandbox", "create", "--network", "host", "--netns", w.HostPath(), sx},
+			want: []string{"--netns", "--network host"}},
+		{name: "container unknown", args: []string{"sandbox", "create", "--network", "container:" + w.Name("nope"), sx},
+			want: []string{w.Name("nope"), "not found"}},
+		{name: "ip with network none", args: []string{"sandbox", "create", "--network", "none", "--ip", "10.20.0.20", sx},
+			want: []string{"--ip", "--network none"}},
+		// unknown names
+		{name: "sandbox rm unknown", args: []string{"sandbox", "rm", sx},
+			want: []string{"sandbox " + sx + " not found"}},
+		{name: "sandbox inspect unknown", args: []string{"sandbox", "inspect", sx},
+			want: []string{"sandbox " + sx + " not found"}, stdout: "[]"},
+		{name: "network rm unknown", args: []string{"network", "rm", "nope"},
+			want: []string{"network nope not found"}},
+		{name: "network inspect unknown", args: []string{"network", "inspect", "nope"},
+			want: []string{"network nope not found"}, stdout: "[]"},
+		{name: "network rm in use", args: []string{"network", "rm", "n1"},
+			want: []string{"network n1", s1, "sandbox rm " + s1}},
+		// not root
+		{name: "not root network create", nobody: true, args: []string{"network", "create", "--subnet", "10.30.0.0/24", "nx"},
+			want: []string{"must run as root", "sudo"}, better: []string{"nsnet network create must run as root"},
+			msgBug: "unclear: the message names cmd.Name() only (\"Error: nsnet create must run as root: ...\"), " +
+				"not the command path \"nsnet network create\""},
+		{name: "not root sandbox rm", nobody: true, args: []string{"sandbox", "rm", s1},
+			want: []string{"must run as root", "sudo"}},
+	}
+
+	nobodyBin := nobodyBinary(t)
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			if r.skip != "" {
+				t.Skip(r.skip)
+			}
+			before := takeBadState(t, w, s1)
+			var res testenv.Result
+			if r.nobody {
+				res = nsnetAsNobody(w, nobodyBin, r.args...)
+			} else {
+				res = w.Nsnet(r.args...)
+			}
+			cmd := "nsnet " + strings.Join(r.args, " ")
+			if res.Code != 1 {
+				t.Errorf("%s: exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", cmd, res.Code, res.Stdout, res.Stderr)
+			}
+			if !strings.HasPrefix(res.Stderr, "Error: ") {
+				t.Errorf("%s: stderr does not start with \"Error: \":\n%s", cmd, res.Stderr)
+			}
+			for _, want := range r.want {
+				if !strings.Contains(res.Stderr, want) {
+					t.Errorf("%s: stderr lacks %q:\n%s", cmd, want, res.Stderr)
+				}
+			}
+			if got := strings.TrimSpace(res.Stdout); got != r.stdout {
+				t.Errorf("%s: stdout %q, want %q", cmd, got, r.stdout)
+			}
+			after := takeBadState(t, w, s1)
+			if d := before.diff(after); d != "" {
+				t.Errorf("%s changed state:\n%s", cmd, d)
+			}
+			t.Logf("%s -> %d: %s", cmd, res.Code, strings.TrimSpace(res.Stderr))
+			for _, want := range r.better {
+				if !strings.Contains(res.Stderr, want) {
+					t.Skipf("%s (stderr lacks %q)", r.msgBug, want)
+				}
+			}
+		})
+	}
+
+	w.MustNsnet(t, "sandbox", "rm", s1)
+	w.MustNsnet(t, "network", "rm", "n1")
+	if out, err := testenv.RunIn(w.Host, "ip", "route", "del", "10.77.0.0/16"); err != nil {
+		t.Errorf("delete host route: %v\n%s", err, out)
+	}
+	w.AssertClean(t)
+	if got := testenv.Sysctl(t, w.Host, "net.ipv4.ip_forward"); got != "0" {
+		t.Errorf("ip_forward = %s after the test, want 0 (n1 is internal)", got)
+	}
+}
