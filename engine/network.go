@@ -69,7 +69,7 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 	}
 	if n.Bridge != "" {
 		if err := validate.IfName(n.Bridge); err != nil {
-			return nil, fmt.Errorf("invalid bridge name for network %s: %w", spec.Name, err)
+			return nil, fmt.Errorf("invalid --bridge for network %s: %w", spec.Name, err)
 		}
 	}
 	if spec.Subnet != "" {
@@ -191,8 +191,12 @@ func applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
 	}
 	u.push(func() error { return host.DeleteLink(n.Bridge) })
 	if !n.Internal {
-		if err := link.EnableIPv4Forwarding(); err != nil {
+		changed, err := link.EnableIPv4Forwarding()
+		if err != nil {
 			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
+		if changed {
+			u.push(link.DisableIPv4Forwarding)
 		}
 	}
 	if err := firewall.Sync(firewallNetworks(all)); err != nil {

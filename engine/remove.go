@@ -43,6 +43,11 @@ func (e *Engine) removeSandbox(tx *store.Tx, sb *Sandbox, force bool) error {
 			return err
 		}
 	}
+	if sb.NetNSIno != 0 {
+		if err := tx.DeleteNamespace(sb.NetNSIno); err != nil {
+			return err
+		}
+	}
 	return tx.DeleteSandbox(sb.Name)
 }
 

@@ -195,6 +195,9 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 		ip := p.ip
 		if i == 0 && ip.IsValid() {
 			if err := ipam.CheckStatic(n.Subnet, n.Gateway, ip, held); err != nil {
+				if holder := tx.LeaseHolder(n.Name, ip); holder != "" {
+					return nil, fmt.Errorf("--ip %s on network %s: held by sandbox %s: %w", ip, n.Name, holder, err)
+				}
 				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
 			}
 		} else {
@@ -252,10 +255,30 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if sb.Mounted {
 		u.push(func() error { return netns.Remove(named) })
 	}
+	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
+		return nil
+	}
+	if err := claimNamespace(tx, sb); err != nil {
+		return err
+	}
 	if sb.Mode == store.ModeNone {
 		return link.UpLoopback(named) // bridge mode raises lo with its endpoint
 	}
 	return nil
+}
+
+// claimNamespace records that sb has its namespace, refusing one that
+// another sandbox has already.
+func claimNamespace(tx *store.Tx, sb *Sandbox) error {
+	ino, err := netns.Inode(sb.NetNS)
+	if err != nil {
+		return err
+	}
+	if other := tx.NamespaceHolder(ino); other != "" {
+		return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
+	}
+	sb.NetNSIno = ino
+	return tx.PutNamespace(ino, sb.Name)
 }
 
 // namespaceSource is the namespace a sandbox uses: "" for a new one.
@@ -266,7 +289,7 @@ func namespaceSource(tx *store.Tx, p *sandboxPlan) (string, error) {
 	case store.ModeContainer:
 		other, err := tx.Sandbox(p.sb.Container)
 		if err != nil {
-			return "", sandboxNotFound(p.sb.Container, err)
+			return "", fmt.Errorf("--network container:%s: %w", p.sb.Container, sandboxNotFound(p.sb.Container, err))
 		}
 		return other.NetNS, nil
 	}

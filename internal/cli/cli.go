@@ -72,7 +72,7 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !engine.IsRoot() {
-				return fmt.Errorf("nsnet %s must run as root: it changes network namespaces, links and nftables rules (try: sudo nsnet ...)", cmd.Name())
+				return fmt.Errorf("%s must run as root: it changes network namespaces, links and nftables rules (try: sudo %s ...)", cmd.CommandPath(), cmd.CommandPath())
 			}
 			return nil
 		},

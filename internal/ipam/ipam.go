@@ -48,8 +48,7 @@ var DefaultPools = []Pool{
 	{Base: netip.MustParsePrefix("192.168.0.0/16"), Size: 20},
 }
 
-// ParsePool parses "base=CIDR,size=N" (dockerd's syntax) or "CIDR/N" shorthand
-// is not accepted to keep one spelling.
+// ParsePool parses dockerd's pool syntax, "base=CIDR,size=N".
 func ParsePool(s string) (Pool, error) {
 	var p Pool
 	var haveBase, haveSize bool
@@ -91,11 +90,11 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 	if !p.Addr().Is4() {
 		return netip.Prefix{}, fmt.Errorf("subnet %q is not IPv4: nsnet supports IPv4 networks only", s)
 	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: host bits are set; did you mean %s?", s, p.Masked())
-	}
 	if p.Bits() < MinPrefixLen || p.Bits() > MaxPrefixLen {
 		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length must be between /%d and /%d", s, MinPrefixLen, MaxPrefixLen)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: host bits are set; did you mean %s?", s, p.Masked())
 	}
 	return p, nil
 }
@@ -117,7 +116,7 @@ func Broadcast(subnet netip.Prefix) netip.Addr {
 // CheckGateway reports whether gw can be the gateway of subnet.
 func CheckGateway(subnet netip.Prefix, gw netip.Addr) error {
 	if !subnet.Contains(gw) {
-		return fmt.Errorf("gateway %s is outside subnet %s", gw, subnet)
+		return fmt.Errorf("gateway %s is outside subnet %s: choose a gateway inside it", gw, subnet)
 	}
 	if gw == subnet.Addr() || gw == Broadcast(subnet) {
 		return fmt.Errorf("gateway %s is the network or broadcast address of %s: pick a host address", gw, subnet)
@@ -140,7 +139,7 @@ func CheckStatic(subnet netip.Prefix, gw, ip netip.Addr, held Held) error {
 	case ip == gw:
 		return fmt.Errorf("address %s is the network's gateway", ip)
 	case held(ip):
-		return fmt.Errorf("address %s is already in use", ip)
+		return fmt.Errorf("address %s is already in use: choose another --ip, or leave it out to get a free one", ip)
 	}
 	return nil
 }

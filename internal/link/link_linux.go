@@ -74,11 +74,11 @@ func (h *Host) CreateBridge(b Bridge) error {
 		return fmt.Errorf("create bridge %s: %w", b.Name, err)
 	}
 	if err := h.h.AddrAdd(br, toAddr(b.Address)); err != nil {
-		h.DeleteLink(b.Name)
+		h.h.LinkDel(br) // by index: the one just made, whatever its name
 		return fmt.Errorf("add address %s to bridge %s: %w", b.Address, b.Name, err)
 	}
 	if err := setLink(br.Attrs().Index, 0, b.Alias); err != nil {
-		h.DeleteLink(b.Name)
+		h.h.LinkDel(br)
 		return fmt.Errorf("mark bridge %s: %w", b.Name, err)
 	}
 	return nil
@@ -164,6 +164,9 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 		PeerMTU:          uint32(v.MTU),
 	}
 	if err := h.h.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create veth %s: %s or the namespace %s already has an interface named %s: remove it, or use another namespace", v.HostName, v.HostName, v.NetNS, v.PeerName)
+		}
 		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", v.HostName, v.PeerName, v.NetNS, err)
 	}
 	return veth, nil
@@ -247,15 +250,26 @@ func (h *Host) Routes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// EnableIPv4Forwarding turns on net.ipv4.ip_forward in the host namespace.
-func EnableIPv4Forwarding() error {
-	const path = "/proc/sys/net/ipv4/ip_forward"
-	cur, err := os.ReadFile(path)
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableIPv4Forwarding turns on net.ipv4.ip_forward in the host namespace
+// and reports whether it was off before.
+func EnableIPv4Forwarding() (changed bool, err error) {
+	cur, err := os.ReadFile(ipForward)
 	if err == nil && len(cur) > 0 && cur[0] == '1' {
-		return nil
+		return false, nil
 	}
-	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("enable IPv4 forwarding (%s): %w", path, err)
+	if err := os.WriteFile(ipForward, []byte("1\n"), 0o644); err != nil {
+		return false, fmt.Errorf("enable IPv4 forwarding (%s): %w", ipForward, err)
+	}
+	return true, nil
+}
+
+// DisableIPv4Forwarding turns net.ipv4.ip_forward off again; it is only used
+// to undo EnableIPv4Forwarding within a failed operation.
+func DisableIPv4Forwarding() error {
+	if err := os.WriteFile(ipForward, []byte("0\n"), 0o644); err != nil {
+		return fmt.Errorf("restore IPv4 forwarding (%s): %w", ipForward, err)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func Exists(path string) bool {
 func Check(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", path, err)
+		return fmt.Errorf("open network namespace: %w", err)
 	}
 	defer f.Close()
 	return checkFd(path, int(f.Fd()))
@@ -54,6 +54,16 @@ func checkFd(path string, fd int) error {
 		return fmt.Errorf("%s is not a network namespace (expected a file like /proc/PID/ns/net or /run/netns/NAME)", path)
 	}
 	return nil
+}
+
+// Inode identifies the namespace at path: two paths name the same namespace
+// exactly when their inodes are equal.
+func Inode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat network namespace %s: %w", path, err)
+	}
+	return st.Ino, nil
 }
 
 // Open opens a network namespace file for use as a setns or netlink target.

@@ -8,6 +8,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ var (
 	bucketNetworks  = []byte("networks")
 	bucketSandboxes = []byte("sandboxes")
 	bucketLeases    = []byte("leases")
+	bucketNetNS     = []byte("namespaces") // namespace inode -> sandbox that has it
 )
 
 // Store is an open state file.
@@ -49,7 +51,9 @@ type Options struct {
 // Open opens (creating if needed) the state file in dir.
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	_, statErr := os.Stat(path)
+	isNew := errors.Is(statErr, os.ErrNotExist)
+	if isNew {
 		o.ReadOnly = false
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory %s: %w", dir, err)
@@ -63,7 +67,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	s := &Store{db: db}
-	if !o.ReadOnly {
+	if isNew { // make the buckets now, so readers always find them
 		if err := s.Update(func(*Tx) error { return nil }); err != nil {
 			db.Close()
 			return nil, err
@@ -81,7 +85,7 @@ func (s *Store) Path() string { return s.db.Path() }
 // Update runs fn in a read-write transaction, committed only if fn succeeds.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases} {
+		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -171,7 +175,7 @@ func (t *Tx) DeleteSandbox(name string) error {
 
 // LeaseHolder returns the sandbox holding ip on network, or "".
 func (t *Tx) LeaseHolder(network string, ip netip.Addr) string {
-	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	b := t.leases(network)
 	if b == nil {
 		return ""
 	}
@@ -180,7 +184,7 @@ func (t *Tx) LeaseHolder(network string, ip netip.Addr) string {
 
 // Leases returns the addresses leased on network, ascending, with holders.
 func (t *Tx) Leases(network string) ([]Lease, error) {
-	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	b := t.leases(network)
 	if b == nil {
 		return nil, nil
 	}
@@ -207,11 +211,39 @@ func (t *Tx) PutLease(network string, ip netip.Addr, sandbox string) error {
 
 // DeleteLease releases ip on network; releasing a free address is a no-op.
 func (t *Tx) DeleteLease(network string, ip netip.Addr) error {
-	b := t.tx.Bucket(bucketLeases).Bucket([]byte(network))
+	b := t.leases(network)
 	if b == nil {
 		return nil
 	}
 	return b.Delete(ip.AsSlice())
+}
+
+// NamespaceHolder returns the sandbox whose own namespace has this inode, or "".
+func (t *Tx) NamespaceHolder(inode uint64) string {
+	b := t.tx.Bucket(bucketNetNS)
+	if b == nil {
+		return "" // a state file older than this bucket, opened read-only
+	}
+	return string(b.Get(binary.BigEndian.AppendUint64(nil, inode)))
+}
+
+// leases is network's lease bucket, or nil if it has none (yet).
+func (t *Tx) leases(network string) *bolt.Bucket {
+	top := t.tx.Bucket(bucketLeases)
+	if top == nil {
+		return nil
+	}
+	return top.Bucket([]byte(network))
+}
+
+// PutNamespace records that sandbox has the namespace with this inode.
+func (t *Tx) PutNamespace(inode uint64, sandbox string) error {
+	return t.tx.Bucket(bucketNetNS).Put(binary.BigEndian.AppendUint64(nil, inode), []byte(sandbox))
+}
+
+// DeleteNamespace forgets the namespace with this inode.
+func (t *Tx) DeleteNamespace(inode uint64) error {
+	return t.tx.Bucket(bucketNetNS).Delete(binary.BigEndian.AppendUint64(nil, inode))
 }
 
 func (t *Tx) get(bucket []byte, key string, v any) error {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxNameLen is the longest network or sandbox name nsnet accepts.
@@ -32,13 +33,15 @@ func Name(kind, s string) error {
 		return fmt.Errorf("invalid %s name %q: it must start with a letter or digit", kind, s)
 	}
 	if i := strings.IndexFunc(s, func(r rune) bool { return !isNameChar(r) }); i >= 0 {
-		return fmt.Errorf("invalid %s name %q: character %q is not allowed (use letters, digits, '_', '.' and '-')", kind, s, s[i])
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("invalid %s name %q: character %q is not allowed (use letters, digits, '_', '.' and '-')", kind, s, r)
 	}
 	return nil
 }
 
-// IfName checks a Linux interface name: 1 to 15 bytes, no '/', ':', whitespace
-// or NUL, and not "." or "..".
+// IfName checks a Linux interface name: 1 to 15 printable ASCII characters,
+// no '/', ':' or '%' (the kernel's name templates), not ".", "..", "all" or
+// "default".
 func IfName(s string) error {
 	switch {
 	case s == "":
@@ -47,9 +50,14 @@ func IfName(s string) error {
 		return fmt.Errorf("interface name %q is %d characters long: the kernel allows at most %d", s, len(s), MaxIfNameLen)
 	case s == "." || s == "..":
 		return fmt.Errorf("invalid interface name %q", s)
+	case s == "all" || s == "default":
+		return fmt.Errorf("interface name %q is reserved by the kernel (net.ipv4.conf.%s): choose another name", s, s)
 	}
-	if i := strings.IndexAny(s, "/: \t\n\x00"); i >= 0 {
-		return fmt.Errorf("invalid interface name %q: character %q is not allowed", s, s[i])
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '/' || c == ':' || c == '%' {
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return fmt.Errorf("invalid interface name %q: character %q is not allowed (use printable ASCII without '/', ':', '%%' or spaces)", s, r)
+		}
 	}
 	return nil
 }
