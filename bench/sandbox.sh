@@ -70,12 +70,12 @@ trap 'exit 130' INT TERM HUP
 warn() { echo "WARNING: $*"; }
 
 # --- build -------------------------------------------------------------------
-echo "building in $repo ..."
-(cd "$repo" && "$GO" build -o "$tmp/floor" ./bench/floor)
+echo "building in $repo (static, CGO_ENABLED=0, as the README recommends) ..."
+(cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tmp/floor" ./bench/floor)
 if [[ -n ${NSNET:-} ]]; then
 	cp "$NSNET" "$tmp/nsnet"
 elif [[ " $TOOLS " == *" nsnet "* ]]; then
-	if ! (cd "$repo" && "$GO" build -o "$tmp/nsnet" ./cmd/nsnet) >"$tmp/build.log" 2>&1; then
+	if ! (cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tmp/nsnet" ./cmd/nsnet) >"$tmp/build.log" 2>&1; then
 		echo "sandbox.sh: go build ./cmd/nsnet failed:" >&2
 		cat "$tmp/build.log" >&2
 		exit 1
