@@ -19,9 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -38,9 +41,14 @@ var ErrNotFound = store.ErrNotFound
 // ErrBusy is wrapped when the state store stayed locked too long.
 var ErrBusy = store.ErrBusy
 
+// DefaultRunDir holds nsnet's namespace markers; like /run/netns it is
+// emptied on reboot.
+const DefaultRunDir = "/run/nsnet"
+
 // Options configure an Engine.
 type Options struct {
 	Root         string        // state directory (DefaultRoot if empty)
+	RunDir       string        // namespace markers (DefaultRunDir if empty)
 	AddressPools []ipam.Pool   // subnets for networks made without --subnet (ipam.DefaultPools if nil)
 	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero)
 	ReadOnly     bool          // only reads: takes a shared lock
@@ -48,10 +56,13 @@ type Options struct {
 
 // Engine is an open nsnet state with handles on the host.
 type Engine struct {
-	opts  Options
-	st    *store.Store
-	host  *link.Host
-	clock func() time.Time
+	opts    Options
+	st      *store.Store
+	journal *journal.Journal
+	markers *journal.Markers
+	host    *link.Host
+	clock   func() time.Time
+	fault   string // NSNET_FAULT: the fault point at which to die (tests)
 }
 
 // Open opens the state store. Close it to release the lock.
@@ -65,11 +76,35 @@ func Open(o Options) (*Engine, error) {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
+	if o.RunDir == "" {
+		o.RunDir = DefaultRunDir
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return nil, fmt.Errorf("state root %s: %w", o.Root, err)
+	}
+	o.Root = root
 	st, err := store.Open(o.Root, store.Options{ReadOnly: o.ReadOnly, LockTimeout: o.LockTimeout})
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: o, st: st, clock: time.Now}, nil
+	e := &Engine{opts: o, st: st, clock: time.Now, fault: os.Getenv("NSNET_FAULT")}
+	if !o.ReadOnly {
+		if err := e.openJournal(); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) openJournal() error {
+	var err error
+	if e.journal, err = journal.Open(filepath.Join(e.opts.Root, "intents")); err != nil {
+		return err
+	}
+	e.markers, err = journal.OpenMarkers(filepath.Join(e.opts.RunDir, "netns"))
+	return err
 }
 
 // Close releases the store and kernel handles.
@@ -95,23 +130,70 @@ func (e *Engine) hostLinks() (*link.Host, error) {
 
 // mutate runs fn in a read-write transaction. If fn or the commit fails, the
 // undo steps fn registered run in reverse order.
+// Before that it finishes or undoes what interrupted commands left behind.
+// Intents fn wrote are removed once the outcome is settled: after the commit,
+// or after a complete undo (a failed undo keeps them for the next command).
 func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
+	if _, err := e.recoverPending(false); err != nil {
+		return err
+	}
 	u := &undo{}
-	err := e.st.Update(func(tx *store.Tx) error { return fn(tx, u) })
+	err := e.st.Update(func(tx *store.Tx) error {
+		if err := fn(tx, u); err != nil {
+			return err
+		}
+		e.checkpoint("before-commit")
+		return nil
+	})
 	if err != nil {
 		if uerr := u.run(); uerr != nil {
-			err = fmt.Errorf("%w; undoing the partial change also failed: %v", err, uerr)
+			return fmt.Errorf("%w; undoing the partial change also failed: %v", err, uerr)
 		}
 	}
+	e.checkpoint("after-commit")
+	for _, id := range u.intents {
+		e.journal.Done(id)
+	}
 	return err
+}
+
+// intend records what the command is about to do before it touches the
+// kernel; the intent is settled by mutate.
+func (e *Engine) intend(u *undo, it *journal.Intent) error {
+	it.ID = newID()
+	if err := e.journal.Write(it); err != nil {
+		return err
+	}
+	u.intents = append(u.intents, it.ID)
+	e.checkpoint(it.Op + ":after-intent")
+	return nil
+}
+
+// FaultPoints are the names NSNET_FAULT accepts: the process kills itself
+// with SIGKILL there, to test recovery.
+var FaultPoints = []string{
+	"network-create:after-intent", "network-create:after-bridge",
+	"sandbox-create:after-intent", "sandbox-create:after-netns", "sandbox-create:after-veth",
+	"network-rm:after-intent", "network-rm:after-teardown",
+	"sandbox-rm:after-intent", "sandbox-rm:after-teardown",
+	"before-commit", "after-commit",
+}
+
+// checkpoint dies here if NSNET_FAULT names this point.
+func (e *Engine) checkpoint(name string) {
+	if e.fault == name {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // never returns: the signal is fatal
+	}
 }
 
 // view runs fn in a read-only transaction.
 func (e *Engine) view(fn func(tx *store.Tx) error) error { return e.st.View(fn) }
 
-// undo is a stack of compensating actions.
+// undo is a stack of compensating actions, and the intents to settle.
 type undo struct {
-	steps []func() error
+	steps   []func() error
+	intents []string
 }
 
 func (u *undo) push(f func() error) { u.steps = append(u.steps, f) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
@@ -120,7 +121,11 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	}
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
 	n.Created = e.clock().UTC()
-	if err := applyNetwork(host, u, n, append(nets, *n)); err != nil {
+	err = e.intend(u, &journal.Intent{Op: journal.OpNetworkCreate, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
+	if err != nil {
+		return err
+	}
+	if err := e.applyNetwork(host, u, n, append(nets, *n)); err != nil {
 		return err
 	}
 	return tx.PutNetwork(n)
@@ -180,16 +185,12 @@ func chooseBridge(host *link.Host, n *Network, nets []Network) error {
 
 // applyNetwork makes the bridge, forwarding and firewall rules for n; all
 // holds every network including n.
-func applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
-	mac, _ := parseMAC(n.BridgeMAC)
-	err := host.CreateBridge(link.Bridge{
-		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: "nsnet network " + n.Name,
-		Address: netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
-	})
-	if err != nil {
-		return fmt.Errorf("network %s: %w", n.Name, err)
+func (e *Engine) applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
+	if err := createBridge(host, n); err != nil {
+		return err
 	}
 	u.push(func() error { return host.DeleteLink(n.Bridge) })
+	e.checkpoint("network-create:after-bridge")
 	if !n.Internal {
 		changed, err := link.EnableIPv4Forwarding()
 		if err != nil {
@@ -206,6 +207,19 @@ func applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
 	return nil
 }
 
+// createBridge makes n's bridge as the store describes it.
+func createBridge(host *link.Host, n *Network) error {
+	mac, _ := parseMAC(n.BridgeMAC)
+	err := host.CreateBridge(link.Bridge{
+		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: ownerMark + "network " + n.Name,
+		Address: netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+	})
+	if err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
 func firewallNetworks(nets []Network) []firewall.Network {
 	out := make([]firewall.Network, len(nets))
 	for i, n := range nets {
@@ -217,7 +231,7 @@ func firewallNetworks(nets []Network) []firewall.Network {
 // RemoveNetwork removes a network that no sandbox is attached to: its
 // firewall rules, its bridge and its record.
 func (e *Engine) RemoveNetwork(name string) error {
-	return e.mutate(func(tx *store.Tx, _ *undo) error {
+	return e.mutate(func(tx *store.Tx, u *undo) error {
 		n, err := tx.Network(name)
 		if err != nil {
 			return networkNotFound(name, err)
@@ -236,7 +250,15 @@ func (e *Engine) RemoveNetwork(name string) error {
 		if err != nil {
 			return err
 		}
-		return e.teardownNetwork(n, rest)
+		err = e.intend(u, &journal.Intent{Op: journal.OpNetworkRemove, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
+		if err != nil {
+			return err
+		}
+		if err := e.teardownNetwork(n, rest); err != nil {
+			return err
+		}
+		e.checkpoint("network-rm:after-teardown")
+		return nil
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -13,16 +14,16 @@ import (
 // namespace others share (container:NAME) is refused unless force is set,
 // which removes the sharers first.
 func (e *Engine) RemoveSandbox(name string, force bool) error {
-	return e.mutate(func(tx *store.Tx, _ *undo) error {
+	return e.mutate(func(tx *store.Tx, u *undo) error {
 		sb, err := tx.Sandbox(name)
 		if err != nil {
 			return sandboxNotFound(name, err)
 		}
-		return e.removeSandbox(tx, sb, force)
+		return e.removeSandbox(tx, u, sb, force)
 	})
 }
 
-func (e *Engine) removeSandbox(tx *store.Tx, sb *Sandbox, force bool) error {
+func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool) error {
 	sharers, err := sharersOf(tx, sb.Name)
 	if err != nil {
 		return err
@@ -31,13 +32,23 @@ func (e *Engine) removeSandbox(tx *store.Tx, sb *Sandbox, force bool) error {
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
 	}
 	for i := range sharers {
-		if err := e.removeSandbox(tx, &sharers[i], force); err != nil {
+		if err := e.removeSandbox(tx, u, &sharers[i], force); err != nil {
 			return err
 		}
+	}
+	it := &journal.Intent{Op: journal.OpSandboxRemove, Name: sb.Name, ObjectID: sb.ID}
+	if err := e.intend(u, it); err != nil {
+		return err
 	}
 	if err := e.teardownSandbox(sb); err != nil {
 		return err
 	}
+	e.checkpoint("sandbox-rm:after-teardown")
+	return forgetSandbox(tx, sb)
+}
+
+// forgetSandbox deletes sb's record, leases and namespace claim.
+func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	for _, ep := range sb.Endpoints {
 		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
 			return err
@@ -69,6 +80,8 @@ func (e *Engine) teardownSandbox(sb *Sandbox) error {
 	}
 	if sb.Mounted {
 		if err := netns.Remove(sb.NetNS); err != nil {
+			errs = append(errs, err)
+		} else if err := e.markers.Delete(sb.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -152,14 +153,23 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
+	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{netns.Path(sb.Name)}}
+	for _, ep := range eps {
+		it.Links = append(it.Links, ep.HostVeth)
+	}
+	if err := e.intend(u, it); err != nil {
+		return err
+	}
 	if err := e.makeNamespace(tx, u, p); err != nil {
 		return err
 	}
+	e.checkpoint("sandbox-create:after-netns")
 	for i := range eps {
 		if err := e.attach(tx, u, sb, nets[i], eps[i]); err != nil {
 			return err
 		}
 		sb.Endpoints = append(sb.Endpoints, eps[i])
+		e.checkpoint("sandbox-create:after-veth")
 	}
 	return tx.PutSandbox(sb)
 }
@@ -241,19 +251,10 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		sb.Mounted = false // adopting /run/netns/NAME as itself
 	case netns.Exists(named):
 		return fmt.Errorf("a network namespace named %s already exists (%s): choose another sandbox name, or adopt it with --netns %s", sb.Name, named, named)
-	case src == "":
-		if err := netns.Create(named); err != nil {
-			return fmt.Errorf("sandbox %s: %w", sb.Name, err)
-		}
-		sb.Mounted, sb.OwnsNetNS = true, true
 	default:
-		if err := netns.Bind(src, named); err != nil {
+		if err := e.mountNamespace(u, sb, src); err != nil {
 			return fmt.Errorf("sandbox %s: %w", sb.Name, err)
 		}
-		sb.Mounted = true
-	}
-	if sb.Mounted {
-		u.push(func() error { return netns.Remove(named) })
 	}
 	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
 		return nil
@@ -281,6 +282,28 @@ func claimNamespace(tx *store.Tx, sb *Sandbox) error {
 	return tx.PutNamespace(ino, sb.Name)
 }
 
+// mountNamespace creates a namespace at sb.NetNS (src == "") or names src
+// there, marking the mount as this root's first.
+func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src string) error {
+	sb.Mounted, sb.OwnsNetNS = true, src == ""
+	mk := journal.Marker{Name: sb.Name, Root: e.opts.Root, Path: sb.NetNS, Owns: sb.OwnsNetNS}
+	if err := e.markers.Put(mk); err != nil {
+		return err
+	}
+	u.push(func() error { return e.markers.Delete(sb.Name) })
+	var err error
+	if src == "" {
+		err = netns.Create(sb.NetNS)
+	} else {
+		err = netns.Bind(src, sb.NetNS)
+	}
+	if err != nil {
+		return err
+	}
+	u.push(func() error { return netns.Remove(sb.NetNS) })
+	return nil
+}
+
 // namespaceSource is the namespace a sandbox uses: "" for a new one.
 func namespaceSource(tx *store.Tx, p *sandboxPlan) (string, error) {
 	switch p.sb.Mode {
@@ -302,18 +325,57 @@ func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpo
 	if err != nil {
 		return err
 	}
+	err = attachEndpoint(host, sb, n, ep)
+	if errors.Is(err, link.ErrNoBridge) {
+		// Deleted from outside: restore it, with the ports it had, and retry.
+		if err = e.restoreBridge(tx, host, n); err == nil {
+			err = attachEndpoint(host, sb, n, ep)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	u.push(func() error { return host.DeleteLink(ep.HostVeth) })
+	return tx.PutLease(n.Name, ep.Address.Addr(), sb.Name)
+}
+
+// restoreBridge recreates n's bridge and re-enslaves the host veths of the
+// sandboxes attached to it.
+func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error {
+	if err := createBridge(host, n); err != nil {
+		return err
+	}
+	sbs, err := tx.Sandboxes()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			if ep.Network != n.Name {
+				continue
+			}
+			if ok, err := host.Exists(ep.HostVeth); err == nil && ok {
+				errs = append(errs, host.SetMaster(ep.HostVeth, n.Bridge))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// attachEndpoint makes ep's veth pair as the store describes it.
+func attachEndpoint(host *link.Host, sb *Sandbox, n *Network, ep Endpoint) error {
 	mac, _ := parseMAC(ep.MAC)
-	err = host.AttachVeth(link.Veth{
+	err := host.AttachVeth(link.Veth{
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
-		Alias: "nsnet sandbox " + sb.Name + " network " + n.Name,
+		Alias: ownerMark + "sandbox " + sb.Name + " network " + n.Name,
 		NetNS: sb.NetNS, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
 	}
-	u.push(func() error { return host.DeleteLink(ep.HostVeth) })
-	return tx.PutLease(n.Name, ep.Address.Addr(), sb.Name)
+	return nil
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }

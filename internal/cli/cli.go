@@ -85,7 +85,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.root, "root", defRoot, "directory holding nsnet's state (env NSNET_ROOT)")
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
-	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(), a.demoCommand())
+	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
+		a.gcCommand(), a.firewallCommand(), a.demoCommand())
 	return root
 }
 

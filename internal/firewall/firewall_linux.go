@@ -50,6 +50,17 @@ func Sync(nets []Network) error {
 	return nil
 }
 
+// Expected returns the rules Sync(nets) makes, as Rules reads them back.
+func Expected(nets []Network) []Rule {
+	var out []Rule
+	for _, n := range nets {
+		for _, r := range rulesFor(n) {
+			out = append(out, Rule{Chain: r.chain, Comment: r.comment})
+		}
+	}
+	return out
+}
+
 // Remove deletes nsnet's table if it exists.
 func Remove() error { return Sync(nil) }
 

@@ -130,10 +130,32 @@ type Veth struct {
 	Gateway  netip.Addr   // default route target; zero for none
 }
 
+// ErrNoBridge is returned by AttachVeth when the bridge does not exist.
+var ErrNoBridge = errors.New("bridge does not exist")
+
+// SetMaster enslaves an existing link to a bridge and brings it up.
+func (h *Host) SetMaster(name, bridge string) error {
+	l, err := h.h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up link %s: %w", name, err)
+	}
+	br, err := h.h.LinkByName(bridge)
+	if err != nil {
+		return fmt.Errorf("look up bridge %s: %w", bridge, err)
+	}
+	if err := setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
+		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge, err)
+	}
+	return nil
+}
+
 // AttachVeth creates the veth pair with its peer directly in the sandbox,
 // enslaves and raises the host end, and addresses and routes the peer.
 func (h *Host) AttachVeth(v Veth) error {
 	br, err := h.h.LinkByName(v.Bridge)
+	if isNotFound(err) {
+		return fmt.Errorf("%w: %s", ErrNoBridge, v.Bridge)
+	}
 	if err != nil {
 		return fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
 	}

@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// ownerMark starts the alias of every link nsnet makes.
+const ownerMark = "nsnet "
+
+// gc is one garbage-collection pass: it collects what it did or would do.
+type gc struct {
+	e       *Engine
+	tx      *store.Tx
+	dryRun  bool
+	actions []string
+	errs    []error
+}
+
+// do records an action and, unless this is a dry run, performs it.
+func (g *gc) do(what string, fn func() error) {
+	if g.dryRun {
+		g.actions = append(g.actions, "would "+what)
+		return
+	}
+	if err := fn(); err != nil {
+		g.errs = append(g.errs, fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	g.actions = append(g.actions, what)
+}
+
+// GC compares the store with the live kernel: it settles interrupted
+// commands, forgets sandboxes whose namespace vanished, releases leases
+// nobody holds, removes links and namespace mounts nsnet made that no record
+// explains, recreates missing bridges and veths of stored objects, and
+// rewrites the nftables table if it drifted. It returns what it did (or, with
+// dryRun, would do); nothing when all is in order.
+func (e *Engine) GC(dryRun bool) ([]string, error) {
+	actions, err := e.recoverPending(dryRun)
+	if err != nil {
+		return actions, err
+	}
+	g := &gc{e: e, dryRun: dryRun, actions: actions}
+	err = e.st.Update(func(tx *store.Tx) error {
+		g.tx = tx
+		for _, step := range []func() error{g.vanishedSandboxes, g.strayLeases, g.strayLinks, g.strayMounts, g.missingLinks, g.firewall} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.actions, errors.Join(err, errors.Join(g.errs...))
+}
+
+// vanishedSandboxes forgets sandboxes whose namespace is gone (a reboot, or
+// `ip netns del` from outside).
+func (g *gc) vanishedSandboxes() error {
+	sbs, err := g.tx.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for i := range sbs {
+		sb := &sbs[i]
+		if netns.Check(sb.NetNS) == nil {
+			continue
+		}
+		g.do(fmt.Sprintf("forget sandbox %s: its namespace %s is gone", sb.Name, sb.NetNS), func() error {
+			if err := g.e.teardownSandbox(sb); err != nil {
+				return err
+			}
+			return forgetSandbox(g.tx, sb)
+		})
+	}
+	return nil
+}
+
+// strayLeases releases addresses that no stored endpoint holds.
+func (g *gc) strayLeases() error {
+	held, err := heldAddresses(g.tx)
+	if err != nil {
+		return err
+	}
+	nets, err := g.tx.Networks()
+	if err != nil {
+		return err
+	}
+	for _, n := range nets {
+		leases, err := g.tx.Leases(n.Name)
+		if err != nil {
+			return err
+		}
+		for _, l := range leases {
+			if held[n.Name+"/"+l.IP.String()] == l.Sandbox {
+				continue
+			}
+			g.do(fmt.Sprintf("release %s on network %s (held by missing sandbox %s)", l.IP, n.Name, l.Sandbox), func() error {
+				return g.tx.DeleteLease(n.Name, l.IP)
+			})
+		}
+	}
+	return nil
+}
+
+func heldAddresses(tx *store.Tx) (map[string]string, error) {
+	sbs, err := tx.Sandboxes()
+	held := map[string]string{}
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			held[ep.Network+"/"+ep.Address.Addr().String()] = s.Name
+		}
+	}
+	return held, err
+}
+
+// expectedLinks are the host links the store accounts for.
+func expectedLinks(tx *store.Tx) (map[string]bool, error) {
+	want := map[string]bool{}
+	nets, err := tx.Networks()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		want[n.Bridge] = true
+	}
+	sbs, err := tx.Sandboxes()
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			want[ep.HostVeth] = true
+		}
+	}
+	return want, err
+}
+
+// strayLinks removes links marked as nsnet's that no record explains.
+func (g *gc) strayLinks() error {
+	want, err := expectedLinks(g.tx)
+	if err != nil {
+		return err
+	}
+	links, err := link.Links("")
+	if err != nil {
+		return err
+	}
+	host, err := g.e.hostLinks()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if !strings.HasPrefix(l.Alias, ownerMark) || want[l.Name] {
+			continue
+		}
+		g.do(fmt.Sprintf("remove leftover %s %s (%s)", l.Kind, l.Name, l.Alias), func() error { return host.DeleteLink(l.Name) })
+	}
+	return nil
+}
+
+// strayMounts removes namespace mounts this root made that no sandbox has.
+func (g *gc) strayMounts() error {
+	marks, err := g.e.markers.List(g.e.opts.Root)
+	if err != nil {
+		return err
+	}
+	for _, m := range marks {
+		if sb, err := g.tx.Sandbox(m.Name); err == nil && sb.Mounted && sb.NetNS == m.Path {
+			continue
+		}
+		what := "remove leftover namespace name " + m.Path
+		if m.Owns {
+			what = "remove leftover namespace " + m.Path
+		}
+		g.do(what, func() error { return errors.Join(netns.Remove(m.Path), g.e.markers.Delete(m.Name)) })
+	}
+	return nil
+}
+
+// missingLinks recreates bridges and sandbox veths that were deleted from
+// outside while their records remain.
+func (g *gc) missingLinks() error {
+	host, err := g.e.hostLinks()
+	if err != nil {
+		return err
+	}
+	nets, err := g.tx.Networks()
+	if err != nil {
+		return err
+	}
+	byName := map[string]*Network{}
+	for i := range nets {
+		n := &nets[i]
+		byName[n.Name] = n
+		if ok, err := host.Exists(n.Bridge); err != nil || ok {
+			continue
+		}
+		g.do(fmt.Sprintf("recreate bridge %s of network %s", n.Bridge, n.Name), func() error { return g.e.restoreBridge(g.tx, host, n) })
+	}
+	sbs, err := g.tx.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for i := range sbs {
+		g.missingVeths(host, &sbs[i], byName)
+	}
+	return nil
+}
+
+func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network) {
+	for _, ep := range sb.Endpoints {
+		n := nets[ep.Network]
+		ok, err := host.Exists(ep.HostVeth)
+		if n == nil || err != nil || ok {
+			continue
+		}
+		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
+			return attachEndpoint(host, sb, n, ep)
+		})
+	}
+}
+
+// firewall rewrites nsnet's table if its rules differ from what the store
+// calls for.
+func (g *gc) firewall() error {
+	nets, err := g.tx.Networks()
+	if err != nil {
+		return err
+	}
+	want := firewall.Expected(firewallNetworks(nets))
+	got, err := firewall.Rules()
+	if err != nil {
+		return err
+	}
+	if sameRules(want, got) {
+		return nil
+	}
+	g.do(fmt.Sprintf("rewrite nftables table inet %s (%d rules found, %d expected)", firewall.TableName, len(got), len(want)), func() error {
+		return firewall.Sync(firewallNetworks(nets))
+	})
+	return nil
+}
+
+func sameRules(a, b []firewall.Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	count := map[firewall.Rule]int{}
+	for _, r := range a {
+		count[r]++
+	}
+	for _, r := range b {
+		count[r]--
+	}
+	for _, c := range count {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/journal"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// recoverPending settles the intents of commands that died: a create whose
+// record was not committed is undone, a removal whose record is still there is
+// finished. It returns what it did (or, with dryRun, would do).
+func (e *Engine) recoverPending(dryRun bool) ([]string, error) {
+	pending, bad, err := e.journal.Pending()
+	if err != nil || len(pending)+len(bad) == 0 {
+		return nil, err
+	}
+	var actions []string
+	for _, name := range bad {
+		actions = append(actions, "discard unreadable intent "+name)
+		if !dryRun {
+			e.journal.Discard(name)
+		}
+	}
+	err = e.st.Update(func(tx *store.Tx) error {
+		for _, it := range pending {
+			a, err := e.recoverIntent(tx, it, dryRun)
+			if err != nil {
+				return fmt.Errorf("recover interrupted %s %s: %w", it.Op, it.Name, err)
+			}
+			actions = append(actions, a)
+		}
+		if dryRun {
+			return nil
+		}
+		return e.syncFirewall(tx)
+	})
+	if err != nil || dryRun {
+		return actions, err
+	}
+	for _, it := range pending {
+		e.journal.Done(it.ID)
+	}
+	return actions, nil
+}
+
+func (e *Engine) recoverIntent(tx *store.Tx, it journal.Intent, dryRun bool) (string, error) {
+	committed := e.recordExists(tx, it)
+	switch {
+	case it.Op == journal.OpNetworkCreate || it.Op == journal.OpSandboxCreate:
+		if committed {
+			return fmt.Sprintf("interrupted %s %s had completed", it.Op, it.Name), nil
+		}
+		if dryRun {
+			return fmt.Sprintf("would undo interrupted %s %s", it.Op, it.Name), nil
+		}
+		return fmt.Sprintf("undid interrupted %s %s", it.Op, it.Name), e.undoIntent(it)
+	case !committed:
+		return fmt.Sprintf("interrupted %s %s had completed", it.Op, it.Name), nil
+	case dryRun:
+		return fmt.Sprintf("would finish interrupted %s %s", it.Op, it.Name), nil
+	}
+	return fmt.Sprintf("finished interrupted %s %s", it.Op, it.Name), e.finishRemoval(tx, it)
+}
+
+// recordExists reports whether the intent's network or sandbox is stored.
+func (e *Engine) recordExists(tx *store.Tx, it journal.Intent) bool {
+	if it.Op == journal.OpNetworkCreate || it.Op == journal.OpNetworkRemove {
+		n, err := tx.Network(it.Name)
+		return err == nil && n.ID == it.ObjectID
+	}
+	s, err := tx.Sandbox(it.Name)
+	return err == nil && s.ID == it.ObjectID
+}
+
+// undoIntent removes the links and this root's mounts an intent lists.
+func (e *Engine) undoIntent(it journal.Intent) error {
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range it.Links {
+		errs = append(errs, host.DeleteLink(l))
+	}
+	marks, err := e.markers.List(e.opts.Root)
+	errs = append(errs, err)
+	for _, m := range marks {
+		for _, path := range it.Mounts {
+			if m.Path == path {
+				errs = append(errs, netns.Remove(path), e.markers.Delete(m.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finishRemoval completes an interrupted removal whose record survived.
+func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
+	u := &undo{} // removals register no undo steps
+	if it.Op == journal.OpSandboxRemove {
+		sb, err := tx.Sandbox(it.Name)
+		if err != nil {
+			return err
+		}
+		return e.removeSandboxQuiet(tx, u, sb)
+	}
+	n, err := tx.Network(it.Name)
+	if err != nil {
+		return err
+	}
+	if err := tx.DeleteNetwork(it.Name); err != nil {
+		return err
+	}
+	rest, err := tx.Networks()
+	if err != nil {
+		return err
+	}
+	return e.teardownNetwork(n, rest)
+}
+
+// removeSandboxQuiet removes sb and its sharers without writing intents (the
+// caller is settling one already).
+func (e *Engine) removeSandboxQuiet(tx *store.Tx, u *undo, sb *Sandbox) error {
+	sharers, err := sharersOf(tx, sb.Name)
+	if err != nil {
+		return err
+	}
+	for i := range sharers {
+		if err := e.removeSandboxQuiet(tx, u, &sharers[i]); err != nil {
+			return err
+		}
+	}
+	if err := e.teardownSandbox(sb); err != nil {
+		return err
+	}
+	return forgetSandbox(tx, sb)
+}
+
+// syncFirewall makes nsnet's table match the stored networks.
+func (e *Engine) syncFirewall(tx *store.Tx) error {
+	nets, err := tx.Networks()
+	if err != nil {
+		return err
+	}
+	return firewall.Sync(firewallNetworks(nets))
+}
+
+// ReloadFirewall rebuilds nsnet's nftables table from the store, e.g. after
+// someone ran `nft flush ruleset`.
+func (e *Engine) ReloadFirewall() error {
+	return e.mutate(func(tx *store.Tx, _ *undo) error { return e.syncFirewall(tx) })
+}

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsnet/nsnet/engine"
+)
+
+func (a *app) gcCommand() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc [--dry-run]",
+		Short: "Compare the store with the kernel; remove leftovers and restore what is missing",
+		Args:  exactArgs(0, ""),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return a.withEngine(false, func(e *engine.Engine) error {
+				actions, err := e.GC(dryRun)
+				for _, act := range actions {
+					fmt.Fprintln(a.stdout, act)
+				}
+				if err == nil && len(actions) == 0 {
+					fmt.Fprintln(a.stdout, "nothing to do: the store and the kernel agree")
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only report what would be done")
+	return cmd
+}
+
+func (a *app) firewallCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "firewall", Short: "Manage nsnet's nftables table"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "reload",
+		Short: "Rebuild nsnet's nftables table from the store (e.g. after nft flush ruleset)",
+		Args:  exactArgs(0, ""),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return a.withEngine(false, func(e *engine.Engine) error { return e.ReloadFirewall() })
+		},
+	})
+	return cmd
+}
