@@ -205,4 +205,3 @@ func TestDrift(t *testing.T) {
 	}
 	w.AssertClean(t)
 }
-
