@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -203,5 +204,27 @@ func TestDrift(t *testing.T) {
 			t.Errorf("gc after losing the store lacks %q:\n%s", want, out)
 		}
 	}
+	w.AssertClean(t)
+}
+
+// TestBusy holds the store's lock and checks that a command gives up after
+// --lock-timeout with a clear "busy" error and changes nothing.
+func TestBusy(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.MustNsnet(t, "network", "ls")
+	st, err := store.Open(w.Root, store.Options{LockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.Snapshot(t)
+	expectFail(t, w, 1, []string{"busy", "another nsnet command", "retry"},
+		"--lock-timeout", "200ms", "network", "create", "--subnet", "10.86.0.0/24", "n1")
+	if d := before.Diff(w.Snapshot(t)); d != "" {
+		t.Errorf("busy command changed the world:\n%s", d)
+	}
+	st.Close()
+	w.MustNsnet(t, "--lock-timeout", "200ms", "network", "create", "--subnet", "10.86.0.0/24", "n1")
+	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,6 +63,7 @@ type app struct {
 	stdout, stderr io.Writer
 	root           string
 	pools          []string
+	lockTimeout    time.Duration
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -83,6 +85,8 @@ func (a *app) rootCommand() *cobra.Command {
 		defRoot = engine.DefaultRoot
 	}
 	root.PersistentFlags().StringVar(&a.root, "root", defRoot, "directory holding nsnet's state (env NSNET_ROOT)")
+	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", engine.DefaultLockTimeout,
+		"how long to wait for another nsnet command before failing as busy")
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
@@ -92,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 
 // open opens the engine with the global options.
 func (a *app) open(readOnly bool) (*engine.Engine, error) {
-	o := engine.Options{Root: a.root, ReadOnly: readOnly}
+	o := engine.Options{Root: a.root, ReadOnly: readOnly, LockTimeout: a.lockTimeout}
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {
