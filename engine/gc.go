@@ -73,10 +73,7 @@ func (g *gc) vanishedSandboxes() error {
 			continue
 		}
 		g.do(fmt.Sprintf("forget sandbox %s: its namespace %s is gone", sb.Name, sb.NetNS), func() error {
-			if err := g.e.teardownSandbox(sb); err != nil {
-				return err
-			}
-			return forgetSandbox(g.tx, sb)
+			return g.e.forgetAndTeardown(g.tx, sb, "")
 		})
 	}
 	return nil
@@ -240,7 +237,7 @@ func (g *gc) firewall() error {
 		return nil
 	}
 	g.do(fmt.Sprintf("rewrite nftables table inet %s (%d rules found, %d expected)", firewall.TableName, len(got), len(want)), func() error {
-		return firewall.Sync(firewallNetworks(nets))
+		return syncFirewall(g.tx)
 	})
 	return nil
 }

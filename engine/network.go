@@ -125,10 +125,7 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	if err != nil {
 		return err
 	}
-	if err := e.applyNetwork(host, u, n, append(nets, *n)); err != nil {
-		return err
-	}
-	return tx.PutNetwork(n)
+	return e.applyNetwork(tx, host, u, n)
 }
 
 func (e *Engine) chooseSubnet(host *link.Host, n *Network, nets []Network, pick bool) error {
@@ -183,9 +180,15 @@ func chooseBridge(host *link.Host, n *Network, nets []Network) error {
 	return nil
 }
 
-// applyNetwork makes the bridge, forwarding and firewall rules for n; all
-// holds every network including n.
-func (e *Engine) applyNetwork(host *link.Host, u *undo, n *Network, all []Network) error {
+// applyNetwork stores n and makes its bridge, forwarding and firewall rules.
+func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network) error {
+	oldNets, oldPorts, err := firewallState(tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.PutNetwork(n); err != nil {
+		return err
+	}
 	if err := createBridge(host, n); err != nil {
 		return err
 	}
@@ -200,10 +203,10 @@ func (e *Engine) applyNetwork(host *link.Host, u *undo, n *Network, all []Networ
 			u.push(link.DisableIPv4Forwarding)
 		}
 	}
-	if err := firewall.Sync(firewallNetworks(all)); err != nil {
+	if err := syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	u.push(func() error { return firewall.Sync(firewallNetworks(all[:len(all)-1])) })
+	u.push(func() error { return firewall.Sync(oldNets, oldPorts) })
 	return nil
 }
 
@@ -216,6 +219,12 @@ func createBridge(host *link.Host, n *Network) error {
 	})
 	if err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if !n.Internal {
+		if err := link.EnableRouteLocalnet(n.Bridge); err != nil {
+			host.DeleteLink(n.Bridge)
+			return fmt.Errorf("network %s: %w", n.Name, err)
+		}
 	}
 	return nil
 }
@@ -246,15 +255,11 @@ func (e *Engine) RemoveNetwork(name string) error {
 		if err := tx.DeleteNetwork(name); err != nil {
 			return err
 		}
-		rest, err := tx.Networks()
-		if err != nil {
-			return err
-		}
 		err = e.intend(u, &journal.Intent{Op: journal.OpNetworkRemove, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
 		if err != nil {
 			return err
 		}
-		if err := e.teardownNetwork(n, rest); err != nil {
+		if err := e.teardownNetwork(tx, n); err != nil {
 			return err
 		}
 		e.checkpoint("network-rm:after-teardown")
@@ -262,10 +267,10 @@ func (e *Engine) RemoveNetwork(name string) error {
 	})
 }
 
-// teardownNetwork removes n's kernel objects; rest are the networks that stay.
-func (e *Engine) teardownNetwork(n *Network, rest []Network) error {
+// teardownNetwork removes n's kernel objects once its record is deleted in tx.
+func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 	var errs []error
-	if err := firewall.Sync(firewallNetworks(rest)); err != nil {
+	if err := syncFirewall(tx); err != nil {
 		errs = append(errs, err)
 	}
 	host, err := e.hostLinks()

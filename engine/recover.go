@@ -36,7 +36,7 @@ func (e *Engine) recoverPending(dryRun bool) ([]string, error) {
 		if dryRun {
 			return nil
 		}
-		return e.syncFirewall(tx)
+		return syncFirewall(tx)
 	})
 	if err != nil || dryRun {
 		return actions, err
@@ -115,11 +115,7 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 	if err := tx.DeleteNetwork(it.Name); err != nil {
 		return err
 	}
-	rest, err := tx.Networks()
-	if err != nil {
-		return err
-	}
-	return e.teardownNetwork(n, rest)
+	return e.teardownNetwork(tx, n)
 }
 
 // removeSandboxQuiet removes sb and its sharers without writing intents (the
@@ -134,23 +130,38 @@ func (e *Engine) removeSandboxQuiet(tx *store.Tx, u *undo, sb *Sandbox) error {
 			return err
 		}
 	}
-	if err := e.teardownSandbox(sb); err != nil {
-		return err
-	}
-	return forgetSandbox(tx, sb)
+	return e.forgetAndTeardown(tx, sb, "")
 }
 
-// syncFirewall makes nsnet's table match the stored networks.
-func (e *Engine) syncFirewall(tx *store.Tx) error {
-	nets, err := tx.Networks()
+// syncFirewall makes nsnet's table match the store as tx sees it.
+func syncFirewall(tx *store.Tx) error {
+	nets, ports, err := firewallState(tx)
 	if err != nil {
 		return err
 	}
-	return firewall.Sync(firewallNetworks(nets))
+	return firewall.Sync(nets, ports)
+}
+
+// firewallState is what the store calls for: its networks and every
+// published port with the address of the sandbox it goes to.
+func firewallState(tx *store.Tx) ([]firewall.Network, []firewall.Port, error) {
+	nets, err := tx.Networks()
+	if err != nil {
+		return nil, nil, err
+	}
+	sbs, err := tx.Sandboxes()
+	if err != nil {
+		return nil, nil, err
+	}
+	var ports []firewall.Port
+	for _, s := range sbs {
+		ports = append(ports, firewallPorts(&s)...)
+	}
+	return firewallNetworks(nets), ports, nil
 }
 
 // ReloadFirewall rebuilds nsnet's nftables table from the store, e.g. after
 // someone ran `nft flush ruleset`.
 func (e *Engine) ReloadFirewall() error {
-	return e.mutate(func(tx *store.Tx, _ *undo) error { return e.syncFirewall(tx) })
+	return e.mutate(func(tx *store.Tx, _ *undo) error { return syncFirewall(tx) })
 }

@@ -40,15 +40,30 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool) e
 	if err := e.intend(u, it); err != nil {
 		return err
 	}
-	if err := e.teardownSandbox(sb); err != nil {
-		return err
-	}
-	e.checkpoint("sandbox-rm:after-teardown")
-	return forgetSandbox(tx, sb)
+	return e.forgetAndTeardown(tx, sb, "sandbox-rm:after-teardown")
 }
 
-// forgetSandbox deletes sb's record, leases and namespace claim.
+// forgetAndTeardown deletes sb's records in tx, then its kernel objects (so
+// a firewall rebuilt from tx no longer has its ports). If the kernel part
+// fails, the caller's transaction rolls the records back.
+func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) error {
+	if err := forgetSandbox(tx, sb); err != nil {
+		return err
+	}
+	if err := e.teardownSandbox(tx, sb); err != nil {
+		return err
+	}
+	e.checkpoint(point)
+	return nil
+}
+
+// forgetSandbox deletes sb's record, leases, ports and namespace claim.
 func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
+	for _, m := range sb.Ports {
+		if err := tx.DeletePort(m); err != nil {
+			return err
+		}
+	}
 	for _, ep := range sb.Endpoints {
 		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
 			return err
@@ -62,9 +77,13 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	return tx.DeleteSandbox(sb.Name)
 }
 
-// teardownSandbox removes the kernel objects of sb, keeping going past errors.
-func (e *Engine) teardownSandbox(sb *Sandbox) error {
+// teardownSandbox removes the kernel objects of sb (its published ports
+// first), keeping going past errors.
+func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	var errs []error
+	if err := unpublish(tx, firewallPorts(sb)); err != nil {
+		errs = append(errs, err)
+	}
 	if len(sb.Endpoints) > 0 {
 		host, err := e.hostLinks()
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
 )
@@ -33,6 +34,7 @@ type SandboxSpec struct {
 	IP       string // static address on the first network
 	MAC      string // static MAC on the first network (derived from the IP if empty)
 	NetNS    string // adopt this existing namespace instead of creating one
+	Publish  []string // -p specs: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/PROTO]
 }
 
 // sandboxPlan is a validated SandboxSpec.
@@ -42,6 +44,7 @@ type sandboxPlan struct {
 	ip       netip.Addr
 	mac      net.HardwareAddr
 	adopt    string
+	ports    []portspec.Spec
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -60,11 +63,11 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	return p.sb, nil
 }
 
-func parseSandboxSpec(spec SandboxSpec) (*sandboxPlan, error) {
+func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 	if err := validate.Name("sandbox", spec.Name); err != nil {
 		return nil, err
 	}
-	p := &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks}
+	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -73,6 +76,12 @@ func parseSandboxSpec(spec SandboxSpec) (*sandboxPlan, error) {
 	}
 	if err := p.parseAddresses(spec); err != nil {
 		return nil, err
+	}
+	if p.ports, err = parseSpecs(spec.Publish); err != nil {
+		return nil, err
+	}
+	if len(p.ports) > 0 && p.sb.Mode != store.ModeBridge {
+		return nil, fmt.Errorf("-p needs a bridge network, not --network %s: a sandbox publishes ports on a bridge network's address", p.networks[0])
 	}
 	if spec.NetNS != "" {
 		if p.sb.Mode == store.ModeHost || p.sb.Mode == store.ModeContainer {
@@ -153,6 +162,14 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
+	if len(p.ports) > 0 {
+		if err := checkPublishable(tx, &Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
+			return err
+		}
+		if sb.Ports, err = allocatePorts(tx, sb, p.ports); err != nil {
+			return err
+		}
+	}
 	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{netns.Path(sb.Name)}}
 	for _, ep := range eps {
 		it.Links = append(it.Links, ep.HostVeth)
@@ -171,7 +188,10 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		sb.Endpoints = append(sb.Endpoints, eps[i])
 		e.checkpoint("sandbox-create:after-veth")
 	}
-	return tx.PutSandbox(sb)
+	if err := tx.PutSandbox(sb); err != nil {
+		return err
+	}
+	return publish(tx, u, firewallPorts(sb))
 }
 
 // resolveNetworks looks up the networks of a bridge-mode sandbox, making the

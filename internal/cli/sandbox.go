@@ -23,6 +23,8 @@ func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec) {
 	f.StringArrayVar(&spec.Networks, "network", nil,
 		"bridge (default), a network name (repeatable), host, none, or container:NAME")
 	f.StringVar(&spec.IP, "ip", "", "static IPv4 address on the first network")
+	f.StringArrayVarP(&spec.Publish, "publish", "p", nil,
+		"publish a port: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/tcp|/udp|/sctp] (repeatable)")
 }
 
 func (a *app) sandboxCreate() *cobra.Command {
@@ -39,6 +41,9 @@ func (a *app) sandboxCreate() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(a.stdout, sb.Name)
+				for _, m := range sb.Ports {
+					fmt.Fprintln(a.stdout, m)
+				}
 				return nil
 			})
 		},
@@ -59,6 +64,14 @@ type sandboxJSON struct {
 	OwnsNetNS bool                    `json:"owns_netns"`
 	Created   time.Time               `json:"created"`
 	Networks  map[string]endpointJSON `json:"networks"`
+	Ports     []portJSON              `json:"ports"`
+}
+
+type portJSON struct {
+	Proto         string `json:"proto"`
+	HostIP        string `json:"host_ip"`
+	HostPort      uint16 `json:"host_port"`
+	ContainerPort uint16 `json:"container_port"`
 }
 
 type endpointJSON struct {
@@ -72,7 +85,10 @@ type endpointJSON struct {
 func toSandboxJSON(s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
-		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{},
+		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{},
+	}
+	for _, m := range s.Ports {
+		j.Ports = append(j.Ports, portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort})
 	}
 	for _, ep := range s.Endpoints {
 		e := endpointJSON{Interface: ep.IfName, Address: ep.Address.String(), MAC: ep.MAC, HostVeth: ep.HostVeth}

@@ -1,14 +1,16 @@
-// Package firewall keeps nsnet's nftables table in the state the networks in
-// the store call for: masquerade for traffic leaving a non-internal network,
-// and drops for traffic crossing the bridge of an internal one.
+// Package firewall keeps nsnet's nftables table in the state the store calls
+// for: masquerade for traffic leaving a non-internal network, isolation
+// between networks, drops around internal ones, and published ports as
+// elements of two maps, so that a packet's path and the cost of adding a
+// mapping do not grow with the number of mappings.
 //
 // It is the only package that imports google/nftables.
 //
 // Invariants: nsnet's rules live only in its own table (inet nsnet); no other
-// table or chain is read or changed. Sync replaces the whole table in one
-// atomic batch, so the kernel never holds a half-made ruleset, and a ruleset
-// flushed from outside is restored by the next Sync. With no networks, the
-// table does not exist.
+// table or chain is changed. Every change is one atomic batch: Sync replaces
+// the whole table (so a ruleset flushed from outside comes back), AddPorts and
+// DeletePorts change only map elements. With no networks the table does not
+// exist.
 package firewall
 
 import (
@@ -18,7 +20,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
-	"golang.org/x/sys/unix"
 )
 
 // TableName is the name of nsnet's nftables table (family inet).
@@ -32,17 +33,31 @@ type Network struct {
 	Internal bool
 }
 
-// Sync makes nsnet's table hold exactly the rules for nets, atomically.
-func Sync(nets []Network) error {
+// Port is one published port: host address (invalid for every address),
+// protocol and port, to a sandbox address and port.
+type Port struct {
+	Proto    string
+	HostIP   netip.Addr
+	HostPort uint16
+	CtrIP    netip.Addr
+	CtrPort  uint16
+}
+
+var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+
+// Sync makes nsnet's table hold exactly the rules for nets and the elements
+// for ports, atomically.
+func Sync(nets []Network, ports []Port) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("open nftables connection: %w", err)
 	}
-	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	c.AddTable(table) // makes the delete below valid when the table is absent
 	c.DelTable(table)
 	if len(nets) > 0 {
-		build(c, table, nets)
+		if err := build(c, nets, ports); err != nil {
+			return err
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("write nftables table inet %s: %w", TableName, err)
@@ -50,112 +65,130 @@ func Sync(nets []Network) error {
 	return nil
 }
 
-// Expected returns the rules Sync(nets) makes, as Rules reads them back.
+// Remove deletes nsnet's table if it exists.
+func Remove() error { return Sync(nil, nil) }
+
+func build(c *nftables.Conn, nets []Network, ports []Port) error {
+	c.AddTable(table)
+	chains := addChains(c)
+	sets, err := addSets(c, nets, ports)
+	if err != nil {
+		return err
+	}
+	for _, r := range plan(nets) {
+		c.AddRule(&nftables.Rule{Table: table, Chain: chains[r.chain], Exprs: bindSets(r.exprs, sets), UserData: comment(r.comment)})
+	}
+	return nil
+}
+
+func addChains(c *nftables.Conn) map[string]*nftables.Chain {
+	guard := nftables.ChainPriority(-150) // before dstnat (-100): mangle
+	defs := []*nftables.Chain{
+		{Name: chainGuard, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: &guard},
+		{Name: chainPrerouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
+		{Name: chainOutput, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
+		{Name: chainPostrouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource},
+		{Name: chainForward, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
+	}
+	out := map[string]*nftables.Chain{}
+	for _, ch := range defs {
+		ch.Table = table
+		out[ch.Name] = c.AddChain(ch)
+	}
+	return out
+}
+
+// portMaps returns the two port maps' definitions.
+func portMaps() (byIP, anyIP *nftables.Set) {
+	val := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	byIP = &nftables.Set{Table: table, Name: mapPortsByIP, IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: val}
+	anyIP = &nftables.Set{Table: table, Name: mapPortsAnyIP, IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: val}
+	return byIP, anyIP
+}
+
+func addSets(c *nftables.Conn, nets []Network, ports []Port) (map[string]*nftables.Set, error) {
+	byIP, anyIP := portMaps()
+	bridges := &nftables.Set{Table: table, Name: setBridges, KeyType: nftables.TypeIFName}
+	elems := map[string][]nftables.SetElement{}
+	for _, p := range ports {
+		e, m := element(p)
+		elems[m] = append(elems[m], *e)
+	}
+	for _, n := range nets {
+		elems[setBridges] = append(elems[setBridges], nftables.SetElement{Key: ifnameBytes(n.Bridge)})
+	}
+	sets := map[string]*nftables.Set{}
+	for _, s := range []*nftables.Set{byIP, anyIP, bridges} {
+		if err := c.AddSet(s, elems[s.Name]); err != nil {
+			return nil, fmt.Errorf("add nftables set %s: %w", s.Name, err)
+		}
+		sets[s.Name] = s
+	}
+	return sets, nil
+}
+
+// bindSets fills in the set IDs of lookups, which the kernel needs to find a
+// set made in the same batch.
+func bindSets(exprs []expr.Any, sets map[string]*nftables.Set) []expr.Any {
+	for _, e := range exprs {
+		if l, ok := e.(*expr.Lookup); ok {
+			l.SetID = sets[l.SetName].ID
+		}
+	}
+	return exprs
+}
+
+// AddPorts adds published ports to the maps in one batch.
+func AddPorts(ports []Port) error { return changePorts(ports, true) }
+
+// DeletePorts removes published ports from the maps in one batch.
+func DeletePorts(ports []Port) error { return changePorts(ports, false) }
+
+func changePorts(ports []Port, add bool) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("open nftables connection: %w", err)
+	}
+	byIP, anyIP := portMaps()
+	groups := map[*nftables.Set][]nftables.SetElement{}
+	for _, p := range ports {
+		e, m := element(p)
+		s := byIP
+		if m == mapPortsAnyIP {
+			s = anyIP
+		}
+		groups[s] = append(groups[s], *e)
+	}
+	for s, elems := range groups {
+		if add {
+			err = c.SetAddElements(s, elems)
+		} else {
+			err = c.SetDeleteElements(s, elems)
+		}
+		if err != nil {
+			return fmt.Errorf("change nftables map %s: %w", s.Name, err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("change published ports in table inet %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// Expected returns the rules Sync(nets, ...) makes, as Rules reads them back.
 func Expected(nets []Network) []Rule {
 	var out []Rule
-	for _, n := range nets {
-		for _, r := range rulesFor(n) {
-			out = append(out, Rule{Chain: r.chain, Comment: r.comment})
-		}
+	for _, r := range plan(nets) {
+		out = append(out, Rule{Chain: r.chain, Comment: r.comment})
 	}
 	return out
-}
-
-// Remove deletes nsnet's table if it exists.
-func Remove() error { return Sync(nil) }
-
-func build(c *nftables.Conn, table *nftables.Table, nets []Network) {
-	c.AddTable(table)
-	post := c.AddChain(&nftables.Chain{
-		Name: "postrouting", Table: table, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
-	})
-	fwd := c.AddChain(&nftables.Chain{
-		Name: "forward", Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter,
-	})
-	for _, n := range nets {
-		for _, r := range rulesFor(n) {
-			chain := post
-			if r.chain == chainForward {
-				chain = fwd
-			}
-			c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: r.exprs, UserData: comment(r.comment)})
-		}
-	}
-}
-
-const (
-	chainPostrouting = "postrouting"
-	chainForward     = "forward"
-)
-
-type rule struct {
-	chain   string
-	comment string
-	exprs   []expr.Any
-}
-
-// rulesFor returns the rules one network needs.
-func rulesFor(n Network) []rule {
-	mark := "nsnet network " + n.Name
-	if n.Internal {
-		return []rule{
-			{chainForward, mark + ": internal, nothing leaves", cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), drop())},
-			{chainForward, mark + ": internal, nothing enters", cat(ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, n.Bridge), drop())},
-		}
-	}
-	return []rule{
-		{chainPostrouting, mark + ": masquerade", cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), []expr.Any{&expr.Masq{}})},
-	}
-}
-
-func cat(parts ...[]expr.Any) []expr.Any {
-	var out []expr.Any
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
-
-// ipv4 matches IPv4 packets: meta nfproto ipv4.
-func ipv4() []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-	}
-}
-
-// saddrIn matches an IPv4 source address in p: ip saddr p.
-func saddrIn(p netip.Prefix) []expr.Any {
-	m := prefixMask(p.Bits())
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: m, Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
-	}
-}
-
-func prefixMask(bits int) []byte {
-	v := ^uint32(0) << (32 - bits)
-	if bits == 0 {
-		v = 0
-	}
-	return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
-// ifname compares the input or output interface name: iifname/oifname op name.
-func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
-	data := make([]byte, unix.IFNAMSIZ)
-	copy(data, name)
-	return []expr.Any{
-		&expr.Meta{Key: key, Register: 1},
-		&expr.Cmp{Op: op, Register: 1, Data: data},
-	}
-}
-
-func drop() []expr.Any {
-	return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 }
 
 func comment(s string) []byte {

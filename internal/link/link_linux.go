@@ -146,6 +146,9 @@ func (h *Host) SetMaster(name, bridge string) error {
 	if err := setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge, err)
 	}
+	if err := h.h.LinkSetHairpin(l, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -197,6 +200,11 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error {
 	if err := setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
+	}
+	// Hairpin mode lets a sandbox reach its own published port through a
+	// host address: the translated packet leaves by the port it came in.
+	if err := h.h.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %s: %w", v.HostName, err)
 	}
 	return configurePeer(v, nsFile)
 }
@@ -285,6 +293,39 @@ func EnableIPv4Forwarding() (changed bool, err error) {
 		return false, fmt.Errorf("enable IPv4 forwarding (%s): %w", ipForward, err)
 	}
 	return true, nil
+}
+
+// EnableRouteLocalnet lets packets from the host's 127.0.0.1 be routed out of
+// the bridge (net.ipv4.conf.BRIDGE.route_localnet), so published ports answer
+// on 127.0.0.1; nsnet's firewall drops anything from outside addressed to
+// 127.0.0.0/8, which is what makes this safe.
+func EnableRouteLocalnet(bridge string) error {
+	path := "/proc/sys/net/ipv4/conf/" + bridge + "/route_localnet"
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enable route_localnet on %s: %w", bridge, err)
+	}
+	return nil
+}
+
+// DeleteConntrack removes the host's connection-tracking entries of flows to
+// proto/hostPort that were translated to ctrIP, so a flow never keeps going
+// to a mapping that is gone. It returns how many it removed.
+func DeleteConntrack(proto uint8, hostPort uint16, ctrIP netip.Addr) (uint, error) {
+	f := &netlink.ConntrackFilter{}
+	if err := f.AddProtocol(proto); err != nil {
+		return 0, err
+	}
+	if err := f.AddPort(netlink.ConntrackOrigDstPort, hostPort); err != nil {
+		return 0, err
+	}
+	if err := f.AddIP(netlink.ConntrackReplySrcIP, ctrIP.AsSlice()); err != nil {
+		return 0, err
+	}
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f)
+	if err != nil {
+		return n, fmt.Errorf("delete conntrack entries of %d/%d to %s: %w", hostPort, proto, ctrIP, err)
+	}
+	return n, nil
 }
 
 // DisableIPv4Forwarding turns net.ipv4.ip_forward off again; it is only used

@@ -44,6 +44,7 @@ type Spec struct {
 func Parse(s string) (Spec, error) {
 	sp := Spec{Proto: "tcp"}
 	rest, proto, hasProto := strings.Cut(s, "/")
+	proto = strings.ToLower(proto) // Docker accepts 80/TCP
 	if hasProto {
 		if !validProto(proto) {
 			return Spec{}, fmt.Errorf("invalid port spec %q: protocol %q is not one of tcp, udp, sctp", s, proto)
@@ -214,7 +215,7 @@ func Expand(sp Spec, auto Range, free Free) ([]Mapping, error) {
 func pick(base Mapping, ctr uint16, r Range, free Free, taken []Mapping) (Mapping, error) {
 	m := base
 	m.CtrPort = ctr
-	for p := int(r.Start); p <= int(r.End); p++ {
+	for p := max(int(r.Start), 1); p <= int(r.End); p++ {
 		m.HostPort = uint16(p)
 		if overlapsAny(m, taken) || free(m) != nil {
 			continue

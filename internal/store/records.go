@@ -3,6 +3,8 @@ package store
 import (
 	"net/netip"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/portspec"
 )
 
 // Network is a bridge network.
@@ -28,16 +30,17 @@ const (
 
 // Sandbox is a named network namespace and its endpoints.
 type Sandbox struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Mode      string     `json:"mode"`                  // one of the Mode constants
-	Container string     `json:"container,omitempty"`   // for ModeContainer: the sandbox whose namespace is shared
-	NetNS     string     `json:"netns"`                 // path to use to enter the namespace
-	OwnsNetNS bool       `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
-	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
-	NetNSIno  uint64     `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
-	Endpoints []Endpoint `json:"endpoints,omitempty"`
-	Created   time.Time  `json:"created"`
+	ID        string             `json:"id"`
+	Name      string             `json:"name"`
+	Mode      string             `json:"mode"`                  // one of the Mode constants
+	Container string             `json:"container,omitempty"`   // for ModeContainer: the sandbox whose namespace is shared
+	NetNS     string             `json:"netns"`                 // path to use to enter the namespace
+	OwnsNetNS bool               `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
+	Mounted   bool               `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
+	NetNSIno  uint64             `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
+	Endpoints []Endpoint         `json:"endpoints,omitempty"`
+	Ports     []portspec.Mapping `json:"ports,omitempty"` // published on the first endpoint's address
+	Created   time.Time          `json:"created"`
 }
 
 // Endpoint is a sandbox's attachment to one network.

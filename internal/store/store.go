@@ -19,6 +19,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/nsnet/nsnet/internal/portspec"
 )
 
 // FileName is the state file inside the root directory.
@@ -35,6 +37,7 @@ var (
 	bucketSandboxes = []byte("sandboxes")
 	bucketLeases    = []byte("leases")
 	bucketNetNS     = []byte("namespaces") // namespace inode -> sandbox that has it
+	bucketPorts     = []byte("ports")      // "proto/port" -> {host IP: sandbox}
 )
 
 // Store is an open state file.
@@ -85,7 +88,7 @@ func (s *Store) Path() string { return s.db.Path() }
 // Update runs fn in a read-write transaction, committed only if fn succeeds.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS} {
+		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -226,6 +229,53 @@ func (t *Tx) NamespaceHolder(inode uint64) string {
 	}
 	return string(b.Get(binary.BigEndian.AppendUint64(nil, inode)))
 }
+
+// PortHolders returns who publishes proto/port, by host IP ("0.0.0.0" for
+// every address).
+func (t *Tx) PortHolders(proto string, port uint16) (map[string]string, error) {
+	holders := map[string]string{}
+	b := t.tx.Bucket(bucketPorts)
+	if b == nil {
+		return holders, nil
+	}
+	raw := b.Get(portKey(proto, port))
+	if raw == nil {
+		return holders, nil
+	}
+	if err := json.Unmarshal(raw, &holders); err != nil {
+		return nil, fmt.Errorf("decode port record %s/%d: %w", proto, port, err)
+	}
+	return holders, nil
+}
+
+// PutPort records that sandbox publishes m.
+func (t *Tx) PutPort(m portspec.Mapping, sandbox string) error {
+	return t.updatePort(m, func(h map[string]string) { h[m.HostIPString()] = sandbox })
+}
+
+// DeletePort forgets the publication of m.
+func (t *Tx) DeletePort(m portspec.Mapping) error {
+	return t.updatePort(m, func(h map[string]string) { delete(h, m.HostIPString()) })
+}
+
+func (t *Tx) updatePort(m portspec.Mapping, change func(map[string]string)) error {
+	holders, err := t.PortHolders(m.Proto, m.HostPort)
+	if err != nil {
+		return err
+	}
+	change(holders)
+	b := t.tx.Bucket(bucketPorts)
+	if len(holders) == 0 {
+		return b.Delete(portKey(m.Proto, m.HostPort))
+	}
+	raw, err := json.Marshal(holders)
+	if err != nil {
+		return err
+	}
+	return b.Put(portKey(m.Proto, m.HostPort), raw)
+}
+
+func portKey(proto string, port uint16) []byte { return []byte(fmt.Sprintf("%s/%d", proto, port)) }
 
 // leases is network's lease bucket, or nil if it has none (yet).
 func (t *Tx) leases(network string) *bolt.Bucket {

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/hostport"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/portspec"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Mapping is a published port.
+type Mapping = portspec.Mapping
+
+// parseSpecs parses -p values.
+func parseSpecs(specs []string) ([]portspec.Spec, error) {
+	var out []portspec.Spec
+	for _, s := range specs {
+		sp, err := portspec.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// firewallPorts are sb's published ports as the firewall needs them.
+func firewallPorts(sb *Sandbox) []firewall.Port {
+	if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
+		return nil
+	}
+	ip := sb.Endpoints[0].Address.Addr()
+	out := make([]firewall.Port, len(sb.Ports))
+	for i, m := range sb.Ports {
+		out[i] = firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrIP: ip, CtrPort: m.CtrPort}
+	}
+	return out
+}
+
+// checkPublishable refuses ports on sandboxes that cannot have them.
+func checkPublishable(tx *store.Tx, sb *Sandbox) error {
+	if sb.Mode != store.ModeBridge || len(sb.Endpoints) == 0 {
+		return fmt.Errorf("sandbox %s has no bridge network (mode %s): only bridge sandboxes can publish ports", sb.Name, sb.Mode)
+	}
+	n, err := tx.Network(sb.Endpoints[0].Network)
+	if err != nil {
+		return networkNotFound(sb.Endpoints[0].Network, err)
+	}
+	if n.Internal {
+		return fmt.Errorf("sandbox %s is on internal network %s, which cannot publish ports: nothing may reach it from outside the bridge", sb.Name, n.Name)
+	}
+	return nil
+}
+
+// allocatePorts expands specs into mappings whose host ports neither nsnet
+// nor a host process holds, and records them in tx for sb.
+func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec) ([]Mapping, error) {
+	lo, hi := hostport.LocalPortRange()
+	var planned []Mapping
+	free := func(m Mapping) error {
+		for _, p := range planned {
+			if p.Overlaps(m) {
+				return fmt.Errorf("host port %s:%d/%s is given twice", m.HostIPString(), m.HostPort, m.Proto)
+			}
+		}
+		if err := publishedBy(tx, m); err != nil {
+			return err
+		}
+		return hostport.Check(m.Proto, m.HostIP, m.HostPort)
+	}
+	for _, sp := range specs {
+		ms, err := portspec.Expand(sp, portspec.Range{Start: lo, End: hi}, free)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", sb.Name, err)
+		}
+		planned = append(planned, ms...)
+	}
+	for _, m := range planned {
+		if err := tx.PutPort(m, sb.Name); err != nil {
+			return nil, err
+		}
+	}
+	return planned, nil
+}
+
+// publishedBy reports a sandbox that already publishes an overlapping port.
+func publishedBy(tx *store.Tx, m Mapping) error {
+	holders, err := tx.PortHolders(m.Proto, m.HostPort)
+	if err != nil {
+		return err
+	}
+	for ip, sb := range holders {
+		if ip == "0.0.0.0" || !m.HostIP.IsValid() || ip == m.HostIP.String() {
+			return fmt.Errorf("host port %s:%d/%s is already published by sandbox %s: choose another host port (nsnet port ls)", ip, m.HostPort, m.Proto, sb)
+		}
+	}
+	return nil
+}
+
+// publish installs ports in the firewall; if the table is not as the store
+// says (flushed from outside), it rebuilds it from the store instead.
+func publish(tx *store.Tx, u *undo, ports []firewall.Port) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	if err := firewall.AddPorts(ports); err != nil {
+		if err := syncFirewall(tx); err != nil {
+			return err
+		}
+	}
+	u.push(func() error { return firewall.DeletePorts(ports) })
+	return nil
+}
+
+// unpublish removes ports from the firewall (rebuilding it from tx if the
+// elements are not there) and flushes their connection-tracking entries.
+func unpublish(tx *store.Tx, ports []firewall.Port) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	if err := firewall.DeletePorts(ports); err != nil {
+		if err := syncFirewall(tx); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, p := range ports {
+		if _, err := link.DeleteConntrack(protoNumber(p.Proto), p.HostPort, p.CtrIP); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func protoNumber(p string) uint8 {
+	switch p {
+	case "udp":
+		return 17
+	case "sctp":
+		return 132
+	}
+	return 6
+}
+
+// AddPorts publishes more ports of an existing sandbox.
+func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
+	parsed, err := parseSpecs(specs)
+	if err != nil {
+		return nil, err
+	}
+	var added []Mapping
+	err = e.mutate(func(tx *store.Tx, u *undo) error {
+		sb, err := tx.Sandbox(name)
+		if err != nil {
+			return sandboxNotFound(name, err)
+		}
+		if err := checkPublishable(tx, sb); err != nil {
+			return err
+		}
+		if added, err = allocatePorts(tx, sb, parsed); err != nil {
+			return err
+		}
+		sb.Ports = append(sb.Ports, added...)
+		if err := tx.PutSandbox(sb); err != nil {
+			return err
+		}
+		return publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
+	})
+	return added, err
+}
+
+// RemovePorts unpublishes the ports of a sandbox that specs name; a spec
+// that names none is an error and nothing is removed.
+func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
+	parsed, err := parseSpecs(specs)
+	if err != nil {
+		return nil, err
+	}
+	var removed []Mapping
+	err = e.mutate(func(tx *store.Tx, u *undo) error {
+		sb, err := tx.Sandbox(name)
+		if err != nil {
+			return sandboxNotFound(name, err)
+		}
+		var keep []Mapping
+		if removed, keep, err = splitPorts(sb, parsed, specs); err != nil {
+			return err
+		}
+		for _, m := range removed {
+			if err := tx.DeletePort(m); err != nil {
+				return err
+			}
+		}
+		sb.Ports = keep
+		if err := tx.PutSandbox(sb); err != nil {
+			return err
+		}
+		return unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
+	})
+	return removed, err
+}
+
+func splitPorts(sb *Sandbox, parsed []portspec.Spec, specs []string) (removed, keep []Mapping, err error) {
+	used := make([]bool, len(parsed))
+	for _, m := range sb.Ports {
+		hit := false
+		for i, sp := range parsed {
+			if sp.Matches(m) {
+				hit, used[i] = true, true
+			}
+		}
+		if hit {
+			removed = append(removed, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	for i, ok := range used {
+		if !ok {
+			return nil, nil, fmt.Errorf("sandbox %s publishes nothing matching %s (see nsnet port ls %s)", sb.Name, specs[i], sb.Name)
+		}
+	}
+	return removed, keep, nil
+}

@@ -1,0 +1,127 @@
+// Package hostport checks whether a host port is free for publishing: it
+// tries to bind it in the current (host) network namespace, and when a host
+// process holds it, finds that process through /proc so the error can name it.
+//
+// Invariants: it never keeps a socket open and never changes the kernel's
+// state; the bind test uses SO_REUSEADDR for TCP so that connections in
+// TIME_WAIT do not count as holders.
+package hostport
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Check returns nil if proto/port on ip (invalid: every address) can be
+// bound, or an error naming the process that holds it.
+func Check(proto string, ip netip.Addr, port uint16) error {
+	if proto == "sctp" {
+		return nil // binding SCTP needs the sctp module; the port map alone decides
+	}
+	err := tryBind(proto, ip, port)
+	if err == nil {
+		return nil
+	}
+	where := "0.0.0.0"
+	if ip.IsValid() {
+		where = ip.String()
+	}
+	if holder := Holder(proto, port); holder != "" {
+		return fmt.Errorf("host port %s:%d/%s is in use by %s: stop it or publish another host port", where, port, proto, holder)
+	}
+	return fmt.Errorf("host port %s:%d/%s cannot be bound (%v): publish another host port", where, port, proto, err)
+}
+
+func tryBind(proto string, ip netip.Addr, port uint16) error {
+	typ := unix.SOCK_STREAM
+	if proto == "udp" {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if proto == "tcp" {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}
+	sa := &unix.SockaddrInet4{Port: int(port)}
+	if ip.IsValid() {
+		sa.Addr = ip.As4()
+	}
+	return unix.Bind(fd, sa)
+}
+
+// Holder names the process with a socket bound to port ("nginx (pid 42)"),
+// or returns "" if none is found.
+func Holder(proto string, port uint16) string {
+	inodes := socketInodes(proto, port)
+	if len(inodes) == 0 {
+		return ""
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		link, err := os.Readlink(fd)
+		if err != nil || !strings.HasPrefix(link, "socket:[") {
+			continue
+		}
+		if inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+			pid := strings.Split(fd, "/")[2]
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			return fmt.Sprintf("process %s (pid %s)", strings.TrimSpace(string(comm)), pid)
+		}
+	}
+	return "a socket of another network namespace or of the kernel"
+}
+
+// socketInodes returns the inodes of IPv4 and IPv6 sockets bound to port
+// (listening, for TCP).
+func socketInodes(proto string, port uint16) map[string]bool {
+	out := map[string]bool{}
+	for _, file := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 10 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(fields[1], ":")
+			p, err := strconv.ParseUint(hexPort, 16, 16)
+			if err != nil || uint16(p) != port || (proto == "tcp" && fields[3] != "0A") {
+				continue
+			}
+			out[fields[9]] = true
+		}
+		f.Close()
+	}
+	return out
+}
+
+// LocalPortRange is the kernel's ephemeral port range, from which nsnet
+// chooses host ports that a spec leaves out (as Docker does).
+func LocalPortRange() (uint16, uint16) {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		f := strings.Fields(string(raw))
+		if len(f) == 2 {
+			lo, err1 := strconv.ParseUint(f[0], 10, 16)
+			hi, err2 := strconv.ParseUint(f[1], 10, 16)
+			if err1 == nil && err2 == nil && lo > 0 && lo <= hi {
+				return uint16(lo), uint16(hi)
+			}
+		}
+	}
+	return 49153, 65535
+}
