@@ -31,9 +31,9 @@ type SandboxSpec struct {
 	// network name, "host", "none" or "container:NAME". Several network names
 	// attach the sandbox to each (eth0, eth1, ...). Empty means "bridge".
 	Networks []string
-	IP       string // static address on the first network
-	MAC      string // static MAC on the first network (derived from the IP if empty)
-	NetNS    string // adopt this existing namespace instead of creating one
+	IP       string   // static address on the first network
+	MAC      string   // static MAC on the first network (derived from the IP if empty)
+	NetNS    string   // adopt this existing namespace instead of creating one
 	Publish  []string // -p specs: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/PROTO]
 }
 
