@@ -52,6 +52,7 @@ type Options struct {
 	AddressPools []ipam.Pool   // subnets for networks made without --subnet (ipam.DefaultPools if nil)
 	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero)
 	ReadOnly     bool          // only reads: takes a shared lock
+	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)
 }
 
 // Engine is an open nsnet state with handles on the host.
@@ -78,6 +79,9 @@ func Open(o Options) (*Engine, error) {
 	}
 	if o.RunDir == "" {
 		o.RunDir = DefaultRunDir
+	}
+	if o.Warn == nil {
+		o.Warn = func(string) {}
 	}
 	root, err := filepath.Abs(o.Root)
 	if err != nil {

@@ -57,6 +57,13 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 		}
 		return nil
 	})
+	if nets, nerr := e.Networks(); nerr == nil {
+		for i := range nets {
+			if !nets[i].Internal {
+				e.warnForwardDrops(&nets[i])
+			}
+		}
+	}
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -50,7 +51,34 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !n.Internal {
+		e.warnForwardDrops(n)
+	}
 	return n, nil
+}
+
+// warnForwardDrops tells the user when another table's forward chain drops
+// by default, which silently breaks n beyond its bridge.
+func (e *Engine) warnForwardDrops(n *Network) {
+	drops, err := firewall.ForwardDrops()
+	for _, d := range drops {
+		e.opts.Warn(fmt.Sprintf("%s drops forwarded packets by default (policy drop), so sandboxes of network %s cannot reach beyond bridge %s "+
+			"and its published ports do not answer from outside; nsnet does not edit chains it does not own: let them through, e.g. "+
+			"nft insert rule %s iifname %q accept; nft insert rule %s oifname %q accept",
+			d, n.Name, n.Bridge, chainRef(d), n.Bridge, chainRef(d), n.Bridge))
+	}
+	if err != nil {
+		e.opts.Warn(fmt.Sprintf("cannot check other tables' forward chains: %v", err))
+	}
+}
+
+// chainRef turns "table ip filter chain FORWARD" into "ip filter FORWARD".
+func chainRef(desc string) string {
+	f := strings.Fields(desc)
+	if len(f) != 5 {
+		return desc
+	}
+	return f[1] + " " + f[2] + " " + f[4]
 }
 
 // parseNetworkSpec checks everything that needs neither store nor kernel.

@@ -18,6 +18,7 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 )
@@ -112,7 +113,8 @@ func portMaps() (byIP, anyIP *nftables.Set) {
 
 func addSets(c *nftables.Conn, nets []Network, ports []Port) (map[string]*nftables.Set, error) {
 	byIP, anyIP := portMaps()
-	bridges := &nftables.Set{Table: table, Name: setBridges, KeyType: nftables.TypeIFName}
+	// Interface names are host-order strings to nft; without this it prints them reversed (as "").
+	bridges := &nftables.Set{Table: table, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	elems := map[string][]nftables.SetElement{}
 	for _, p := range ports {
 		e, m := element(p)

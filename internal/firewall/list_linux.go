@@ -65,3 +65,41 @@ func Exists() (bool, error) {
 	}
 	return false, nil
 }
+
+// ForwardDrops names the base chains of other tables that drop forwarded
+// packets by default (as Docker sets iptables' FORWARD policy to DROP). Such a
+// chain drops nsnet's traffic whatever nsnet's own table accepts, and nsnet
+// never edits chains it does not own.
+func ForwardDrops() ([]string, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("open nftables connection: %w", err)
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	var out []string
+	for _, ch := range chains {
+		if ch.Table.Name == TableName || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward ||
+			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
+			continue
+		}
+		out = append(out, fmt.Sprintf("table %s %s chain %s", familyName(ch.Table.Family), ch.Table.Name, ch.Name))
+	}
+	return out, nil
+}
+
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	}
+	return fmt.Sprintf("family-%d", f)
+}

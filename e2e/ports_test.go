@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+const dialTimeout = 2 * time.Second
+
+// reach asserts that a TCP connection from ns to addr gets the greeting of
+// the echo server (which names the client address it saw), or not.
+func reach(t *testing.T, ns, addr string, want bool, why string) string {
+	t.Helper()
+	got, err := testenv.TCPHello(ns, addr, dialTimeout)
+	switch {
+	case want && err != nil:
+		t.Errorf("%s: %s -> %s failed: %v", why, ns, addr, err)
+	case !want && err == nil:
+		t.Errorf("%s: %s -> %s connected (%q), want no connection", why, ns, addr, got)
+	}
+	return got
+}
+
+// TestPublishedPorts checks where a published port answers and where it
+// must not, with a real server in the sandbox and clients in the internet,
+// the host and other sandboxes.
+func TestPublishedPorts(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	web, web2, other := w.Name("web"), w.Name("web2"), w.Name("other")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.90.0.0/24", "n1")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.91.0.0/24", "n2")
+	out := w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.90.0.10",
+		"-p", "8080:80", "-p", "127.0.0.1:9090:80", "-p", "80", web)
+	auto := autoPort(t, out)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", web2)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n2", "--ip", "10.91.0.20", other)
+	testenv.StartTCPEcho(t, web, "0.0.0.0:80")
+
+	up := testenv.UplinkIP
+	if got := reach(t, w.Inet, up+":8080", true, "internet to the uplink"); got != "from "+testenv.RouterIP {
+		t.Errorf("server saw %q, want the real client %s", got, testenv.RouterIP)
+	}
+	reach(t, w.Inet, fmt.Sprintf("%s:%d", up, auto), true, "internet to the chosen port")
+	reach(t, w.Host, "127.0.0.1:8080", true, "host at 127.0.0.1")
+	reach(t, w.Host, up+":8080", true, "host at its uplink address")
+	reach(t, w.Host, "10.90.0.1:8080", true, "host at its bridge address")
+	reach(t, other, up+":8080", true, "sandbox of another network via a host address")
+	reach(t, web2, up+":8080", true, "sandbox of the same network via a host address")
+	reach(t, web, up+":8080", true, "hairpin: the sandbox to its own published port")
+
+	reach(t, w.Host, "127.0.0.1:9090", true, "host at 127.0.0.1 to a port bound there")
+	reach(t, w.Inet, up+":9090", false, "internet to a port bound to 127.0.0.1")
+	reach(t, w.Host, up+":9090", false, "host uplink address to a port bound to 127.0.0.1")
+	reach(t, other, up+":9090", false, "sandbox to a port bound to 127.0.0.1")
+	reach(t, w.Inet, up+":8081", false, "internet to a port nobody published")
+
+	t.Run("127.0.0.1 from a neighbour (CVE-2020-8558)", func(t *testing.T) { checkLocalhostGuard(t, w, other) })
+	t.Run("isolation", func(t *testing.T) {
+		reach(t, other, "10.90.0.10:80", false, "sandbox of another network to the address directly")
+		testenv.StartTCPEcho(t, other, "0.0.0.0:81")
+		reach(t, web, "10.91.0.20:81", false, "and the other way")
+		reach(t, w.Host, "10.91.0.20:81", true, "the host still reaches both")
+	})
+	w.MustNsnet(t, "sandbox", "rm", web, web2, other)
+	w.MustNsnet(t, "network", "rm", "n1", "n2")
+	w.AssertClean(t)
+}
+
+var mappingLine = regexp.MustCompile(`80/tcp -> 0\.0\.0\.0:(\d+)`)
+
+// autoPort finds the host port nsnet chose for `-p 80` in create's output.
+func autoPort(t *testing.T, out string) int {
+	t.Helper()
+	for _, m := range mappingLine.FindAllStringSubmatch(out, -1) {
+		if p, _ := strconv.Atoi(m[1]); p != 8080 {
+			return p
+		}
+	}
+	t.Fatalf("no chosen host port in:\n%s", out)
+	return 0
+}
+
+// checkLocalhostGuard makes a sandbox route 127.0.0.1 to the host, as an
+// attacker on a shared segment would, and checks the port bound to the host's
+// 127.0.0.1 stays out of reach; with nsnet's guard flushed, it is reached,
+// so the guard is what protects it.
+func checkLocalhostGuard(t *testing.T, w *testenv.World, attacker string) {
+	// The attacker's own 127.0.0.1 must go, or its kernel drops the replies
+	// as martians (a source address of its own).
+	mustRun(t, attacker, "ip", "addr", "flush", "dev", "lo")
+	mustRun(t, attacker, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+	mustRun(t, attacker, "ip", "route", "add", "127.0.0.1/32", "via", "10.91.0.1", "dev", "eth0")
+	reach(t, attacker, "127.0.0.1:9090", false, "neighbour routing 127.0.0.1 to the host")
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", "nsnet", "prerouting-guard")
+	reach(t, attacker, "127.0.0.1:9090", true, "control: without the guard")
+	w.MustNsnet(t, "firewall", "reload")
+	reach(t, attacker, "127.0.0.1:9090", false, "after firewall reload")
+}
+
+// TestPortConflictsAndChanges checks refusals of taken host ports, adding and
+// removing ports of a running sandbox, and that internal networks cannot
+// publish.
+func TestPortConflictsAndChanges(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.92.0.0/24", "n1")
+	w.MustNsnet(t, "network", "create", "--internal", "--subnet", "10.93.0.0/24", "in")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", a)
+	testenv.StartTCPEcho(t, a, "0.0.0.0:80")
+
+	before := w.Snapshot(t)
+	expectFail(t, w, 1, []string{"8080", "already published by sandbox " + a}, "sandbox", "create", "--network", "n1", "-p", "8080:81", b)
+	expectFail(t, w, 1, []string{"8080", "already published by sandbox " + a}, "sandbox", "create", "--network", "n1", "-p", "127.0.0.1:8080:81", b)
+	testenv.StartTCPEcho(t, w.Host, "0.0.0.0:7070")
+	expectFail(t, w, 1, []string{"7070", "in use by process", "pid"}, "port", "add", a, "7070:80")
+	expectFail(t, w, 1, []string{"internal network in", "cannot publish"}, "sandbox", "create", "--network", "in", "-p", "80", c)
+	expectFail(t, w, 1, []string{"publishes nothing matching 9999"}, "port", "rm", a, "9999:80")
+	if d := before.Diff(w.Snapshot(t)); d != "" {
+		t.Errorf("refused commands changed the world:\n%s", d)
+	}
+
+	if out := w.MustNsnet(t, "port", "add", a, "6060:80", "6061-6062:80-81/udp"); !strings.Contains(out, "80/tcp -> 0.0.0.0:6060") {
+		t.Errorf("port add printed %q", out)
+	}
+	reach(t, w.Inet, testenv.UplinkIP+":6060", true, "port added to a running sandbox")
+	ls := w.MustNsnet(t, "port", "ls", a)
+	for _, want := range []string{`80/tcp\s+0\.0\.0\.0:6060`, `81/udp\s+0\.0\.0\.0:6062`, `80/tcp\s+0\.0\.0\.0:8080`} {
+		if !regexp.MustCompile(want).MatchString(ls) {
+			t.Errorf("port ls lacks %q:\n%s", want, ls)
+		}
+	}
+	w.MustNsnet(t, "port", "rm", a, "6060:80", "80/udp", "81/udp")
+	reach(t, w.Inet, testenv.UplinkIP+":6060", false, "removed port")
+	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "the other port stays")
+	w.MustNsnet(t, "sandbox", "rm", a)
+	reach(t, w.Inet, testenv.UplinkIP+":8080", false, "port of a removed sandbox")
+	w.MustNsnet(t, "network", "rm", "n1", "in")
+	w.AssertClean(t)
+}
+
+// TestUDPFlowMovesOn checks that removing a sandbox flushes the conntrack
+// entries of its UDP mapping: the same client flow then reaches the sandbox
+// that publishes the port next, instead of the one that is gone.
+func TestUDPFlowMovesOn(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b := w.Name("a"), w.Name("b")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.94.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "5353:53/udp", a)
+	startUDPEcho(t, a, "first")
+
+	conn := udpClient(t, w.Inet, testenv.UplinkIP+":5353")
+	if got := udpAsk(t, conn); got != "first" {
+		t.Fatalf("udp through the mapping: %q", got)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "5353:53/udp", b)
+	startUDPEcho(t, b, "second")
+	if got := udpAsk(t, conn); got != "second" {
+		t.Errorf("the same UDP flow after the mapping moved: %q, want \"second\"", got)
+	}
+	w.MustNsnet(t, "sandbox", "rm", b)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+func startUDPEcho(t *testing.T, ns, name string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := testenv.InNS(testenv.NSPath(ns), func() (err error) { pc, err = net.ListenPacket("udp4", "0.0.0.0:53"); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+func udpClient(t *testing.T, ns, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := testenv.InNS(testenv.NSPath(ns), func() (err error) { c, err = net.Dial("udp4", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// udpAsk sends a few datagrams on one flow until one is answered.
+func udpAsk(t *testing.T, c net.Conn) string {
+	buf := make([]byte, 512)
+	for i := 0; i < 5; i++ {
+		c.Write([]byte("hi"))
+		c.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n])
+		}
+	}
+	return ""
+}
+
+// TestForwardDropWarning checks that a host firewall dropping forwarded
+// traffic by default is reported, since nsnet does not edit it.
+func TestForwardDropWarning(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	mustRun(t, w.Host, "nft", "add", "table", "ip", "filter")
+	mustRun(t, w.Host, "nft", "add", "chain", "ip", "filter", "FORWARD", "{ type filter hook forward priority 0; policy drop; }")
+	r := w.Nsnet("network", "create", "--subnet", "10.95.0.0/24", "--bridge", "br-w", "n1")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Warning: table ip filter chain FORWARD drops forwarded packets") ||
+		!strings.Contains(r.Stderr, `nft insert rule ip filter FORWARD iifname "br-w" accept`) {
+		t.Errorf("network create: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	sb := w.Name("s")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", sb)
+	testenv.StartTCPEcho(t, w.Inet, testenv.PublicIP+":7777")
+	reach(t, sb, testenv.PublicIP+":7777", false, "the warning is true: traffic is dropped")
+	mustRun(t, w.Host, "nft", "insert", "rule", "ip", "filter", "FORWARD", "iifname", "br-w", "accept")
+	mustRun(t, w.Host, "nft", "insert", "rule", "ip", "filter", "FORWARD", "oifname", "br-w", "accept")
+	reach(t, sb, testenv.PublicIP+":7777", true, "with the suggested rules")
+	w.MustNsnet(t, "sandbox", "rm", sb)
+	w.MustNsnet(t, "network", "rm", "n1")
+	mustRun(t, w.Host, "nft", "delete", "table", "ip", "filter")
+	w.AssertClean(t)
+}
