@@ -38,6 +38,8 @@ func TestFaultInjection(t *testing.T) {
 			cmd: []string{"network", "create", "--subnet", "10.81.0.0/24", "n2"}, reset: [][]string{{"network", "rm", "n2"}}},
 		{points: append([]string{"sandbox-create:after-intent", "sandbox-create:after-netns", "sandbox-create:after-veth"}, common...),
 			cmd: []string{"sandbox", "create", "--network", "n1", s}, reset: [][]string{{"sandbox", "rm", s}}},
+		{points: append([]string{"sandbox-create:after-veth"}, common...),
+			cmd: []string{"sandbox", "create", "--network", "n1", "-p", "8080:80", "-p", "127.0.0.1::81/udp", s}, reset: [][]string{{"sandbox", "rm", s}}},
 		{points: append([]string{"network-create:after-bridge", "sandbox-create:after-veth"}, common...),
 			cmd: append(pool, "sandbox", "create", s), reset: [][]string{{"sandbox", "rm", s}, {"network", "rm", "bridge"}}},
 		{points: append([]string{"sandbox-rm:after-intent", "sandbox-rm:after-teardown"}, common...),

@@ -240,10 +240,19 @@ func (g *gc) firewall() error {
 	if err != nil {
 		return err
 	}
-	if sameRules(want, got) {
+	_, ports, err := firewallState(g.tx)
+	if err != nil {
+		return err
+	}
+	gotPorts, err := firewall.PortCount()
+	if err != nil {
+		return err
+	}
+	if sameRules(want, got) && gotPorts == len(ports) {
 		return nil
 	}
-	g.do(fmt.Sprintf("rewrite nftables table inet %s (%d rules found, %d expected)", firewall.TableName, len(got), len(want)), func() error {
+	g.do(fmt.Sprintf("rewrite nftables table inet %s (%d rules and %d published ports found, %d and %d expected)",
+		firewall.TableName, len(got), gotPorts, len(want), len(ports)), func() error {
 		return syncFirewall(g.tx)
 	})
 	return nil

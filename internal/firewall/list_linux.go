@@ -103,3 +103,25 @@ func familyName(f nftables.TableFamily) string {
 	}
 	return fmt.Sprintf("family-%d", f)
 }
+
+// PortCount returns how many published ports the maps of nsnet's table hold
+// (0 if the table does not exist).
+func PortCount() (int, error) {
+	if ok, err := Exists(); err != nil || !ok {
+		return 0, err
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return 0, fmt.Errorf("open nftables connection: %w", err)
+	}
+	byIP, anyIP := portMaps()
+	n := 0
+	for _, s := range []*nftables.Set{byIP, anyIP} {
+		elems, err := c.GetSetElements(s)
+		if err != nil {
+			return 0, fmt.Errorf("list map %s: %w", s.Name, err)
+		}
+		n += len(elems)
+	}
+	return n, nil
+}
