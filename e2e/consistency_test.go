@@ -19,7 +19,7 @@ func nsnetEnv(t *testing.T, w *testenv.World, env []string, args ...string) test
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + w.HostPath(), "--", testenv.Binary(t), "--root", w.Root}, args...)...)
+	cmd := nsnetCmd(ctx, t, w, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -29,6 +29,11 @@ func nsnetEnv(t *testing.T, w *testenv.World, env []string, args ...string) test
 		code = cmd.ProcessState.ExitCode()
 	}
 	return testenv.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// nsnetCmd is the command that runs nsnet in the world's host namespace.
+func nsnetCmd(ctx context.Context, t *testing.T, w *testenv.World, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + w.HostPath(), "--", testenv.Binary(t), "--root", w.Root}, args...)...)
 }
 
 // storeState reads networks, sandboxes and leases straight from the state

@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -103,7 +103,7 @@ func exists(t *testing.T, w *testenv.World, sb string) bool {
 // killAfter starts nsnet and SIGKILLs it after d (if it is still running).
 func killAfter(t *testing.T, w *testenv.World, d time.Duration, args ...string) {
 	t.Helper()
-	cmd := exec.Command("nsenter", append([]string{"--net=" + w.HostPath(), "--", testenv.Binary(t), "--root", w.Root}, args...)...)
+	cmd := nsnetCmd(context.Background(), t, w, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -240,20 +240,12 @@ func configurePeer(v Veth, nsFile *os.File) error {
 
 // UpLoopback brings lo up inside the namespace at path.
 func UpLoopback(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", path, err)
-	}
-	defer f.Close()
-	sb, err := netlink.NewHandleAt(vnetns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("open netlink socket in %s: %w", path, err)
-	}
-	defer sb.Close()
-	if err := setUpLoopback(sb); err != nil {
-		return fmt.Errorf("bring up lo in %s: %w", path, err)
-	}
-	return nil
+	return withHandle(path, func(h *netlink.Handle) error {
+		if err := setUpLoopback(h); err != nil {
+			return fmt.Errorf("bring up lo in %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 func setUpLoopback(h *netlink.Handle) error {
