@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -126,13 +125,12 @@ func unpublish(tx *store.Tx, ports []firewall.Port) error {
 			return err
 		}
 	}
-	var errs []error
-	for _, p := range ports {
-		if _, err := link.DeleteConntrack(protoNumber(p.Proto), p.HostPort, p.CtrIP); err != nil {
-			errs = append(errs, err)
-		}
+	flows := make([]link.Flow, len(ports))
+	for i, p := range ports {
+		flows[i] = link.Flow{Proto: protoNumber(p.Proto), HostPort: p.HostPort, CtrIP: p.CtrIP}
 	}
-	return errors.Join(errs...)
+	_, err := link.DeleteConntrack(flows)
+	return err
 }
 
 func protoNumber(p string) uint8 {

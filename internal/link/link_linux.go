@@ -299,23 +299,34 @@ func EnableRouteLocalnet(bridge string) error {
 	return nil
 }
 
-// DeleteConntrack removes the host's connection-tracking entries of flows to
-// proto/hostPort that were translated to ctrIP, so a flow never keeps going
-// to a mapping that is gone. It returns how many it removed.
-func DeleteConntrack(proto uint8, hostPort uint16, ctrIP netip.Addr) (uint, error) {
-	f := &netlink.ConntrackFilter{}
-	if err := f.AddProtocol(proto); err != nil {
-		return 0, err
+// Flow names the translated flows of one published port: protocol number,
+// host port, and the sandbox address they were translated to.
+type Flow struct {
+	Proto    uint8
+	HostPort uint16
+	CtrIP    netip.Addr
+}
+
+// DeleteConntrack removes the host's connection-tracking entries of the given
+// flows, so a flow never keeps going to a mapping that is gone. It reads the
+// table once, whatever the number of flows, and returns how many it removed.
+func DeleteConntrack(flows []Flow) (uint, error) {
+	if len(flows) == 0 {
+		return 0, nil
 	}
-	if err := f.AddPort(netlink.ConntrackOrigDstPort, hostPort); err != nil {
-		return 0, err
+	filters := make([]netlink.CustomConntrackFilter, 0, len(flows))
+	for _, fl := range flows {
+		f := &netlink.ConntrackFilter{}
+		err := errors.Join(f.AddProtocol(fl.Proto), f.AddPort(netlink.ConntrackOrigDstPort, fl.HostPort),
+			f.AddIP(netlink.ConntrackReplySrcIP, fl.CtrIP.AsSlice()))
+		if err != nil {
+			return 0, fmt.Errorf("conntrack filter for %d/%d: %w", fl.HostPort, fl.Proto, err)
+		}
+		filters = append(filters, f)
 	}
-	if err := f.AddIP(netlink.ConntrackReplySrcIP, ctrIP.AsSlice()); err != nil {
-		return 0, err
-	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f)
+	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
 	if err != nil {
-		return n, fmt.Errorf("delete conntrack entries of %d/%d to %s: %w", hostPort, proto, ctrIP, err)
+		return n, fmt.Errorf("delete conntrack entries of %d published ports: %w", len(flows), err)
 	}
 	return n, nil
 }
