@@ -151,7 +151,7 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	}
 	var added []Mapping
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.Sandbox(name)
+		sb, err := tx.SandboxRecord(name) // not its ports: the cost stays flat
 		if err != nil {
 			return sandboxNotFound(name, err)
 		}
@@ -159,10 +159,6 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 			return err
 		}
 		if added, err = allocatePorts(tx, sb, parsed); err != nil {
-			return err
-		}
-		sb.Ports = append(sb.Ports, added...)
-		if err := tx.PutSandbox(sb); err != nil {
 			return err
 		}
 		return publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
@@ -183,26 +179,24 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		if err != nil {
 			return sandboxNotFound(name, err)
 		}
-		var keep []Mapping
-		if removed, keep, err = splitPorts(sb, parsed, specs); err != nil {
+		if removed, err = matchPorts(sb, parsed, specs); err != nil {
 			return err
 		}
 		for _, m := range removed {
-			if err := tx.DeletePort(m); err != nil {
+			if err := tx.DeletePort(m, sb.Name); err != nil {
 				return err
 			}
-		}
-		sb.Ports = keep
-		if err := tx.PutSandbox(sb); err != nil {
-			return err
 		}
 		return unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
 	})
 	return removed, err
 }
 
-func splitPorts(sb *Sandbox, parsed []portspec.Spec, specs []string) (removed, keep []Mapping, err error) {
+// matchPorts returns sb's mappings that any of parsed names; every spec must
+// name at least one.
+func matchPorts(sb *Sandbox, parsed []portspec.Spec, specs []string) ([]Mapping, error) {
 	used := make([]bool, len(parsed))
+	var removed []Mapping
 	for _, m := range sb.Ports {
 		hit := false
 		for i, sp := range parsed {
@@ -212,14 +206,12 @@ func splitPorts(sb *Sandbox, parsed []portspec.Spec, specs []string) (removed, k
 		}
 		if hit {
 			removed = append(removed, m)
-		} else {
-			keep = append(keep, m)
 		}
 	}
 	for i, ok := range used {
 		if !ok {
-			return nil, nil, fmt.Errorf("sandbox %s publishes nothing matching %s (see nsnet port ls %s)", sb.Name, specs[i], sb.Name)
+			return nil, fmt.Errorf("sandbox %s publishes nothing matching %s (see nsnet port ls %s)", sb.Name, specs[i], sb.Name)
 		}
 	}
-	return removed, keep, nil
+	return removed, nil
 }

@@ -60,7 +60,7 @@ func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) erro
 // forgetSandbox deletes sb's record, leases, ports and namespace claim.
 func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	for _, m := range sb.Ports {
-		if err := tx.DeletePort(m); err != nil {
+		if err := tx.DeletePort(m, sb.Name); err != nil {
 			return err
 		}
 	}

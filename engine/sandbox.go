@@ -151,7 +151,7 @@ func (p *sandboxPlan) parseAddresses(spec SandboxSpec) error {
 
 func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	sb := p.sb
-	if _, err := tx.Sandbox(sb.Name); err == nil {
+	if _, err := tx.SandboxRecord(sb.Name); err == nil {
 		return fmt.Errorf("sandbox %s already exists: remove it first (nsnet sandbox rm %s) or choose another name", sb.Name, sb.Name)
 	}
 	nets, err := e.resolveNetworks(tx, u, p)

@@ -14,6 +14,7 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -21,6 +22,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TableName is the name of nsnet's nftables table (family inet).
@@ -46,10 +49,55 @@ type Port struct {
 
 var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
+// chunk is the most set elements sent in one netlink message: google/nftables
+// puts a message's elements in one attribute, whose 16-bit length would wrap
+// past about 1,800 port elements.
+const chunk = 1000
+
+// batchBuffer is the socket buffer size for nsnet's batches, so that a batch
+// holding tens of thousands of elements is sent and acknowledged whole.
+const batchBuffer = 32 << 20
+
+// connect opens an nftables connection whose socket buffers fit big batches
+// (SO_SNDBUFFORCE and SO_RCVBUFFORCE: nsnet runs as root).
+func connect() (*nftables.Conn, error) {
+	return nftables.New(nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		raw, err := nc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBuffer),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBuffer))
+		})
+		return errors.Join(err, serr)
+	}))
+}
+
+// addElements adds (or, with del, deletes) elements in messages of at most
+// chunk elements each, all in the connection's one batch.
+func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement, del bool) error {
+	for len(elems) > 0 {
+		n := min(chunk, len(elems))
+		var err error
+		if del {
+			err = c.SetDeleteElements(s, elems[:n])
+		} else {
+			err = c.SetAddElements(s, elems[:n])
+		}
+		if err != nil {
+			return fmt.Errorf("change nftables set %s: %w", s.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
 // Sync makes nsnet's table hold exactly the rules for nets and the elements
 // for ports, atomically.
 func Sync(nets []Network, ports []Port) error {
-	c, err := nftables.New()
+	c, err := connect()
 	if err != nil {
 		return fmt.Errorf("open nftables connection: %w", err)
 	}
@@ -125,8 +173,11 @@ func addSets(c *nftables.Conn, nets []Network, ports []Port) (map[string]*nftabl
 	}
 	sets := map[string]*nftables.Set{}
 	for _, s := range []*nftables.Set{byIP, anyIP, bridges} {
-		if err := c.AddSet(s, elems[s.Name]); err != nil {
+		if err := c.AddSet(s, nil); err != nil {
 			return nil, fmt.Errorf("add nftables set %s: %w", s.Name, err)
+		}
+		if err := addElements(c, s, elems[s.Name], false); err != nil {
+			return nil, err
 		}
 		sets[s.Name] = s
 	}
@@ -154,7 +205,7 @@ func changePorts(ports []Port, add bool) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
+	c, err := connect()
 	if err != nil {
 		return fmt.Errorf("open nftables connection: %w", err)
 	}
@@ -169,13 +220,8 @@ func changePorts(ports []Port, add bool) error {
 		groups[s] = append(groups[s], *e)
 	}
 	for s, elems := range groups {
-		if add {
-			err = c.SetAddElements(s, elems)
-		} else {
-			err = c.SetDeleteElements(s, elems)
-		}
-		if err != nil {
-			return fmt.Errorf("change nftables map %s: %w", s.Name, err)
+		if err := addElements(c, s, elems, !add); err != nil {
+			return err
 		}
 	}
 	if err := c.Flush(); err != nil {

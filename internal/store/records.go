@@ -39,7 +39,10 @@ type Sandbox struct {
 	Mounted   bool               `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
 	NetNSIno  uint64             `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
 	Endpoints []Endpoint         `json:"endpoints,omitempty"`
-	Ports     []portspec.Mapping `json:"ports,omitempty"` // published on the first endpoint's address
+	// Ports are published on the first endpoint's address. They are stored
+	// apart from the record (PutPort), so adding one costs the same however
+	// many the sandbox has; Sandbox and Sandboxes fill this field in.
+	Ports []portspec.Mapping `json:"-"`
 	Created   time.Time          `json:"created"`
 }
 

@@ -38,6 +38,7 @@ var (
 	bucketLeases    = []byte("leases")
 	bucketNetNS     = []byte("namespaces") // namespace inode -> sandbox that has it
 	bucketPorts     = []byte("ports")      // "proto/port" -> {host IP: sandbox}
+	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
 )
 
 // Store is an open state file.
@@ -88,7 +89,7 @@ func (s *Store) Path() string { return s.db.Path() }
 // Update runs fn in a read-write transaction, committed only if fn succeeds.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts} {
+		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -145,13 +146,44 @@ func (t *Tx) DeleteNetwork(name string) error {
 	return err
 }
 
-// Sandbox returns the named sandbox or ErrNotFound.
+// Sandbox returns the named sandbox, with its ports, or ErrNotFound.
 func (t *Tx) Sandbox(name string) (*Sandbox, error) {
+	s, err := t.SandboxRecord(name)
+	if err != nil {
+		return nil, err
+	}
+	s.Ports, err = t.sandboxPorts(name)
+	return s, err
+}
+
+// SandboxRecord returns the named sandbox without reading its ports.
+func (t *Tx) SandboxRecord(name string) (*Sandbox, error) {
 	var s Sandbox
 	if err := t.get(bucketSandboxes, name, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
+}
+
+func (t *Tx) sandboxPorts(name string) ([]portspec.Mapping, error) {
+	top := t.tx.Bucket(bucketSbPorts)
+	if top == nil {
+		return nil, nil
+	}
+	b := top.Bucket([]byte(name))
+	if b == nil {
+		return nil, nil
+	}
+	var out []portspec.Mapping
+	err := b.ForEach(func(k, v []byte) error {
+		var m portspec.Mapping
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("decode port %s of sandbox %s: %w", k, name, err)
+		}
+		out = append(out, m)
+		return nil
+	})
+	return out, err
 }
 
 // Sandboxes returns every sandbox, sorted by name.
@@ -162,8 +194,10 @@ func (t *Tx) Sandboxes() ([]Sandbox, error) {
 		if err := json.Unmarshal(v, &s); err != nil {
 			return err
 		}
+		var err error
+		s.Ports, err = t.sandboxPorts(s.Name)
 		out = append(out, s)
-		return nil
+		return err
 	})
 	return out, err
 }
@@ -171,8 +205,13 @@ func (t *Tx) Sandboxes() ([]Sandbox, error) {
 // PutSandbox stores s under its name.
 func (t *Tx) PutSandbox(s *Sandbox) error { return t.put(bucketSandboxes, s.Name, s) }
 
-// DeleteSandbox removes the sandbox record (not its leases).
+// DeleteSandbox removes the sandbox record and its (empty) port bucket; its
+// leases and ports are deleted by DeleteLease and DeletePort.
 func (t *Tx) DeleteSandbox(name string) error {
+	err := t.tx.Bucket(bucketSbPorts).DeleteBucket([]byte(name))
+	if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return err
+	}
 	return t.tx.Bucket(bucketSandboxes).Delete([]byte(name))
 }
 
@@ -250,12 +289,32 @@ func (t *Tx) PortHolders(proto string, port uint16) (map[string]string, error) {
 
 // PutPort records that sandbox publishes m.
 func (t *Tx) PutPort(m portspec.Mapping, sandbox string) error {
+	b, err := t.tx.Bucket(bucketSbPorts).CreateBucketIfNotExists([]byte(sandbox))
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(mappingKey(m), raw); err != nil {
+		return err
+	}
 	return t.updatePort(m, func(h map[string]string) { h[m.HostIPString()] = sandbox })
 }
 
-// DeletePort forgets the publication of m.
-func (t *Tx) DeletePort(m portspec.Mapping) error {
+// DeletePort forgets that sandbox publishes m.
+func (t *Tx) DeletePort(m portspec.Mapping, sandbox string) error {
+	if b := t.tx.Bucket(bucketSbPorts).Bucket([]byte(sandbox)); b != nil {
+		if err := b.Delete(mappingKey(m)); err != nil {
+			return err
+		}
+	}
 	return t.updatePort(m, func(h map[string]string) { delete(h, m.HostIPString()) })
+}
+
+func mappingKey(m portspec.Mapping) []byte {
+	return []byte(fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort))
 }
 
 func (t *Tx) updatePort(m portspec.Mapping, change func(map[string]string)) error {
