@@ -30,20 +30,20 @@ const (
 
 // Sandbox is a named network namespace and its endpoints.
 type Sandbox struct {
-	ID        string             `json:"id"`
-	Name      string             `json:"name"`
-	Mode      string             `json:"mode"`                  // one of the Mode constants
-	Container string             `json:"container,omitempty"`   // for ModeContainer: the sandbox whose namespace is shared
-	NetNS     string             `json:"netns"`                 // path to use to enter the namespace
-	OwnsNetNS bool               `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
-	Mounted   bool               `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
-	NetNSIno  uint64             `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
-	Endpoints []Endpoint         `json:"endpoints,omitempty"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Mode      string     `json:"mode"`                  // one of the Mode constants
+	Container string     `json:"container,omitempty"`   // for ModeContainer: the sandbox whose namespace is shared
+	NetNS     string     `json:"netns"`                 // path to use to enter the namespace
+	OwnsNetNS bool       `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
+	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
+	NetNSIno  uint64     `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	// Ports are published on the first endpoint's address. They are stored
 	// apart from the record (PutPort), so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
-	Ports []portspec.Mapping `json:"-"`
-	Created   time.Time          `json:"created"`
+	Ports   []portspec.Mapping `json:"-"`
+	Created time.Time          `json:"created"`
 }
 
 // Endpoint is a sandbox's attachment to one network.

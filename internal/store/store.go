@@ -36,8 +36,8 @@ var (
 	bucketNetworks  = []byte("networks")
 	bucketSandboxes = []byte("sandboxes")
 	bucketLeases    = []byte("leases")
-	bucketNetNS     = []byte("namespaces") // namespace inode -> sandbox that has it
-	bucketPorts     = []byte("ports")      // "proto/port" -> {host IP: sandbox}
+	bucketNetNS     = []byte("namespaces")    // namespace inode -> sandbox that has it
+	bucketPorts     = []byte("ports")         // "proto/port" -> {host IP: sandbox}
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
 )
 
