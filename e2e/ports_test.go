@@ -239,3 +239,54 @@ func TestForwardDropWarning(t *testing.T) {
 	mustRun(t, w.Host, "nft", "delete", "table", "ip", "filter")
 	w.AssertClean(t)
 }
+
+// TestManyPorts publishes 3,000 ports in one command (more than fit in one
+// netlink attribute) and checks that every one reaches the kernel and leaves
+// it again.
+func TestManyPorts(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	s := w.Name("s")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.98.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", s)
+	w.MustNsnet(t, "port", "add", s, "20000-22999:20000-22999")
+	if n := mapElements(t, w); n != 3000 {
+		t.Errorf("ports-any-ip holds %d elements, want 3000", n)
+	}
+	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
+		t.Errorf("gc after 3,000 ports:\n%s", out)
+	}
+	testenv.StartTCPEcho(t, s, "0.0.0.0:22999")
+	reach(t, w.Inet, testenv.UplinkIP+":22999", true, "the last of 3,000 ports")
+	w.MustNsnet(t, "port", "rm", s, "20000-22999:20000-22999")
+	if n := mapElements(t, w); n != 0 {
+		t.Errorf("ports-any-ip holds %d elements after removal, want 0", n)
+	}
+	w.MustNsnet(t, "sandbox", "rm", s)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// mapElements counts the elements of the ports-any-ip map with nft -j.
+func mapElements(t *testing.T, w *testenv.World) int {
+	t.Helper()
+	out, err := testenv.RunIn(w.Host, "nft", "-j", "list", "map", "inet", "nsnet", "ports-any-ip")
+	if err != nil {
+		t.Fatalf("nft list map: %v\n%s", err, out)
+	}
+	var doc struct {
+		Nftables []struct {
+			Map *struct {
+				Elem []any `json:"elem"`
+			} `json:"map"`
+		} `json:"nftables"`
+	}
+	decode(t, out, &doc)
+	for _, o := range doc.Nftables {
+		if o.Map != nil {
+			return len(o.Map.Elem)
+		}
+	}
+	t.Fatalf("no map in %s", out)
+	return 0
+}
