@@ -162,19 +162,10 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
-	if len(p.ports) > 0 {
-		if err := checkPublishable(tx, &Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
-			return err
-		}
-		if sb.Ports, err = allocatePorts(tx, sb, p.ports); err != nil {
-			return err
-		}
+	if err := reservePorts(tx, p, eps); err != nil {
+		return err
 	}
-	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{netns.Path(sb.Name)}}
-	for _, ep := range eps {
-		it.Links = append(it.Links, ep.HostVeth)
-	}
-	if err := e.intend(u, it); err != nil {
+	if err := e.intend(u, createIntent(sb, eps)); err != nil {
 		return err
 	}
 	if err := e.makeNamespace(tx, u, p); err != nil {
@@ -192,6 +183,29 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		return err
 	}
 	return publish(tx, u, firewallPorts(sb))
+}
+
+// reservePorts checks that the sandbox may publish and takes its host ports.
+func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
+	if len(p.ports) == 0 {
+		return nil
+	}
+	sb := p.sb
+	if err := checkPublishable(tx, &Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
+		return err
+	}
+	var err error
+	sb.Ports, err = allocatePorts(tx, sb, p.ports)
+	return err
+}
+
+// createIntent lists what creating sb will make in the kernel.
+func createIntent(sb *Sandbox, eps []Endpoint) *journal.Intent {
+	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{netns.Path(sb.Name)}}
+	for _, ep := range eps {
+		it.Links = append(it.Links, ep.HostVeth)
+	}
+	return it
 }
 
 // resolveNetworks looks up the networks of a bridge-mode sandbox, making the
