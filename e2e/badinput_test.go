@@ -222,6 +222,7 @@ func TestBadInput(t *testing.T) {
 		want   []string // substrings of stderr
 		stdout string   // expected stdout, spaces trimmed
 		nobody bool     // run as uid 65534
+		code   int      // expected exit code; 0 means 1
 		// better are substrings saying what to do, checked after the state.
 		better []string
 	}{
@@ -357,6 +358,46 @@ func TestBadInput(t *testing.T) {
 			want: []string{"must run as root", "sudo"}, better: []string{"nsnet network create must run as root"}},
 		{name: "not root sandbox rm", nobody: true, args: []string{"sandbox", "rm", s1},
 			want: []string{"must run as root", "sudo"}},
+		// ports
+		{name: "publish bad spec", args: []string{"sandbox", "create", "--network", "n1", "-p", "80:99999", sx},
+			want: []string{`"80:99999"`, "container port"}},
+		{name: "publish with network none", args: []string{"sandbox", "create", "--network", "none", "-p", "80", sx},
+			want: []string{"-p", "--network none"}},
+		{name: "publish on internal network", args: []string{"sandbox", "create", "--network", "n1", "-p", "80", sx},
+			want: []string{"internal network n1", "cannot publish"}},
+		{name: "port add unknown sandbox", args: []string{"port", "add", sx, "80"},
+			want: []string{"sandbox " + sx + " not found"}},
+		{name: "port add bad spec", args: []string{"port", "add", s1, "80/icmp"},
+			want: []string{`"icmp"`, "tcp, udp, sctp"}},
+		{name: "port add on internal network", args: []string{"port", "add", s1, "8080:80"},
+			want: []string{"internal network n1", "cannot publish"}},
+		{name: "port rm nothing published", args: []string{"port", "rm", s1, "80"},
+			want: []string{"publishes nothing matching 80"}},
+		{name: "port ls unknown sandbox", args: []string{"port", "ls", sx},
+			want: []string{"sandbox " + sx + " not found"}},
+		{name: "port add without spec", args: []string{"port", "add", s1},
+			want: []string{"NAME SPEC"}},
+		// other commands
+		{name: "network ls bad format", args: []string{"network", "ls", "--format", "xml"},
+			want: []string{`"xml"`, "table or json"}},
+		{name: "sandbox ls bad format", args: []string{"sandbox", "ls", "--format", "yaml"},
+			want: []string{`"yaml"`, "table or json"}},
+		{name: "gc with an argument", args: []string{"gc", "now"},
+			want: []string{"takes no arguments"}},
+		{name: "firewall reload with an argument", args: []string{"firewall", "reload", "x"},
+			want: []string{"takes no arguments"}},
+		{name: "unknown command", args: []string{"sandbox", "start", s1},
+			want: []string{"unknown"}},
+		{name: "unknown flag", args: []string{"network", "create", "--subnt", "10.30.0.0/24", "nx"},
+			want: []string{"unknown flag", "--subnt"}},
+		{name: "exec unknown sandbox", code: 125, args: []string{"exec", sx, "--", "true"},
+			want: []string{"sandbox " + sx + " not found"}},
+		{name: "exec without command", code: 125, args: []string{"exec", s1},
+			want: []string{"needs a command"}},
+		{name: "run on unknown network", code: 125, args: []string{"run", "--rm", "--name", sx, "--network", "nope", "--", "true"},
+			want: []string{"network nope not found"}},
+		{name: "run missing program", code: 127, args: []string{"run", "--rm", "--name", sx, "--network", "none", "--", "no-such-program-x"},
+			want: []string{"no-such-program-x", "not found"}},
 	}
 
 	nobodyBin := nobodyBinary(t)
@@ -370,8 +411,12 @@ func TestBadInput(t *testing.T) {
 				res = w.Nsnet(r.args...)
 			}
 			cmd := "nsnet " + strings.Join(r.args, " ")
-			if res.Code != 1 {
-				t.Errorf("%s: exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", cmd, res.Code, res.Stdout, res.Stderr)
+			code := r.code
+			if code == 0 {
+				code = 1
+			}
+			if res.Code != code {
+				t.Errorf("%s: exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", cmd, res.Code, code, res.Stdout, res.Stderr)
 			}
 			if !strings.HasPrefix(res.Stderr, "Error: ") {
 				t.Errorf("%s: stderr does not start with \"Error: \":\n%s", cmd, res.Stderr)

@@ -32,7 +32,7 @@ func (a *app) gcCommand() *cobra.Command {
 }
 
 func (a *app) firewallCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "firewall", Short: "Manage nsnet's nftables table"}
+	cmd := group("firewall", "Manage nsnet's nftables table")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "reload",
 		Short: "Rebuild nsnet's nftables table from the store (e.g. after nft flush ruleset)",

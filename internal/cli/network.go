@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) networkCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "Manage bridge networks"}
+	cmd := group("network", "Manage bridge networks")
 	cmd.AddCommand(a.networkCreate(), a.networkLs(), a.networkInspect(), a.networkRm())
 	return cmd
 }

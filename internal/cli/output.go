@@ -44,6 +44,22 @@ func (a *app) inspectAll(names []string, get func(string) (any, error)) error {
 	return nil
 }
 
+// group is a command that only holds subcommands: alone it prints its help,
+// with an unknown subcommand it fails.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+		},
+	}
+}
+
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {

@@ -10,7 +10,7 @@ import (
 )
 
 func (a *app) portCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "port", Short: "Publish, unpublish and list ports of sandboxes"}
+	cmd := group("port", "Publish, unpublish and list ports of sandboxes")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "add NAME SPEC...",
 		Short: "Publish more ports of a running sandbox ([HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/PROTO])",

@@ -12,7 +12,7 @@ import (
 )
 
 func (a *app) sandboxCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "sandbox", Short: "Manage sandboxes (named network namespaces)"}
+	cmd := group("sandbox", "Manage sandboxes (named network namespaces)")
 	cmd.AddCommand(a.sandboxCreate(), a.sandboxLs(), a.sandboxInspect(), a.sandboxRm())
 	return cmd
 }
