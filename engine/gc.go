@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/link"
@@ -168,6 +169,11 @@ func (g *gc) strayLinks() error {
 
 // strayMounts removes namespace mounts this root made that no sandbox has.
 func (g *gc) strayMounts() error {
+	if !g.dryRun {
+		for _, f := range g.e.markers.RemoveStale(time.Minute) {
+			g.actions = append(g.actions, "remove unfinished marker "+f)
+		}
+	}
 	marks, err := g.e.markers.List(g.e.opts.Root)
 	if err != nil {
 		return err

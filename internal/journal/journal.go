@@ -140,6 +140,24 @@ func (m *Markers) Delete(name string) error {
 	return err
 }
 
+// RemoveStale deletes temporary marker files older than age: writes killed
+// before their rename. (Another root may be writing one right now, hence the
+// age.)
+func (m *Markers) RemoveStale(age time.Duration) []string {
+	entries, _ := os.ReadDir(m.dir)
+	var removed []string
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !strings.HasSuffix(e.Name(), ".tmp") || time.Since(info.ModTime()) < age {
+			continue
+		}
+		if os.Remove(filepath.Join(m.dir, e.Name())) == nil {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed
+}
+
 // List returns the markers made by root.
 func (m *Markers) List(root string) ([]Marker, error) {
 	entries, err := os.ReadDir(m.dir)

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -224,6 +225,20 @@ func (w *World) destroy(t testing.TB) {
 	}
 	if left, err := prefixed(w.Prefix); err != nil || len(left) > 0 {
 		t.Errorf("testenv: cleanup left namespaces %v (%v)", left, err)
+	}
+	removeMarkers(w.Prefix)
+}
+
+// markerDir is where nsnet marks the namespace mounts it makes; a test that
+// stops half-way leaves its sandboxes' markers there.
+const markerDir = "/run/nsnet/netns"
+
+func removeMarkers(prefix string) {
+	for _, pattern := range []string{prefix + "-*", "." + prefix + "-*.tmp"} {
+		files, _ := filepath.Glob(filepath.Join(markerDir, pattern))
+		for _, f := range files {
+			os.Remove(f)
+		}
 	}
 }
 
