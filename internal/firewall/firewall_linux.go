@@ -114,9 +114,6 @@ func Sync(nets []Network, ports []Port) error {
 	return nil
 }
 
-// Remove deletes nsnet's table if it exists.
-func Remove() error { return Sync(nil, nil) }
-
 func build(c *nftables.Conn, nets []Network, ports []Port) error {
 	c.AddTable(table)
 	chains := addChains(c)
