@@ -175,9 +175,12 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	}
 	var removed []Mapping
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.Sandbox(name)
+		sb, err := tx.SandboxRecord(name)
 		if err != nil {
 			return sandboxNotFound(name, err)
+		}
+		if sb.Ports, err = candidatePorts(tx, name, parsed); err != nil {
+			return err
 		}
 		if removed, err = matchPorts(sb, parsed, specs); err != nil {
 			return err
@@ -190,6 +193,43 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		return unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
 	})
 	return removed, err
+}
+
+// candidatePorts returns the sandbox's mappings that parsed may name. When
+// every spec gives its host ports they are looked up one by one, so removing
+// a mapping costs the same however many the sandbox has; otherwise all of
+// the sandbox's mappings are read.
+func candidatePorts(tx *store.Tx, name string, parsed []portspec.Spec) ([]Mapping, error) {
+	var out []Mapping
+	for _, sp := range parsed {
+		if sp.HostPort == (portspec.Range{}) {
+			sb, err := tx.Sandbox(name)
+			if err != nil {
+				return nil, err
+			}
+			return sb.Ports, nil
+		}
+		for p := int(sp.HostPort.Start); p <= int(sp.HostPort.End); p++ {
+			ms, err := tx.PortsAt(name, sp.Proto, uint16(p))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ms...)
+		}
+	}
+	return dedupe(out), nil
+}
+
+func dedupe(ms []Mapping) []Mapping {
+	seen := map[Mapping]bool{}
+	out := ms[:0]
+	for _, m := range ms {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // matchPorts returns sb's mappings that any of parsed names; every spec must

@@ -313,8 +313,38 @@ func (t *Tx) DeletePort(m portspec.Mapping, sandbox string) error {
 	return t.updatePort(m, func(h map[string]string) { delete(h, m.HostIPString()) })
 }
 
+// PortsAt returns the mappings sandbox publishes on proto/port (on any host
+// address), from the port index.
+func (t *Tx) PortsAt(sandbox, proto string, port uint16) ([]portspec.Mapping, error) {
+	holders, err := t.PortHolders(proto, port)
+	if err != nil {
+		return nil, err
+	}
+	b := t.tx.Bucket(bucketSbPorts).Bucket([]byte(sandbox))
+	var out []portspec.Mapping
+	for ip, holder := range holders {
+		if holder != sandbox || b == nil {
+			continue
+		}
+		raw := b.Get(sandboxPortKey(proto, ip, port))
+		if raw == nil {
+			continue
+		}
+		var m portspec.Mapping
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("decode port %s/%d of sandbox %s: %w", proto, port, sandbox, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 func mappingKey(m portspec.Mapping) []byte {
-	return []byte(fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort))
+	return sandboxPortKey(m.Proto, m.HostIPString(), m.HostPort)
+}
+
+func sandboxPortKey(proto, hostIP string, port uint16) []byte {
+	return []byte(fmt.Sprintf("%s/%s/%05d", proto, hostIP, port))
 }
 
 func (t *Tx) updatePort(m portspec.Mapping, change func(map[string]string)) error {
