@@ -3,11 +3,14 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -289,4 +292,87 @@ func mapElements(t *testing.T, w *testenv.World) int {
 	}
 	t.Fatalf("no map in %s", out)
 	return 0
+}
+
+// TestPortsAreHeld checks that a published host port stays bound while the
+// sandbox publishes it, so no host process can take it, and is free again
+// when unpublished; a holder that dies is restarted by gc.
+func TestPortsAreHeld(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	s := w.Name("s")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.99.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", "-p", "5353:53/udp", s)
+	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
+	canListen(t, w, "tcp4", "127.0.0.1:8080", false)
+	canListen(t, w, "udp4", "0.0.0.0:5353", false)
+	canListen(t, w, "tcp4", "0.0.0.0:8081", true)
+
+	pid := inspectHolder(t, w, s)
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatalf("kill holder %d: %v", pid, err)
+	}
+	waitExit(t, pid)
+	canListen(t, w, "tcp4", "0.0.0.0:8080", true)
+	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "restart the port holder of sandbox "+s) {
+		t.Errorf("gc after the holder died:\n%s", out)
+	}
+	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
+
+	w.MustNsnet(t, "port", "rm", s, "8080:80")
+	canListen(t, w, "tcp4", "0.0.0.0:8080", true)
+	canListen(t, w, "udp4", "0.0.0.0:5353", false)
+	pid = inspectHolder(t, w, s)
+	w.MustNsnet(t, "sandbox", "rm", s)
+	waitExit(t, pid)
+	canListen(t, w, "udp4", "0.0.0.0:5353", true)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// canListen tries to bind addr in the world's host namespace as a host
+// process would (TCP with SO_REUSEADDR, as Go sets it).
+func canListen(t *testing.T, w *testenv.World, network, addr string, want bool) {
+	t.Helper()
+	err := testenv.InNS(w.HostPath(), func() error {
+		if strings.HasPrefix(network, "udp") {
+			c, err := net.ListenPacket(network, addr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		l, err := net.Listen(network, addr)
+		if err == nil {
+			l.Close()
+		}
+		return err
+	})
+	if (err == nil) != want {
+		t.Errorf("host process binding %s %s: err %v, want success %t", network, addr, err, want)
+	}
+}
+
+func inspectHolder(t *testing.T, w *testenv.World, s string) int {
+	t.Helper()
+	var out []struct {
+		Holder int `json:"holder_pid"`
+	}
+	decode(t, w.MustNsnet(t, "sandbox", "inspect", s), &out)
+	if len(out) != 1 || out[0].Holder == 0 {
+		t.Fatalf("sandbox %s has no port holder: %+v", s, out)
+	}
+	return out[0].Holder
+}
+
+// waitExit waits for a process that is not our child to be gone.
+func waitExit(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 400; i++ {
+		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || len(raw) == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d still running", pid)
 }

@@ -53,6 +53,10 @@ type Options struct {
 	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero)
 	ReadOnly     bool          // only reads: takes a shared lock
 	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)
+	// PortHolder is an nsnet binary to run as the process that keeps a
+	// sandbox's published host ports bound (`nsnet __hold-ports`). Empty:
+	// ports are checked when published but not held afterwards.
+	PortHolder string
 }
 
 // Engine is an open nsnet state with handles on the host.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -51,7 +52,7 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 	g := &gc{e: e, dryRun: dryRun, actions: actions}
 	err = e.st.Update(func(tx *store.Tx) error {
 		g.tx = tx
-		for _, step := range []func() error{g.vanishedSandboxes, g.strayLeases, g.strayLinks, g.strayMounts, g.missingLinks, g.firewall} {
+		for _, step := range []func() error{g.vanishedSandboxes, g.strayLeases, g.strayLinks, g.strayMounts, g.missingLinks, g.holders, g.firewall} {
 			if err := step(); err != nil {
 				return err
 			}
@@ -232,6 +233,42 @@ func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network
 			return attachEndpoint(host, sb, n, ep)
 		})
 	}
+}
+
+// holders stops port holders whose sandbox is gone and restarts those of
+// sandboxes whose holder died.
+func (g *gc) holders() error {
+	if g.e.opts.PortHolder == "" {
+		return nil
+	}
+	running := holder.Find(g.e.opts.Root)
+	sbs, err := g.tx.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for i := range sbs {
+		sb := &sbs[i]
+		pid, ok := running[sb.Name]
+		delete(running, sb.Name)
+		if len(sb.Ports) == 0 || (ok && pid == sb.Holder) {
+			continue
+		}
+		g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error {
+			if ok {
+				holder.Stop(g.e.opts.Root, sb.Name, pid)
+			}
+			if err := g.e.holdPorts(&undo{}, sb, sb.Ports); err != nil {
+				return err
+			}
+			return g.tx.PutSandbox(sb)
+		})
+	}
+	for name, pid := range running {
+		g.do(fmt.Sprintf("stop the port holder of missing sandbox %s (pid %d)", name, pid), func() error {
+			return holder.Stop(g.e.opts.Root, name, pid)
+		})
+	}
+	return nil
 }
 
 // firewall rewrites nsnet's table if its rules differ from what the store

@@ -3,7 +3,10 @@ package engine
 import (
 	"fmt"
 
+	"os"
+
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/hostport"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/portspec"
@@ -99,6 +102,69 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 	return nil
 }
 
+// holdPorts binds the host ports of ms and hands them to sb's holder process,
+// starting one if sb has none running (sb.Holder is updated; the caller
+// stores it).
+func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping) error {
+	if e.opts.PortHolder == "" || len(ms) == 0 {
+		return nil
+	}
+	if err := holder.RaiseFileLimit(len(ms)); err != nil {
+		return err
+	}
+	keys, socks, err := bindAll(ms)
+	defer closeAll(socks)
+	if err != nil || len(socks) == 0 {
+		return err
+	}
+	root := e.opts.Root
+	if !holder.Alive(root, sb.Name, sb.Holder) {
+		pid, err := holder.Spawn(e.opts.PortHolder, root, sb.Name)
+		if err != nil {
+			return err
+		}
+		sb.Holder = pid
+		u.push(func() error { return holder.Stop(root, sb.Name, pid) })
+	}
+	if err := holder.Hold(root, sb.Name, keys, socks); err != nil {
+		return err
+	}
+	u.push(func() error { return holder.Release(root, sb.Name, keys) })
+	return nil
+}
+
+// bindAll binds the host port of every mapping (SCTP ones are not held).
+func bindAll(ms []Mapping) (keys []string, socks []*os.File, err error) {
+	for _, m := range ms {
+		f, err := hostport.Hold(m.Proto, m.HostIP, m.HostPort)
+		if err != nil {
+			return nil, socks, err
+		}
+		if f != nil {
+			keys, socks = append(keys, m.Key()), append(socks, f)
+		}
+	}
+	return keys, socks, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// releasePorts lets the host ports of ms go.
+func (e *Engine) releasePorts(sb *Sandbox, ms []Mapping) error {
+	if !holder.Alive(e.opts.Root, sb.Name, sb.Holder) {
+		return nil
+	}
+	keys := make([]string, len(ms))
+	for i, m := range ms {
+		keys[i] = m.Key()
+	}
+	return holder.Release(e.opts.Root, sb.Name, keys)
+}
+
 // publish installs ports in the firewall; if the table is not as the store
 // says (flushed from outside), it rebuilds it from the store instead.
 func publish(tx *store.Tx, u *undo, ports []firewall.Port) error {
@@ -161,6 +227,15 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if added, err = allocatePorts(tx, sb, parsed); err != nil {
 			return err
 		}
+		before := sb.Holder
+		if err := e.holdPorts(u, sb, added); err != nil {
+			return err
+		}
+		if sb.Holder != before {
+			if err := tx.PutSandbox(sb); err != nil {
+				return err
+			}
+		}
 		return publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
 	})
 	return added, err
@@ -189,6 +264,9 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 			if err := tx.DeletePort(m, sb.Name); err != nil {
 				return err
 			}
+		}
+		if err := e.releasePorts(sb, removed); err != nil {
+			return err
 		}
 		return unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
 	})

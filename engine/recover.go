@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -85,6 +86,11 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 	var errs []error
 	for _, l := range it.Links {
 		errs = append(errs, host.DeleteLink(l))
+	}
+	if it.Op == journal.OpSandboxCreate {
+		if pid := holder.Find(e.opts.Root)[it.Name]; pid != 0 {
+			errs = append(errs, holder.Stop(e.opts.Root, it.Name, pid))
+		}
 	}
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)

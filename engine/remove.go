@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -82,6 +83,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	var errs []error
 	if err := unpublish(tx, firewallPorts(sb)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := holder.Stop(e.opts.Root, sb.Name, sb.Holder); err != nil {
 		errs = append(errs, err)
 	}
 	if len(sb.Endpoints) > 0 {

@@ -179,6 +179,9 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		sb.Endpoints = append(sb.Endpoints, eps[i])
 		e.checkpoint("sandbox-create:after-veth")
 	}
+	if err := e.holdPorts(u, sb, sb.Ports); err != nil {
+		return err
+	}
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), holderCommand())
 	return root
 }
 
@@ -98,6 +98,9 @@ func (a *app) rootCommand() *cobra.Command {
 func (a *app) open(readOnly bool) (*engine.Engine, error) {
 	o := engine.Options{Root: a.root, ReadOnly: readOnly, LockTimeout: a.lockTimeout,
 		Warn: func(msg string) { fmt.Fprintf(a.stderr, "Warning: %s\n", msg) }}
+	if self, err := os.Executable(); err == nil {
+		o.PortHolder = self
+	}
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/holder"
 )
 
 func (a *app) gcCommand() *cobra.Command {
@@ -41,5 +42,18 @@ func (a *app) firewallCommand() *cobra.Command {
 			return a.withEngine(false, func(e *engine.Engine) error { return e.ReloadFirewall() })
 		},
 	})
+	return cmd
+}
+
+// holderCommand runs the process that keeps a sandbox's host ports bound; nsnet
+// starts it itself (see internal/holder).
+func holderCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    holder.Command + " --root ROOT --sandbox NAME",
+		Hidden: true,
+		Args:   exactArgs(0, ""),
+		RunE:   func(*cobra.Command, []string) error { return holder.Main() },
+	}
+	cmd.Flags().String("sandbox", "", "sandbox whose ports are held (names the process, for gc)")
 	return cmd
 }

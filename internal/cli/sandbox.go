@@ -65,6 +65,7 @@ type sandboxJSON struct {
 	Created   time.Time               `json:"created"`
 	Networks  map[string]endpointJSON `json:"networks"`
 	Ports     []portJSON              `json:"ports"`
+	Holder    int                     `json:"holder_pid,omitempty"`
 }
 
 type portJSON struct {
@@ -86,6 +87,7 @@ func toSandboxJSON(s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
 		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{},
+		Holder: s.Holder,
 	}
 	for _, m := range s.Ports {
 		j.Ports = append(j.Ports, portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort})

@@ -22,33 +22,45 @@ import (
 // Check returns nil if proto/port on ip (invalid: every address) can be
 // bound, or an error naming the process that holds it.
 func Check(proto string, ip netip.Addr, port uint16) error {
-	if proto == "sctp" {
-		return nil // binding SCTP needs the sctp module; the port map alone decides
+	f, err := Hold(proto, ip, port)
+	if f != nil {
+		f.Close()
 	}
-	err := tryBind(proto, ip, port)
+	return err
+}
+
+// Hold binds proto/port on ip and returns the socket, so that no host process
+// can take the port while it is open: a TCP socket also listens (it never
+// accepts: nsnet's DNAT rules take the port's traffic first), which keeps out
+// servers that set SO_REUSEADDR. SCTP is not held (f is nil): binding it
+// needs the sctp module, and the port map alone decides.
+func Hold(proto string, ip netip.Addr, port uint16) (f *os.File, err error) {
+	if proto == "sctp" {
+		return nil, nil
+	}
+	fd, err := bindSocket(proto, ip, port)
 	if err == nil {
-		return nil
+		return os.NewFile(uintptr(fd), fmt.Sprintf("%s:%d/%s", ip, port, proto)), nil
 	}
 	where := "0.0.0.0"
 	if ip.IsValid() {
 		where = ip.String()
 	}
 	if holder := Holder(proto, port); holder != "" {
-		return fmt.Errorf("host port %s:%d/%s is in use by %s: stop it or publish another host port", where, port, proto, holder)
+		return nil, fmt.Errorf("host port %s:%d/%s is in use by %s: stop it or publish another host port", where, port, proto, holder)
 	}
-	return fmt.Errorf("host port %s:%d/%s cannot be bound (%v): publish another host port", where, port, proto, err)
+	return nil, fmt.Errorf("host port %s:%d/%s cannot be bound (%v): publish another host port", where, port, proto, err)
 }
 
-func tryBind(proto string, ip netip.Addr, port uint16) error {
+func bindSocket(proto string, ip netip.Addr, port uint16) (int, error) {
 	typ := unix.SOCK_STREAM
 	if proto == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
 	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	defer unix.Close(fd)
 	if proto == "tcp" {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	}
@@ -56,7 +68,15 @@ func tryBind(proto string, ip netip.Addr, port uint16) error {
 	if ip.IsValid() {
 		sa.Addr = ip.As4()
 	}
-	return unix.Bind(fd, sa)
+	err = unix.Bind(fd, sa)
+	if err == nil && proto == "tcp" {
+		err = unix.Listen(fd, 1)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // Holder names the process with a socket bound to port ("nginx (pid 42)"),

@@ -158,6 +158,11 @@ func (m Mapping) HostIPString() string {
 	return m.HostIP.String()
 }
 
+// Key identifies the host side of a mapping: "tcp/0.0.0.0/08080".
+func (m Mapping) Key() string {
+	return fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort)
+}
+
 // String formats the mapping as `docker port` does: 80/tcp -> 0.0.0.0:8080.
 func (m Mapping) String() string {
 	return fmt.Sprintf("%d/%s -> %s:%d", m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)

@@ -42,8 +42,10 @@ type Sandbox struct {
 	// Ports are published on the first endpoint's address. They are stored
 	// apart from the record (PutPort), so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
-	Ports   []portspec.Mapping `json:"-"`
-	Created time.Time          `json:"created"`
+	Ports []portspec.Mapping `json:"-"`
+	// Holder is the pid of the process that keeps the ports bound.
+	Holder  int       `json:"holder_pid,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Endpoint is a sandbox's attachment to one network.

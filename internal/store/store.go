@@ -339,12 +339,16 @@ func (t *Tx) PortsAt(sandbox, proto string, port uint16) ([]portspec.Mapping, er
 	return out, nil
 }
 
-func mappingKey(m portspec.Mapping) []byte {
-	return sandboxPortKey(m.Proto, m.HostIPString(), m.HostPort)
-}
+func mappingKey(m portspec.Mapping) []byte { return []byte(m.Key()) }
 
+// sandboxPortKey is mappingKey for a host address as the port index holds
+// it ("0.0.0.0" for every address).
 func sandboxPortKey(proto, hostIP string, port uint16) []byte {
-	return []byte(fmt.Sprintf("%s/%s/%05d", proto, hostIP, port))
+	m := portspec.Mapping{Proto: proto, HostPort: port}
+	if a, err := netip.ParseAddr(hostIP); err == nil && !a.IsUnspecified() {
+		m.HostIP = a
+	}
+	return mappingKey(m)
 }
 
 func (t *Tx) updatePort(m portspec.Mapping, change func(map[string]string)) error {

@@ -40,6 +40,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -213,6 +214,7 @@ func (w *World) destroy(t testing.TB) {
 	if err := unmountUnder(w.Root); err != nil {
 		t.Errorf("testenv: cleanup: %v", err)
 	}
+	killRootProcesses(w.Root)
 	names, err := prefixed(w.Prefix)
 	if err != nil {
 		t.Errorf("testenv: cleanup: %v", err)
@@ -227,6 +229,22 @@ func (w *World) destroy(t testing.TB) {
 		t.Errorf("testenv: cleanup left namespaces %v (%v)", left, err)
 	}
 	removeMarkers(w.Prefix)
+}
+
+// killRootProcesses kills what nsnet started for this world's state root and
+// left running when a test stopped half-way (port holders: `nsnet
+// __hold-ports --root ROOT ...`), since they keep the host namespace alive.
+func killRootProcesses(root string) {
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(string(raw), "\x00--root\x00"+root+"\x00") {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.Split(f, "/")[2]); err == nil && pid != os.Getpid() {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
 }
 
 // markerDir is where nsnet marks the namespace mounts it makes; a test that
