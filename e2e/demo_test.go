@@ -26,6 +26,8 @@ func TestDemo(t *testing.T) {
 		"reply from 192.168.88.12",
 		"192.168.88.12   02:42:c0:a8:58:0c eth0",
 		"the server answers: \"hello 203.0.113.2\"",
+		"ns01's server answers: \"hello 203.0.113.1\"",
+		"80/tcp           0.0.0.0:8080",
 		"host links now: eth0, lo",
 		"nftables table inet nsnet present: false",
 	} {

@@ -57,7 +57,7 @@ func Run(w io.Writer, self string) (err error) {
 	if err := d.buildWorld(); err != nil {
 		return err
 	}
-	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.cleanUp}
+	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.publish, d.cleanUp}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -70,7 +70,7 @@ func Run(w io.Writer, self string) (err error) {
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
 
 func (d *demo) heading(n int, title, seed string) {
-	d.say("\n== %d. %s\n   (the article: %s)", n, title, seed)
+	d.say("\n== %d. %s\n   (%s)", n, title, seed)
 }
 
 func (d *demo) checkFree() error {

@@ -13,7 +13,7 @@ import (
 )
 
 func (d *demo) createBridge() error {
-	d.heading(1, "Create the bridge br01 with gateway 192.168.88.1", "ip link add br01 type bridge; ip addr add 192.168.88.1/24 dev br01; ip link set br01 up")
+	d.heading(1, "Create the bridge br01 with gateway 192.168.88.1", "the article: ip link add br01 type bridge; ip addr add 192.168.88.1/24 dev br01; ip link set br01 up")
 	_, err := d.nsnet("network", "create", "--subnet", "192.168.88.0/24", "--gateway", "192.168.88.1", "--bridge", "br01", "br01")
 	if err != nil {
 		return err
@@ -22,7 +22,7 @@ func (d *demo) createBridge() error {
 }
 
 func (d *demo) createSandboxes() error {
-	d.heading(2, "Create sandboxes ns01 and ns02 on br01", "ip netns add; ip link add ... type veth; brctl addif; ip addr add; ip route add default")
+	d.heading(2, "Create sandboxes ns01 and ns02 on br01", "the article: ip netns add; ip link add ... type veth; brctl addif; ip addr add; ip route add default")
 	for _, sb := range sandboxes {
 		if _, err := d.nsnet("sandbox", "create", "--network", "br01", "--ip", sb.ip, sb.name); err != nil {
 			return err
@@ -33,7 +33,7 @@ func (d *demo) createSandboxes() error {
 }
 
 func (d *demo) showBridge() error {
-	d.heading(3, "The bridge and its ports", "brctl show br01")
+	d.heading(3, "The bridge and its ports", "the article: brctl show br01")
 	links, err := link.Links(d.host)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (d *demo) showBridge() error {
 }
 
 func (d *demo) showSandboxes() error {
-	d.heading(4, "Addresses and routes inside the sandboxes", "ip netns exec ns01 ip addr; ip netns exec ns01 ip route")
+	d.heading(4, "Addresses and routes inside the sandboxes", "the article: ip netns exec ns01 ip addr; ip netns exec ns01 ip route")
 	for _, sb := range sandboxes {
 		path := netns.Path(sb.name)
 		if err := d.showLinks(path, sb.name, func(link.Info) bool { return true }); err != nil {
@@ -91,7 +91,7 @@ func state(up bool) string {
 }
 
 func (d *demo) ping() error {
-	d.heading(5, "ns01 pings ns02 across the bridge", "ip netns exec ns01 ping 192.168.88.12 -c 1")
+	d.heading(5, "ns01 pings ns02 across the bridge", "the article: ip netns exec ns01 ping 192.168.88.12 -c 1")
 	rtt, err := probe.Ping(netns.Path("ns01"), netip.MustParseAddr(sandboxes[1].ip), d.timeout())
 	if err != nil {
 		return fmt.Errorf("demo: ns01 -> ns02: %w", err)
@@ -101,7 +101,7 @@ func (d *demo) ping() error {
 }
 
 func (d *demo) showNeighbours() error {
-	d.heading(6, "ns01's neighbour table holds ns02's real MAC", "ip netns exec ns01 arp")
+	d.heading(6, "ns01's neighbour table holds ns02's real MAC", "the article: ip netns exec ns01 arp")
 	neigh, err := link.Neighbours(netns.Path("ns01"))
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func macOf(path string) string {
 }
 
 func (d *demo) reachInternet() error {
-	d.heading(7, "ns02 reaches the internet through ip_forward and masquerade", "sysctl -w net.ipv4.conf.all.forwarding=1; iptables -t nat -A POSTROUTING -s 192.168.88.0/24 -j MASQUERADE")
+	d.heading(7, "ns02 reaches the internet through ip_forward and masquerade", "the article: sysctl -w net.ipv4.conf.all.forwarding=1; iptables -t nat -A POSTROUTING -s 192.168.88.0/24 -j MASQUERADE")
 	if err := d.showFirewall(); err != nil {
 		return err
 	}
@@ -172,8 +172,31 @@ func (d *demo) showFirewall() error {
 	})
 }
 
+func (d *demo) publish() error {
+	d.heading(8, "Publish ns01's port 80 on the host's port 8080, as docker run -p 8080:80", "beyond the article; by hand: iptables -t nat -A PREROUTING -p tcp --dport 8080 -j DNAT --to 192.168.88.11:80")
+	srv, err := probe.Serve(netns.Path("ns01"), "0.0.0.0:80")
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if _, err := d.nsnet("port", "add", "ns01", "8080:80"); err != nil {
+		return err
+	}
+	greeting, err := probe.Hello(d.inet, UplinkIP+":8080", d.timeout())
+	if err != nil {
+		return fmt.Errorf("demo: internet -> %s:8080: %w", UplinkIP, err)
+	}
+	d.say("  TCP from the internet (%s) to the host's %s:8080, ns01's server answers: %q", RouterIP, UplinkIP, greeting)
+	if seen := srv.Seen(); len(seen) != 1 || seen[0] != RouterIP {
+		return fmt.Errorf("demo: ns01's server saw %v, want the internet client %s", seen, RouterIP)
+	}
+	d.say("  The server sees the real client; the mapping is one element of nsnet's nftables map:")
+	_, err = d.nsnet("port", "ls")
+	return err
+}
+
 func (d *demo) cleanUp() error {
-	d.heading(8, "Clean up", "ip netns del ns01 ns02; ip link set br01 down; brctl delbr br01; iptables -t nat -D POSTROUTING ...")
+	d.heading(9, "Clean up", "the article: ip netns del ns01 ns02; ip link set br01 down; brctl delbr br01; iptables -t nat -D POSTROUTING ...")
 	if _, err := d.nsnet("sandbox", "rm", "ns01", "ns02"); err != nil {
 		return err
 	}
