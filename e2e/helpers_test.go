@@ -41,20 +41,21 @@ type sandbox struct {
 
 func inspectNetwork(t *testing.T, w *testenv.World, name string) network {
 	t.Helper()
-	var out []network
-	decode(t, w.MustNsnet(t, "network", "inspect", name), &out)
-	if len(out) != 1 {
-		t.Fatalf("network inspect %s: got %d objects", name, len(out))
-	}
-	return out[0]
+	return inspectOne[network](t, w, "network", name)
 }
 
 func inspectSandbox(t *testing.T, w *testenv.World, name string) sandbox {
 	t.Helper()
-	var out []sandbox
-	decode(t, w.MustNsnet(t, "sandbox", "inspect", name), &out)
+	return inspectOne[sandbox](t, w, "sandbox", name)
+}
+
+// inspectOne runs `nsnet KIND inspect NAME` and decodes its one object.
+func inspectOne[T any](t *testing.T, w *testenv.World, kind, name string) T {
+	t.Helper()
+	var out []T
+	decode(t, w.MustNsnet(t, kind, "inspect", name), &out)
 	if len(out) != 1 {
-		t.Fatalf("sandbox inspect %s: got %d objects", name, len(out))
+		t.Fatalf("%s inspect %s: got %d objects", kind, name, len(out))
 	}
 	return out[0]
 }

@@ -355,14 +355,13 @@ func canListen(t *testing.T, w *testenv.World, network, addr string, want bool) 
 
 func inspectHolder(t *testing.T, w *testenv.World, s string) int {
 	t.Helper()
-	var out []struct {
+	sb := inspectOne[struct {
 		Holder int `json:"holder_pid"`
+	}](t, w, "sandbox", s)
+	if sb.Holder == 0 {
+		t.Fatalf("sandbox %s has no port holder", s)
 	}
-	decode(t, w.MustNsnet(t, "sandbox", "inspect", s), &out)
-	if len(out) != 1 || out[0].Holder == 0 {
-		t.Fatalf("sandbox %s has no port holder: %+v", s, out)
-	}
-	return out[0].Holder
+	return sb.Holder
 }
 
 // waitExit waits for a process that is not our child to be gone.
