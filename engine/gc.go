@@ -257,7 +257,9 @@ func (g *gc) holders() error {
 			if ok {
 				holder.Stop(g.e.opts.Root, sb.Name, pid)
 			}
-			if err := g.e.holdPorts(&undo{}, sb, sb.Ports); err != nil {
+			bound := boundPorts{}
+			defer bound.close()
+			if err := g.e.holdPorts(&undo{}, sb, sb.Ports, bound); err != nil {
 				return err
 			}
 			return g.tx.PutSandbox(sb)

@@ -57,10 +57,25 @@ func checkPublishable(tx *store.Tx, sb *Sandbox) error {
 	return nil
 }
 
+// boundPorts are host-port sockets bound while a command publishes, by
+// mapping key; they go to the sandbox's holder, and the command closes its
+// copies when it ends, whatever happened.
+type boundPorts map[string]*os.File
+
+func (b boundPorts) close() {
+	for _, f := range b {
+		f.Close()
+	}
+}
+
 // allocatePorts expands specs into mappings whose host ports neither nsnet
-// nor a host process holds, and records them in tx for sb.
-func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec) ([]Mapping, error) {
+// nor a host process holds, and records them in tx for sb. The test of a
+// host port binds it, and the socket is kept in bound for holdPorts.
+func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
 	lo, hi := hostport.LocalPortRange()
+	if err := holder.RaiseFileLimit(portCount(specs)); err != nil {
+		return nil, err
+	}
 	var planned []Mapping
 	free := func(m Mapping) error {
 		for _, p := range planned {
@@ -71,7 +86,11 @@ func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec) ([]Mapping,
 		if err := publishedBy(tx, m); err != nil {
 			return err
 		}
-		return hostport.Check(m.Proto, m.HostIP, m.HostPort)
+		f, err := hostport.Hold(m.Proto, m.HostIP, m.HostPort)
+		if f != nil {
+			bound[m.Key()] = f // Expand takes every candidate that free accepts
+		}
+		return err
 	}
 	for _, sp := range specs {
 		ms, err := portspec.Expand(sp, portspec.Range{Start: lo, End: hi}, free)
@@ -88,6 +107,15 @@ func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec) ([]Mapping,
 	return planned, nil
 }
 
+// portCount is how many mappings specs make at most.
+func portCount(specs []portspec.Spec) int {
+	n := 0
+	for _, sp := range specs {
+		n += sp.CtrPort.Len()
+	}
+	return n
+}
+
 // publishedBy reports a sandbox that already publishes an overlapping port.
 func publishedBy(tx *store.Tx, m Mapping) error {
 	holders, err := tx.PortHolders(m.Proto, m.HostPort)
@@ -102,18 +130,14 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 	return nil
 }
 
-// holdPorts binds the host ports of ms and hands them to sb's holder process,
-// starting one if sb has none running (sb.Holder is updated; the caller
-// stores it).
-func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping) error {
+// holdPorts hands the host ports of ms to sb's holder process, starting one
+// if sb has none running (sb.Holder is updated; the caller stores it). Ports
+// not in bound are bound here (and closed by the caller with bound).
+func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
 	if e.opts.PortHolder == "" || len(ms) == 0 {
 		return nil
 	}
-	if err := holder.RaiseFileLimit(len(ms)); err != nil {
-		return err
-	}
-	keys, socks, err := bindAll(ms)
-	defer closeAll(socks)
+	keys, socks, err := bindAll(ms, bound)
 	if err != nil || len(socks) == 0 {
 		return err
 	}
@@ -133,24 +157,25 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping) error {
 	return nil
 }
 
-// bindAll binds the host port of every mapping (SCTP ones are not held).
-func bindAll(ms []Mapping) (keys []string, socks []*os.File, err error) {
+// bindAll returns the bound socket of every mapping, from bound or bound
+// now and added to it (SCTP ports are not held).
+func bindAll(ms []Mapping, bound boundPorts) (keys []string, socks []*os.File, err error) {
+	if err := holder.RaiseFileLimit(len(ms)); err != nil {
+		return nil, nil, err
+	}
 	for _, m := range ms {
-		f, err := hostport.Hold(m.Proto, m.HostIP, m.HostPort)
-		if err != nil {
-			return nil, socks, err
+		f := bound[m.Key()]
+		if f == nil {
+			if f, err = hostport.Hold(m.Proto, m.HostIP, m.HostPort); err != nil {
+				return nil, nil, err
+			}
 		}
 		if f != nil {
+			bound[m.Key()] = f
 			keys, socks = append(keys, m.Key()), append(socks, f)
 		}
 	}
 	return keys, socks, nil
-}
-
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		f.Close()
-	}
 }
 
 // releasePorts lets the host ports of ms go.
@@ -216,6 +241,8 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		return nil, err
 	}
 	var added []Mapping
+	bound := boundPorts{}
+	defer bound.close()
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		sb, err := tx.SandboxRecord(name) // not its ports: the cost stays flat
 		if err != nil {
@@ -224,11 +251,11 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if err := checkPublishable(tx, sb); err != nil {
 			return err
 		}
-		if added, err = allocatePorts(tx, sb, parsed); err != nil {
+		if added, err = allocatePorts(tx, sb, parsed, bound); err != nil {
 			return err
 		}
 		before := sb.Holder
-		if err := e.holdPorts(u, sb, added); err != nil {
+		if err := e.holdPorts(u, sb, added, bound); err != nil {
 			return err
 		}
 		if sb.Holder != before {

@@ -45,6 +45,7 @@ type sandboxPlan struct {
 	mac      net.HardwareAddr
 	adopt    string
 	ports    []portspec.Spec
+	bound    boundPorts // host-port sockets bound while checking them
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -56,6 +57,8 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	}
 	p.sb.ID = newID()
 	p.sb.Created = e.clock().UTC()
+	p.bound = boundPorts{}
+	defer p.bound.close()
 	err = e.mutate(func(tx *store.Tx, u *undo) error { return e.createSandbox(tx, u, p) })
 	if err != nil {
 		return nil, err
@@ -179,7 +182,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		sb.Endpoints = append(sb.Endpoints, eps[i])
 		e.checkpoint("sandbox-create:after-veth")
 	}
-	if err := e.holdPorts(u, sb, sb.Ports); err != nil {
+	if err := e.holdPorts(u, sb, sb.Ports, p.bound); err != nil {
 		return err
 	}
 	if err := tx.PutSandbox(sb); err != nil {
@@ -198,7 +201,7 @@ func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
 		return err
 	}
 	var err error
-	sb.Ports, err = allocatePorts(tx, sb, p.ports)
+	sb.Ports, err = allocatePorts(tx, sb, p.ports, p.bound)
 	return err
 }
 

@@ -2,9 +2,9 @@
 // tries to bind it in the current (host) network namespace, and when a host
 // process holds it, finds that process through /proc so the error can name it.
 //
-// Invariants: it never keeps a socket open and never changes the kernel's
-// state; the bind test uses SO_REUSEADDR for TCP so that connections in
-// TIME_WAIT do not count as holders.
+// Invariants: the only socket it leaves open is the one Hold returns, and it
+// never changes the kernel's state; the bind uses SO_REUSEADDR for TCP so
+// that connections in TIME_WAIT do not count as holders.
 package hostport
 
 import (
@@ -19,18 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Check returns nil if proto/port on ip (invalid: every address) can be
-// bound, or an error naming the process that holds it.
-func Check(proto string, ip netip.Addr, port uint16) error {
-	f, err := Hold(proto, ip, port)
-	if f != nil {
-		f.Close()
-	}
-	return err
-}
-
-// Hold binds proto/port on ip and returns the socket, so that no host process
-// can take the port while it is open: a TCP socket also listens (it never
+// Hold binds proto/port on ip (invalid: every address) and returns the
+// socket, or an error naming the process that holds the port, so that no host
+// process can take the port while it is open: a TCP socket also listens (it never
 // accepts: nsnet's DNAT rules take the port's traffic first), which keeps out
 // servers that set SO_REUSEADDR. SCTP is not held (f is nil): binding it
 // needs the sctp module, and the port map alone decides.
