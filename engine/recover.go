@@ -106,13 +106,12 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 
 // finishRemoval completes an interrupted removal whose record survived.
 func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
-	u := &undo{} // removals register no undo steps
 	if it.Op == journal.OpSandboxRemove {
 		sb, err := tx.Sandbox(it.Name)
 		if err != nil {
 			return err
 		}
-		return e.removeSandboxQuiet(tx, u, sb)
+		return e.removeSandboxQuiet(tx, sb)
 	}
 	n, err := tx.Network(it.Name)
 	if err != nil {
@@ -126,13 +125,13 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 
 // removeSandboxQuiet removes sb and its sharers without writing intents (the
 // caller is settling one already).
-func (e *Engine) removeSandboxQuiet(tx *store.Tx, u *undo, sb *Sandbox) error {
+func (e *Engine) removeSandboxQuiet(tx *store.Tx, sb *Sandbox) error {
 	sharers, err := sharersOf(tx, sb.Name)
 	if err != nil {
 		return err
 	}
 	for i := range sharers {
-		if err := e.removeSandboxQuiet(tx, u, &sharers[i]); err != nil {
+		if err := e.removeSandboxQuiet(tx, &sharers[i]); err != nil {
 			return err
 		}
 	}
