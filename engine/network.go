@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -65,20 +64,11 @@ func (e *Engine) warnForwardDrops(n *Network) {
 		e.opts.Warn(fmt.Sprintf("%s drops forwarded packets by default (policy drop), so sandboxes of network %s cannot reach beyond bridge %s "+
 			"and its published ports do not answer from outside; nsnet does not edit chains it does not own: let them through, e.g. "+
 			"nft insert rule %s iifname %q accept; nft insert rule %s oifname %q accept",
-			d, n.Name, n.Bridge, chainRef(d), n.Bridge, chainRef(d), n.Bridge))
+			d, n.Name, n.Bridge, d.Ref(), n.Bridge, d.Ref(), n.Bridge))
 	}
 	if err != nil {
 		e.opts.Warn(fmt.Sprintf("cannot check other tables' forward chains: %v", err))
 	}
-}
-
-// chainRef turns "table ip filter chain FORWARD" into "ip filter FORWARD".
-func chainRef(desc string) string {
-	f := strings.Fields(desc)
-	if len(f) != 5 {
-		return desc
-	}
-	return f[1] + " " + f[2] + " " + f[4]
 }
 
 // parseNetworkSpec checks everything that needs neither store nor kernel.

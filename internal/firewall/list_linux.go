@@ -66,11 +66,22 @@ func Exists() (bool, error) {
 	return false, nil
 }
 
+// ChainRef names a chain as nft does: family, table and chain.
+type ChainRef struct{ Family, Table, Chain string }
+
+// String is how messages name the chain: "table ip filter chain FORWARD".
+func (c ChainRef) String() string {
+	return fmt.Sprintf("table %s %s chain %s", c.Family, c.Table, c.Chain)
+}
+
+// Ref is how nft commands name it: "ip filter FORWARD".
+func (c ChainRef) Ref() string { return c.Family + " " + c.Table + " " + c.Chain }
+
 // ForwardDrops names the base chains of other tables that drop forwarded
 // packets by default (as Docker sets iptables' FORWARD policy to DROP). Such a
 // chain drops nsnet's traffic whatever nsnet's own table accepts, and nsnet
 // never edits chains it does not own.
-func ForwardDrops() ([]string, error) {
+func ForwardDrops() ([]ChainRef, error) {
 	c, err := nftables.New()
 	if err != nil {
 		return nil, fmt.Errorf("open nftables connection: %w", err)
@@ -79,13 +90,13 @@ func ForwardDrops() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list nftables chains: %w", err)
 	}
-	var out []string
+	var out []ChainRef
 	for _, ch := range chains {
 		if ch.Table.Name == TableName || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward ||
 			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
 			continue
 		}
-		out = append(out, fmt.Sprintf("table %s %s chain %s", familyName(ch.Table.Family), ch.Table.Name, ch.Name))
+		out = append(out, ChainRef{Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name})
 	}
 	return out, nil
 }
