@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -364,11 +364,12 @@ func inspectHolder(t *testing.T, w *testenv.World, s string) int {
 	return sb.Holder
 }
 
-// waitExit waits for a process that is not our child to be gone.
+// waitExit waits for a process that is not our child to have closed its
+// files (zombie or gone).
 func waitExit(t *testing.T, pid int) {
 	t.Helper()
 	for i := 0; i < 400; i++ {
-		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || len(raw) == 0 {
+		if holder.Exited(pid) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)

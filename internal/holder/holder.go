@@ -138,7 +138,7 @@ func Stop(root, sandbox string, pid int) error {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("stop the port holder of sandbox %s (pid %d): %w", sandbox, pid, err)
 		}
-		waitGone(root, sandbox, pid)
+		waitGone(pid)
 	}
 	if err := os.Remove(SocketPath(root, sandbox)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -172,14 +172,44 @@ func Alive(root, sandbox string, pid int) bool {
 	return err == nil && isHolder(raw, root, sandbox)
 }
 
-// waitGone waits up to two seconds for pid to exit, then kills it.
-func waitGone(root, sandbox string, pid int) {
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if !Alive(root, sandbox, pid) {
-			return
+// waitGone waits up to two seconds for pid to exit, then kills it and waits
+// again. An exiting process drops its memory (and with it its command line)
+// before it closes its files, so only a zombie or no process at all means
+// its ports are free.
+func waitGone(pid int) {
+	for _, sig := range []syscall.Signal{0, syscall.SIGKILL} {
+		if sig != 0 {
+			syscall.Kill(pid, sig)
+		}
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if Exited(pid) {
+				return
+			}
 		}
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Exited reports whether pid has closed its files for good: each of its
+// threads is a zombie or gone (the files close with the last thread, and
+// the leader turns zombie before the others are done).
+func Exited(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		raw, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The state follows the parenthesised command name: "pid (comm) S ...".
+		i := strings.LastIndexByte(string(raw), ')')
+		if i >= 0 && i+2 < len(raw) && raw[i+2] != 'Z' && raw[i+2] != 'X' {
+			return false
+		}
+	}
+	return true
 }
 
 // isHolder reports whether a /proc cmdline is that of root's holder of
