@@ -130,7 +130,7 @@ func checkMasquerade(t *testing.T, w *testenv.World, ns string) {
 		t.Errorf("server saw %v", seen)
 	}
 	nft := testenv.Nft(t, w.Host)
-	for _, s := range []string{`"masquerade"`, `"192.168.88.0"`, `"br01"`, `"nsnet"`} {
+	for _, s := range []string{`"masquerade"`, `"192.168.88.0"`, `"br01"`, `"` + w.Table() + `"`} {
 		if !strings.Contains(nft, s) {
 			t.Errorf("nft ruleset lacks %s:\n%s", s, nft)
 		}
@@ -187,7 +187,7 @@ func TestInternalNetwork(t *testing.T) {
 	}
 	// Control: without nsnet's table the same connection goes through, so
 	// the check above tests the rules and not the world.
-	mustRun(t, w.Host, "nft", "delete", "table", "inet", "nsnet")
+	mustRun(t, w.Host, "nft", "delete", "table", "inet", w.Table())
 	if _, err := testenv.TCPHello(a, testenv.PublicIP+":7777", 3*time.Second); err != nil {
 		t.Errorf("control: without nsnet's rules the connection should succeed: %v", err)
 	}

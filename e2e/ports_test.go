@@ -102,7 +102,7 @@ func checkLocalhostGuard(t *testing.T, w *testenv.World, attacker string) {
 	mustRun(t, attacker, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
 	mustRun(t, attacker, "ip", "route", "add", "127.0.0.1/32", "via", "10.91.0.1", "dev", "eth0")
 	reach(t, attacker, "127.0.0.1:9090", false, "neighbour routing 127.0.0.1 to the host")
-	mustRun(t, w.Host, "nft", "flush", "chain", "inet", "nsnet", "prerouting-guard")
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "prerouting-guard")
 	reach(t, attacker, "127.0.0.1:9090", true, "control: without the guard")
 	w.MustNsnet(t, "firewall", "reload")
 	reach(t, attacker, "127.0.0.1:9090", false, "after firewall reload")
@@ -273,7 +273,7 @@ func TestManyPorts(t *testing.T) {
 // mapElements counts the elements of the ports-any-ip map with nft -j.
 func mapElements(t *testing.T, w *testenv.World) int {
 	t.Helper()
-	out, err := testenv.RunIn(w.Host, "nft", "-j", "list", "map", "inet", "nsnet", "ports-any-ip")
+	out, err := testenv.RunIn(w.Host, "nft", "-j", "list", "map", "inet", w.Table(), "ports-any-ip")
 	if err != nil {
 		t.Fatalf("nft list map: %v\n%s", err, out)
 	}

@@ -23,14 +23,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
 // DefaultRoot is where state is kept unless Options.Root says otherwise.
-const DefaultRoot = "/var/lib/nsnet"
+const DefaultRoot = owner.DefaultRoot
 
 // DefaultLockTimeout bounds how long a command waits for another one.
 const DefaultLockTimeout = 30 * time.Second
@@ -66,6 +68,8 @@ type Engine struct {
 	journal *journal.Journal
 	markers *journal.Markers
 	host    *link.Host
+	owner   owner.Owner    // marks this root writes on links
+	fw      firewall.Table // this root's nftables table
 	clock   func() time.Time
 	fault   string // NSNET_FAULT: the fault point at which to die (tests)
 }
@@ -96,7 +100,8 @@ func Open(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, st: st, clock: time.Now, fault: os.Getenv("NSNET_FAULT")}
+	e := &Engine{opts: o, st: st, clock: time.Now, fault: os.Getenv("NSNET_FAULT"),
+		owner: owner.Of(o.Root), fw: firewall.Table{Name: owner.Table(o.Root)}}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
 			st.Close()
@@ -223,6 +228,10 @@ func newID() string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// FirewallTable is the name of the nftables table (family inet) that holds
+// the rules of this engine's state root.
+func (e *Engine) FirewallTable() string { return e.fw.Name }
 
 // IsRoot reports whether the process has the privileges nsnet needs.
 func IsRoot() bool { return os.Geteuid() == 0 }

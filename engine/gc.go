@@ -6,15 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
-
-// ownerMark starts the alias of every link nsnet makes.
-const ownerMark = "nsnet "
 
 // gc is one garbage-collection pass: it collects what it did or would do.
 type gc struct {
@@ -160,7 +156,7 @@ func (g *gc) strayLinks() error {
 		return err
 	}
 	for _, l := range links {
-		if !strings.HasPrefix(l.Alias, ownerMark) || want[l.Name] {
+		if !g.e.owner.Owns(l.Alias) || want[l.Name] {
 			continue
 		}
 		g.do(fmt.Sprintf("remove leftover %s %s (%s)", l.Kind, l.Name, l.Alias), func() error { return host.DeleteLink(l.Name) })
@@ -230,7 +226,7 @@ func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network
 			continue
 		}
 		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
-			return attachEndpoint(host, sb, n, ep)
+			return g.e.attachEndpoint(host, sb, n, ep)
 		})
 	}
 }
@@ -273,51 +269,21 @@ func (g *gc) holders() error {
 	return nil
 }
 
-// firewall rewrites nsnet's table if its rules differ from what the store
-// calls for.
+// firewall rewrites the root's table if any chain, rule or element differs
+// from what the store calls for.
 func (g *gc) firewall() error {
-	nets, err := g.tx.Networks()
+	nets, ports, err := firewallState(g.tx)
 	if err != nil {
 		return err
 	}
-	want := firewall.Expected(firewallNetworks(nets))
-	got, err := firewall.Rules()
-	if err != nil {
+	diffs, err := g.e.fw.Diff(nets, ports)
+	if err != nil || len(diffs) == 0 {
 		return err
 	}
-	_, ports, err := firewallState(g.tx)
-	if err != nil {
-		return err
+	what := fmt.Sprintf("rewrite nftables table inet %s (%s)", g.e.fw.Name, strings.Join(diffs, "; "))
+	if len(nets) == 0 {
+		what = fmt.Sprintf("remove nftables table inet %s: no network needs it", g.e.fw.Name)
 	}
-	gotPorts, err := firewall.PortCount()
-	if err != nil {
-		return err
-	}
-	if sameRules(want, got) && gotPorts == len(ports) {
-		return nil
-	}
-	g.do(fmt.Sprintf("rewrite nftables table inet %s (%d rules and %d published ports found, %d and %d expected)",
-		firewall.TableName, len(got), gotPorts, len(want), len(ports)), func() error {
-		return syncFirewall(g.tx)
-	})
+	g.do(what, func() error { return g.e.syncFirewall(g.tx) })
 	return nil
-}
-
-func sameRules(a, b []firewall.Rule) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	count := map[firewall.Rule]int{}
-	for _, r := range a {
-		count[r]++
-	}
-	for _, r := range b {
-		count[r]--
-	}
-	for _, c := range count {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

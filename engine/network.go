@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
 )
@@ -54,21 +54,6 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 		e.warnForwardDrops(n)
 	}
 	return n, nil
-}
-
-// warnForwardDrops tells the user when another table's forward chain drops
-// by default, which silently breaks n beyond its bridge.
-func (e *Engine) warnForwardDrops(n *Network) {
-	drops, err := firewall.ForwardDrops()
-	for _, d := range drops {
-		e.opts.Warn(fmt.Sprintf("%s drops forwarded packets by default (policy drop), so sandboxes of network %s cannot reach beyond bridge %s "+
-			"and its published ports do not answer from outside; nsnet does not edit chains it does not own: let them through, e.g. "+
-			"nft insert rule %s iifname %q accept; nft insert rule %s oifname %q accept",
-			d, n.Name, n.Bridge, d.Ref(), n.Bridge, d.Ref(), n.Bridge))
-	}
-	if err != nil {
-		e.opts.Warn(fmt.Sprintf("cannot check other tables' forward chains: %v", err))
-	}
 }
 
 // parseNetworkSpec checks everything that needs neither store nor kernel.
@@ -177,11 +162,15 @@ func (e *Engine) chooseSubnet(host *link.Host, n *Network, nets []Network, pick 
 }
 
 func chooseBridge(host *link.Host, n *Network, nets []Network) error {
-	if n.Bridge == "" {
-		n.Bridge = "br-" + n.ID[:12]
-		if n.Name == DefaultNetwork {
-			n.Bridge = DefaultBridge
+	switch {
+	case n.Bridge == "" && n.Name == DefaultNetwork:
+		name, err := defaultBridge(host)
+		if err != nil {
+			return err
 		}
+		n.Bridge = name
+	case n.Bridge == "":
+		n.Bridge = "br-" + n.ID[:12]
 	}
 	for _, o := range nets {
 		if o.Bridge == n.Bridge {
@@ -198,6 +187,19 @@ func chooseBridge(host *link.Host, n *Network, nets []Network) error {
 	return nil
 }
 
+// defaultBridge is DefaultBridge (nsnet0), or, if another state root's
+// default network has it already, the first free of nsnet1 to nsnet99.
+func defaultBridge(host *link.Host) (string, error) {
+	for i := 0; i < 100; i++ {
+		name := fmt.Sprintf("nsnet%d", i)
+		exists, err := host.Exists(name)
+		if err != nil || !exists {
+			return name, err
+		}
+	}
+	return "", fmt.Errorf("interfaces nsnet0 to nsnet99 all exist: remove unused default networks (nsnet network rm bridge) of other state roots")
+}
+
 // applyNetwork stores n and makes its bridge, forwarding and firewall rules.
 func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network) error {
 	oldNets, oldPorts, err := firewallState(tx)
@@ -207,7 +209,7 @@ func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network
 	if err := tx.PutNetwork(n); err != nil {
 		return err
 	}
-	if err := createBridge(host, n); err != nil {
+	if err := e.createBridge(host, n); err != nil {
 		return err
 	}
 	u.push(func() error { return host.DeleteLink(n.Bridge) })
@@ -221,18 +223,18 @@ func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network
 			u.push(link.DisableIPv4Forwarding)
 		}
 	}
-	if err := syncFirewall(tx); err != nil {
+	if err := e.syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	u.push(func() error { return firewall.Sync(oldNets, oldPorts) })
+	u.push(func() error { return e.fw.Sync(oldNets, oldPorts) })
 	return nil
 }
 
 // createBridge makes n's bridge as the store describes it.
-func createBridge(host *link.Host, n *Network) error {
+func (e *Engine) createBridge(host *link.Host, n *Network) error {
 	mac, _ := parseMAC(n.BridgeMAC)
 	err := host.CreateBridge(link.Bridge{
-		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: ownerMark + "network " + n.Name,
+		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
 		Address: netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
 	})
 	if err != nil {
@@ -245,14 +247,6 @@ func createBridge(host *link.Host, n *Network) error {
 		}
 	}
 	return nil
-}
-
-func firewallNetworks(nets []Network) []firewall.Network {
-	out := make([]firewall.Network, len(nets))
-	for i, n := range nets {
-		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}
-	}
-	return out
 }
 
 // RemoveNetwork removes a network that no sandbox is attached to: its
@@ -288,7 +282,7 @@ func (e *Engine) RemoveNetwork(name string) error {
 // teardownNetwork removes n's kernel objects once its record is deleted in tx.
 func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 	var errs []error
-	if err := syncFirewall(tx); err != nil {
+	if err := e.syncFirewall(tx); err != nil {
 		errs = append(errs, err)
 	}
 	host, err := e.hostLinks()

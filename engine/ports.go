@@ -5,10 +5,8 @@ import (
 
 	"os"
 
-	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/hostport"
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -27,19 +25,6 @@ func parseSpecs(specs []string) ([]portspec.Spec, error) {
 		out = append(out, sp)
 	}
 	return out, nil
-}
-
-// firewallPorts are sb's published ports as the firewall needs them.
-func firewallPorts(sb *Sandbox) []firewall.Port {
-	if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
-		return nil
-	}
-	ip := sb.Endpoints[0].Address.Addr()
-	out := make([]firewall.Port, len(sb.Ports))
-	for i, m := range sb.Ports {
-		out[i] = firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrIP: ip, CtrPort: m.CtrPort}
-	}
-	return out
 }
 
 // checkPublishable refuses ports on sandboxes that cannot have them.
@@ -190,50 +175,6 @@ func (e *Engine) releasePorts(sb *Sandbox, ms []Mapping) error {
 	return holder.Release(e.opts.Root, sb.Name, keys)
 }
 
-// publish installs ports in the firewall; if the table is not as the store
-// says (flushed from outside), it rebuilds it from the store instead.
-func publish(tx *store.Tx, u *undo, ports []firewall.Port) error {
-	if len(ports) == 0 {
-		return nil
-	}
-	if err := firewall.AddPorts(ports); err != nil {
-		if err := syncFirewall(tx); err != nil {
-			return err
-		}
-	}
-	u.push(func() error { return firewall.DeletePorts(ports) })
-	return nil
-}
-
-// unpublish removes ports from the firewall (rebuilding it from tx if the
-// elements are not there) and flushes their connection-tracking entries.
-func unpublish(tx *store.Tx, ports []firewall.Port) error {
-	if len(ports) == 0 {
-		return nil
-	}
-	if err := firewall.DeletePorts(ports); err != nil {
-		if err := syncFirewall(tx); err != nil {
-			return err
-		}
-	}
-	flows := make([]link.Flow, len(ports))
-	for i, p := range ports {
-		flows[i] = link.Flow{Proto: protoNumber(p.Proto), HostPort: p.HostPort, CtrIP: p.CtrIP}
-	}
-	_, err := link.DeleteConntrack(flows)
-	return err
-}
-
-func protoNumber(p string) uint8 {
-	switch p {
-	case "udp":
-		return 17
-	case "sctp":
-		return 132
-	}
-	return 6
-}
-
 // AddPorts publishes more ports of an existing sandbox.
 func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	parsed, err := parseSpecs(specs)
@@ -263,7 +204,7 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 				return err
 			}
 		}
-		return publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
+		return e.publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
 	})
 	return added, err
 }
@@ -295,7 +236,7 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		if err := e.releasePorts(sb, removed); err != nil {
 			return err
 		}
-		return unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
+		return e.unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
 	})
 	return removed, err
 }

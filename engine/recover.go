@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
+	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -37,7 +38,7 @@ func (e *Engine) recoverPending(dryRun bool) ([]string, error) {
 		if dryRun {
 			return nil
 		}
-		return syncFirewall(tx)
+		return e.syncFirewall(tx)
 	})
 	if err != nil || dryRun {
 		return actions, err
@@ -85,7 +86,7 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 	}
 	var errs []error
 	for _, l := range it.Links {
-		errs = append(errs, host.DeleteLink(l))
+		errs = append(errs, e.deleteOwnLink(host, l))
 	}
 	if it.Op == journal.OpSandboxCreate {
 		if pid := holder.Find(e.opts.Root)[it.Name]; pid != 0 {
@@ -138,35 +139,17 @@ func (e *Engine) removeSandboxQuiet(tx *store.Tx, sb *Sandbox) error {
 	return e.forgetAndTeardown(tx, sb, "")
 }
 
-// syncFirewall makes nsnet's table match the store as tx sees it.
-func syncFirewall(tx *store.Tx) error {
-	nets, ports, err := firewallState(tx)
-	if err != nil {
+// deleteOwnLink deletes the named link only if it is this root's: its alias
+// is this root's mark, or it has nsnet's device group and no alias yet (made
+// by a command that died before it could mark it). Anything else is left.
+func (e *Engine) deleteOwnLink(host *link.Host, name string) error {
+	alias, group, ok, err := host.Mark(name)
+	if err != nil || !ok {
 		return err
 	}
-	return firewall.Sync(nets, ports)
-}
-
-// firewallState is what the store calls for: its networks and every
-// published port with the address of the sandbox it goes to.
-func firewallState(tx *store.Tx) ([]firewall.Network, []firewall.Port, error) {
-	nets, err := tx.Networks()
-	if err != nil {
-		return nil, nil, err
+	if !e.owner.Owns(alias) && (alias != "" || group != owner.Group) {
+		e.opts.Warn(fmt.Sprintf("left link %s alone: an interrupted command listed it, but it is not this root's (alias %q)", name, alias))
+		return nil
 	}
-	sbs, err := tx.Sandboxes()
-	if err != nil {
-		return nil, nil, err
-	}
-	var ports []firewall.Port
-	for _, s := range sbs {
-		ports = append(ports, firewallPorts(&s)...)
-	}
-	return firewallNetworks(nets), ports, nil
-}
-
-// ReloadFirewall rebuilds nsnet's nftables table from the store, e.g. after
-// someone ran `nft flush ruleset`.
-func (e *Engine) ReloadFirewall() error {
-	return e.mutate(func(tx *store.Tx, _ *undo) error { return syncFirewall(tx) })
+	return host.DeleteLink(name)
 }

@@ -82,7 +82,7 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 // first), keeping going past errors.
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	var errs []error
-	if err := unpublish(tx, firewallPorts(sb)); err != nil {
+	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := holder.Stop(e.opts.Root, sb.Name, sb.Holder); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
@@ -188,7 +189,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}
-	return publish(tx, u, firewallPorts(sb))
+	return e.publish(tx, u, firewallPorts(sb))
 }
 
 // reservePorts checks that the sandbox may publish and takes its host ports.
@@ -365,11 +366,11 @@ func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpo
 	if err != nil {
 		return err
 	}
-	err = attachEndpoint(host, sb, n, ep)
+	err = e.attachEndpoint(host, sb, n, ep)
 	if errors.Is(err, link.ErrNoBridge) {
 		// Deleted from outside: restore it, with the ports it had, and retry.
 		if err = e.restoreBridge(tx, host, n); err == nil {
-			err = attachEndpoint(host, sb, n, ep)
+			err = e.attachEndpoint(host, sb, n, ep)
 		}
 	}
 	if err != nil {
@@ -382,7 +383,7 @@ func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpo
 // restoreBridge recreates n's bridge and re-enslaves the host veths of the
 // sandboxes attached to it.
 func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error {
-	if err := createBridge(host, n); err != nil {
+	if err := e.createBridge(host, n); err != nil {
 		return err
 	}
 	sbs, err := tx.Sandboxes()
@@ -404,11 +405,11 @@ func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error 
 }
 
 // attachEndpoint makes ep's veth pair as the store describes it.
-func attachEndpoint(host *link.Host, sb *Sandbox, n *Network, ep Endpoint) error {
+func (e *Engine) attachEndpoint(host *link.Host, sb *Sandbox, n *Network, ep Endpoint) error {
 	mac, _ := parseMAC(ep.MAC)
 	err := host.AttachVeth(link.Veth{
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
-		Alias: ownerMark + "sandbox " + sb.Name + " network " + n.Name,
+		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: sb.NetNS, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/probe"
 )
 
@@ -164,9 +165,10 @@ func (d *demo) showFirewall() error {
 			return err
 		}
 		d.say("  host net.ipv4.ip_forward = %s", strings.TrimSpace(string(fwd)))
-		rules, err := firewall.Rules()
+		fw := d.table()
+		rules, err := fw.Rules()
 		for _, r := range rules {
-			d.say("  nftables table inet %s, chain %s: %s", firewall.TableName, r.Chain, r.Comment)
+			d.say("  nftables table inet %s, chain %s: %s", fw.Name, r.Chain, r.Comment)
 		}
 		return err
 	})
@@ -218,10 +220,11 @@ func (d *demo) proveClean() error {
 	}
 	d.say("  host links now: %s", strings.Join(names, ", "))
 	var table bool
-	if err := d.inHost(func() error { table, err = firewall.Exists(); return err }); err != nil {
+	fw := d.table()
+	if err := d.inHost(func() error { table, err = fw.Exists(); return err }); err != nil {
 		return err
 	}
-	d.say("  nftables table inet %s present: %t", firewall.TableName, table)
+	d.say("  nftables table inet %s present: %t", fw.Name, table)
 	left := []string{}
 	for _, sb := range sandboxes {
 		if netns.Exists(netns.Path(sb.name)) {
@@ -234,3 +237,6 @@ func (d *demo) proveClean() error {
 	}
 	return nil
 }
+
+// table is the demo's state root's nftables table.
+func (d *demo) table() firewall.Table { return firewall.Table{Name: owner.Table(d.root)} }

@@ -1,16 +1,19 @@
-// Package firewall keeps nsnet's nftables table in the state the store calls
-// for: masquerade for traffic leaving a non-internal network, isolation
-// between networks, drops around internal ones, and published ports as
-// elements of two maps, so that a packet's path and the cost of adding a
-// mapping do not grow with the number of mappings.
+// Package firewall keeps one nsnet state root's nftables table in the state
+// the store calls for: masquerade for traffic leaving a non-internal network,
+// nothing forwarded into a network's bridge but replies, traffic within the
+// network and published ports, nothing in or out of an internal network but
+// its own traffic, and published ports as elements of two maps, so that a
+// packet's path and the cost of adding a mapping do not grow with the number
+// of mappings.
 //
 // It is the only package that imports google/nftables.
 //
-// Invariants: nsnet's rules live only in its own table (inet nsnet); no other
+// Invariants: a Table's rules live only in its own table (inet Name); no other
 // table or chain is changed. Every change is one atomic batch: Sync replaces
 // the whole table (so a ruleset flushed from outside comes back), AddPorts and
 // DeletePorts change only map elements. With no networks the table does not
-// exist.
+// exist. Diff compares every chain, rule body and map element with what Sync
+// would write.
 package firewall
 
 import (
@@ -19,21 +22,17 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// TableName is the name of nsnet's nftables table (family inet).
-const TableName = "nsnet"
 
 // Network is what the firewall needs to know of a network.
 type Network struct {
 	Name     string
 	Bridge   string
 	Subnet   netip.Prefix
+	Gateway  netip.Addr
 	Internal bool
 }
 
@@ -47,7 +46,16 @@ type Port struct {
 	CtrPort  uint16
 }
 
-var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+// Table is one state root's nftables table, inet Name, in the network
+// namespace NetNS (a file descriptor; 0 for the current namespace).
+type Table struct {
+	Name  string
+	NetNS int
+}
+
+func (t Table) nft() *nftables.Table {
+	return &nftables.Table{Name: t.Name, Family: nftables.TableFamilyINet}
+}
 
 // chunk is the most set elements sent in one netlink message: google/nftables
 // puts a message's elements in one attribute, whose 16-bit length would wrap
@@ -58,10 +66,10 @@ const chunk = 1000
 // holding tens of thousands of elements is sent and acknowledged whole.
 const batchBuffer = 32 << 20
 
-// connect opens an nftables connection whose socket buffers fit big batches
-// (SO_SNDBUFFORCE and SO_RCVBUFFORCE: nsnet runs as root).
-func connect() (*nftables.Conn, error) {
-	return nftables.New(nftables.WithSockOptions(func(nc *netlink.Conn) error {
+// connect opens an nftables connection in t's namespace whose socket buffers
+// fit big batches (SO_SNDBUFFORCE and SO_RCVBUFFORCE: nsnet runs as root).
+func (t Table) connect() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(nc *netlink.Conn) error {
 		raw, err := nc.SyscallConn()
 		if err != nil {
 			return err
@@ -72,7 +80,15 @@ func connect() (*nftables.Conn, error) {
 				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchBuffer))
 		})
 		return errors.Join(err, serr)
-	}))
+	})}
+	if t.NetNS != 0 {
+		opts = append(opts, nftables.WithNetNSFd(t.NetNS))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables connection: %w", err)
+	}
+	return c, nil
 }
 
 // addElements adds (or, with del, deletes) elements in messages of at most
@@ -94,146 +110,77 @@ func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement,
 	return nil
 }
 
-// Sync makes nsnet's table hold exactly the rules for nets and the elements
-// for ports, atomically.
-func Sync(nets []Network, ports []Port) error {
-	c, err := connect()
+// Sync makes the table hold exactly the rules for nets and the elements for
+// ports, atomically; with no networks it deletes the table.
+func (t Table) Sync(nets []Network, ports []Port) error {
+	c, err := t.connect()
 	if err != nil {
-		return fmt.Errorf("open nftables connection: %w", err)
+		return err
 	}
-	c.AddTable(table) // makes the delete below valid when the table is absent
-	c.DelTable(table)
+	c.AddTable(t.nft()) // makes the delete below valid when the table is absent
+	c.DelTable(t.nft())
 	if len(nets) > 0 {
-		if err := build(c, nets, ports); err != nil {
+		if err := t.build(c, nets, ports); err != nil {
 			return err
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("write nftables table inet %s: %w", TableName, err)
+		return fmt.Errorf("write nftables table inet %s: %w", t.Name, err)
 	}
 	return nil
 }
 
-func build(c *nftables.Conn, nets []Network, ports []Port) error {
-	c.AddTable(table)
-	chains := addChains(c)
-	sets, err := addSets(c, nets, ports)
-	if err != nil {
-		return err
-	}
-	for _, r := range plan(nets) {
-		c.AddRule(&nftables.Rule{Table: table, Chain: chains[r.chain], Exprs: bindSets(r.exprs, sets), UserData: comment(r.comment)})
-	}
-	return nil
-}
-
-func addChains(c *nftables.Conn) map[string]*nftables.Chain {
-	guard := nftables.ChainPriority(-150) // before dstnat (-100): mangle
-	defs := []*nftables.Chain{
-		{Name: chainGuard, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: &guard},
-		{Name: chainPrerouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
-		{Name: chainOutput, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
-		{Name: chainPostrouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource},
-		{Name: chainForward, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
-	}
-	out := map[string]*nftables.Chain{}
-	for _, ch := range defs {
-		ch.Table = table
-		out[ch.Name] = c.AddChain(ch)
-	}
-	return out
-}
-
-// portMaps returns the two port maps' definitions.
-func portMaps() (byIP, anyIP *nftables.Set) {
-	val := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
-	byIP = &nftables.Set{Table: table, Name: mapPortsByIP, IsMap: true, Concatenation: true,
-		KeyType:  nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
-		DataType: val}
-	anyIP = &nftables.Set{Table: table, Name: mapPortsAnyIP, IsMap: true, Concatenation: true,
-		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
-		DataType: val}
-	return byIP, anyIP
-}
-
-func addSets(c *nftables.Conn, nets []Network, ports []Port) (map[string]*nftables.Set, error) {
-	byIP, anyIP := portMaps()
-	// Interface names are host-order strings to nft; without this it prints them reversed (as "").
-	bridges := &nftables.Set{Table: table, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
-	elems := map[string][]nftables.SetElement{}
-	for _, p := range ports {
-		e, m := element(p)
-		elems[m] = append(elems[m], *e)
-	}
-	for _, n := range nets {
-		elems[setBridges] = append(elems[setBridges], nftables.SetElement{Key: ifnameBytes(n.Bridge)})
+func (t Table) build(c *nftables.Conn, nets []Network, ports []Port) error {
+	tab := c.AddTable(t.nft())
+	chains := map[string]*nftables.Chain{}
+	for _, ch := range chainDefs() {
+		ch.Table = tab
+		chains[ch.Name] = c.AddChain(ch)
 	}
 	sets := map[string]*nftables.Set{}
-	for _, s := range []*nftables.Set{byIP, anyIP, bridges} {
+	for _, s := range setDefs(tab) {
 		if err := c.AddSet(s, nil); err != nil {
-			return nil, fmt.Errorf("add nftables set %s: %w", s.Name, err)
+			return fmt.Errorf("add nftables set %s: %w", s.Name, err)
 		}
-		if err := addElements(c, s, elems[s.Name], false); err != nil {
-			return nil, err
+		if err := addElements(c, s, elements(s.Name, nets, ports), false); err != nil {
+			return err
 		}
 		sets[s.Name] = s
 	}
-	return sets, nil
-}
-
-// bindSets fills in the set IDs of lookups, which the kernel needs to find a
-// set made in the same batch.
-func bindSets(exprs []expr.Any, sets map[string]*nftables.Set) []expr.Any {
-	for _, e := range exprs {
-		if l, ok := e.(*expr.Lookup); ok {
-			l.SetID = sets[l.SetName].ID
-		}
+	for _, r := range plan(nets) {
+		c.AddRule(&nftables.Rule{Table: tab, Chain: chains[r.chain], Exprs: bindSets(r.exprs, sets), UserData: comment(r.comment)})
 	}
-	return exprs
+	return nil
 }
 
 // AddPorts adds published ports to the maps in one batch.
-func AddPorts(ports []Port) error { return changePorts(ports, true) }
+func (t Table) AddPorts(ports []Port) error { return t.changePorts(ports, true) }
 
 // DeletePorts removes published ports from the maps in one batch.
-func DeletePorts(ports []Port) error { return changePorts(ports, false) }
+func (t Table) DeletePorts(ports []Port) error { return t.changePorts(ports, false) }
 
-func changePorts(ports []Port, add bool) error {
+func (t Table) changePorts(ports []Port, add bool) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	c, err := connect()
+	c, err := t.connect()
 	if err != nil {
-		return fmt.Errorf("open nftables connection: %w", err)
+		return err
 	}
-	byIP, anyIP := portMaps()
-	groups := map[*nftables.Set][]nftables.SetElement{}
-	for _, p := range ports {
-		e, m := element(p)
-		s := byIP
-		if m == mapPortsAnyIP {
-			s = anyIP
+	tab := t.nft()
+	for _, s := range setDefs(tab) {
+		elems := elements(s.Name, nil, ports)
+		if len(elems) == 0 {
+			continue
 		}
-		groups[s] = append(groups[s], *e)
-	}
-	for s, elems := range groups {
 		if err := addElements(c, s, elems, !add); err != nil {
 			return err
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("change published ports in table inet %s: %w", TableName, err)
+		return fmt.Errorf("change published ports in table inet %s: %w", t.Name, err)
 	}
 	return nil
-}
-
-// Expected returns the rules Sync(nets, ...) makes, as Rules reads them back.
-func Expected(nets []Network) []Rule {
-	var out []Rule
-	for _, r := range plan(nets) {
-		out = append(out, Rule{Chain: r.chain, Comment: r.comment})
-	}
-	return out
 }
 
 func comment(s string) []byte {

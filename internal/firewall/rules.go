@@ -15,6 +15,7 @@ const (
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
 	chainPostrouting = "postrouting"
+	chainInput       = "input"
 	chainForward     = "forward"
 )
 
@@ -22,18 +23,71 @@ const (
 const (
 	mapPortsByIP  = "ports-by-ip"  // ip daddr . l4proto . dport : sandbox ip . port
 	mapPortsAnyIP = "ports-any-ip" // l4proto . dport : sandbox ip . port
-	setBridges    = "bridges"      // every nsnet bridge
+	setBridges    = "bridges"      // the bridge of every network of the table's root
+	setInternal   = "internal"     // the bridges of internal networks
 )
 
-// rule is one rule of the plan: its chain, its comment (which Rules reads
-// back), and its expressions.
+// chainDefs are the table's base chains; all accept by default.
+func chainDefs() []*nftables.Chain {
+	guard := nftables.ChainPriority(-150) // before dstnat (-100): mangle
+	return []*nftables.Chain{
+		{Name: chainGuard, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: &guard},
+		{Name: chainPrerouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest},
+		{Name: chainOutput, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest},
+		{Name: chainPostrouting, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource},
+		{Name: chainInput, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter},
+		{Name: chainForward, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter},
+	}
+}
+
+// setDefs are the table's named maps and sets.
+func setDefs(tab *nftables.Table) []*nftables.Set {
+	val := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	// Interface names are host-order strings to nft; without KeyByteOrder it
+	// prints them reversed (as "").
+	ifnames := func(name string) *nftables.Set {
+		return &nftables.Set{Table: tab, Name: name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	}
+	return []*nftables.Set{
+		{Table: tab, Name: mapPortsByIP, IsMap: true, Concatenation: true,
+			KeyType:  nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
+			DataType: val},
+		{Table: tab, Name: mapPortsAnyIP, IsMap: true, Concatenation: true,
+			KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
+			DataType: val},
+		ifnames(setBridges),
+		ifnames(setInternal),
+	}
+}
+
+// elements are the elements of the named set for nets and ports.
+func elements(set string, nets []Network, ports []Port) []nftables.SetElement {
+	var out []nftables.SetElement
+	switch set {
+	case mapPortsByIP, mapPortsAnyIP:
+		for _, p := range ports {
+			if e, m := element(p); m == set {
+				out = append(out, *e)
+			}
+		}
+	case setBridges, setInternal:
+		for _, n := range nets {
+			if set == setBridges || n.Internal {
+				out = append(out, nftables.SetElement{Key: ifnameBytes(n.Bridge)})
+			}
+		}
+	}
+	return out
+}
+
+// rule is one rule of the plan: its chain, its comment, and its expressions.
 type rule struct {
 	chain   string
 	comment string
 	exprs   []expr.Any
 }
 
-// plan returns every rule nsnet's table holds for nets, in order.
+// plan returns every rule the table holds for nets, chain by chain, in order.
 func plan(nets []Network) []rule {
 	rules := []rule{
 		{chainGuard, "nsnet: nothing from outside may reach 127.0.0.0/8 (CVE-2020-8558)",
@@ -42,33 +96,44 @@ func plan(nets []Network) []rule {
 		{chainPrerouting, "nsnet: published ports on every host address", dnatAnyIP()},
 		{chainOutput, "nsnet: published ports on one host address, from the host", dnatByIP()},
 		{chainOutput, "nsnet: published ports on every host address, from the host", dnatAnyIP()},
-		{chainForward, "nsnet: replies", cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept())},
-		{chainForward, "nsnet: published ports", cat(ctStatusDNAT(), accept())},
 	}
 	for _, n := range nets {
-		rules = append(rules, networkRules(n)...)
+		rules = append(rules, postrouting(n)...)
 	}
-	return rules
+	for _, n := range nets {
+		if n.Internal {
+			rules = append(rules, rule{chainInput, mark(n) + ": internal, the host answers only at the gateway",
+				cat(ipv4(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), daddrNot(n.Gateway), drop())})
+		}
+	}
+	for _, n := range nets {
+		rules = append(rules, rule{chainForward, mark(n) + ": within the network",
+			cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), accept())})
+	}
+	return append(rules,
+		rule{chainForward, "nsnet: internal networks, nothing leaves", cat(lookupIfname(expr.MetaKeyIIFNAME, setInternal), drop())},
+		rule{chainForward, "nsnet: internal networks, nothing enters", cat(lookupIfname(expr.MetaKeyOIFNAME, setInternal), drop())},
+		rule{chainForward, "nsnet: replies", cat(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept())},
+		rule{chainForward, "nsnet: published ports", cat(ctStatusDNAT(), accept())},
+		rule{chainForward, "nsnet: nothing else enters a network", cat(lookupIfname(expr.MetaKeyOIFNAME, setBridges), drop())},
+	)
+}
+
+func mark(n Network) string { return "nsnet network " + n.Name }
+
+// postrouting are the address translations of a non-internal network.
+func postrouting(n Network) []rule {
+	if n.Internal {
+		return nil
+	}
+	return []rule{
+		{chainPostrouting, mark(n) + ": masquerade", cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())},
+		{chainPostrouting, mark(n) + ": hairpin to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())},
+		{chainPostrouting, mark(n) + ": from the host's 127.0.0.1 to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(loopback), masq())},
+	}
 }
 
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
-
-// networkRules are the rules one network needs.
-func networkRules(n Network) []rule {
-	mark := "nsnet network " + n.Name
-	if n.Internal {
-		return []rule{
-			{chainForward, mark + ": internal, nothing leaves", cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), drop())},
-			{chainForward, mark + ": internal, nothing enters", cat(ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, n.Bridge), drop())},
-		}
-	}
-	return []rule{
-		{chainPostrouting, mark + ": masquerade", cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())},
-		{chainPostrouting, mark + ": hairpin to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())},
-		{chainPostrouting, mark + ": from the host's 127.0.0.1 to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(loopback), masq())},
-		{chainForward, mark + ": isolated from other networks", cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), lookupIfname(expr.MetaKeyOIFNAME), drop())},
-	}
-}
 
 func cat(parts ...[]expr.Any) []expr.Any {
 	var out []expr.Any
@@ -98,6 +163,14 @@ func addrIn(offset uint32, p netip.Prefix) []expr.Any {
 	}
 }
 
+// daddrNot matches ip daddr != a.
+func daddrNot(a netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: a.AsSlice()},
+	}
+}
+
 func prefixMask(bits int) []byte {
 	v := ^uint32(0) << (32 - bits)
 	if bits == 0 {
@@ -120,11 +193,11 @@ func ifnameBytes(name string) []byte {
 	return data
 }
 
-// lookupIfname matches an interface name in the bridges set: oifname @bridges.
-func lookupIfname(key expr.MetaKey) []expr.Any {
+// lookupIfname matches an interface name in a set: iifname/oifname @set.
+func lookupIfname(key expr.MetaKey, set string) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: key, Register: 1},
-		&expr.Lookup{SourceRegister: 1, SetName: setBridges},
+		&expr.Lookup{SourceRegister: 1, SetName: set},
 	}
 }
 
@@ -159,7 +232,7 @@ func dnatAnyIP() []expr.Any {
 }
 
 func dnat() expr.Any {
-	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 9, Specified: true}
+	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 9, RegProtoMax: 9, Specified: true}
 }
 
 // ctStatusDNAT matches connections whose destination was translated.
@@ -181,6 +254,17 @@ func ctBits(key expr.CtKey, bits uint32) []expr.Any {
 func masq() []expr.Any   { return []expr.Any{&expr.Masq{}} }
 func drop() []expr.Any   { return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}} }
 func accept() []expr.Any { return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}} }
+
+// bindSets fills in the set IDs of lookups, which the kernel needs to find a
+// set made in the same batch.
+func bindSets(exprs []expr.Any, sets map[string]*nftables.Set) []expr.Any {
+	for _, e := range exprs {
+		if l, ok := e.(*expr.Lookup); ok {
+			l.SetID = sets[l.SetName].ID
+		}
+	}
+	return exprs
+}
 
 // Port-map element encodings: each concatenated field is padded to 4 bytes.
 func protoNumber(p string) byte {

@@ -61,13 +61,14 @@ type Bridge struct {
 	MTU     int
 	MAC     net.HardwareAddr
 	Alias   string       // owner mark, readable with `ip -d link`
+	Group   uint32       // device group, set at creation (the alias cannot be)
 	Address netip.Prefix // gateway address with the subnet's prefix length
 }
 
 // CreateBridge creates the bridge, brings it up and gives it its address.
 func (h *Host) CreateBridge(b Bridge) error {
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.HardwareAddr = b.Name, b.MTU, b.MAC
+	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Group = b.Name, b.MTU, b.MAC, b.Group
 	attrs.Flags = net.FlagUp
 	br := &netlink.Bridge{LinkAttrs: attrs}
 	if err := h.h.LinkAdd(br); err != nil {
@@ -102,6 +103,19 @@ func setLink(index, master int, alias string) error {
 	return err
 }
 
+// Mark returns the alias and device group of the named link; ok is false if
+// there is no such link.
+func (h *Host) Mark(name string) (alias string, group uint32, ok bool, err error) {
+	l, err := h.h.LinkByName(name)
+	if isNotFound(err) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("look up link %s: %w", name, err)
+	}
+	return l.Attrs().Alias, l.Attrs().Group, true, nil
+}
+
 // DeleteLink removes a link; a link that does not exist is not an error.
 func (h *Host) DeleteLink(name string) error {
 	l, err := h.h.LinkByName(name)
@@ -123,6 +137,7 @@ type Veth struct {
 	Bridge   string
 	MTU      int
 	Alias    string // owner mark on the host end
+	Group    uint32 // device group of the host end, set at creation
 	NetNS    string // path of the sandbox namespace
 	PeerName string // name inside the sandbox, e.g. eth0
 	PeerMAC  net.HardwareAddr
@@ -180,7 +195,7 @@ func (h *Host) AttachVeth(v Veth) error {
 
 func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU = v.HostName, v.MTU
+	attrs.Name, attrs.MTU, attrs.Group = v.HostName, v.MTU, v.Group
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,
 		PeerName:         v.PeerName,

@@ -46,6 +46,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/owner"
 	"golang.org/x/sys/unix"
 )
 
@@ -341,3 +342,7 @@ func run(name string, args ...string) (string, error) {
 	}
 	return string(out), err
 }
+
+// Table is the name of the nftables table (family inet) that nsnet keeps for
+// the world's state root, Root.
+func (w *World) Table() string { return owner.Table(w.Root) }

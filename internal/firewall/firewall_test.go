@@ -1,0 +1,124 @@
+package firewall
+
+import (
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// world returns a table in a throwaway world's host namespace.
+func world(t *testing.T) (*testenv.World, Table) {
+	t.Helper()
+	w := testenv.New(t)
+	f, err := os.Open(w.HostPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return w, Table{Name: "nsnet-test", NetNS: int(f.Fd())}
+}
+
+var (
+	testNets = []Network{
+		{Name: "n1", Bridge: "br-n1", Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1")},
+		{Name: "in", Bridge: "br-in", Subnet: netip.MustParsePrefix("10.97.0.0/24"), Gateway: netip.MustParseAddr("10.97.0.1"), Internal: true},
+	}
+	testPorts = []Port{
+		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
+		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 53},
+	}
+)
+
+func mustDiff(t *testing.T, tab Table, nets []Network, ports []Port) []string {
+	t.Helper()
+	d, err := tab.Diff(nets, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func nft(t *testing.T, w *testenv.World, args ...string) {
+	t.Helper()
+	if out, err := testenv.RunIn(w.Host, "nft", args...); err != nil {
+		t.Fatalf("nft %v: %v\n%s", args, err, out)
+	}
+}
+
+// TestDiffSeesEveryDrift writes the table, then changes it from outside in
+// each way and checks that Diff reports it and Sync repairs it.
+func TestDiffSeesEveryDrift(t *testing.T) {
+	t.Parallel()
+	w, tab := world(t)
+	if d := mustDiff(t, tab, nil, nil); len(d) != 0 {
+		t.Fatalf("no networks and no table: diff %v", d)
+	}
+	if err := tab.Sync(testNets, testPorts); err != nil {
+		t.Fatal(err)
+	}
+	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
+		t.Fatalf("right after Sync: diff %v", d)
+	}
+	drifts := []struct {
+		name, want string
+		args       []string
+	}{
+		{"rule body", "chain postrouting rule 1", []string{"replace", "rule", "inet", tab.Name, "postrouting", "handle", "HANDLE", "ip", "saddr", "10.96.0.0/16", "masquerade", "comment", `"nsnet network n1: masquerade"`}},
+		{"extra rule", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward", "accept"}},
+		{"policy", "chain forward has another", []string{"add", "chain", "inet", tab.Name, "forward", "{ policy drop; }"}},
+		{"map element", "set ports-any-ip", []string{"add", "element", "inet", tab.Name, "ports-any-ip", "{ tcp . 9999 : 10.96.0.99 . 80 }"}},
+		{"set element", "set bridges", []string{"delete", "element", "inet", tab.Name, "bridges", `{ "br-n1" }`}},
+		{"flush", "table inet nsnet-test is missing", []string{"flush", "ruleset"}},
+	}
+	for _, d := range drifts {
+		args := d.args
+		if args[len(args)-1] == `"nsnet network n1: masquerade"` {
+			args = withHandle(t, w, tab.Name, "postrouting", args)
+		}
+		nft(t, w, args...)
+		got := mustDiff(t, tab, testNets, testPorts)
+		if !strings.Contains(strings.Join(got, "\n"), d.want) {
+			t.Errorf("%s: diff %q, want one containing %q", d.name, got, d.want)
+		}
+		if err := tab.Sync(testNets, testPorts); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustDiff(t, tab, testNets, testPorts); len(got) != 0 {
+			t.Errorf("%s: after Sync still %v", d.name, got)
+		}
+	}
+	if err := tab.Sync(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tab.Exists(); ok || err != nil {
+		t.Errorf("Sync with no networks left the table (%v)", err)
+	}
+}
+
+// withHandle puts the handle of the chain's first rule in place of HANDLE.
+func withHandle(t *testing.T, w *testenv.World, table, chain string, args []string) []string {
+	t.Helper()
+	out, err := testenv.RunIn(w.Host, "nft", "-a", "list", "chain", "inet", table, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ""
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "# handle "); i >= 0 && strings.Contains(line, "comment") && h == "" {
+			h = strings.TrimSpace(line[i+len("# handle "):])
+		}
+	}
+	if h == "" {
+		t.Fatalf("no rule handle in %s", out)
+	}
+	res := append([]string(nil), args...)
+	for k, a := range res {
+		if a == "HANDLE" {
+			res[k] = h
+		}
+	}
+	return res
+}

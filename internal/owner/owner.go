@@ -1,0 +1,72 @@
+// Package owner names what one nsnet state root owns in the kernel, so that
+// several roots can share a network namespace without touching each other's
+// objects, and so that a root's leftovers can be found from the kernel alone.
+//
+// A root is identified by ID, a hash of its absolute path: the same root
+// always has the same ID, even after its state file is lost.
+//
+// Invariants: every link a root makes carries Group from its creation and,
+// right after, an alias made by Mark that names the root's ID; only links
+// whose alias names this root (or, for links listed in the root's own intents,
+// that carry Group and no alias yet) are ever deleted by that root. Each
+// root's firewall rules live in its own nftables table, Table(root).
+package owner
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+)
+
+// DefaultRoot is the state root used when none is given.
+const DefaultRoot = "/var/lib/nsnet"
+
+// Group is the device group of every link nsnet makes, set when the link is
+// created: the kernel ignores an alias given at creation, so until the alias
+// is set this is what marks a link as nsnet's.
+const Group = 0x6e736e74 // "nsnt"
+
+// prefix starts every alias nsnet writes.
+const prefix = "nsnet:"
+
+// ID is the identity of the state root at the absolute path root.
+func ID(root string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(root)))
+	return hex.EncodeToString(sum[:4])
+}
+
+// Table is the name of the nftables table (family inet) of root: "nsnet" for
+// the default root, "nsnet-ID" for any other.
+func Table(root string) string {
+	if filepath.Clean(root) == DefaultRoot {
+		return "nsnet"
+	}
+	return "nsnet-" + ID(root)
+}
+
+// Owner is one state root, as its marks name it.
+type Owner struct {
+	ID string
+}
+
+// Of returns the owner for the absolute state root path.
+func Of(root string) Owner { return Owner{ID: ID(root)} }
+
+// NetworkMark is the alias of a network's bridge.
+func (o Owner) NetworkMark(network string) string {
+	return prefix + o.ID + " network " + network
+}
+
+// SandboxMark is the alias of a sandbox's host veth on a network.
+func (o Owner) SandboxMark(sandbox, network string) string {
+	return prefix + o.ID + " sandbox " + sandbox + " network " + network
+}
+
+// Owns reports whether alias is a mark this owner wrote.
+func (o Owner) Owns(alias string) bool {
+	return strings.HasPrefix(alias, prefix+o.ID+" ")
+}
+
+// IsMark reports whether alias is a mark of any nsnet root.
+func IsMark(alias string) bool { return strings.HasPrefix(alias, prefix) }
