@@ -32,7 +32,7 @@ func BenchmarkSandboxAttach(b *testing.B) {
 	}
 	defer e.RemoveNetwork("bench")
 	target := netns.Path(fmt.Sprintf("nsbench-%d", os.Getpid()))
-	if err := netns.Create(target); err != nil {
+	if err := netns.Create(target, nil); err != nil {
 		b.Fatal(err)
 	}
 	defer netns.Remove(target)

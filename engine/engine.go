@@ -96,6 +96,9 @@ func Open(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("state root %s: %w", o.Root, err)
 	}
 	o.Root = root
+	if err := checkTrusted(o); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.Root, store.Options{ReadOnly: o.ReadOnly, LockTimeout: o.LockTimeout})
 	if err != nil {
 		return nil, err

@@ -74,10 +74,15 @@ func (g *gc) vanishedSandboxes() error {
 	}
 	for i := range sbs {
 		sb := &sbs[i]
-		if netns.Check(sb.NetNS) == nil {
+		id, err := netns.Identify(sb.NetNS)
+		why := fmt.Sprintf("its namespace %s is gone", sb.NetNS)
+		switch {
+		case err == nil && sameNamespace(sb, id):
 			continue
+		case err == nil:
+			why = fmt.Sprintf("%s now names another namespace, which is left alone", sb.NetNS)
 		}
-		g.do(fmt.Sprintf("forget sandbox %s: its namespace %s is gone", sb.Name, sb.NetNS), func() error {
+		g.do(fmt.Sprintf("forget sandbox %s: %s", sb.Name, why), func() error {
 			return g.e.forgetAndTeardown(g.tx, sb, "")
 		})
 	}
@@ -176,14 +181,15 @@ func (g *gc) strayMounts() error {
 		return err
 	}
 	for _, m := range marks {
-		if sb, err := g.tx.Sandbox(m.Name); err == nil && sb.Mounted && sb.NetNS == m.Path {
+		path := netns.Path(m.Name)
+		if sb, err := g.tx.Sandbox(m.Name); err == nil && sb.Mounted && sb.NetNS == path {
 			continue
 		}
-		what := "remove leftover namespace name " + m.Path
+		what := "remove leftover namespace name " + path
 		if m.Owns {
-			what = "remove leftover namespace " + m.Path
+			what = "remove leftover namespace " + path
 		}
-		g.do(what, func() error { return errors.Join(netns.Remove(m.Path), g.e.markers.Delete(m.Name)) })
+		g.do(what, func() error { return g.e.removeMarkedMount(m) })
 	}
 	return nil
 }
@@ -226,7 +232,12 @@ func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network
 			continue
 		}
 		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
-			return g.e.attachEndpoint(host, sb, n, ep)
+			ns, err := openOwnNamespace(sb)
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			return g.e.attachEndpoint(host, ns, sb, n, ep)
 		})
 	}
 }

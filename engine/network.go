@@ -215,12 +215,8 @@ func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network
 	u.push(func() error { return host.DeleteLink(n.Bridge) })
 	e.checkpoint("network-create:after-bridge")
 	if !n.Internal {
-		changed, err := link.EnableIPv4Forwarding()
-		if err != nil {
-			return fmt.Errorf("network %s: %w", n.Name, err)
-		}
-		if changed {
-			u.push(link.DisableIPv4Forwarding)
+		if err := enableForwarding(u, n); err != nil {
+			return err
 		}
 	}
 	if err := e.syncFirewall(tx); err != nil {
@@ -235,16 +231,11 @@ func (e *Engine) createBridge(host *link.Host, n *Network) error {
 	mac, _ := parseMAC(n.BridgeMAC)
 	err := host.CreateBridge(link.Bridge{
 		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
-		Address: netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+		Address:  netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+		BeforeUp: func() error { return applySettings(bridgeSettings(n)) },
 	})
 	if err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
-	}
-	if !n.Internal {
-		if err := link.EnableRouteLocalnet(n.Bridge); err != nil {
-			host.DeleteLink(n.Bridge)
-			return fmt.Errorf("network %s: %w", n.Name, err)
-		}
 	}
 	return nil
 }

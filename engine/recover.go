@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
@@ -96,10 +97,8 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)
 	for _, m := range marks {
-		for _, path := range it.Mounts {
-			if m.Path == path {
-				errs = append(errs, netns.Remove(path), e.markers.Delete(m.Name))
-			}
+		if slices.Contains(it.Mounts, netns.Path(m.Name)) {
+			errs = append(errs, e.removeMarkedMount(m))
 		}
 	}
 	return errors.Join(errs...)
@@ -148,7 +147,7 @@ func (e *Engine) deleteOwnLink(host *link.Host, name string) error {
 		return err
 	}
 	if !e.owner.Owns(alias) && (alias != "" || group != owner.Group) {
-		e.opts.Warn(fmt.Sprintf("left link %s alone: an interrupted command listed it, but it is not this root's (alias %q)", name, alias))
+		e.opts.Warn(fmt.Sprintf("left link %s alone: it is not this state root's (alias %q)", name, alias))
 		return nil
 	}
 	return host.DeleteLink(name)

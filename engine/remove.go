@@ -70,7 +70,7 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 			return err
 		}
 	}
-	if sb.NetNSIno != 0 {
+	if claims(sb) && tx.NamespaceHolder(sb.NetNSIno) == sb.Name {
 		if err := tx.DeleteNamespace(sb.NetNSIno); err != nil {
 			return err
 		}
@@ -96,15 +96,20 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 		for _, ep := range sb.Endpoints {
 			// Deleting the host end removes the pair at once; waiting for the
 			// namespace's destruction would leave it behind for a while.
-			if err := host.DeleteLink(ep.HostVeth); err != nil {
+			if err := e.deleteOwnLink(host, ep.HostVeth); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	if sb.Mounted {
-		if err := netns.Remove(sb.NetNS); err != nil {
-			errs = append(errs, err)
-		} else if err := e.markers.Delete(sb.Name); err != nil {
+		note, err := unmountOwn(sb.NetNS, netnsID(sb))
+		if note != "" {
+			e.opts.Warn(fmt.Sprintf("sandbox %s: %s", sb.Name, note))
+		}
+		if err == nil {
+			err = e.markers.Delete(sb.Name)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -113,6 +118,15 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	}
 	return nil
 }
+
+// claims reports whether sb holds its namespace as its own (bridge and none
+// sandboxes), rather than naming the host's or another sandbox's.
+func claims(sb *Sandbox) bool {
+	return (sb.Mode == store.ModeBridge || sb.Mode == store.ModeNone) && sb.NetNSIno != 0
+}
+
+// netnsID is the ID of the namespace sb was given (zero if not recorded).
+func netnsID(sb *Sandbox) netns.ID { return netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno} }
 
 func sharersOf(tx *store.Tx, name string) ([]Sandbox, error) {
 	all, err := tx.Sandboxes()

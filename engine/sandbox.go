@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -40,13 +41,14 @@ type SandboxSpec struct {
 
 // sandboxPlan is a validated SandboxSpec.
 type sandboxPlan struct {
-	sb       *Sandbox
-	networks []string
-	ip       netip.Addr
-	mac      net.HardwareAddr
-	adopt    string
-	ports    []portspec.Spec
-	bound    boundPorts // host-port sockets bound while checking them
+	sb        *Sandbox
+	networks  []string
+	ip        netip.Addr
+	mac       net.HardwareAddr
+	adopt     string
+	adoptFile *os.File // the checked namespace to adopt, bound through this descriptor
+	ports     []portspec.Spec
+	bound     boundPorts // host-port sockets bound while checking them
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -55,6 +57,9 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	p, err := parseSandboxSpec(spec)
 	if err != nil {
 		return nil, err
+	}
+	if p.adoptFile != nil {
+		defer p.adoptFile.Close()
 	}
 	p.sb.ID = newID()
 	p.sb.Created = e.clock().UTC()
@@ -91,12 +96,34 @@ func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 		if p.sb.Mode == store.ModeHost || p.sb.Mode == store.ModeContainer {
 			return nil, fmt.Errorf("--netns cannot be used with --network %s: that mode uses an existing namespace already", p.networks[0])
 		}
-		if err := netns.Check(spec.NetNS); err != nil {
-			return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
+		if p.adoptFile, err = openAdopted(spec.Name, spec.NetNS); err != nil {
+			return nil, err
 		}
 		p.adopt = spec.NetNS
 	}
 	return p, nil
+}
+
+// openAdopted opens and checks the namespace given with --netns, refusing the
+// namespace nsnet itself runs in (the host's), by whatever path it is named.
+func openAdopted(name, path string) (*os.File, error) {
+	f, err := netns.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	id, err := netns.IDOf(f)
+	self, serr := netns.Self()
+	switch {
+	case err != nil || serr != nil:
+		err = errors.Join(err, serr)
+	case id == self:
+		err = fmt.Errorf("sandbox %s: --netns %s is the host's own network namespace, where nsnet runs: use --network host to name it", name, path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (p *sandboxPlan) parseMode() error {
@@ -176,12 +203,8 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		return err
 	}
 	e.checkpoint("sandbox-create:after-netns")
-	for i := range eps {
-		if err := e.attach(tx, u, sb, nets[i], eps[i]); err != nil {
-			return err
-		}
-		sb.Endpoints = append(sb.Endpoints, eps[i])
-		e.checkpoint("sandbox-create:after-veth")
+	if err := e.attachAll(tx, u, sb, nets, eps); err != nil {
+		return err
 	}
 	if err := e.holdPorts(u, sb, sb.Ports, p.bound); err != nil {
 		return err
@@ -277,8 +300,8 @@ func hostVethName(sandboxID, network string) string {
 	return "veth" + hex.EncodeToString(h[:])[:8]
 }
 
-// makeNamespace creates, adopts or shares the sandbox's namespace and names
-// it under netns.Dir.
+// makeNamespace creates, adopts or shares the sandbox's namespace, names it
+// under netns.Dir and records its ID.
 func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	sb := p.sb
 	named := netns.Path(sb.Name)
@@ -286,16 +309,21 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
+	if src != nil && src != p.adoptFile {
+		defer src.Close()
+	}
 	sb.NetNS = named
 	switch {
-	case src == named:
+	case p.adopt == named:
 		sb.Mounted = false // adopting /run/netns/NAME as itself
+		err = e.recordNamespace(sb, src)
 	case netns.Exists(named):
 		return fmt.Errorf("a network namespace named %s already exists (%s): choose another sandbox name, or adopt it with --netns %s", sb.Name, named, named)
 	default:
-		if err := e.mountNamespace(u, sb, src); err != nil {
-			return fmt.Errorf("sandbox %s: %w", sb.Name, err)
-		}
+		err = e.mountNamespace(u, sb, src)
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", sb.Name, err)
 	}
 	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
 		return nil
@@ -309,34 +337,46 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	return nil
 }
 
+// recordNamespace keeps the ID of the namespace f in sb.
+func (e *Engine) recordNamespace(sb *Sandbox, f *os.File) error {
+	id, err := netns.IDOf(f)
+	sb.NetNSDev, sb.NetNSIno = id.Dev, id.Ino
+	return err
+}
+
 // claimNamespace records that sb has its namespace, refusing one that
 // another sandbox has already.
 func claimNamespace(tx *store.Tx, sb *Sandbox) error {
-	ino, err := netns.Inode(sb.NetNS)
-	if err != nil {
-		return err
-	}
-	if other := tx.NamespaceHolder(ino); other != "" {
+	if other := tx.NamespaceHolder(sb.NetNSIno); other != "" {
 		return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
 	}
-	sb.NetNSIno = ino
-	return tx.PutNamespace(ino, sb.Name)
+	return tx.PutNamespace(sb.NetNSIno, sb.Name)
 }
 
-// mountNamespace creates a namespace at sb.NetNS (src == "") or names src
-// there, marking the mount as this root's first.
-func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src string) error {
-	sb.Mounted, sb.OwnsNetNS = true, src == ""
-	mk := journal.Marker{Name: sb.Name, Root: e.opts.Root, Path: sb.NetNS, Owns: sb.OwnsNetNS}
-	if err := e.markers.Put(mk); err != nil {
-		return err
+// mountNamespace creates a namespace at sb.NetNS (src == nil) or names src
+// there, marking the mount, with the namespace's ID, as this root's before it
+// exists.
+func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
+	sb.Mounted, sb.OwnsNetNS = true, src == nil
+	mark := func(id netns.ID) error {
+		sb.NetNSDev, sb.NetNSIno = id.Dev, id.Ino
+		if err := e.markers.Put(journal.Marker{Name: sb.Name, Root: e.opts.Root, Owns: sb.OwnsNetNS, NetNS: id}); err != nil {
+			return err
+		}
+		u.push(func() error { return e.markers.Delete(sb.Name) })
+		return nil
 	}
-	u.push(func() error { return e.markers.Delete(sb.Name) })
 	var err error
-	if src == "" {
-		err = netns.Create(sb.NetNS)
+	if src == nil {
+		err = netns.Create(sb.NetNS, mark)
 	} else {
-		err = netns.Bind(src, sb.NetNS)
+		var id netns.ID
+		if id, err = netns.IDOf(src); err == nil {
+			err = mark(id)
+		}
+		if err == nil {
+			err = netns.Bind(src, sb.NetNS)
+		}
 	}
 	if err != nil {
 		return err
@@ -345,32 +385,73 @@ func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src string) error {
 	return nil
 }
 
-// namespaceSource is the namespace a sandbox uses: "" for a new one.
-func namespaceSource(tx *store.Tx, p *sandboxPlan) (string, error) {
+// namespaceSource opens the namespace a sandbox uses; nil for a new one.
+func namespaceSource(tx *store.Tx, p *sandboxPlan) (*os.File, error) {
 	switch p.sb.Mode {
 	case store.ModeHost:
-		return "/proc/thread-self/ns/net", nil
+		return netns.Open("/proc/thread-self/ns/net")
 	case store.ModeContainer:
 		other, err := tx.Sandbox(p.sb.Container)
 		if err != nil {
-			return "", fmt.Errorf("--network container:%s: %w", p.sb.Container, sandboxNotFound(p.sb.Container, err))
+			return nil, fmt.Errorf("--network container:%s: %w", p.sb.Container, sandboxNotFound(p.sb.Container, err))
 		}
-		return other.NetNS, nil
+		return openOwnNamespace(other)
 	}
-	return p.adopt, nil
+	return p.adoptFile, nil
 }
 
-// attach makes one endpoint and leases its address.
-func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) error {
+// openOwnNamespace opens sb's namespace, refusing one that is not the
+// namespace sb was given (its name was removed and made again).
+func openOwnNamespace(sb *Sandbox) (*os.File, error) {
+	f, err := netns.Open(sb.NetNS)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", sb.Name, err)
+	}
+	if id, err := netns.IDOf(f); err != nil || !sameNamespace(sb, id) {
+		f.Close()
+		return nil, fmt.Errorf("sandbox %s: %s is no longer the namespace it was given (it was removed and made again by someone else): run nsnet gc to forget the sandbox", sb.Name, sb.NetNS)
+	}
+	return f, nil
+}
+
+// sameNamespace reports whether id is sb's recorded namespace (records
+// older than namespace IDs match any).
+func sameNamespace(sb *Sandbox, id netns.ID) bool {
+	want := netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno}
+	return (sb.NetNSDev == 0 && (sb.NetNSIno == 0 || sb.NetNSIno == id.Ino)) || want == id
+}
+
+// attachAll makes sb's endpoints, in order, in its namespace.
+func (e *Engine) attachAll(tx *store.Tx, u *undo, sb *Sandbox, nets []*Network, eps []Endpoint) error {
+	if len(eps) == 0 {
+		return nil
+	}
+	ns, err := openOwnNamespace(sb)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	for i := range eps {
+		if err := e.attach(tx, u, ns, sb, nets[i], eps[i]); err != nil {
+			return err
+		}
+		sb.Endpoints = append(sb.Endpoints, eps[i])
+		e.checkpoint("sandbox-create:after-veth")
+	}
+	return nil
+}
+
+// attach makes one endpoint in the namespace ns and leases its address.
+func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
 	host, err := e.hostLinks()
 	if err != nil {
 		return err
 	}
-	err = e.attachEndpoint(host, sb, n, ep)
+	err = e.attachEndpoint(host, ns, sb, n, ep)
 	if errors.Is(err, link.ErrNoBridge) {
 		// Deleted from outside: restore it, with the ports it had, and retry.
 		if err = e.restoreBridge(tx, host, n); err == nil {
-			err = e.attachEndpoint(host, sb, n, ep)
+			err = e.attachEndpoint(host, ns, sb, n, ep)
 		}
 	}
 	if err != nil {
@@ -404,14 +485,16 @@ func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error 
 	return errors.Join(errs...)
 }
 
-// attachEndpoint makes ep's veth pair as the store describes it.
-func (e *Engine) attachEndpoint(host *link.Host, sb *Sandbox, n *Network, ep Endpoint) error {
+// attachEndpoint makes ep's veth pair as the store describes it, with its
+// peer in the namespace ns (sb's, opened with openOwnNamespace).
+func (e *Engine) attachEndpoint(host *link.Host, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
 	mac, _ := parseMAC(ep.MAC)
 	err := host.AttachVeth(link.Veth{
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
-		NetNS: sb.NetNS, PeerName: ep.IfName, PeerMAC: mac,
+		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
+		BeforeUp: func() error { return disableIPv6In(ns, ep.IfName) },
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)

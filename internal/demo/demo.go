@@ -88,7 +88,7 @@ func (d *demo) buildWorld() error {
 	d.say("World: namespace %s plays the internet (router %s, a server at %s);", InetNS, RouterIP, PublicIP)
 	d.say("       namespace %s plays the host (eth0 %s/24, default via %s). Your own network is not touched.", HostNS, UplinkIP, RouterIP)
 	for _, p := range []string{d.inet, d.host} {
-		if err := netns.Create(p); err != nil {
+		if err := netns.Create(p, nil); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

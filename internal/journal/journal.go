@@ -25,6 +25,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // Operations an intent can describe.
@@ -107,12 +109,13 @@ func (j *Journal) Pending() ([]Intent, []string, error) {
 // Discard removes an unreadable intent file.
 func (j *Journal) Discard(name string) error { return os.Remove(filepath.Join(j.dir, name)) }
 
-// Marker says which state root mounted a namespace.
+// Marker says which state root mounted a namespace. The mount's path is
+// derived from Name (netns.Path), never read from the file.
 type Marker struct {
-	Name string `json:"name"` // sandbox name, also the mount's file name
-	Root string `json:"root"` // absolute state root
-	Path string `json:"path"` // the mount
-	Owns bool   `json:"owns"` // nsnet created the namespace
+	Name  string   `json:"name"`  // sandbox name, also the mount's file name
+	Root  string   `json:"root"`  // absolute state root
+	Owns  bool     `json:"owns"`  // nsnet created the namespace
+	NetNS netns.ID `json:"netns"` // the namespace that was mounted
 }
 
 // Markers is the directory of namespace markers.
@@ -167,7 +170,7 @@ func (m *Markers) List(root string) ([]Marker, error) {
 	var out []Marker
 	for _, e := range entries {
 		var mk Marker
-		if strings.HasPrefix(e.Name(), ".") || readJSON(filepath.Join(m.dir, e.Name()), &mk) != nil {
+		if strings.HasPrefix(e.Name(), ".") || readJSON(filepath.Join(m.dir, e.Name()), &mk) != nil || mk.Name != e.Name() {
 			continue
 		}
 		if mk.Root == root {

@@ -63,13 +63,15 @@ type Bridge struct {
 	Alias   string       // owner mark, readable with `ip -d link`
 	Group   uint32       // device group, set at creation (the alias cannot be)
 	Address netip.Prefix // gateway address with the subnet's prefix length
+	// BeforeUp, if not nil, runs once the bridge exists and before it is
+	// brought up (e.g. to set its sysctls).
+	BeforeUp func() error
 }
 
-// CreateBridge creates the bridge, brings it up and gives it its address.
+// CreateBridge creates the bridge, gives it its address and brings it up.
 func (h *Host) CreateBridge(b Bridge) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU, attrs.HardwareAddr, attrs.Group = b.Name, b.MTU, b.MAC, b.Group
-	attrs.Flags = net.FlagUp
 	br := &netlink.Bridge{LinkAttrs: attrs}
 	if err := h.h.LinkAdd(br); err != nil {
 		return fmt.Errorf("create bridge %s: %w", b.Name, err)
@@ -77,6 +79,12 @@ func (h *Host) CreateBridge(b Bridge) error {
 	if err := h.h.AddrAdd(br, toAddr(b.Address)); err != nil {
 		h.h.LinkDel(br) // by index: the one just made, whatever its name
 		return fmt.Errorf("add address %s to bridge %s: %w", b.Address, b.Name, err)
+	}
+	if b.BeforeUp != nil {
+		if err := b.BeforeUp(); err != nil {
+			h.h.LinkDel(br)
+			return err
+		}
 	}
 	if err := setLink(br.Attrs().Index, 0, b.Alias); err != nil {
 		h.h.LinkDel(br)
@@ -136,13 +144,16 @@ type Veth struct {
 	HostName string // host end, enslaved to Bridge
 	Bridge   string
 	MTU      int
-	Alias    string // owner mark on the host end
-	Group    uint32 // device group of the host end, set at creation
-	NetNS    string // path of the sandbox namespace
-	PeerName string // name inside the sandbox, e.g. eth0
+	Alias    string   // owner mark on the host end
+	Group    uint32   // device group of the host end, set at creation
+	NetNS    *os.File // the sandbox's namespace, open (checked by the caller)
+	PeerName string   // name inside the sandbox, e.g. eth0
 	PeerMAC  net.HardwareAddr
 	Address  netip.Prefix // sandbox address with prefix length
 	Gateway  netip.Addr   // default route target; zero for none
+	// BeforeUp, if not nil, runs once the peer is in the namespace and
+	// before it is brought up (e.g. to disable IPv6 on it).
+	BeforeUp func() error
 }
 
 // ErrNoBridge is returned by AttachVeth when the bridge does not exist.
@@ -177,16 +188,11 @@ func (h *Host) AttachVeth(v Veth) error {
 	if err != nil {
 		return fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
 	}
-	nsFile, err := os.Open(v.NetNS)
-	if err != nil {
-		return fmt.Errorf("open network namespace %s: %w", v.NetNS, err)
-	}
-	defer nsFile.Close()
-	host, err := h.createVeth(v, int(nsFile.Fd()))
+	host, err := h.createVeth(v, int(v.NetNS.Fd()))
 	if err != nil {
 		return err
 	}
-	if err := h.finishVeth(v, host, br, nsFile); err != nil {
+	if err := h.finishVeth(v, host, br, v.NetNS); err != nil {
 		h.DeleteLink(v.HostName)
 		return err
 	}
@@ -205,9 +211,9 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 	}
 	if err := h.h.LinkAdd(veth); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create veth %s: %s or the namespace %s already has an interface named %s: remove it, or use another namespace", v.HostName, v.HostName, v.NetNS, v.PeerName)
+			return nil, fmt.Errorf("create veth %s: %s or the namespace %s already has an interface named %s: remove it, or use another namespace", v.HostName, v.HostName, v.NetNS.Name(), v.PeerName)
 		}
-		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", v.HostName, v.PeerName, v.NetNS, err)
+		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", v.HostName, v.PeerName, v.NetNS.Name(), err)
 	}
 	return veth, nil
 }
@@ -227,28 +233,33 @@ func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error 
 func configurePeer(v Veth, nsFile *os.File) error {
 	sb, err := netlink.NewHandleAt(vnetns.NsHandle(nsFile.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("open netlink socket in %s: %w", v.NetNS, err)
+		return fmt.Errorf("open netlink socket in %s: %w", v.NetNS.Name(), err)
 	}
 	defer sb.Close()
 	peer, err := sb.LinkByName(v.PeerName)
 	if err != nil {
-		return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS, err)
+		return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+	}
+	if v.BeforeUp != nil {
+		if err := v.BeforeUp(); err != nil {
+			return err
+		}
 	}
 	if err := sb.AddrAdd(peer, toAddr(v.Address)); err != nil {
-		return fmt.Errorf("add address %s to %s in %s: %w", v.Address, v.PeerName, v.NetNS, err)
+		return fmt.Errorf("add address %s to %s in %s: %w", v.Address, v.PeerName, v.NetNS.Name(), err)
 	}
 	if err := sb.LinkSetUp(peer); err != nil {
-		return fmt.Errorf("bring up %s in %s: %w", v.PeerName, v.NetNS, err)
+		return fmt.Errorf("bring up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
 	}
 	if err := setUpLoopback(sb); err != nil {
-		return fmt.Errorf("bring up lo in %s: %w", v.NetNS, err)
+		return fmt.Errorf("bring up lo in %s: %w", v.NetNS.Name(), err)
 	}
 	if !v.Gateway.IsValid() {
 		return nil
 	}
 	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: v.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
 	if err := sb.RouteAdd(route); err != nil {
-		return fmt.Errorf("add default route via %s in %s: %w", v.Gateway, v.NetNS, err)
+		return fmt.Errorf("add default route via %s in %s: %w", v.Gateway, v.NetNS.Name(), err)
 	}
 	return nil
 }
@@ -287,33 +298,6 @@ func (h *Host) Routes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-const ipForward = "/proc/sys/net/ipv4/ip_forward"
-
-// EnableIPv4Forwarding turns on net.ipv4.ip_forward in the host namespace
-// and reports whether it was off before.
-func EnableIPv4Forwarding() (changed bool, err error) {
-	cur, err := os.ReadFile(ipForward)
-	if err == nil && len(cur) > 0 && cur[0] == '1' {
-		return false, nil
-	}
-	if err := os.WriteFile(ipForward, []byte("1\n"), 0o644); err != nil {
-		return false, fmt.Errorf("enable IPv4 forwarding (%s): %w", ipForward, err)
-	}
-	return true, nil
-}
-
-// EnableRouteLocalnet lets packets from the host's 127.0.0.1 be routed out of
-// the bridge (net.ipv4.conf.BRIDGE.route_localnet), so published ports answer
-// on 127.0.0.1; nsnet's firewall drops anything from outside addressed to
-// 127.0.0.0/8, which is what makes this safe.
-func EnableRouteLocalnet(bridge string) error {
-	path := "/proc/sys/net/ipv4/conf/" + bridge + "/route_localnet"
-	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("enable route_localnet on %s: %w", bridge, err)
-	}
-	return nil
-}
-
 // Flow names the translated flows of one published port: protocol number,
 // host port, and the sandbox address they were translated to.
 type Flow struct {
@@ -344,15 +328,6 @@ func DeleteConntrack(flows []Flow) (uint, error) {
 		return n, fmt.Errorf("delete conntrack entries of %d published ports: %w", len(flows), err)
 	}
 	return n, nil
-}
-
-// DisableIPv4Forwarding turns net.ipv4.ip_forward off again; it is only used
-// to undo EnableIPv4Forwarding within a failed operation.
-func DisableIPv4Forwarding() error {
-	if err := os.WriteFile(ipForward, []byte("0\n"), 0o644); err != nil {
-		return fmt.Errorf("restore IPv4 forwarding (%s): %w", ipForward, err)
-	}
-	return nil
 }
 
 func toAddr(p netip.Prefix) *netlink.Addr {

@@ -3,8 +3,13 @@
 // Named namespaces are bind mounts under Dir, exactly as `ip netns add` makes
 // them, so `ip netns exec NAME` works on every sandbox.
 //
+// A namespace is known by its ID (device and inode of its nsfs file): two
+// paths name the same namespace exactly when their IDs are equal, and a name
+// that was removed and made again names another namespace with another ID.
+//
 // Invariants: no function leaves the calling goroutine's OS thread in another
-// namespace. Work inside a namespace runs on a fresh goroutine locked to its
+// namespace. A namespace is bound to a name through the descriptor that was
+// checked, never by resolving a path a second time. Work inside a namespace runs on a fresh goroutine locked to its
 // thread; if switching back fails the thread stays locked and dies with the
 // goroutine instead of returning to Go's pool in the wrong namespace.
 package netns
@@ -56,14 +61,44 @@ func checkFd(path string, fd int) error {
 	return nil
 }
 
-// Inode identifies the namespace at path: two paths name the same namespace
-// exactly when their inodes are equal.
-func Inode(path string) (uint64, error) {
+// ID identifies a namespace: the device and inode of its nsfs file.
+type ID struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+// IsZero reports whether the ID is unknown (records older than IDs).
+func (id ID) IsZero() bool { return id == ID{} }
+
+func (id ID) String() string { return fmt.Sprintf("%d:%d", id.Dev, id.Ino) }
+
+// IDOf returns the ID of an open namespace file.
+func IDOf(f *os.File) (ID, error) {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, fmt.Errorf("stat network namespace %s: %w", path, err)
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ID{}, fmt.Errorf("stat network namespace %s: %w", f.Name(), err)
 	}
-	return st.Ino, nil
+	return ID{Dev: st.Dev, Ino: st.Ino}, nil
+}
+
+// Identify returns the ID of the network namespace at path, failing if path
+// is not one.
+func Identify(path string) (ID, error) {
+	f, err := Open(path)
+	if err != nil {
+		return ID{}, err
+	}
+	defer f.Close()
+	return IDOf(f)
+}
+
+// Self returns the ID of the network namespace the calling thread is in.
+func Self() (ID, error) { return Identify("/proc/thread-self/ns/net") }
+
+// Inode returns the inode of the namespace at path.
+func Inode(path string) (uint64, error) {
+	id, err := Identify(path)
+	return id.Ino, err
 }
 
 // Open opens a network namespace file for use as a setns or netlink target.
@@ -80,32 +115,48 @@ func Open(path string) (*os.File, error) {
 }
 
 // Create makes a new, empty network namespace and bind-mounts it at path.
-// The file at path must not exist yet.
-func Create(path string) error {
-	if err := prepareMountPoint(path); err != nil {
-		return err
-	}
+// The file at path must not exist yet. before, if not nil, is told the new
+// namespace's ID before it is mounted; if it fails, nothing is mounted.
+func Create(path string, before func(ID) error) error {
+	prepared := false
 	err := onLockedThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare network namespace: %w", err)
 		}
+		if before != nil {
+			id, err := Self()
+			if err == nil {
+				err = before(id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := prepareMountPoint(path); err != nil {
+			return err
+		}
+		prepared = true
 		return bind("/proc/thread-self/ns/net", path)
 	})
 	if err != nil {
-		os.Remove(path)
+		if prepared {
+			os.Remove(path)
+		}
 		return fmt.Errorf("create network namespace %s: %w", path, err)
 	}
 	return nil
 }
 
-// Bind names an existing namespace: it bind-mounts src at path.
-func Bind(src, path string) error {
+// Bind names an open, checked namespace (see Open): it bind-mounts the very
+// namespace that f refers to at path.
+func Bind(f *os.File, path string) error {
 	if err := prepareMountPoint(path); err != nil {
 		return err
 	}
+	src := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 	if err := bind(src, path); err != nil {
 		os.Remove(path)
-		return fmt.Errorf("name network namespace %s at %s: %w", src, path, err)
+		return fmt.Errorf("name network namespace %s at %s: %w", f.Name(), path, err)
 	}
 	return nil
 }
@@ -132,9 +183,14 @@ func Do(path string, fn func() error) error {
 		return err
 	}
 	defer target.Close()
+	return DoIn(target, fn)
+}
+
+// DoIn is Do for a namespace that is open already (see Open).
+func DoIn(target *os.File, fn func() error) error {
 	return onLockedThread(func() error {
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("enter network namespace %s: %w", path, err)
+			return fmt.Errorf("enter network namespace %s: %w", target.Name(), err)
 		}
 		return fn()
 	})

@@ -37,7 +37,8 @@ type Sandbox struct {
 	NetNS     string     `json:"netns"`                 // path to use to enter the namespace
 	OwnsNetNS bool       `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
 	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
-	NetNSIno  uint64     `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
+	NetNSDev  uint64     `json:"netns_dev,omitempty"`   // device and inode: the ID of the namespace the
+	NetNSIno  uint64     `json:"netns_inode,omitempty"` // sandbox was given (a bridge or none sandbox claims it)
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	// Ports are published on the first endpoint's address. They are stored
 	// apart from the record (PutPort), so adding one costs the same however

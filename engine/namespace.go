@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/nsnet/nsnet/internal/journal"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// unmountOwn removes the namespace name at path only if it still names the
+// namespace want (zero: not known, any). A name that was removed and made
+// again by someone else names a stranger: it is left alone, and the caller
+// is told so through the returned note. A path that is gone is fine; an empty
+// mount point that was never mounted (a command died before binding it) is
+// removed.
+func unmountOwn(path string, want netns.ID) (note string, err error) {
+	id, err := netns.Identify(path)
+	switch {
+	case err == nil && !want.IsZero() && id != want:
+		return fmt.Sprintf("left %s alone: it is another namespace than the one nsnet made or adopted (now %s, then %s)", path, id, want), nil
+	case err == nil:
+		return "", netns.Remove(path)
+	}
+	st, serr := os.Lstat(path)
+	switch {
+	case errors.Is(serr, os.ErrNotExist):
+		return "", nil
+	case serr == nil && st.Mode().IsRegular() && st.Size() == 0:
+		return "", netns.Remove(path) // a mount point never mounted
+	}
+	return fmt.Sprintf("left %s alone: it is not a network namespace", path), nil
+}
+
+// removeMarkedMount removes the mount a marker of this root describes (at the
+// path its name gives, never one read from the file) and then the marker.
+func (e *Engine) removeMarkedMount(m journal.Marker) error {
+	note, err := unmountOwn(netns.Path(m.Name), m.NetNS)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		e.opts.Warn(note)
+	}
+	return e.markers.Delete(m.Name)
+}

@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/nsnet/nsnet/internal/sysctl"
+)
+
+// setting is one sysctl value nsnet owns.
+type setting struct{ key, val string }
+
+// bridgeSettings are the sysctls of n's bridge: no IPv6 on an IPv4-only
+// network (so sandboxes cannot reach the host over link-local IPv6), and
+// route_localnet where published ports answer on the host's 127.0.0.1.
+func bridgeSettings(n *Network) []setting {
+	s := []setting{{sysctl.DisableIPv6(n.Bridge), "1"}}
+	if !n.Internal {
+		s = append(s, setting{sysctl.RouteLocalnet(n.Bridge), "1"})
+	}
+	return s
+}
+
+// applySettings writes each setting in the host namespace.
+func applySettings(ss []setting) error {
+	for _, s := range ss {
+		if _, err := sysctl.Set(s.key, s.val); err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
+			return err
+		}
+	}
+	return nil
+}
+
+// enableForwarding turns IPv4 forwarding on for n, registering its undo if
+// it was off.
+func enableForwarding(u *undo, n *Network) error {
+	changed, err := sysctl.Set(sysctl.IPv4Forward, "1")
+	if err != nil {
+		return fmt.Errorf("network %s: enable IPv4 forwarding: %w", n.Name, err)
+	}
+	if changed {
+		u.push(func() error { _, err := sysctl.Set(sysctl.IPv4Forward, "0"); return err })
+	}
+	return nil
+}
+
+// disableIPv6In turns IPv6 off on interface dev inside the namespace ns, as
+// Docker does for sandboxes of IPv4-only networks.
+func disableIPv6In(ns *os.File, dev string) error {
+	err := sysctl.SetIn(ns, sysctl.DisableIPv6(dev), "1")
+	if err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
+		return err
+	}
+	return nil
+}
