@@ -7,11 +7,24 @@ package e2e
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
+// roleEnv makes the test binary play another program when a test starts it:
+// "sleep" (a process that only looks like something, by its command line) or
+// "embed" (a program embedding the engine, see TestHoldersAreReaped).
+const roleEnv = "NSNET_E2E_ROLE"
+
 func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "sleep":
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	case "embed":
+		os.Exit(embedMain())
+	}
 	code := m.Run()
 	testenv.RemoveBinary()
 	os.Exit(code)

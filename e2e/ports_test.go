@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -243,31 +244,50 @@ func TestForwardDropWarning(t *testing.T) {
 	w.AssertClean(t)
 }
 
-// TestManyPorts publishes 3,000 ports in one command (more than fit in one
-// netlink attribute) and checks that every one reaches the kernel and leaves
-// it again.
+// TestManyPorts publishes 10,000 ports in one command (more than fit in one
+// netlink attribute) under an open-file limit of 20,000 that nsnet may not
+// raise (as an unprivileged service manager would set it), and checks that
+// every one reaches the kernel, is held, and leaves both again.
 func TestManyPorts(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
+	w.Bin = limitedBinary(t, 20000)
 	s := w.Name("s")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.98.0.0/24", "n1")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", s)
-	w.MustNsnet(t, "port", "add", s, "20000-22999:20000-22999")
-	if n := mapElements(t, w); n != 3000 {
-		t.Errorf("ports-any-ip holds %d elements, want 3000", n)
+	w.MustNsnet(t, "port", "add", s, "20000-29999:20000-29999")
+	if n := mapElements(t, w); n != 10000 {
+		t.Errorf("ports-any-ip holds %d elements, want 10000", n)
 	}
 	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
-		t.Errorf("gc after 3,000 ports:\n%s", out)
+		t.Errorf("gc after 10,000 ports:\n%s", out)
 	}
-	testenv.StartTCPEcho(t, s, "0.0.0.0:22999")
-	reach(t, w.Inet, testenv.UplinkIP+":22999", true, "the last of 3,000 ports")
-	w.MustNsnet(t, "port", "rm", s, "20000-22999:20000-22999")
+	canListen(t, w, "tcp4", "0.0.0.0:20000", false)
+	canListen(t, w, "tcp4", "0.0.0.0:29999", false)
+	testenv.StartTCPEcho(t, s, "0.0.0.0:29999")
+	reach(t, w.Inet, testenv.UplinkIP+":29999", true, "the last of 10,000 ports")
+	w.MustNsnet(t, "port", "rm", s, "20000-29999:20000-29999")
 	if n := mapElements(t, w); n != 0 {
 		t.Errorf("ports-any-ip holds %d elements after removal, want 0", n)
 	}
+	canListen(t, w, "tcp4", "0.0.0.0:29999", true)
 	w.MustNsnet(t, "sandbox", "rm", s)
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
+}
+
+// limitedBinary returns a script that runs nsnet with an open-file limit of
+// n (soft and hard) and without CAP_SYS_RESOURCE, so the limit cannot be
+// raised; the port holders nsnet starts inherit both.
+func limitedBinary(t *testing.T, n int) string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "nsnet-limited")
+	body := fmt.Sprintf("#!/bin/sh\nexec prlimit --nofile=%d:%d setpriv --inh-caps=-sys_resource --bounding-set=-sys_resource %s \"$@\"\n",
+		n, n, testenv.Binary(t))
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
 }
 
 // mapElements counts the elements of the ports-any-ip map with nft -j.
@@ -334,45 +354,44 @@ func TestPortsAreHeld(t *testing.T) {
 // process would (TCP with SO_REUSEADDR, as Go sets it).
 func canListen(t *testing.T, w *testenv.World, network, addr string, want bool) {
 	t.Helper()
-	err := testenv.InNS(w.HostPath(), func() error {
-		if strings.HasPrefix(network, "udp") {
-			c, err := net.ListenPacket(network, addr)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		}
-		l, err := net.Listen(network, addr)
-		if err == nil {
-			l.Close()
-		}
-		return err
-	})
+	err := testenv.InNS(w.HostPath(), func() error { return tryBind(network, addr) })
 	if (err == nil) != want {
 		t.Errorf("host process binding %s %s: err %v, want success %t", network, addr, err, want)
 	}
 }
 
-func inspectHolder(t *testing.T, w *testenv.World, s string) int {
-	t.Helper()
-	sb := inspectOne[struct {
-		Holder int `json:"holder_pid"`
-	}](t, w, "sandbox", s)
-	if sb.Holder == 0 {
-		t.Fatalf("sandbox %s has no port holder", s)
+func tryBind(network, addr string) error {
+	if strings.HasPrefix(network, "udp") {
+		c, err := net.ListenPacket(network, addr)
+		if err == nil {
+			c.Close()
+		}
+		return err
 	}
-	return sb.Holder
+	l, err := net.Listen(network, addr)
+	if err == nil {
+		l.Close()
+	}
+	return err
 }
 
-// waitExit waits for a process that is not our child to have closed its
-// files (zombie or gone).
+// waitExit waits until process pid, which need not be our child, has exited
+// with all its threads (so its files are closed), through a pidfd.
 func waitExit(t *testing.T, pid int) {
 	t.Helper()
-	for i := 0; i < 400; i++ {
-		if holder.Exited(pid) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		return
+	}
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
 			return
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("process %d still running", pid)
 }

@@ -77,13 +77,28 @@ func (e *Engine) publish(tx *store.Tx, u *undo, ports []firewall.Port) error {
 // unpublish removes ports from the firewall (rebuilding it from tx if the
 // elements are not there) and flushes their connection-tracking entries.
 func (e *Engine) unpublish(tx *store.Tx, ports []firewall.Port) error {
+	if err := e.dropPorts(tx, ports); err != nil {
+		return err
+	}
+	return flushFlows(ports)
+}
+
+// dropPorts removes ports from the firewall, or rebuilds it from tx if the
+// elements are not there.
+func (e *Engine) dropPorts(tx *store.Tx, ports []firewall.Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
 	if err := e.fw.DeletePorts(ports); err != nil {
-		if err := e.syncFirewall(tx); err != nil {
-			return err
-		}
+		return e.syncFirewall(tx)
+	}
+	return nil
+}
+
+// flushFlows deletes the connection-tracking entries of ports.
+func flushFlows(ports []firewall.Port) error {
+	if len(ports) == 0 {
+		return nil
 	}
 	flows := make([]link.Flow, len(ports))
 	for i, p := range ports {

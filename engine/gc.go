@@ -242,42 +242,56 @@ func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network
 	}
 }
 
-// holders stops port holders whose sandbox is gone and restarts those of
-// sandboxes whose holder died.
+// holders makes each sandbox's port holder hold exactly the sandbox's
+// published TCP and UDP ports: it restarts holders that do not answer, gives
+// live ones the ports they lack and takes back those they should not hold,
+// and stops holders whose sandbox is gone. A sandbox with no such ports needs
+// no holder (SCTP ports are not held).
 func (g *gc) holders() error {
 	if g.e.opts.PortHolder == "" {
 		return nil
 	}
-	running := holder.Find(g.e.opts.Root)
+	root := g.e.opts.Root
+	running := holder.Find(root) // by control socket; 0: nobody answers on it
 	sbs, err := g.tx.Sandboxes()
 	if err != nil {
 		return err
 	}
 	for i := range sbs {
 		sb := &sbs[i]
-		pid, ok := running[sb.Name]
+		pid := running[sb.Name]
 		delete(running, sb.Name)
-		if len(sb.Ports) == 0 || (ok && pid == sb.Holder) {
-			continue
+		want := heldKeys(sb.Ports)
+		if (pid == 0 || !g.holderContents(sb, want)) && len(want) > 0 {
+			g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error { return g.e.restartHolder(g.tx, sb) })
 		}
-		g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error {
-			if ok {
-				holder.Stop(g.e.opts.Root, sb.Name, pid)
-			}
-			bound := boundPorts{}
-			defer bound.close()
-			if err := g.e.holdPorts(&undo{}, sb, sb.Ports, bound); err != nil {
-				return err
-			}
-			return g.tx.PutSandbox(sb)
-		})
 	}
 	for name, pid := range running {
-		g.do(fmt.Sprintf("stop the port holder of missing sandbox %s (pid %d)", name, pid), func() error {
-			return holder.Stop(g.e.opts.Root, name, pid)
-		})
+		what := fmt.Sprintf("stop the port holder of missing sandbox %s (pid %d)", name, pid)
+		if pid == 0 {
+			what = "remove the control socket of the dead port holder of missing sandbox " + name
+		}
+		g.do(what, func() error { return holder.Stop(root, name) })
 	}
 	return nil
+}
+
+// holderContents compares what sb's live holder holds with want; it returns
+// false if the holder no longer answers.
+func (g *gc) holderContents(sb *Sandbox, want []string) bool {
+	st, err := holder.Probe(g.e.opts.Root, sb.Name)
+	if err != nil {
+		if !errors.Is(err, holder.ErrNotRunning) {
+			g.errs = append(g.errs, err)
+		}
+		return !errors.Is(err, holder.ErrNotRunning)
+	}
+	missing, extra := keyDiff(want, st.Keys)
+	if len(missing)+len(extra) > 0 {
+		g.do(fmt.Sprintf("make the port holder of sandbox %s (pid %d) hold the %d published host ports it lacks and let go of %d unpublished ones",
+			sb.Name, st.Pid, len(missing), len(extra)), func() error { return g.e.syncHolder(sb, missing, extra) })
+	}
+	return true
 }
 
 // firewall rewrites the root's table if any chain, rule or element differs

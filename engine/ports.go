@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
-
 	"os"
 
 	"github.com/nsnet/nsnet/internal/holder"
@@ -116,8 +116,9 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 }
 
 // holdPorts hands the host ports of ms to sb's holder process, starting one
-// if sb has none running (sb.Holder is updated; the caller stores it). Ports
-// not in bound are bound here (and closed by the caller with bound).
+// if none answers on sb's control socket (sb.Holder is set to its pid; the
+// caller stores it). Ports not in bound are bound here (and closed by the
+// caller with bound).
 func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
 	if e.opts.PortHolder == "" || len(ms) == 0 {
 		return nil
@@ -127,14 +128,14 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 		return err
 	}
 	root := e.opts.Root
-	if !holder.Alive(root, sb.Name, sb.Holder) {
-		pid, err := holder.Spawn(e.opts.PortHolder, root, sb.Name)
-		if err != nil {
+	pid, ok := holder.Alive(root, sb.Name)
+	if !ok {
+		if pid, err = holder.Spawn(e.opts.PortHolder, root, sb.Name, sb.NetNS); err != nil {
 			return err
 		}
-		sb.Holder = pid
-		u.push(func() error { return holder.Stop(root, sb.Name, pid) })
+		u.push(func() error { return holder.Stop(root, sb.Name) })
 	}
+	sb.Holder = pid
 	if err := holder.Hold(root, sb.Name, keys, socks); err != nil {
 		return err
 	}
@@ -142,10 +143,16 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 	return nil
 }
 
-// bindAll returns the bound socket of every mapping, from bound or bound
-// now and added to it (SCTP ports are not held).
+// bindAll returns the bound socket of every held mapping (not SCTP), from
+// bound or bound now and added to it.
 func bindAll(ms []Mapping, bound boundPorts) (keys []string, socks []*os.File, err error) {
-	if err := holder.RaiseFileLimit(len(ms)); err != nil {
+	unbound := 0
+	for _, m := range ms {
+		if hostport.Held(m.Proto) && bound[m.Key()] == nil {
+			unbound++
+		}
+	}
+	if err := holder.RaiseFileLimit(unbound); err != nil { // the sockets in bound are counted already
 		return nil, nil, err
 	}
 	for _, m := range ms {
@@ -163,16 +170,101 @@ func bindAll(ms []Mapping, bound boundPorts) (keys []string, socks []*os.File, e
 	return keys, socks, nil
 }
 
-// releasePorts lets the host ports of ms go.
-func (e *Engine) releasePorts(sb *Sandbox, ms []Mapping) error {
-	if !holder.Alive(e.opts.Root, sb.Name, sb.Holder) {
-		return nil
+// heldKeys are the keys of the mappings of ms whose host ports are held.
+func heldKeys(ms []Mapping) []string {
+	var keys []string
+	for _, m := range ms {
+		if hostport.Held(m.Proto) {
+			keys = append(keys, m.Key())
+		}
 	}
-	keys := make([]string, len(ms))
-	for i, m := range ms {
-		keys[i] = m.Key()
+	return keys
+}
+
+// releasePorts lets the host ports of ms go. It runs after the change that
+// unpublished them is committed, so a failure leaves a port bound that is no
+// longer published (gc releases it), never one unbound that still is.
+func (e *Engine) releasePorts(name string, ms []Mapping) {
+	keys := heldKeys(ms)
+	if len(keys) == 0 {
+		return
 	}
-	return holder.Release(e.opts.Root, sb.Name, keys)
+	err := holder.Release(e.opts.Root, name, keys)
+	if err != nil && !errors.Is(err, holder.ErrNotRunning) {
+		e.opts.Warn(fmt.Sprintf("%v: the host ports stay bound until nsnet gc releases them", err))
+	}
+}
+
+// syncHolder makes sb's live holder hold exactly the held ports of sb:
+// it takes back the extra keys, then binds and hands over the missing ones.
+func (e *Engine) syncHolder(sb *Sandbox, missing, extra []string) error {
+	if len(extra) > 0 {
+		if err := holder.Release(e.opts.Root, sb.Name, extra); err != nil {
+			return err
+		}
+	}
+	want := map[string]bool{}
+	for _, k := range missing {
+		want[k] = true
+	}
+	var ms []Mapping
+	for _, m := range sb.Ports {
+		if want[m.Key()] {
+			ms = append(ms, m)
+		}
+	}
+	bound := boundPorts{}
+	defer bound.close()
+	return e.holdPorts(&undo{}, sb, ms, bound)
+}
+
+// keyDiff returns the keys of want that got lacks, and those of got that
+// want lacks.
+func keyDiff(want, got []string) (missing, extra []string) {
+	in := map[string]int{}
+	for _, k := range want {
+		in[k] |= 1
+	}
+	for _, k := range got {
+		in[k] |= 2
+	}
+	for k, where := range in {
+		switch where {
+		case 1:
+			missing = append(missing, k)
+		case 2:
+			extra = append(extra, k)
+		}
+	}
+	return missing, extra
+}
+
+// restartHolder replaces sb's holder, which does not answer, with a new one
+// holding sb's ports.
+func (e *Engine) restartHolder(tx *store.Tx, sb *Sandbox) error {
+	if err := holder.Stop(e.opts.Root, sb.Name); err != nil {
+		return err
+	}
+	bound := boundPorts{}
+	defer bound.close()
+	if err := e.holdPorts(&undo{}, sb, sb.Ports, bound); err != nil {
+		return err
+	}
+	return tx.PutSandbox(sb)
+}
+
+// HolderStatus is the state of a sandbox's port holder.
+type HolderStatus struct {
+	Pid    int  // the pid of the holder that answers on the sandbox's control socket; 0 if none
+	Alive  bool // a holder answers
+	Needed bool // the sandbox publishes ports that are held (TCP or UDP), and the engine holds ports
+}
+
+// HolderStatus reports on sb's port holder, checked through its control
+// socket (never through a recorded pid).
+func (e *Engine) HolderStatus(sb *Sandbox) HolderStatus {
+	pid, ok := holder.Alive(e.opts.Root, sb.Name)
+	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0}
 }
 
 // AddPorts publishes more ports of an existing sandbox.
@@ -206,11 +298,15 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		}
 		return e.publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
 	})
-	return added, err
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
 }
 
 // RemovePorts unpublishes the ports of a sandbox that specs name; a spec
-// that names none is an error and nothing is removed.
+// that names none is an error and nothing is removed. The host ports are
+// released last, once the change is committed.
 func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	parsed, err := parseSpecs(specs)
 	if err != nil {
@@ -233,12 +329,20 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 				return err
 			}
 		}
-		if err := e.releasePorts(sb, removed); err != nil {
+		ports := firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed})
+		if err := e.dropPorts(tx, ports); err != nil {
 			return err
 		}
-		return e.unpublish(tx, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: removed}))
+		if len(ports) > 0 {
+			u.push(func() error { return e.fw.AddPorts(ports) })
+		}
+		return flushFlows(ports)
 	})
-	return removed, err
+	if err != nil {
+		return nil, err
+	}
+	e.releasePorts(name, removed)
+	return removed, nil
 }
 
 // candidatePorts returns the sandbox's mappings that parsed may name. When

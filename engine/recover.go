@@ -90,9 +90,7 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 		errs = append(errs, e.deleteOwnLink(host, l))
 	}
 	if it.Op == journal.OpSandboxCreate {
-		if pid := holder.Find(e.opts.Root)[it.Name]; pid != 0 {
-			errs = append(errs, holder.Stop(e.opts.Root, it.Name, pid))
-		}
+		errs = append(errs, holder.Stop(e.opts.Root, it.Name))
 	}
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)

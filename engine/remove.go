@@ -85,7 +85,7 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := holder.Stop(e.opts.Root, sb.Name, sb.Holder); err != nil {
+	if err := holder.Stop(e.opts.Root, sb.Name); err != nil {
 		errs = append(errs, err)
 	}
 	if len(sb.Endpoints) > 0 {

@@ -47,13 +47,18 @@ func (a *app) firewallCommand() *cobra.Command {
 
 // holderCommand runs the process that keeps a sandbox's host ports bound; nsnet
 // starts it itself (see internal/holder).
-func holderCommand() *cobra.Command {
+func (a *app) holderCommand() *cobra.Command {
+	var args holder.Args
 	cmd := &cobra.Command{
-		Use:    holder.Command + " --root ROOT --sandbox NAME",
+		Use:    holder.Command + " --root ROOT --sandbox NAME --netns PATH",
 		Hidden: true,
 		Args:   exactArgs(0, ""),
-		RunE:   func(*cobra.Command, []string) error { return holder.Main() },
+		RunE: func(*cobra.Command, []string) error {
+			args.Root = a.root
+			return holder.Main(args)
+		},
 	}
-	cmd.Flags().String("sandbox", "", "sandbox whose ports are held (names the process, for gc)")
+	cmd.Flags().StringVar(&args.Sandbox, "sandbox", "", "sandbox whose ports are held")
+	cmd.Flags().StringVar(&args.NetNS, "netns", "", "the sandbox's namespace: the holder exits when it is gone")
 	return cmd
 }

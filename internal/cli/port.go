@@ -18,8 +18,11 @@ func (a *app) portCommand() *cobra.Command {
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				ms, err := e.AddPorts(args[0], args[1:])
+				if err != nil {
+					return err // nothing was published: print no mapping
+				}
 				a.printMappings(ms)
-				return err
+				return nil
 			})
 		},
 	}, &cobra.Command{
@@ -30,8 +33,11 @@ func (a *app) portCommand() *cobra.Command {
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				ms, err := e.RemovePorts(args[0], args[1:])
+				if err != nil {
+					return err
+				}
 				a.printMappings(ms)
-				return err
+				return nil
 			})
 		},
 	}, &cobra.Command{

@@ -65,7 +65,14 @@ type sandboxJSON struct {
 	Created   time.Time               `json:"created"`
 	Networks  map[string]endpointJSON `json:"networks"`
 	Ports     []portJSON              `json:"ports"`
-	Holder    int                     `json:"holder_pid,omitempty"`
+	Holder    *holderJSON             `json:"holder,omitempty"`
+}
+
+// holderJSON is the sandbox's port holder, as its control socket answers;
+// shown when the sandbox publishes held ports or a holder answers.
+type holderJSON struct {
+	Pid   int  `json:"pid,omitempty"`
+	Alive bool `json:"alive"`
 }
 
 type portJSON struct {
@@ -83,11 +90,13 @@ type endpointJSON struct {
 	HostVeth  string `json:"host_veth"`
 }
 
-func toSandboxJSON(s engine.Sandbox) sandboxJSON {
+func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
 		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{},
-		Holder: s.Holder,
+	}
+	if h := e.HolderStatus(&s); h.Alive || h.Needed {
+		j.Holder = &holderJSON{Pid: h.Pid, Alive: h.Alive}
 	}
 	for _, m := range s.Ports {
 		j.Ports = append(j.Ports, portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort})
@@ -121,7 +130,7 @@ func (a *app) sandboxLs() *cobra.Command {
 				if format == "json" {
 					out := []sandboxJSON{}
 					for _, s := range sbs {
-						out = append(out, toSandboxJSON(s))
+						out = append(out, toSandboxJSON(e, s))
 					}
 					return writeJSON(a.stdout, out)
 				}
@@ -163,7 +172,7 @@ func (a *app) sandboxInspect() *cobra.Command {
 					if err != nil {
 						return nil, err
 					}
-					return toSandboxJSON(*s), nil
+					return toSandboxJSON(e, *s), nil
 				})
 			})
 		},

@@ -2,17 +2,30 @@
 // exists, as Docker's docker-proxy and Podman's conmon do, so that no host
 // process can take a port that nsnet's DNAT rules send elsewhere.
 //
-// nsnet is daemonless, so each sandbox that publishes ports gets one small
-// holder process: `nsnet __hold-ports --root ROOT --sandbox NAME`, in its
-// own session, that owns the bound sockets and does nothing else. nsnet binds
-// the sockets itself (so binding errors reach the user), then hands them to
-// the holder through the holder's control socket (ROOT/holders/NAME.sock)
-// with SCM_RIGHTS, and asks it to close them the same way. The control socket
-// is bound by nsnet before the holder starts, so it can be used at once.
+// nsnet is daemonless, so each sandbox that publishes TCP or UDP ports gets
+// one small holder process, `nsnet __hold-ports --root ROOT --sandbox NAME
+// --netns PATH`, in its own session, that owns the bound sockets and does
+// nothing else. nsnet binds the sockets itself (so binding errors reach the
+// user), then hands them to the holder over the holder's control socket
+// (ROOT/holders/NAME.sock) with SCM_RIGHTS, and asks it to close them the
+// same way.
 //
-// Invariants: a holder never opens a socket of its own, never reads the
-// store, and exits on SIGTERM; it is found by its command line (Find), so
-// gc can stop holders whose sandbox is gone even without the store.
+// A holder is known by its control socket, never by a pid or a command line:
+// a client connects, takes the peer's pid from SO_PEERCRED (the holder itself
+// listens, so that is its pid), opens a pidfd on it, and trusts the pidfd only
+// once the holder has answered on that same connection with that same pid: a
+// pid is not reused while its process lives, so the pidfd is the holder's.
+// Stop asks the holder to exit and waits on the pidfd until the whole process
+// is gone (its sockets close with its last thread), then kills it through the
+// pidfd if it took more than two seconds.
+//
+// Invariants: a holder never opens a socket of its own and never reads the
+// store. It exits when asked, on SIGTERM, and by itself within a second when
+// its state root, its control socket or its sandbox's namespace path no
+// longer names what it named at start (it keeps the root and the namespace
+// open, so neither inode can be reused meanwhile). The process that starts a
+// holder reaps it when it exits, waiting in Go's poller rather than on a
+// thread, so a long-running program that embeds the engine keeps no zombies.
 package holder
 
 import (
@@ -20,204 +33,383 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Command is the hidden nsnet subcommand that runs a holder.
 const Command = "__hold-ports"
+
+// ErrNotRunning is wrapped when no live holder answers on a sandbox's
+// control socket.
+var ErrNotRunning = errors.New("no port holder answers")
+
+// timeout bounds each exchange with a holder, and its start.
+const timeout = 10 * time.Second
+
+// maxRights is how many descriptors one request carries (the kernel's
+// SCM_MAX_FD is 253).
+const maxRights = 250
 
 // SocketPath is the control socket of sandbox's holder under root.
 func SocketPath(root, sandbox string) string {
 	return filepath.Join(root, "holders", sandbox+".sock")
 }
 
-// request is one control message; "hold" requests carry one descriptor per
-// key, in order.
+// request is one control message, a JSON line; "hold" requests carry one
+// descriptor per key, in order.
 type request struct {
-	Op   string   `json:"op"` // "hold" or "release"
-	Keys []string `json:"keys"`
+	Op   string   `json:"op"` // "ping", "list", "hold", "release" or "stop"
+	Keys []string `json:"keys,omitempty"`
 }
 
-// Spawn starts an empty holder for sandbox and returns its pid; Hold gives
-// it sockets.
-func Spawn(self, root, sandbox string) (int, error) {
+// reply answers a request, as a JSON line.
+type reply struct {
+	Pid   int      `json:"pid,omitempty"`  // the holder's own pid
+	Keys  []string `json:"keys,omitempty"` // for "list": the keys held, sorted
+	Error string   `json:"error,omitempty"`
+}
+
+// Spawn starts an empty holder for sandbox, serving the namespace at netns,
+// and returns its pid once it listens; Hold gives it sockets. The calling
+// process reaps it when it exits.
+func Spawn(self, root, sandbox, netns string) (int, error) {
 	path := SocketPath(root, sandbox)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, fmt.Errorf("create holder directory: %w", err)
+		return 0, fmt.Errorf("create the port holder directory: %w (move what is in the way)", err)
 	}
-	os.Remove(path) // a stale one of a holder that died
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return 0, fmt.Errorf("listen on holder socket %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(false) // the holder keeps serving it
-	ctl, err := ln.File()
-	ln.Close()
+	ctl, err := bindControl(path)
 	if err != nil {
 		return 0, err
 	}
 	defer ctl.Close()
-	cmd := exec.Command(self, Command, "--root", root, "--sandbox", sandbox)
-	cmd.ExtraFiles = []*os.File{ctl}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	pid, err := start(exec.Command(self, Command, "--root", root, "--sandbox", sandbox, "--netns", netns), ctl)
+	if err != nil {
 		os.Remove(path)
-		return 0, fmt.Errorf("start port holder of sandbox %s: %w", sandbox, err)
+		return 0, fmt.Errorf("start the port holder of sandbox %s: %w", sandbox, err)
 	}
-	pid := cmd.Process.Pid
-	cmd.Process.Release()
 	return pid, nil
 }
 
-// Hold hands sockets to the running holder of sandbox; the caller may close
-// its copies afterwards.
-func Hold(root, sandbox string, keys []string, socks []*os.File) error {
-	return send(root, sandbox, request{Op: "hold", Keys: keys}, socks)
-}
-
-// Release asks the holder of sandbox to close the sockets of keys.
-func Release(root, sandbox string, keys []string) error {
-	return send(root, sandbox, request{Op: "release", Keys: keys}, nil)
-}
-
-// maxRights is how many descriptors one message carries (the kernel's
-// SCM_MAX_FD is 253).
-const maxRights = 250
-
-func send(root, sandbox string, req request, socks []*os.File) error {
-	for len(req.Keys) > maxRights && len(socks) == len(req.Keys) {
-		head := request{Op: req.Op, Keys: req.Keys[:maxRights]}
-		if err := sendOne(root, sandbox, head, socks[:maxRights]); err != nil {
-			return err
-		}
-		req.Keys, socks = req.Keys[maxRights:], socks[maxRights:]
+// bindControl binds a holder's control socket at path; the holder listens on
+// it itself, so that its peers see the holder's pid.
+func bindControl(path string) (*os.File, error) {
+	os.Remove(path) // the socket of a holder that is gone
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("port holder socket: %w", err)
 	}
-	return sendOne(root, sandbox, req, socks)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind the port holder socket %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
-func sendOne(root, sandbox string, req request, socks []*os.File) error {
+// start runs cmd with the control socket as fd 3 and a pipe as fd 4, on which
+// the holder says "ready" once it listens, or why it cannot start.
+func start(cmd *exec.Cmd, ctl *os.File) (int, error) {
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer ready.Close()
+	pidfd := -1
+	cmd.ExtraFiles = []*os.File{ctl, readyW}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return 0, err
+	}
+	pid := cmd.Process.Pid // before Release, which sets it to -1
+	if err = awaitReady(ready); err != nil {
+		cmd.Process.Kill() // through the os package's own pidfd; nobody has reaped it yet
+	}
+	if pidfd >= 0 {
+		cmd.Process.Release()
+		reap(pidfd)
+	} else {
+		go cmd.Wait()
+	}
+	return pid, err
+}
+
+// awaitReady reads what the holder says on its ready pipe until it closes it.
+func awaitReady(r *os.File) error {
+	r.SetReadDeadline(time.Now().Add(timeout))
+	msg, err := io.ReadAll(io.LimitReader(r, 4096))
+	switch said := strings.TrimSpace(string(msg)); {
+	case said == "ready":
+		return nil
+	case said != "":
+		return errors.New(said)
+	case err != nil:
+		return fmt.Errorf("it did not say it was ready: %w", err)
+	}
+	return errors.New("it exited before it was ready")
+}
+
+// reap collects the child behind pidfd when it exits, so that it never stays
+// a zombie of a long-running process. It waits in Go's poller (a pidfd polls
+// readable once its process has exited), so no thread waits for it.
+func reap(pidfd int) {
+	unix.SetNonblock(pidfd, true)
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	go func() {
+		defer f.Close()
+		rc, err := f.SyscallConn()
+		if err == nil {
+			err = rc.Read(func(fd uintptr) bool {
+				var info unix.Siginfo
+				return unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED, nil) != unix.EAGAIN
+			})
+		}
+		if err != nil { // not pollable after all: wait on this goroutine's thread
+			var info unix.Siginfo
+			unix.SetNonblock(pidfd, false)
+			unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED, nil)
+		}
+	}()
+}
+
+// client is a connection to a holder whose identity was checked: pidfd
+// refers to the very process that serves the control socket.
+type client struct {
+	sandbox string
+	c       *net.UnixConn
+	r       *bufio.Reader
+	pid     int
+	pidfd   int
+}
+
+// dial connects to sandbox's holder and checks who it is; an error wraps
+// ErrNotRunning.
+func dial(root, sandbox string) (*client, error) {
 	path := SocketPath(root, sandbox)
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return fmt.Errorf("reach the port holder of sandbox %s (%s): %w", sandbox, path, err)
+		return nil, fmt.Errorf("port holder of sandbox %s (%s): %w: %w", sandbox, path, ErrNotRunning, err)
 	}
-	defer c.Close()
-	uc := c.(*net.UnixConn)
-	uc.SetDeadline(time.Now().Add(10 * time.Second))
-	raw, _ := json.Marshal(req)
-	fds := make([]int, len(socks))
-	for i, f := range socks {
-		fds[i] = int(f.Fd())
+	h := &client{sandbox: sandbox, c: c, r: bufio.NewReader(c), pidfd: -1}
+	if err := h.identify(); err != nil {
+		h.close()
+		return nil, fmt.Errorf("port holder of sandbox %s (%s): %w: %w", sandbox, path, ErrNotRunning, err)
 	}
-	if _, _, err := uc.WriteMsgUnix(append(raw, '\n'), syscall.UnixRights(fds...), nil); err != nil {
-		return fmt.Errorf("send to the port holder of sandbox %s: %w", sandbox, err)
-	}
-	reply, err := bufio.NewReader(uc).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("no answer from the port holder of sandbox %s: %w", sandbox, err)
-	}
-	if reply = strings.TrimSpace(reply); reply != "ok" {
-		return fmt.Errorf("port holder of sandbox %s: %s", sandbox, reply)
-	}
-	return nil
+	return h, nil
 }
 
-// Stop ends the holder pid of sandbox (if it is one), waits until it is gone
-// (so its ports are free again), and removes its socket. A holder already
-// gone is not an error.
-func Stop(root, sandbox string, pid int) error {
-	if Alive(root, sandbox, pid) {
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("stop the port holder of sandbox %s (pid %d): %w", sandbox, pid, err)
-		}
-		waitGone(pid)
-	}
-	if err := os.Remove(SocketPath(root, sandbox)); err != nil && !errors.Is(err, os.ErrNotExist) {
+// identify opens a pidfd on the peer's pid and proves, with one round trip,
+// that it is the live process answering.
+func (h *client) identify() error {
+	cred, err := peerCred(h.c)
+	if err != nil {
 		return err
 	}
+	if h.pidfd, err = unix.PidfdOpen(int(cred.Pid), 0); err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", cred.Pid, err)
+	}
+	rep, err := h.call(request{Op: "ping"}, nil)
+	if err != nil {
+		return err
+	}
+	if rep.Pid != int(cred.Pid) {
+		return fmt.Errorf("it answers as pid %d, but pid %d listens on the socket", rep.Pid, cred.Pid)
+	}
+	h.pid = rep.Pid
 	return nil
 }
 
-// Find returns the running holders of root, by sandbox.
-func Find(root string) map[string]int {
-	out := map[string]int{}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		raw, err := os.ReadFile(d)
-		if err != nil || !isHolder(raw, root, "") {
-			continue
-		}
-		args := strings.Split(string(raw), "\x00")
-		if pid, err := strconv.Atoi(strings.Split(d, "/")[2]); err == nil {
-			out[args[5]] = pid
-		}
-	}
-	return out
-}
-
-// Alive reports whether pid is the running holder of sandbox under root.
-func Alive(root, sandbox string, pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && isHolder(raw, root, sandbox)
-}
-
-// waitGone waits up to two seconds for pid to exit, then kills it and waits
-// again. An exiting process drops its memory (and with it its command line)
-// before it closes its files, so only a zombie or no process at all means
-// its ports are free.
-func waitGone(pid int) {
-	for _, sig := range []syscall.Signal{0, syscall.SIGKILL} {
-		if sig != 0 {
-			syscall.Kill(pid, sig)
-		}
-		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if Exited(pid) {
-				return
-			}
-		}
-	}
-}
-
-// Exited reports whether pid has closed its files for good: each of its
-// threads is a zombie or gone (the files close with the last thread, and
-// the leader turns zombie before the others are done).
-func Exited(pid int) bool {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, err := os.ReadDir(dir)
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return true
+		return nil, err
 	}
-	for _, t := range tasks {
-		raw, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
-		if err != nil {
-			continue
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+func (h *client) close() {
+	h.c.Close()
+	if h.pidfd >= 0 {
+		unix.Close(h.pidfd)
+	}
+}
+
+// call sends one request, with fds, and reads the answer.
+func (h *client) call(req request, fds []int) (reply, error) {
+	h.c.SetDeadline(time.Now().Add(timeout))
+	raw, _ := json.Marshal(req)
+	raw = append(raw, '\n')
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	n, _, err := h.c.WriteMsgUnix(raw, oob, nil)
+	if err == nil && n < len(raw) { // a stream socket may take a long request in parts
+		_, err = h.c.Write(raw[n:])
+	}
+	if err != nil {
+		return reply{}, fmt.Errorf("send to the port holder of sandbox %s: %w", h.sandbox, err)
+	}
+	line, err := h.r.ReadBytes('\n')
+	if err != nil {
+		return reply{}, fmt.Errorf("no answer from the port holder of sandbox %s: %w", h.sandbox, err)
+	}
+	var rep reply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return reply{}, fmt.Errorf("bad answer from the port holder of sandbox %s: %w", h.sandbox, err)
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("port holder of sandbox %s: %s", h.sandbox, rep.Error)
+	}
+	return rep, nil
+}
+
+// Hold hands sockets to the running holder of sandbox, all or none; the
+// caller may close its copies afterwards.
+func Hold(root, sandbox string, keys []string, socks []*os.File) error {
+	h, err := dial(root, sandbox)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	for i := 0; i < len(keys); i += maxRights {
+		j := min(i+maxRights, len(keys))
+		fds := make([]int, 0, j-i)
+		for _, f := range socks[i:j] {
+			fds = append(fds, int(f.Fd()))
 		}
-		// The state follows the parenthesised command name: "pid (comm) S ...".
-		i := strings.LastIndexByte(string(raw), ')')
-		if i >= 0 && i+2 < len(raw) && raw[i+2] != 'Z' && raw[i+2] != 'X' {
+		if _, err := h.call(request{Op: "hold", Keys: keys[i:j]}, fds); err != nil {
+			if i > 0 {
+				h.call(request{Op: "release", Keys: keys[:i]}, nil)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Release asks the holder of sandbox to close the sockets of keys; an error
+// wraps ErrNotRunning if no holder answers (so none holds them).
+func Release(root, sandbox string, keys []string) error {
+	h, err := dial(root, sandbox)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	_, err = h.call(request{Op: "release", Keys: keys}, nil)
+	return err
+}
+
+// Alive returns the pid of sandbox's holder if it is alive and answers.
+func Alive(root, sandbox string) (int, bool) {
+	h, err := dial(root, sandbox)
+	if err != nil {
+		return 0, false
+	}
+	defer h.close()
+	return h.pid, true
+}
+
+// Status is what a live holder says of itself.
+type Status struct {
+	Pid  int
+	Keys []string // the keys of the sockets it holds, sorted
+}
+
+// Probe asks sandbox's holder what it holds; an error wraps ErrNotRunning if
+// no holder answers.
+func Probe(root, sandbox string) (Status, error) {
+	h, err := dial(root, sandbox)
+	if err != nil {
+		return Status{}, err
+	}
+	defer h.close()
+	rep, err := h.call(request{Op: "list"}, nil)
+	return Status{Pid: h.pid, Keys: rep.Keys}, err
+}
+
+// Stop ends sandbox's holder if one answers, waits until it has exited (so
+// its ports are free again), and removes its control socket. A holder that
+// is already gone is not an error.
+func Stop(root, sandbox string) error {
+	h, err := dial(root, sandbox)
+	if err == nil {
+		err = h.stop()
+		h.close()
+	}
+	if err != nil && !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	if err := os.Remove(SocketPath(root, sandbox)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the port holder socket of sandbox %s: %w", sandbox, err)
+	}
+	return nil
+}
+
+// stop asks the holder to exit (or sends it SIGTERM if it does not answer),
+// and kills it if it has not exited two seconds later.
+func (h *client) stop() error {
+	if _, err := h.call(request{Op: "stop"}, nil); err != nil {
+		unix.PidfdSendSignal(h.pidfd, unix.SIGTERM, nil, 0)
+	}
+	if exited(h.pidfd, 2*time.Second) {
+		return nil
+	}
+	if err := unix.PidfdSendSignal(h.pidfd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill the port holder of sandbox %s (pid %d): %w", h.sandbox, h.pid, err)
+	}
+	if exited(h.pidfd, timeout) {
+		return nil
+	}
+	return fmt.Errorf("the port holder of sandbox %s (pid %d) has not exited %v after SIGKILL", h.sandbox, h.pid, timeout)
+}
+
+// exited waits up to d for the process behind pidfd to have exited with all
+// its threads.
+func exited(pidfd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
+		switch {
+		case n > 0:
+			return true
+		case err != unix.EINTR:
 			return false
 		}
 	}
-	return true
 }
 
-// isHolder reports whether a /proc cmdline is that of root's holder of
-// sandbox ("" matches any sandbox).
-func isHolder(raw []byte, root, sandbox string) bool {
-	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-	return len(args) >= 6 && args[1] == Command && args[2] == "--root" && args[3] == root &&
-		args[4] == "--sandbox" && (sandbox == "" || args[5] == sandbox)
+// Find returns, by sandbox, the pid of each holder of root that answers on
+// its control socket; a socket that no live holder answers on maps to 0.
+func Find(root string) map[string]int {
+	out := map[string]int{}
+	entries, _ := os.ReadDir(filepath.Join(root, "holders"))
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".sock")
+		if ok && e.Type()&fs.ModeSocket != 0 {
+			out[name], _ = Alive(root, name)
+		}
+	}
+	return out
 }
 
 // RaiseFileLimit makes room for n more open files: it raises the soft limit,

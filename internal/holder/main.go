@@ -1,91 +1,304 @@
 package holder
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
+	"slices"
+	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// Main runs a holder whose control socket is fd 3. It returns when told to
-// stop.
-func Main() error {
-	RaiseFileLimit(1 << 16) // sockets arrive later too; without room, recvmsg drops them
-	ctl, err := net.FileListener(os.NewFile(3, "control"))
+// Args are a holder's flags.
+type Args struct {
+	Root    string // the state root
+	Sandbox string // the sandbox whose ports it holds
+	NetNS   string // the sandbox's namespace path (none: not watched)
+}
+
+// Main runs a holder. Its control socket, bound by nsnet, is fd 3; on fd 4 it
+// says "ready" once it listens, or why it cannot start. It returns when told
+// to stop, or when its state root, control socket or namespace is gone.
+func Main(a Args) error {
+	report := os.NewFile(4, "ready")
+	s, err := newServer(a)
 	if err != nil {
-		return fmt.Errorf("port holder: control socket: %w", err)
+		fmt.Fprintln(report, err)
+		report.Close()
+		return err
 	}
-	held := map[string]*os.File{}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	signal.Ignore(syscall.SIGHUP)
-	go func() {
-		<-stop
-		ctl.Close()
-	}()
-	for {
-		c, err := ctl.Accept()
-		if err != nil {
-			return nil // closed on SIGTERM
+	fmt.Fprintln(report, "ready")
+	report.Close()
+	return s.run()
+}
+
+// server is a running holder.
+type server struct {
+	ln    *net.UnixListener
+	mu    sync.Mutex
+	held  map[string]*os.File
+	marks []mark
+	stop  chan struct{}
+	once  sync.Once
+}
+
+func newServer(a Args) (*server, error) {
+	RaiseFileLimit(1 << 16) // sockets arrive later; without room, recvmsg drops them
+	s := &server{held: map[string]*os.File{}, stop: make(chan struct{})}
+	watched := []mark{
+		{what: "state root", path: a.Root, pin: true},
+		{what: "control socket", path: SocketPath(a.Root, a.Sandbox), own: true}, // the socket pins its inode
+		{what: "namespace of sandbox " + a.Sandbox, path: a.NetNS, pin: true},
+	}
+	for _, m := range watched {
+		if m.path == "" {
+			continue
 		}
-		serve(c.(*net.UnixConn), held)
+		m, err := m.take()
+		if err != nil {
+			return nil, err
+		}
+		s.marks = append(s.marks, m)
+	}
+	if err := unix.Listen(3, 128); err != nil {
+		return nil, fmt.Errorf("listen on the control socket: %w", err)
+	}
+	f := os.NewFile(3, "control")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	s.ln = ln.(*net.UnixListener)
+	return s, nil
+}
+
+// mark is a path that must keep naming the file it named at start.
+type mark struct {
+	what, path string
+	pin        bool // keep the file open, so that its inode is not freed and reused
+	own        bool // the holder's own socket: removed when the holder exits
+	dev, ino   uint64
+	f          *os.File
+}
+
+// take records (and pins) the file that m's path names now.
+func (m mark) take() (mark, error) {
+	var st unix.Stat_t
+	var err error
+	if m.pin {
+		if m.f, err = os.Open(m.path); err == nil {
+			err = unix.Fstat(int(m.f.Fd()), &st)
+		}
+	} else {
+		err = unix.Stat(m.path, &st)
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s %s: %w", m.what, m.path, err)
+	}
+	m.dev, m.ino = st.Dev, st.Ino
+	return m, nil
+}
+
+// holds reports whether m's path still names the file it named at start.
+func (m mark) holds() bool {
+	var st unix.Stat_t
+	return unix.Stat(m.path, &st) == nil && st.Dev == m.dev && st.Ino == m.ino
+}
+
+// run serves requests until the holder is told to stop or a mark no longer
+// holds; then it removes its control socket if that is still its own.
+func (s *server) run() error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP)
+	go s.accept()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for s.allHold() {
+		select {
+		case <-sigs:
+			return s.shutdown()
+		case <-s.stop:
+			return s.shutdown()
+		case <-tick.C:
+		}
+	}
+	return s.shutdown()
+}
+
+func (s *server) allHold() bool {
+	for _, m := range s.marks {
+		if !m.holds() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *server) shutdown() error {
+	s.ln.Close()
+	for _, m := range s.marks {
+		if m.own && m.holds() {
+			os.Remove(m.path)
+		}
+	}
+	return nil // the held sockets close as the process exits
+}
+
+func (s *server) accept() {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil { // e.g. out of files for a moment
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go s.serve(c)
 	}
 }
 
-// serve handles one control request.
-func serve(c *net.UnixConn, held map[string]*os.File) {
+// serve answers the requests of one connection, in order.
+func (s *server) serve(c *net.UnixConn) {
 	defer c.Close()
-	buf := make([]byte, 1<<20)
-	oob := make([]byte, syscall.CmsgSpace(4*4096))
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return
-	}
-	fds := receivedFds(oob[:oobn])
-	var req request
-	line, _ := bufio.NewReader(strings.NewReader(string(buf[:n]))).ReadString('\n')
-	if err := json.Unmarshal([]byte(line), &req); err != nil {
-		fmt.Fprintf(c, "bad request: %v\n", err)
-		return
-	}
-	switch req.Op {
-	case "hold":
-		if len(fds) != len(req.Keys) {
-			fmt.Fprintf(c, "got %d sockets for %d keys\n", len(fds), len(req.Keys))
+	in := &reader{c: c, buf: make([]byte, 64<<10), oob: make([]byte, unix.CmsgSpace(4*maxRights))}
+	for {
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		req, fds, err := in.next()
+		var rep reply
+		var bad badRequest
+		switch {
+		case errors.As(err, &bad):
+			closeAll(fds)
+			rep = reply{Error: bad.Error()}
+		case err != nil:
+			closeAll(fds)
+			return
+		default:
+			rep = s.handle(req, fds)
+		}
+		raw, _ := json.Marshal(rep)
+		if _, err := c.Write(append(raw, '\n')); err != nil {
 			return
 		}
+		if req.Op == "stop" && rep.Error == "" {
+			s.once.Do(func() { close(s.stop) })
+			return
+		}
+	}
+}
+
+// handle carries out one request; fds are the descriptors that came with it.
+func (s *server) handle(req request, fds []int) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.Op != "hold" || len(fds) != len(req.Keys) {
+		closeAll(fds)
+	}
+	switch req.Op {
+	case "ping", "stop":
+	case "list":
+		keys := make([]string, 0, len(s.held))
+		for k := range s.held {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return reply{Pid: os.Getpid(), Keys: keys}
+	case "hold":
+		if len(fds) != len(req.Keys) {
+			return reply{Error: fmt.Sprintf("got %d sockets for %d keys", len(fds), len(req.Keys))}
+		}
 		for i, k := range req.Keys {
-			if old := held[k]; old != nil {
+			if old := s.held[k]; old != nil {
 				old.Close()
 			}
-			held[k] = os.NewFile(uintptr(fds[i]), k)
+			s.held[k] = os.NewFile(uintptr(fds[i]), k)
 		}
 	case "release":
 		for _, k := range req.Keys {
-			if f := held[k]; f != nil {
+			if f := s.held[k]; f != nil {
 				f.Close()
-				delete(held, k)
+				delete(s.held, k)
 			}
 		}
 	default:
-		fmt.Fprintf(c, "unknown op %q\n", req.Op)
-		return
+		return reply{Error: fmt.Sprintf("unknown op %q", req.Op)}
 	}
-	fmt.Fprintln(c, "ok")
+	return reply{Pid: os.Getpid()}
 }
 
-func receivedFds(oob []byte) []int {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// badRequest is a request that was read but cannot be carried out.
+type badRequest string
+
+func (b badRequest) Error() string { return string(b) }
+
+// maxRequest bounds a request line (a release of every port of a sandbox).
+const maxRequest = 64 << 20
+
+// reader splits a control connection into requests: one JSON line each,
+// with the descriptors that came with it.
+type reader struct {
+	c        *net.UnixConn
+	pending  []byte
+	buf, oob []byte
+}
+
+func (r *reader) next() (request, []int, error) {
+	var fds []int
+	truncated := false
+	for {
+		if i := bytes.IndexByte(r.pending, '\n'); i >= 0 {
+			line := r.pending[:i]
+			r.pending = slices.Clone(r.pending[i+1:])
+			var req request
+			switch err := json.Unmarshal(line, &req); {
+			case err != nil:
+				return req, fds, badRequest(fmt.Sprintf("bad request: %v", err))
+			case truncated:
+				return req, fds, badRequest("sockets were dropped: the port holder is out of open files (raise the limit with ulimit -n)")
+			}
+			return req, fds, nil
+		}
+		if len(r.pending) > maxRequest {
+			return request{}, fds, errors.New("request too long")
+		}
+		n, oobn, flags, _, err := r.c.ReadMsgUnix(r.buf, r.oob)
+		fds = append(fds, parseRights(r.oob[:oobn])...)
+		truncated = truncated || flags&unix.MSG_CTRUNC != 0
+		r.pending = append(r.pending, r.buf[:n]...)
+		if err != nil {
+			if err == io.EOF && len(r.pending) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return request{}, fds, err
+		}
+	}
+}
+
+func parseRights(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
 		return nil
 	}
 	var fds []int
 	for _, m := range msgs {
-		if rights, err := syscall.ParseUnixRights(&m); err == nil {
+		if rights, err := unix.ParseUnixRights(&m); err == nil {
 			fds = append(fds, rights...)
 		}
 	}

@@ -26,7 +26,7 @@ import (
 // servers that set SO_REUSEADDR. SCTP is not held (f is nil): binding it
 // needs the sctp module, and the port map alone decides.
 func Hold(proto string, ip netip.Addr, port uint16) (f *os.File, err error) {
-	if proto == "sctp" {
+	if !Held(proto) {
 		return nil, nil
 	}
 	fd, err := bindSocket(proto, ip, port)
@@ -42,6 +42,10 @@ func Hold(proto string, ip netip.Addr, port uint16) (f *os.File, err error) {
 	}
 	return nil, fmt.Errorf("host port %s:%d/%s cannot be bound (%v): publish another host port", where, port, proto, err)
 }
+
+// Held reports whether ports of proto are held bound while published (TCP
+// and UDP are; SCTP is not).
+func Held(proto string) bool { return proto != "sctp" }
 
 func bindSocket(proto string, ip netip.Addr, port uint16) (int, error) {
 	typ := unix.SOCK_STREAM

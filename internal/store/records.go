@@ -44,7 +44,9 @@ type Sandbox struct {
 	// apart from the record (PutPort), so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
 	Ports []portspec.Mapping `json:"-"`
-	// Holder is the pid of the process that keeps the ports bound.
+	// Holder is the pid of the process that keeps the ports bound, as it
+	// was when nsnet last handed it ports: a hint only, never signalled
+	// (holders are known by their control socket, see internal/holder).
 	Holder  int       `json:"holder_pid,omitempty"`
 	Created time.Time `json:"created"`
 }
