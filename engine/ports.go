@@ -2,8 +2,8 @@ package engine
 
 import (
 	"fmt"
-
 	"os"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/holder"
@@ -29,12 +29,14 @@ func parseSpecs(specs []string) ([]portspec.Spec, error) {
 	return out, nil
 }
 
-// firewallPorts are sb's published ports as the firewall needs them.
+// firewallPorts are sb's published ports as the firewall needs them: to
+// its address on the network of its default route.
 func firewallPorts(sb *Sandbox) []firewall.Port {
-	if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
+	ep, ok := publishingEndpoint(sb)
+	if len(sb.Ports) == 0 || !ok {
 		return nil
 	}
-	ip := sb.Endpoints[0].Address.Addr()
+	ip := ep.Address.Addr()
 	out := make([]firewall.Port, len(sb.Ports))
 	for i, m := range sb.Ports {
 		out[i] = firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrIP: ip, CtrPort: m.CtrPort}
@@ -42,19 +44,36 @@ func firewallPorts(sb *Sandbox) []firewall.Port {
 	return out
 }
 
+// publishingEndpoint is the endpoint that published ports go to, as in
+// Docker: the one with the default route, on the sandbox's first non-internal
+// network. A sandbox only on internal networks has none.
+func publishingEndpoint(sb *Sandbox) (Endpoint, bool) {
+	for _, ep := range sb.Endpoints {
+		if ep.Gateway.IsValid() {
+			return ep, true
+		}
+	}
+	return Endpoint{}, false
+}
+
 // checkPublishable refuses ports on sandboxes that cannot have them.
-func checkPublishable(tx *store.Tx, sb *Sandbox) error {
+func checkPublishable(sb *Sandbox) error {
 	if sb.Mode != store.ModeBridge || len(sb.Endpoints) == 0 {
 		return fmt.Errorf("sandbox %s has no bridge network (mode %s): only bridge sandboxes can publish ports", sb.Name, sb.Mode)
 	}
-	n, err := tx.Network(sb.Endpoints[0].Network)
-	if err != nil {
-		return networkNotFound(sb.Endpoints[0].Network, err)
+	if _, ok := publishingEndpoint(sb); ok {
+		return nil
 	}
-	if n.Internal {
-		return fmt.Errorf("sandbox %s is on internal network %s, which cannot publish ports: nothing may reach it from outside the bridge", sb.Name, n.Name)
+	nets := make([]string, len(sb.Endpoints))
+	for i, ep := range sb.Endpoints {
+		nets[i] = ep.Network
 	}
-	return nil
+	what := "internal network " + nets[0]
+	if len(nets) > 1 {
+		what = "internal networks " + strings.Join(nets, ", ")
+	}
+	return fmt.Errorf("sandbox %s is only on %s, which cannot publish ports: nothing may reach it from outside the bridge; "+
+		"attach it to a non-internal network as well to publish", sb.Name, what)
 }
 
 // boundPorts are host-port sockets bound while a command publishes, by
@@ -248,7 +267,7 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if err != nil {
 			return sandboxNotFound(name, err)
 		}
-		if err := checkPublishable(tx, sb); err != nil {
+		if err := checkPublishable(sb); err != nil {
 			return err
 		}
 		if added, err = allocatePorts(tx, sb, parsed, bound); err != nil {

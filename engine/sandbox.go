@@ -197,7 +197,7 @@ func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
 		return nil
 	}
 	sb := p.sb
-	if err := checkPublishable(tx, &Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
+	if err := checkPublishable(&Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
 		return err
 	}
 	var err error
@@ -239,6 +239,7 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 // ones, before anything is made.
 func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, error) {
 	var eps []Endpoint
+	routed := false // the default route goes via the first non-internal network
 	for i, n := range nets {
 		ep := Endpoint{Network: n.Name, IfName: fmt.Sprintf("eth%d", i), HostVeth: hostVethName(p.sb.ID, n.Name)}
 		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
@@ -261,8 +262,8 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 			mac = p.mac
 		}
 		ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
-		if !n.Internal && i == 0 {
-			ep.Gateway = n.Gateway
+		if !n.Internal && !routed {
+			ep.Gateway, routed = n.Gateway, true
 		}
 		eps = append(eps, ep)
 	}

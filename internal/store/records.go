@@ -39,7 +39,8 @@ type Sandbox struct {
 	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
 	NetNSIno  uint64     `json:"netns_inode,omitempty"` // inode of a bridge or none sandbox's own namespace
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
-	// Ports are published on the first endpoint's address. They are stored
+	// Ports are published on the address of the endpoint with the default
+	// route (the first non-internal network's). They are stored
 	// apart from the record (PutPort), so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
 	Ports []portspec.Mapping `json:"-"`
@@ -54,7 +55,7 @@ type Endpoint struct {
 	IfName   string       `json:"ifname"`
 	Address  netip.Prefix `json:"address"`
 	MAC      string       `json:"mac"`
-	Gateway  netip.Addr   `json:"gateway"`
+	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
 	HostVeth string       `json:"host_veth"`
 }
 

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// TestGatewayFromFirstNonInternal checks Docker's meaning of a sandbox on
+// several networks whose first is internal: the default route, the
+// masquerade and the published ports use the first non-internal network,
+// while the interfaces keep the order given. A sandbox only on internal
+// networks still cannot publish.
+func TestGatewayFromFirstNonInternal(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	sb, shut := w.Name("multi"), w.Name("shut")
+	w.MustNsnet(t, "network", "create", "--internal", "--subnet", "10.101.0.0/24", "in1")
+	w.MustNsnet(t, "network", "create", "--internal", "--subnet", "10.103.0.0/24", "in2")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.102.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "in1", "--network", "n1", "-p", "8080:80", sb)
+
+	if got := mustLink(t, sb, "eth0").IPs("inet"); len(got) != 1 || got[0] != "10.101.0.2/24" {
+		t.Errorf("eth0 (in1, given first) has %v, want 10.101.0.2/24", got)
+	}
+	if got := mustLink(t, sb, "eth1").IPs("inet"); len(got) != 1 || got[0] != "10.102.0.2/24" {
+		t.Errorf("eth1 (n1, given second) has %v, want 10.102.0.2/24", got)
+	}
+	var defaults []testenv.Route
+	for _, r := range testenv.Routes(t, sb) {
+		if r.Dst == "default" {
+			defaults = append(defaults, r)
+		}
+	}
+	if len(defaults) != 1 || defaults[0].Gateway != "10.102.0.1" || defaults[0].Dev != "eth1" {
+		t.Errorf("default routes %+v, want one via n1's gateway 10.102.0.1 on eth1", defaults)
+	}
+	if s := inspectSandbox(t, w, sb); s.Networks["n1"].Gateway != "10.102.0.1" || s.Networks["in1"].Gateway != "" {
+		t.Errorf("inspect: gateways %+v, want only n1's", s.Networks)
+	}
+
+	testenv.StartTCPEcho(t, w.Inet, testenv.PublicIP+":7777")
+	got, err := testenv.TCPHello(sb, testenv.PublicIP+":7777", 3*time.Second)
+	if err != nil || got != "from "+testenv.UplinkIP {
+		t.Errorf("sandbox -> internet: %q, %v; want masqueraded to %s", got, err, testenv.UplinkIP)
+	}
+	testenv.StartTCPEcho(t, sb, "0.0.0.0:80")
+	if got := reach(t, w.Inet, testenv.UplinkIP+":8080", true, "internet to the published port"); got != "from "+testenv.RouterIP {
+		t.Errorf("published port: server saw %q, want the real client %s", got, testenv.RouterIP)
+	}
+
+	// Control: only internal networks, in either order, cannot publish.
+	expectFail(t, w, 1, []string{"internal networks in1, in2", "cannot publish"},
+		"sandbox", "create", "--network", "in1", "--network", "in2", "-p", "8081:80", shut)
+	w.MustNsnet(t, "sandbox", "create", "--network", "in2", "--network", "in1", shut)
+	if gw := defaultGateway(t, shut); gw != "" {
+		t.Errorf("sandbox only on internal networks has a default route via %s", gw)
+	}
+	expectFail(t, w, 1, []string{"internal networks in2, in1", "cannot publish"}, "port", "add", shut, "8081:80")
+
+	w.MustNsnet(t, "sandbox", "rm", sb, shut)
+	w.MustNsnet(t, "network", "rm", "in1", "in2", "n1")
+	w.AssertClean(t)
+}
