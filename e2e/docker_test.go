@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +64,53 @@ func TestGatewayFromFirstNonInternal(t *testing.T) {
 
 	w.MustNsnet(t, "sandbox", "rm", sb, shut)
 	w.MustNsnet(t, "network", "rm", "in1", "in2", "n1")
+	w.AssertClean(t)
+}
+
+// TestCannotRun checks docker's exit codes for a program that exec and run
+// cannot start: 126 when it exists but cannot be run, 127 when it is not
+// there, each with a message naming the program.
+func TestCannotRun(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	sb := w.Name("x")
+	w.MustNsnet(t, "sandbox", "create", "--network", "none", sb)
+	dir := t.TempDir()
+	file := func(name, text string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []struct {
+		what, prog string
+		code       int
+		want       string
+	}{
+		{"no execute permission", file("plain", "#!/bin/sh\nexit 0\n", 0o644), 126, "permission denied"},
+		{"a directory", dir, 126, "not an executable file"},
+		{"text without #! marked executable", file("text", "just words\n", 0o755), 126, "exec format error"},
+		{"missing #! interpreter", file("orphan", "#!/no/such/interpreter\n", 0o755), 127, "interpreter"},
+		{"missing path", filepath.Join(dir, "absent"), 127, "not found"},
+		{"missing name", "no-such-program-xyz", 127, "not found"},
+		{"control: runnable", file("ok", "#!/bin/sh\nexit 5\n", 0o755), 5, ""},
+	}
+	for _, c := range cases {
+		for _, args := range [][]string{
+			{"exec", sb, "--", c.prog},
+			{"run", "--rm", "--network", "none", "--name", w.Name("r"), "--", c.prog},
+		} {
+			r := w.Nsnet(args...)
+			if r.Code != c.code || !strings.Contains(r.Stderr, c.want) || (c.want != "" && !strings.Contains(r.Stderr, c.prog)) {
+				t.Errorf("%s: nsnet %s: exit %d, stderr %q; want %d and %q naming the program",
+					c.what, strings.Join(args, " "), r.Code, r.Stderr, c.code, c.want)
+			}
+		}
+	}
+	if out := w.MustNsnet(t, "sandbox", "ls"); strings.Contains(out, w.Name("r")) {
+		t.Errorf("run --rm left its sandbox after a program that could not start:\n%s", out)
+	}
+	w.MustNsnet(t, "sandbox", "rm", sb)
 	w.AssertClean(t)
 }
