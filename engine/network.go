@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -20,7 +21,8 @@ type Network = store.Network
 // Docker's docker0 it is made on first use, and made again after removal.
 const DefaultNetwork = "bridge"
 
-// DefaultBridge is the device name of the default network.
+// DefaultBridge is the device name of the default network. Names of its form,
+// "nsnet" followed by digits, are reserved for default networks.
 const DefaultBridge = "nsnet0"
 
 // DefaultMTU is the MTU of networks made without --mtu.
@@ -90,6 +92,10 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		if err := validate.IfName(n.Bridge); err != nil {
 			return nil, fmt.Errorf("invalid --bridge for network %s: %w", spec.Name, err)
 		}
+		if isDefaultBridge(n.Bridge) && spec.Name != DefaultNetwork {
+			return nil, fmt.Errorf("--bridge %s for network %s: names of the form nsnetN (nsnet followed by digits) are reserved for the default network %q of each state root: choose another --bridge",
+				n.Bridge, spec.Name, DefaultNetwork)
+		}
 	}
 	if spec.Subnet != "" {
 		s, err := ipam.ParseSubnet(spec.Subnet)
@@ -112,6 +118,13 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		n.Gateway = gw
 	}
 	return n, nil
+}
+
+// isDefaultBridge reports whether name has the form reserved for default
+// networks' bridges: "nsnet" followed by digits (DefaultBridge is one).
+func isDefaultBridge(name string) bool {
+	digits := strings.TrimPrefix(name, "nsnet")
+	return len(digits) > 0 && len(digits) < len(name) && strings.Trim(digits, "0123456789") == ""
 }
 
 // createNetwork completes n inside tx (subnet, gateway, bridge name) and
