@@ -114,3 +114,37 @@ func TestCannotRun(t *testing.T) {
 	w.MustNsnet(t, "sandbox", "rm", sb)
 	w.AssertClean(t)
 }
+
+// TestMACConflicts checks that no two interfaces on a network get one MAC: an
+// address whose derived MAC another sandbox took with --mac is skipped, and a
+// --ip whose derived MAC is taken is refused, naming the holder.
+func TestMACConflicts(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.104.0.0/29", "n1")
+	// a takes .3 and the MAC nsnet derives for .2, the next free address.
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.104.0.3", "--mac", "02:42:0a:68:00:02", a)
+	expectFail(t, w, 1, []string{"MAC 02:42:0a:68:00:02", "derived from --ip", "already used by sandbox " + a, "--mac"},
+		"sandbox", "create", "--network", "n1", "--ip", "10.104.0.2", c)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", b)
+	ethA, ethB := mustLink(t, a, "eth0"), mustLink(t, b, "eth0")
+	if ethA.Address == ethB.Address {
+		t.Errorf("sandboxes %s and %s share MAC %s", a, b, ethA.Address)
+	}
+	if got := ethB.IPs("inet"); len(got) != 1 || got[0] != "10.104.0.4/29" {
+		t.Errorf("%s got %v, want 10.104.0.4/29 (.2's derived MAC is %s's)", b, got, a)
+	}
+	if err := testenv.Ping(b, "10.104.0.3"); err != nil {
+		t.Errorf("%s -> %s: %v", b, a, err)
+	}
+	// Control: once a is gone its MAC is free again, for .2 and for --mac.
+	w.MustNsnet(t, "sandbox", "rm", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.104.0.2", c)
+	if got := mustLink(t, c, "eth0").Address; got != "02:42:0a:68:00:02" {
+		t.Errorf("%s has MAC %s, want the derived 02:42:0a:68:00:02", c, got)
+	}
+	w.MustNsnet(t, "sandbox", "rm", b, c)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}

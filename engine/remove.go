@@ -58,7 +58,7 @@ func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) erro
 	return nil
 }
 
-// forgetSandbox deletes sb's record, leases, ports and namespace claim.
+// forgetSandbox deletes sb's record, leases, MACs, ports and namespace claim.
 func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	for _, m := range sb.Ports {
 		if err := tx.DeletePort(m, sb.Name); err != nil {
@@ -67,6 +67,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	}
 	for _, ep := range sb.Endpoints {
 		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+			return err
+		}
+		if err := tx.DeleteMAC(ep.Network, ep.MAC); err != nil {
 			return err
 		}
 	}

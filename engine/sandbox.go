@@ -252,14 +252,19 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
 			}
 		} else {
+			// Skip addresses whose derived MAC another sandbox has as its --mac.
+			free := func(a netip.Addr) bool { return held(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
 			var err error
-			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, held); err != nil {
+			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, free); err != nil {
 				return nil, fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
 			}
 		}
 		mac := ipam.MACFromIP(ip)
 		if i == 0 && p.mac != nil {
 			mac = p.mac
+		}
+		if err := checkMAC(tx, n, mac.String(), i == 0 && p.mac != nil); err != nil {
+			return nil, err
 		}
 		ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
 		if !n.Internal && !routed {
@@ -268,6 +273,22 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// checkMAC refuses a MAC that the network's bridge or another sandbox on it
+// has already: two interfaces with one MAC on a bridge break both.
+func checkMAC(tx *store.Tx, n *Network, mac string, static bool) error {
+	what, fix := "--mac "+mac, "choose another --mac, or leave it out to derive one from the address"
+	if !static {
+		what, fix = "MAC "+mac+" (derived from --ip)", "choose another --ip, or give a --mac"
+	}
+	if mac == n.BridgeMAC {
+		return fmt.Errorf("%s on network %s: it is the MAC of the network's bridge %s: choose another --mac", what, n.Name, n.Bridge)
+	}
+	if holder := tx.MACHolder(n.Name, mac); holder != "" {
+		return fmt.Errorf("%s on network %s: already used by sandbox %s: %s", what, n.Name, holder, fix)
+	}
+	return nil
 }
 
 // hostVethName is the host end's name: stable for a sandbox and network, and
@@ -377,7 +398,10 @@ func (e *Engine) attach(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpo
 		return err
 	}
 	u.push(func() error { return host.DeleteLink(ep.HostVeth) })
-	return tx.PutLease(n.Name, ep.Address.Addr(), sb.Name)
+	if err := tx.PutLease(n.Name, ep.Address.Addr(), sb.Name); err != nil {
+		return err
+	}
+	return tx.PutMAC(n.Name, ep.MAC, sb.Name)
 }
 
 // restoreBridge recreates n's bridge and re-enslaves the host veths of the

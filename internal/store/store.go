@@ -3,8 +3,9 @@
 // Invariants: the file is only changed inside a read-write transaction, and a
 // read-write Store holds bbolt's exclusive file lock for as long as it is open,
 // so at most one nsnet process mutates state at a time; readers take a shared
-// lock. A lease exists for an address exactly when a sandbox endpoint holds
-// it, and callers keep it so by changing both in one transaction.
+// lock. A lease exists for an address, and a MAC index entry for a MAC,
+// exactly when a sandbox endpoint on that network has it, and callers keep it
+// so by changing them in one transaction.
 package store
 
 import (
@@ -39,6 +40,7 @@ var (
 	bucketNetNS     = []byte("namespaces")    // namespace inode -> sandbox that has it
 	bucketPorts     = []byte("ports")         // "proto/port" -> {host IP: sandbox}
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
+	bucketMACs      = []byte("macs")          // network -> MAC -> sandbox whose endpoint has it
 )
 
 // Store is an open state file.
@@ -89,6 +91,9 @@ func (s *Store) Path() string { return s.db.Path() }
 // Update runs fn in a read-write transaction, committed only if fn succeeds.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := indexMACs(&Tx{tx: tx}); err != nil {
+			return err
+		}
 		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
@@ -134,16 +139,18 @@ func (t *Tx) Networks() ([]Network, error) {
 // PutNetwork stores n under its name.
 func (t *Tx) PutNetwork(n *Network) error { return t.put(bucketNetworks, n.Name, n) }
 
-// DeleteNetwork removes the network record and its lease bucket.
+// DeleteNetwork removes the network record and its lease and MAC buckets.
 func (t *Tx) DeleteNetwork(name string) error {
 	if err := t.tx.Bucket(bucketNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
-	err := t.tx.Bucket(bucketLeases).DeleteBucket([]byte(name))
-	if errors.Is(err, bolterrors.ErrBucketNotFound) {
-		return nil
+	for _, top := range [][]byte{bucketLeases, bucketMACs} {
+		err := t.tx.Bucket(top).DeleteBucket([]byte(name))
+		if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Sandbox returns the named sandbox, with its ports, or ErrNotFound.
@@ -267,6 +274,64 @@ func (t *Tx) NamespaceHolder(inode uint64) string {
 		return "" // a state file older than this bucket, opened read-only
 	}
 	return string(b.Get(binary.BigEndian.AppendUint64(nil, inode)))
+}
+
+// MACHolder returns the sandbox whose endpoint on network has mac, or "".
+func (t *Tx) MACHolder(network, mac string) string {
+	b := t.macs(network)
+	if b == nil {
+		return ""
+	}
+	return string(b.Get([]byte(mac)))
+}
+
+// PutMAC records that sandbox's endpoint on network has mac.
+func (t *Tx) PutMAC(network, mac, sandbox string) error {
+	b, err := t.tx.Bucket(bucketMACs).CreateBucketIfNotExists([]byte(network))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(mac), []byte(sandbox))
+}
+
+// DeleteMAC forgets mac on network; forgetting an unused MAC is a no-op.
+func (t *Tx) DeleteMAC(network, mac string) error {
+	b := t.macs(network)
+	if b == nil {
+		return nil
+	}
+	return b.Delete([]byte(mac))
+}
+
+func (t *Tx) macs(network string) *bolt.Bucket {
+	top := t.tx.Bucket(bucketMACs)
+	if top == nil {
+		return nil
+	}
+	return top.Bucket([]byte(network))
+}
+
+// indexMACs makes the MAC index of a state file older than it, from the
+// stored endpoints; it does nothing once the index exists.
+func indexMACs(t *Tx) error {
+	if t.tx.Bucket(bucketMACs) != nil {
+		return nil
+	}
+	if _, err := t.tx.CreateBucket(bucketMACs); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketMACs, err)
+	}
+	sbs, err := t.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			if err := t.PutMAC(ep.Network, ep.MAC, s.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PortHolders returns who publishes proto/port, by host IP ("0.0.0.0" for
