@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +151,87 @@ func TestMACConflicts(t *testing.T) {
 	w.MustNsnet(t, "sandbox", "rm", b, c)
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
+}
+
+// TestRemoveRunningSandbox checks that sandbox rm refuses a sandbox whose
+// namespace still has processes, naming them, as docker rm refuses a running
+// container; that --force removes it anyway and prints every sandbox it
+// removed; and that host-mode sandboxes and sharers, which only name a
+// namespace, are never refused for its processes.
+func TestRemoveRunningSandbox(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	web, owner, sh1, sh2, hostm := w.Name("web"), w.Name("owner"), w.Name("sh1"), w.Name("sh2"), w.Name("hostm")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.105.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", web)
+
+	sleep := startSleep(t, testenv.NSPath(web))
+	before := w.Snapshot(t)
+	expectFail(t, w, 1, []string{"sandbox " + web + " has running processes", fmt.Sprintf("sleep (pid %d)", sleep.Process.Pid), "--force"},
+		"sandbox", "rm", web)
+	if d := before.Diff(w.Snapshot(t)); d != "" {
+		t.Errorf("refused rm changed the world:\n%s", d)
+	}
+	stop(sleep)
+	if out := w.MustNsnet(t, "sandbox", "rm", web); strings.TrimSpace(out) != web {
+		t.Errorf("rm once the process is gone printed %q", out)
+	}
+
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", owner)
+	w.MustNsnet(t, "sandbox", "create", "--network", "container:"+owner, sh1)
+	w.MustNsnet(t, "sandbox", "create", "--network", "container:"+owner, sh2)
+	sleep = startSleep(t, testenv.NSPath(owner))
+	w.MustNsnet(t, "sandbox", "rm", sh1) // a sharer only names the namespace
+	out := w.MustNsnet(t, "sandbox", "rm", "--force", owner)
+	if strings.Fields(out) == nil || strings.Join(strings.Fields(out), " ") != sh2+" "+owner {
+		t.Errorf("rm --force printed %q, want the sharer %s and then %s", out, sh2, owner)
+	}
+	if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("rm --force stopped the process in the namespace: %v", err)
+	}
+	for _, sb := range []string{owner, sh2} {
+		expectFail(t, w, 1, []string{sb, "not found"}, "sandbox", "inspect", sb)
+	}
+	stop(sleep)
+
+	w.MustNsnet(t, "sandbox", "create", "--network", "host", hostm)
+	sleep = startSleep(t, w.HostPath())
+	w.MustNsnet(t, "sandbox", "rm", hostm) // the host always has processes
+	stop(sleep)
+
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// startSleep starts `sleep 1000` in the network namespace at path and waits
+// until it runs there; the test's cleanup kills it.
+func startSleep(t *testing.T, path string) *exec.Cmd {
+	t.Helper()
+	want, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "--net="+path, "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("nsenter: %v", err)
+	}
+	t.Cleanup(func() { stop(cmd) })
+	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
+	for i := 0; i < 500; i++ { // nsenter execs sleep once it has entered
+		comm, _ := os.ReadFile(proc + "/comm")
+		if ns, err := os.Stat(proc + "/ns/net"); err == nil && os.SameFile(ns, want) && strings.TrimSpace(string(comm)) == "sleep" {
+			return cmd
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("sleep never ran in %s", path)
+	return nil
+}
+
+// stop kills a process started by startSleep and reaps it.
+func stop(cmd *exec.Cmd) {
+	if cmd.ProcessState == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
 }

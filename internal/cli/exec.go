@@ -84,7 +84,11 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			code, runErr := runIn(path, spec.Name, args)
 			if remove {
-				if err := a.withEngine(false, func(e *engine.Engine) error { return e.RemoveSandbox(spec.Name, false) }); err != nil {
+				err := a.withEngine(false, func(e *engine.Engine) error {
+					_, err := e.RemoveSandbox(spec.Name, false)
+					return err
+				})
+				if err != nil {
 					fmt.Fprintf(a.stderr, "Error: %v\n", err)
 				}
 			}

@@ -175,15 +175,22 @@ func (a *app) sandboxRm() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rm [--force] NAME...",
 		Aliases: []string{"remove"},
-		Short:   "Remove sandboxes",
+		Short:   "Remove sandboxes (refused while processes run in their namespace, or others share it)",
 		Args:    minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
-				return a.forEach(args, func(name string) error { return e.RemoveSandbox(name, force) })
+				return a.forEach(args, func(name string) error {
+					removed, err := e.RemoveSandbox(name, force)
+					for _, s := range removed[:max(len(removed)-1, 0)] {
+						fmt.Fprintln(a.stdout, s) // sharers; forEach prints name itself
+					}
+					return err
+				})
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "also remove sandboxes sharing this one's namespace")
+	cmd.Flags().BoolVarP(&force, "force", "f", false,
+		"remove it even if processes run in its namespace, and remove the sandboxes sharing it too")
 	return cmd
 }
 
