@@ -235,3 +235,104 @@ func stop(cmd *exec.Cmd) {
 		cmd.Wait()
 	}
 }
+
+// TestIDs checks that every command taking a network or sandbox name also
+// takes its ID or a unique ID prefix, as docker does: an exact name wins, then
+// an exact ID, then a unique prefix; an ambiguous prefix is refused, naming
+// the candidates; ls shows the 12-digit short IDs.
+func TestIDs(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.106.0.0/24", "n1")
+	net := inspectNetwork(t, w, "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", net.ID[:8], "--ip", "10.106.0.10", a) // --network by ID prefix
+	sa := inspectSandbox(t, w, a)
+	if _, ok := sa.Networks["n1"]; !ok {
+		t.Fatalf("--network %s (n1's ID prefix) attached %s to %v", net.ID[:8], a, sa.Networks)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "container:"+sa.ID, b) // container: by full ID
+	if sb := inspectSandbox(t, w, b); sb.Container != a {
+		t.Errorf("container:%s stored as container %q, want %s", sa.ID, sb.Container, a)
+	}
+
+	if out := w.MustNsnet(t, "network", "ls"); !strings.Contains(out, net.ID[:12]) {
+		t.Errorf("network ls lacks the short ID %s:\n%s", net.ID[:12], out)
+	}
+	if out := w.MustNsnet(t, "sandbox", "ls"); !strings.Contains(out, sa.ID[:12]) {
+		t.Errorf("sandbox ls lacks the short ID %s:\n%s", sa.ID[:12], out)
+	}
+	for _, ref := range []string{net.ID, net.ID[:12], net.ID[:3]} {
+		if got := inspectNetwork(t, w, ref); got.Name != "n1" {
+			t.Errorf("network inspect %s: %s, want n1", ref, got.Name)
+		}
+	}
+	for _, ref := range []string{sa.ID, sa.ID[:12]} {
+		if got := inspectSandbox(t, w, ref); got.Name != a {
+			t.Errorf("sandbox inspect %s: %s, want %s", ref, got.Name, a)
+		}
+	}
+	if out := w.MustNsnet(t, "exec", sa.ID[:12], "--", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "10.106.0.10/24") {
+		t.Errorf("exec by ID ran elsewhere: %q", out)
+	}
+	w.MustNsnet(t, "port", "add", sa.ID[:12], "8080:80")
+	if out := w.MustNsnet(t, "port", "ls", sa.ID[:12]); !strings.Contains(out, "80/tcp") || !strings.Contains(out, a) {
+		t.Errorf("port ls by ID: %q", out)
+	}
+	testenv.StartTCPEcho(t, a, "0.0.0.0:80")
+	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "published by ID")
+	w.MustNsnet(t, "port", "rm", sa.ID[:12], "8080:80")
+	reach(t, w.Inet, testenv.UplinkIP+":8080", false, "after port rm by ID")
+
+	// An exact name wins over another sandbox's ID prefix.
+	w.MustNsnet(t, "sandbox", "create", "--network", "none", sa.ID[:12])
+	if got := inspectSandbox(t, w, sa.ID[:12]); got.Name != sa.ID[:12] {
+		t.Errorf("sandbox inspect %s gave %s, want the sandbox of that name", sa.ID[:12], got.Name)
+	}
+	if got := inspectSandbox(t, w, sa.ID[:13]); got.Name != a {
+		t.Errorf("sandbox inspect %s gave %s, want %s", sa.ID[:13], got.Name, a)
+	}
+	w.MustNsnet(t, "sandbox", "rm", sa.ID[:12])
+
+	// Of 17 sandboxes, two IDs share their first digit: that prefix is
+	// ambiguous, and a command given it changes nothing.
+	byDigit := map[byte][]sandbox{}
+	for i := 0; i < 16; i++ {
+		name := w.Name(fmt.Sprintf("m%d", i))
+		w.MustNsnet(t, "sandbox", "create", "--network", "none", name)
+		s := inspectSandbox(t, w, name)
+		byDigit[s.ID[0]] = append(byDigit[s.ID[0]], s)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "none", c)
+	sc := inspectSandbox(t, w, c)
+	byDigit[sc.ID[0]] = append(byDigit[sc.ID[0]], sc) // a and b make 18
+	for _, s := range []sandbox{sa, inspectSandbox(t, w, b)} {
+		byDigit[s.ID[0]] = append(byDigit[s.ID[0]], s)
+	}
+	for d, ss := range byDigit {
+		if len(ss) < 2 {
+			continue
+		}
+		prefix := string(d)
+		want := []string{"sandbox " + prefix + " is ambiguous"}
+		for _, s := range ss {
+			want = append(want, s.Name+" ("+s.ID[:12])
+		}
+		before := w.Snapshot(t)
+		expectFail(t, w, 1, want, "sandbox", "rm", prefix)
+		if d := before.Diff(w.Snapshot(t)); d != "" {
+			t.Errorf("rm of an ambiguous prefix changed the world:\n%s", d)
+		}
+		expectFail(t, w, 1, []string{"is ambiguous"}, "sandbox", "inspect", prefix)
+		break
+	}
+	for i := 0; i < 16; i++ {
+		w.MustNsnet(t, "sandbox", "rm", inspectSandbox(t, w, w.Name(fmt.Sprintf("m%d", i))).ID)
+	}
+	if out := w.MustNsnet(t, "sandbox", "rm", "--force", sa.ID[:12]); strings.Join(strings.Fields(out), " ") != b+" "+sa.ID[:12] {
+		t.Errorf("rm --force by ID printed %q, want %s and the ID given", out, b)
+	}
+	w.MustNsnet(t, "sandbox", "rm", sc.ID[:12])
+	w.MustNsnet(t, "network", "rm", net.ID[:12])
+	w.AssertClean(t)
+}

@@ -269,13 +269,15 @@ func firewallNetworks(nets []Network) []firewall.Network {
 }
 
 // RemoveNetwork removes a network that no sandbox is attached to: its
-// firewall rules, its bridge and its record.
-func (e *Engine) RemoveNetwork(name string) error {
+// firewall rules, its bridge and its record. ref is its name, ID or a unique
+// ID prefix.
+func (e *Engine) RemoveNetwork(ref string) error {
 	return e.mutate(func(tx *store.Tx, u *undo) error {
-		n, err := tx.Network(name)
+		n, err := networkByRef(tx, ref)
 		if err != nil {
-			return networkNotFound(name, err)
+			return err
 		}
+		name := n.Name
 		users, err := attachedSandboxes(tx, name)
 		if err != nil {
 			return err
@@ -340,19 +342,20 @@ type Attachment struct {
 	Endpoint
 }
 
-// InspectNetwork returns the network and the addresses in use on it.
-func (e *Engine) InspectNetwork(name string) (*NetworkDetail, error) {
+// InspectNetwork returns the network that ref (its name, ID or a unique ID
+// prefix) names, and the addresses in use on it.
+func (e *Engine) InspectNetwork(ref string) (*NetworkDetail, error) {
 	var d NetworkDetail
 	err := e.view(func(tx *store.Tx) error {
-		n, err := tx.Network(name)
+		n, err := networkByRef(tx, ref)
 		if err != nil {
-			return networkNotFound(name, err)
+			return err
 		}
 		d.Network = *n
 		sbs, err := tx.Sandboxes()
 		for _, s := range sbs {
 			for _, ep := range s.Endpoints {
-				if ep.Network == name {
+				if ep.Network == n.Name {
 					d.Attached = append(d.Attached, Attachment{Sandbox: s.Name, Endpoint: ep})
 				}
 			}

@@ -263,9 +263,9 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	bound := boundPorts{}
 	defer bound.close()
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.SandboxRecord(name) // not its ports: the cost stays flat
+		sb, err := sandboxRecordByRef(tx, name) // not its ports: the cost stays flat
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
 		if err := checkPublishable(sb); err != nil {
 			return err
@@ -296,11 +296,11 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	}
 	var removed []Mapping
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.SandboxRecord(name)
+		sb, err := sandboxRecordByRef(tx, name)
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
-		if sb.Ports, err = candidatePorts(tx, name, parsed); err != nil {
+		if sb.Ports, err = candidatePorts(tx, sb.Name, parsed); err != nil {
 			return err
 		}
 		if removed, err = matchPorts(sb, parsed, specs); err != nil {

@@ -10,18 +10,19 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RemoveSandbox removes a sandbox: its endpoints, leases and namespace name
+// RemoveSandbox removes a sandbox (ref is its name, ID or a unique ID
+// prefix): its endpoints, leases and namespace name
 // (destroying the namespace only if nsnet created it). It returns the names of
 // the sandboxes removed, the given one last. Unless force is set, it refuses a
 // sandbox whose namespace others share (container:NAME), or whose own
 // namespace still has processes in it; force removes the sharers first, and
 // leaves the processes running.
-func (e *Engine) RemoveSandbox(name string, force bool) (removed []string, err error) {
+func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err error) {
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		removed = nil
-		sb, err := tx.Sandbox(name)
+		sb, err := sandboxByRef(tx, ref)
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
 		return e.removeSandbox(tx, u, sb, force, &removed)
 	})
@@ -163,13 +164,14 @@ func (e *Engine) Sandboxes() ([]Sandbox, error) {
 	return out, err
 }
 
-// InspectSandbox returns one sandbox.
-func (e *Engine) InspectSandbox(name string) (*Sandbox, error) {
+// InspectSandbox returns the sandbox that ref (its name, ID or a unique ID
+// prefix) names.
+func (e *Engine) InspectSandbox(ref string) (*Sandbox, error) {
 	var sb *Sandbox
 	err := e.view(func(tx *store.Tx) error {
 		var err error
-		sb, err = tx.Sandbox(name)
-		return sandboxNotFound(name, err)
+		sb, err = sandboxByRef(tx, ref)
+		return err
 	})
 	return sb, err
 }

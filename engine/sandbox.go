@@ -221,15 +221,20 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 		return nil, nil
 	}
 	var out []*Network
-	for _, name := range p.networks {
-		n, err := tx.Network(name)
-		if errors.Is(err, store.ErrNotFound) && name == DefaultNetwork {
+	seen := map[string]bool{}
+	for _, ref := range p.networks {
+		n, err := networkByRef(tx, ref)
+		if errors.Is(err, store.ErrNotFound) && ref == DefaultNetwork {
 			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: newID()}
 			err = e.createNetwork(tx, u, n, true, true)
 		}
 		if err != nil {
-			return nil, networkNotFound(name, err)
+			return nil, err
 		}
+		if seen[n.Name] {
+			return nil, fmt.Errorf("network %s is given twice (--network %s)", n.Name, ref)
+		}
+		seen[n.Name] = true
 		out = append(out, n)
 	}
 	return out, nil
@@ -372,10 +377,11 @@ func namespaceSource(tx *store.Tx, p *sandboxPlan) (string, error) {
 	case store.ModeHost:
 		return "/proc/thread-self/ns/net", nil
 	case store.ModeContainer:
-		other, err := tx.Sandbox(p.sb.Container)
+		other, err := sandboxByRef(tx, p.sb.Container)
 		if err != nil {
-			return "", fmt.Errorf("--network container:%s: %w", p.sb.Container, sandboxNotFound(p.sb.Container, err))
+			return "", fmt.Errorf("--network container:%s: %w", p.sb.Container, err)
 		}
+		p.sb.Container = other.Name // sharers are found by the owner's name
 		return other.NetNS, nil
 	}
 	return p.adopt, nil

@@ -135,7 +135,7 @@ func (a *app) sandboxLs() *cobra.Command {
 
 func (a *app) sandboxTable(sbs []engine.Sandbox) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tMODE\tNETWORKS\tADDRESSES\tNETNS")
+	fmt.Fprintln(w, "NAME\tID\tMODE\tNETWORKS\tADDRESSES\tNETNS")
 	for _, s := range sbs {
 		var nets, addrs []string
 		for _, ep := range s.Endpoints {
@@ -146,7 +146,7 @@ func (a *app) sandboxTable(sbs []engine.Sandbox) error {
 		if s.Container != "" {
 			mode += ":" + s.Container
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, shortID(s.ID), mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
 	}
 	return w.Flush()
 }
