@@ -410,6 +410,8 @@ func TestBadInput(t *testing.T) {
 			want: []string{`"xml"`, "table or json"}},
 		{name: "sandbox ls bad format", args: []string{"sandbox", "ls", "--format", "yaml"},
 			want: []string{`"yaml"`, "table or json"}},
+		{name: "lock timeout negative", args: []string{"--lock-timeout", "-1s", "network", "ls"},
+			want: []string{"--lock-timeout -1s is negative"}, better: []string{"give 0"}},
 		{name: "gc with an argument", args: []string{"gc", "now"},
 			want: []string{"takes no arguments"}},
 		{name: "firewall reload with an argument", args: []string{"firewall", "reload", "x"},

@@ -236,6 +236,46 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
+// TestStateFile checks that an empty state file is initialised, and that a
+// corrupt one is refused with an error saying what to do, before anything
+// changes; doing it (moving the file away, then gc) cleans the kernel.
+func TestStateFile(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	path := filepath.Join(w.Root, "nsnet.db")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.MustNsnet(t, "network", "ls", "--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("network ls on an empty state file: %q, want []", out)
+	}
+	sb := w.Name("s")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.107.0.0/24", "--bridge", "br-sf", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", sb)
+
+	if err := os.WriteFile(path, []byte("this is not a bbolt file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{path, "corrupt", "mv " + path + " " + path + ".corrupt", "nsnet gc"}
+	before := w.Snapshot(t)
+	expectFail(t, w, 1, want, "network", "ls")
+	expectFail(t, w, 1, want, "sandbox", "create", "--network", "n1", w.Name("x"))
+	expectFail(t, w, 1, want, "gc")
+	if d := before.Diff(w.Snapshot(t)); d != "" {
+		t.Errorf("commands on a corrupt state file changed the world:\n%s", d)
+	}
+	if err := os.Rename(path, path+".corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	out := w.MustNsnet(t, "gc")
+	for _, s := range []string{"br-sf", testenv.NSPath(sb)} {
+		if !strings.Contains(out, s) {
+			t.Errorf("gc after moving the state file away does not mention %s:\n%s", s, out)
+		}
+	}
+	w.AssertClean(t)
+}
+
 // TestIDs checks that every command taking a network or sandbox name also
 // takes its ID or a unique ID prefix, as docker does: an exact name wins, then
 // an exact ID, then a unique prefix; an ambiguous prefix is refused, naming

@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,28 +50,44 @@ type Store struct {
 	db *bolt.DB
 }
 
+// ErrCorrupt is returned when the state file exists but cannot be read.
+var ErrCorrupt = errors.New("state file is corrupt")
+
 // Options tune Open.
 type Options struct {
-	ReadOnly    bool          // take a shared lock; fails over to read-write if the file is new
-	LockTimeout time.Duration // how long to wait for another process's lock
+	ReadOnly bool // take a shared lock; fails over to read-write if the file is new or empty
+	// LockTimeout is how long to wait for another process's lock; zero or
+	// less means not at all (bbolt's own zero would wait forever).
+	LockTimeout time.Duration
 }
 
-// Open opens (creating if needed) the state file in dir.
+// Open opens the state file in dir, creating it if it is missing or empty
+// (an empty file is what a crash during the very first open leaves).
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
-	_, statErr := os.Stat(path)
-	isNew := errors.Is(statErr, os.ErrNotExist)
+	fi, statErr := os.Stat(path)
+	isNew := errors.Is(statErr, os.ErrNotExist) || (statErr == nil && fi.Size() == 0)
 	if isNew {
 		o.ReadOnly = false
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory %s: %w", dir, err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	timeout := o.LockTimeout
+	if timeout <= 0 {
+		timeout = time.Nanosecond // bbolt then tries once
 	}
-	if err != nil {
+	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: o.ReadOnly})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout) && o.LockTimeout <= 0:
+		return nil, fmt.Errorf("%w: another nsnet command holds %s and --lock-timeout 0 does not wait; retry when it finishes", ErrBusy, path)
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	case errors.As(err, new(*corruptError)):
+		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new, empty one; "+
+			"then nsnet gc finds what nsnet had made in the kernel by its owner marks, and removes it",
+			ErrCorrupt, path, err, path, path)
+	case err != nil:
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	s := &Store{db: db}
@@ -80,6 +98,53 @@ func Open(dir string, o Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// openBolt opens the bbolt file at path, turning what a damaged file makes
+// bbolt do (an error, a panic, or a fault reading its memory map beyond a
+// truncated end) into an error wrapping ErrCorrupt.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &corruptError{fmt.Sprint(r)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, o)
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) ||
+			errors.Is(err, bolterrors.ErrChecksum) || strings.Contains(err.Error(), "file size too small") {
+			err = &corruptError{err.Error()}
+		}
+		return nil, err
+	}
+	if err := checkLength(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// corruptError is what openBolt makes of a damaged file.
+type corruptError struct{ detail string }
+
+func (e *corruptError) Error() string { return e.detail }
+
+func (e *corruptError) Unwrap() error { return ErrCorrupt }
+
+// checkLength refuses a file shorter than the pages its header says it has
+// (one cut short, e.g. on a full disk): reading them would fault.
+func checkLength(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		fi, err := os.Stat(db.Path())
+		if err != nil {
+			return err
+		}
+		if fi.Size() < tx.Size() {
+			return &corruptError{fmt.Sprintf("the file is %d bytes long, but its pages reach %d", fi.Size(), tx.Size())}
+		}
+		return nil
+	})
 }
 
 // Close releases the file and its lock.
