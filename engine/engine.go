@@ -10,7 +10,9 @@
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
 //     its kernel objects are.
-//   - A lease exists exactly for the address of each stored endpoint.
+//   - A lease exists exactly for the address, and a MAC index entry exactly
+//     for the MAC, of each stored endpoint; no two endpoints on a network, nor
+//     an endpoint and the network's bridge, share a MAC.
 package engine
 
 import (

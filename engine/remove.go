@@ -10,13 +10,12 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RemoveSandbox removes a sandbox (ref is its name, ID or a unique ID
-// prefix): its endpoints, leases and namespace name
-// (destroying the namespace only if nsnet created it). It returns the names of
-// the sandboxes removed, the given one last. Unless force is set, it refuses a
-// sandbox whose namespace others share (container:NAME), or whose own
-// namespace still has processes in it; force removes the sharers first, and
-// leaves the processes running.
+// RemoveSandbox removes a sandbox (ref is its name, ID or a unique ID prefix):
+// its endpoints, leases and namespace name (destroying the namespace only if
+// nsnet created it). It returns the names of the sandboxes removed, the given
+// one last. Unless force is set, it refuses a sandbox whose namespace others
+// share (container:NAME), or whose own namespace still has processes in it;
+// force removes the sharers first, and leaves the processes running.
 func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err error) {
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		removed = nil
