@@ -69,6 +69,10 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Namespace files all live on the one nsfs, whose inode numbers are
+	// unique: the link's text names the namespace (readlink is cheaper than
+	// stat here, and this runs over every process).
+	want := fmt.Sprintf("net:[%d]", ns.Ino)
 	var out []Process
 	self := os.Getpid()
 	for _, e := range entries {
@@ -76,8 +80,7 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 		if err != nil || pid == self {
 			continue
 		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil || st.Dev != ns.Dev || st.Ino != ns.Ino {
+		if link, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err != nil || link != want {
 			continue // gone meanwhile, or elsewhere
 		}
 		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
