@@ -222,6 +222,10 @@ func TestBusy(t *testing.T) {
 	before := w.Snapshot(t)
 	expectFail(t, w, 1, []string{"busy", "another nsnet command", "retry"},
 		"--lock-timeout", "200ms", "network", "create", "--subnet", "10.86.0.0/24", "n1")
+	// --lock-timeout 0 does not wait at all (bbolt's own 0 waits forever).
+	expectFail(t, w, 1, []string{"busy", "--lock-timeout 0 does not wait", "retry"},
+		"--lock-timeout", "0", "network", "create", "--subnet", "10.86.0.0/24", "n1")
+	expectFail(t, w, 1, []string{"busy", "--lock-timeout 0 does not wait"}, "--lock-timeout", "0", "network", "ls")
 	if d := before.Diff(w.Snapshot(t)); d != "" {
 		t.Errorf("busy command changed the world:\n%s", d)
 	}

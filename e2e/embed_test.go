@@ -71,14 +71,14 @@ func embedScenario() error {
 		},
 		func() error { _, err := e.AddPorts(a, []string{"8081:81"}); return err },
 		func() error { _, err := e.RemovePorts(a, []string{"8081:81"}); return err },
-		func() error { return e.RemoveSandbox(a, false) },
+		func() error { _, err := e.RemoveSandbox(a, false); return err },
 		func() error {
 			_, err := e.CreateSandbox(engine.SandboxSpec{Name: b, Networks: []string{"n1"}, Publish: []string{"8082:82"}})
 			return err
 		},
 		func() error { return killHolder(e, b) }, // it dies: the engine is its parent
 		func() error { _, err := e.GC(false); return err },
-		func() error { return e.RemoveSandbox(b, false) },
+		func() error { _, err := e.RemoveSandbox(b, false); return err },
 		func() error { return e.RemoveNetwork("n1") },
 	}
 	for i, step := range steps {

@@ -11,6 +11,7 @@ import (
 // network and sandbox mirror the JSON printed by `inspect`.
 type network struct {
 	Name      string `json:"name"`
+	ID        string `json:"id"`
 	Bridge    string `json:"bridge"`
 	Subnet    string `json:"subnet"`
 	Gateway   string `json:"gateway"`
@@ -33,6 +34,8 @@ type endpoint struct {
 
 type sandbox struct {
 	Name      string              `json:"name"`
+	ID        string              `json:"id"`
+	Container string              `json:"container"`
 	Mode      string              `json:"mode"`
 	NetNS     string              `json:"netns"`
 	OwnsNetNS bool                `json:"owns_netns"`

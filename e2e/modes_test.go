@@ -76,7 +76,8 @@ func TestDefaultNetworkComesBack(t *testing.T) {
 
 // TestAdoptNamespace checks --netns with a named namespace and with a
 // process's /proc/PID/ns/net: nsnet attaches to it and, on removal, detaches
-// without destroying what it did not create.
+// without destroying what it did not create (removing it while the process
+// runs needs --force).
 func TestAdoptNamespace(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -108,7 +109,11 @@ func TestAdoptNamespace(t *testing.T) {
 	if got := mustLink(t, pidSB, "eth0").IPs("inet"); len(got) != 1 || got[0] != "10.62.0.2/24" {
 		t.Errorf("process namespace eth0: %v", got)
 	}
-	w.MustNsnet(t, "sandbox", "rm", pidSB)
+	// The adopted namespace's process still runs in it: refused, as docker
+	// rm refuses a running container, unless --force.
+	expectFail(t, w, 1, []string{pidSB, "running processes", "sleep (pid " + strconv.Itoa(proc.Pid) + ")", "--force"},
+		"sandbox", "rm", pidSB)
+	w.MustNsnet(t, "sandbox", "rm", "--force", pidSB)
 	if err := proc.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the adopting process is gone after sandbox rm: %v", err)
 	}

@@ -43,7 +43,7 @@ func BenchmarkSandboxAttach(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		if err := e.RemoveSandbox(name, false); err != nil {
+		if _, err := e.RemoveSandbox(name, false); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

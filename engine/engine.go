@@ -10,7 +10,9 @@
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
 //     its kernel objects are.
-//   - A lease exists exactly for the address of each stored endpoint.
+//   - A lease exists exactly for the address, and a MAC index entry exactly
+//     for the MAC, of each stored endpoint; no two endpoints on a network, nor
+//     an endpoint and the network's bridge, share a MAC.
 package engine
 
 import (
@@ -37,6 +39,10 @@ const DefaultRoot = owner.DefaultRoot
 // DefaultLockTimeout bounds how long a command waits for another one.
 const DefaultLockTimeout = 30 * time.Second
 
+// NoWait as Options.LockTimeout fails at once, without waiting, when another
+// nsnet command holds the state store (the CLI's --lock-timeout 0).
+const NoWait time.Duration = -1
+
 // ErrNotFound is wrapped by errors about unknown networks and sandboxes.
 var ErrNotFound = store.ErrNotFound
 
@@ -52,7 +58,7 @@ type Options struct {
 	Root         string        // state directory (DefaultRoot if empty)
 	RunDir       string        // namespace markers (DefaultRunDir if empty)
 	AddressPools []ipam.Pool   // subnets for networks made without --subnet (ipam.DefaultPools if nil)
-	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero)
+	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero; NoWait: not at all)
 	ReadOnly     bool          // only reads: takes a shared lock
 	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)
 	// PortHolder is an nsnet binary to run as the process that keeps a

@@ -19,17 +19,31 @@ func firewallNetworks(nets []Network) []firewall.Network {
 	return out
 }
 
-// firewallPorts are sb's published ports as the firewall needs them.
+// firewallPorts are sb's published ports as the firewall needs them: to
+// its address on the network of its default route.
 func firewallPorts(sb *Sandbox) []firewall.Port {
-	if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
+	ep, ok := publishingEndpoint(sb)
+	if len(sb.Ports) == 0 || !ok {
 		return nil
 	}
-	ip := sb.Endpoints[0].Address.Addr()
+	ip := ep.Address.Addr()
 	out := make([]firewall.Port, len(sb.Ports))
 	for i, m := range sb.Ports {
 		out[i] = firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrIP: ip, CtrPort: m.CtrPort}
 	}
 	return out
+}
+
+// publishingEndpoint is the endpoint that published ports go to, as in
+// Docker: the one with the default route, on the sandbox's first non-internal
+// network. A sandbox only on internal networks has none.
+func publishingEndpoint(sb *Sandbox) (Endpoint, bool) {
+	for _, ep := range sb.Endpoints {
+		if ep.Gateway.IsValid() {
+			return ep, true
+		}
+	}
+	return Endpoint{}, false
 }
 
 // syncFirewall makes nsnet's table match the store as tx sees it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
 	"github.com/nsnet/nsnet/internal/journal"
@@ -20,7 +21,8 @@ type Network = store.Network
 // Docker's docker0 it is made on first use, and made again after removal.
 const DefaultNetwork = "bridge"
 
-// DefaultBridge is the device name of the default network.
+// DefaultBridge is the device name of the default network. Names of its form,
+// "nsnet" followed by digits, are reserved for default networks.
 const DefaultBridge = "nsnet0"
 
 // DefaultMTU is the MTU of networks made without --mtu.
@@ -75,6 +77,10 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		if err := validate.IfName(n.Bridge); err != nil {
 			return nil, fmt.Errorf("invalid --bridge for network %s: %w", spec.Name, err)
 		}
+		if isDefaultBridge(n.Bridge) && spec.Name != DefaultNetwork {
+			return nil, fmt.Errorf("--bridge %s for network %s: names of the form nsnetN (nsnet followed by digits) are reserved for the default network %q of each state root: choose another --bridge",
+				n.Bridge, spec.Name, DefaultNetwork)
+		}
 	}
 	if spec.Subnet != "" {
 		s, err := ipam.ParseSubnet(spec.Subnet)
@@ -97,6 +103,13 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		n.Gateway = gw
 	}
 	return n, nil
+}
+
+// isDefaultBridge reports whether name has the form reserved for default
+// networks' bridges: "nsnet" followed by digits (DefaultBridge is one).
+func isDefaultBridge(name string) bool {
+	digits := strings.TrimPrefix(name, "nsnet")
+	return len(digits) > 0 && len(digits) < len(name) && strings.Trim(digits, "0123456789") == ""
 }
 
 // createNetwork completes n inside tx (subnet, gateway, bridge name) and
@@ -241,13 +254,15 @@ func (e *Engine) createBridge(host *link.Host, n *Network) error {
 }
 
 // RemoveNetwork removes a network that no sandbox is attached to: its
-// firewall rules, its bridge and its record.
-func (e *Engine) RemoveNetwork(name string) error {
+// firewall rules, its bridge and its record. ref is its name, ID or a unique
+// ID prefix.
+func (e *Engine) RemoveNetwork(ref string) error {
 	return e.mutate(func(tx *store.Tx, u *undo) error {
-		n, err := tx.Network(name)
+		n, err := networkByRef(tx, ref)
 		if err != nil {
-			return networkNotFound(name, err)
+			return err
 		}
+		name := n.Name
 		users, err := attachedSandboxes(tx, name)
 		if err != nil {
 			return err
@@ -312,19 +327,20 @@ type Attachment struct {
 	Endpoint
 }
 
-// InspectNetwork returns the network and the addresses in use on it.
-func (e *Engine) InspectNetwork(name string) (*NetworkDetail, error) {
+// InspectNetwork returns the network that ref (its name, ID or a unique ID
+// prefix) names, and the addresses in use on it.
+func (e *Engine) InspectNetwork(ref string) (*NetworkDetail, error) {
 	var d NetworkDetail
 	err := e.view(func(tx *store.Tx) error {
-		n, err := tx.Network(name)
+		n, err := networkByRef(tx, ref)
 		if err != nil {
-			return networkNotFound(name, err)
+			return err
 		}
 		d.Network = *n
 		sbs, err := tx.Sandboxes()
 		for _, s := range sbs {
 			for _, ep := range s.Endpoints {
-				if ep.Network == name {
+				if ep.Network == n.Name {
 					d.Attached = append(d.Attached, Attachment{Sandbox: s.Name, Endpoint: ep})
 				}
 			}

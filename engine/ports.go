@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/hostport"
@@ -28,18 +29,23 @@ func parseSpecs(specs []string) ([]portspec.Spec, error) {
 }
 
 // checkPublishable refuses ports on sandboxes that cannot have them.
-func checkPublishable(tx *store.Tx, sb *Sandbox) error {
+func checkPublishable(sb *Sandbox) error {
 	if sb.Mode != store.ModeBridge || len(sb.Endpoints) == 0 {
 		return fmt.Errorf("sandbox %s has no bridge network (mode %s): only bridge sandboxes can publish ports", sb.Name, sb.Mode)
 	}
-	n, err := tx.Network(sb.Endpoints[0].Network)
-	if err != nil {
-		return networkNotFound(sb.Endpoints[0].Network, err)
+	if _, ok := publishingEndpoint(sb); ok {
+		return nil
 	}
-	if n.Internal {
-		return fmt.Errorf("sandbox %s is on internal network %s, which cannot publish ports: nothing may reach it from outside the bridge", sb.Name, n.Name)
+	nets := make([]string, len(sb.Endpoints))
+	for i, ep := range sb.Endpoints {
+		nets[i] = ep.Network
 	}
-	return nil
+	what := "internal network " + nets[0]
+	if len(nets) > 1 {
+		what = "internal networks " + strings.Join(nets, ", ")
+	}
+	return fmt.Errorf("sandbox %s is only on %s, which cannot publish ports: nothing may reach it from outside the bridge; "+
+		"attach it to a non-internal network as well to publish", sb.Name, what)
 }
 
 // boundPorts are host-port sockets bound while a command publishes, by
@@ -277,11 +283,11 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	bound := boundPorts{}
 	defer bound.close()
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.SandboxRecord(name) // not its ports: the cost stays flat
+		sb, err := sandboxRecordByRef(tx, name) // not its ports: the cost stays flat
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
-		if err := checkPublishable(tx, sb); err != nil {
+		if err := checkPublishable(sb); err != nil {
 			return err
 		}
 		if added, err = allocatePorts(tx, sb, parsed, bound); err != nil {
@@ -314,11 +320,11 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	}
 	var removed []Mapping
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.SandboxRecord(name)
+		sb, err := sandboxRecordByRef(tx, name)
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
-		if sb.Ports, err = candidatePorts(tx, name, parsed); err != nil {
+		if sb.Ports, err = candidatePorts(tx, sb.Name, parsed); err != nil {
 			return err
 		}
 		if removed, err = matchPorts(sb, parsed, specs); err != nil {

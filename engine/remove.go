@@ -10,21 +10,28 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RemoveSandbox removes a sandbox: its endpoints, leases and namespace name
-// (destroying the namespace only if nsnet created it). A sandbox whose
-// namespace others share (container:NAME) is refused unless force is set,
-// which removes the sharers first.
-func (e *Engine) RemoveSandbox(name string, force bool) error {
-	return e.mutate(func(tx *store.Tx, u *undo) error {
-		sb, err := tx.Sandbox(name)
+// RemoveSandbox removes a sandbox (ref is its name, ID or a unique ID prefix):
+// its endpoints, leases and namespace name (destroying the namespace only if
+// nsnet created it). It returns the names of the sandboxes removed, the given
+// one last. Unless force is set, it refuses a sandbox whose namespace others
+// share (container:NAME), or whose own namespace still has processes in it;
+// force removes the sharers first, and leaves the processes running.
+func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err error) {
+	err = e.mutate(func(tx *store.Tx, u *undo) error {
+		removed = nil
+		sb, err := sandboxByRef(tx, ref)
 		if err != nil {
-			return sandboxNotFound(name, err)
+			return err
 		}
-		return e.removeSandbox(tx, u, sb, force)
+		return e.removeSandbox(tx, u, sb, force, &removed)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
 }
 
-func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool) error {
+func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, removed *[]string) error {
 	sharers, err := sharersOf(tx, sb.Name)
 	if err != nil {
 		return err
@@ -32,11 +39,17 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool) e
 	if len(sharers) > 0 && !force {
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
 	}
-	for i := range sharers {
-		if err := e.removeSandbox(tx, u, &sharers[i], force); err != nil {
+	if !force {
+		if err := checkNoProcesses(sb); err != nil {
 			return err
 		}
 	}
+	for i := range sharers {
+		if err := e.removeSandbox(tx, u, &sharers[i], force, removed); err != nil {
+			return err
+		}
+	}
+	*removed = append(*removed, sb.Name)
 	it := &journal.Intent{Op: journal.OpSandboxRemove, Name: sb.Name, ObjectID: sb.ID}
 	if err := e.intend(u, it); err != nil {
 		return err
@@ -58,7 +71,7 @@ func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) erro
 	return nil
 }
 
-// forgetSandbox deletes sb's record, leases, ports and namespace claim.
+// forgetSandbox deletes sb's record, leases, MACs, ports and namespace claim.
 func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	for _, m := range sb.Ports {
 		if err := tx.DeletePort(m, sb.Name); err != nil {
@@ -67,6 +80,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 	}
 	for _, ep := range sb.Endpoints {
 		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+			return err
+		}
+		if err := tx.DeleteMAC(ep.Network, ep.MAC); err != nil {
 			return err
 		}
 	}
@@ -161,13 +177,14 @@ func (e *Engine) Sandboxes() ([]Sandbox, error) {
 	return out, err
 }
 
-// InspectSandbox returns one sandbox.
-func (e *Engine) InspectSandbox(name string) (*Sandbox, error) {
+// InspectSandbox returns the sandbox that ref (its name, ID or a unique ID
+// prefix) names.
+func (e *Engine) InspectSandbox(ref string) (*Sandbox, error) {
 	var sb *Sandbox
 	err := e.view(func(tx *store.Tx) error {
 		var err error
-		sb, err = tx.Sandbox(name)
-		return sandboxNotFound(name, err)
+		sb, err = sandboxByRef(tx, ref)
+		return err
 	})
 	return sb, err
 }

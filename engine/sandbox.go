@@ -221,7 +221,7 @@ func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
 		return nil
 	}
 	sb := p.sb
-	if err := checkPublishable(tx, &Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
+	if err := checkPublishable(&Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
 		return err
 	}
 	var err error
@@ -245,15 +245,20 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 		return nil, nil
 	}
 	var out []*Network
-	for _, name := range p.networks {
-		n, err := tx.Network(name)
-		if errors.Is(err, store.ErrNotFound) && name == DefaultNetwork {
+	seen := map[string]bool{}
+	for _, ref := range p.networks {
+		n, err := networkByRef(tx, ref)
+		if errors.Is(err, store.ErrNotFound) && ref == DefaultNetwork {
 			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: newID()}
 			err = e.createNetwork(tx, u, n, true, true)
 		}
 		if err != nil {
-			return nil, networkNotFound(name, err)
+			return nil, err
 		}
+		if seen[n.Name] {
+			return nil, fmt.Errorf("network %s is given twice (--network %s)", n.Name, ref)
+		}
+		seen[n.Name] = true
 		out = append(out, n)
 	}
 	return out, nil
@@ -263,6 +268,7 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 // ones, before anything is made.
 func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, error) {
 	var eps []Endpoint
+	routed := false // the default route goes via the first non-internal network
 	for i, n := range nets {
 		ep := Endpoint{Network: n.Name, IfName: fmt.Sprintf("eth%d", i), HostVeth: hostVethName(p.sb.ID, n.Name)}
 		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
@@ -275,8 +281,10 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
 			}
 		} else {
+			// Skip addresses whose derived MAC another sandbox has as its --mac.
+			free := func(a netip.Addr) bool { return held(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
 			var err error
-			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, held); err != nil {
+			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, free); err != nil {
 				return nil, fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
 			}
 		}
@@ -284,13 +292,32 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 		if i == 0 && p.mac != nil {
 			mac = p.mac
 		}
+		if err := checkMAC(tx, n, mac.String(), i == 0 && p.mac != nil); err != nil {
+			return nil, err
+		}
 		ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
-		if !n.Internal && i == 0 {
-			ep.Gateway = n.Gateway
+		if !n.Internal && !routed {
+			ep.Gateway, routed = n.Gateway, true
 		}
 		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// checkMAC refuses a MAC that the network's bridge or another sandbox on it
+// has already: two interfaces with one MAC on a bridge break both.
+func checkMAC(tx *store.Tx, n *Network, mac string, static bool) error {
+	what, fix := "--mac "+mac, "choose another --mac, or leave it out to derive one from the address"
+	if !static {
+		what, fix = "MAC "+mac+" (derived from --ip)", "choose another --ip, or give a --mac"
+	}
+	if mac == n.BridgeMAC {
+		return fmt.Errorf("%s on network %s: it is the MAC of the network's bridge %s: choose another --mac", what, n.Name, n.Bridge)
+	}
+	if holder := tx.MACHolder(n.Name, mac); holder != "" {
+		return fmt.Errorf("%s on network %s: already used by sandbox %s: %s", what, n.Name, holder, fix)
+	}
+	return nil
 }
 
 // hostVethName is the host end's name: stable for a sandbox and network, and
@@ -391,10 +418,11 @@ func namespaceSource(tx *store.Tx, p *sandboxPlan) (*os.File, error) {
 	case store.ModeHost:
 		return netns.Open("/proc/thread-self/ns/net")
 	case store.ModeContainer:
-		other, err := tx.Sandbox(p.sb.Container)
+		other, err := sandboxByRef(tx, p.sb.Container)
 		if err != nil {
-			return nil, fmt.Errorf("--network container:%s: %w", p.sb.Container, sandboxNotFound(p.sb.Container, err))
+			return nil, fmt.Errorf("--network container:%s: %w", p.sb.Container, err)
 		}
+		p.sb.Container = other.Name // sharers are found by the owner's name
 		return openOwnNamespace(other)
 	}
 	return p.adoptFile, nil
@@ -458,7 +486,10 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 		return err
 	}
 	u.push(func() error { return host.DeleteLink(ep.HostVeth) })
-	return tx.PutLease(n.Name, ep.Address.Addr(), sb.Name)
+	if err := tx.PutLease(n.Name, ep.Address.Addr(), sb.Name); err != nil {
+		return err
+	}
+	return tx.PutMAC(n.Name, ep.MAC, sb.Name)
 }
 
 // restoreBridge recreates n's bridge and re-enslaves the host veths of the

@@ -86,7 +86,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.root, "root", defRoot, "directory holding nsnet's state (env NSNET_ROOT)")
 	root.PersistentFlags().DurationVar(&a.lockTimeout, "lock-timeout", engine.DefaultLockTimeout,
-		"how long to wait for another nsnet command before failing as busy")
+		"how long to wait for another nsnet command before failing as busy (0: do not wait)")
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
@@ -98,6 +98,12 @@ func (a *app) rootCommand() *cobra.Command {
 func (a *app) open(readOnly bool) (*engine.Engine, error) {
 	o := engine.Options{Root: a.root, ReadOnly: readOnly, LockTimeout: a.lockTimeout,
 		Warn: func(msg string) { fmt.Fprintf(a.stderr, "Warning: %s\n", msg) }}
+	switch {
+	case a.lockTimeout < 0:
+		return nil, fmt.Errorf("--lock-timeout %s is negative: give 0 to fail at once when another nsnet command runs, or how long to wait for it (e.g. 30s)", a.lockTimeout)
+	case a.lockTimeout == 0:
+		o.LockTimeout = engine.NoWait
+	}
 	if self, err := os.Executable(); err == nil {
 		o.PortHolder = self
 	}

@@ -44,12 +44,16 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: codeNsnetFailed, err: err}
 			}
-			bin, err := exec.LookPath(argv[0])
+			bin, err := findProgram(argv[0])
 			if err != nil {
-				return &exitError{code: codeNotFound, err: fmt.Errorf("%s: command not found in PATH", argv[0])}
+				return cannotRun(argv[0], args[0], err)
 			}
 			err = netns.Exec(path, bin, argv, os.Environ())
-			return &exitError{code: codeCannotRun, err: fmt.Errorf("run %s in sandbox %s: %w", argv[0], args[0], err)}
+			var pe *netns.ProgramError
+			if errors.As(err, &pe) {
+				return cannotRun(argv[0], args[0], pe.Err)
+			}
+			return &exitError{code: codeNsnetFailed, err: fmt.Errorf("run %s in sandbox %s: %w", argv[0], args[0], err)}
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -78,9 +82,13 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: codeNsnetFailed, err: err}
 			}
-			code, runErr := runIn(path, args)
+			code, runErr := runIn(path, spec.Name, args)
 			if remove {
-				if err := a.withEngine(false, func(e *engine.Engine) error { return e.RemoveSandbox(spec.Name, false) }); err != nil {
+				err := a.withEngine(false, func(e *engine.Engine) error {
+					_, err := e.RemoveSandbox(spec.Name, false)
+					return err
+				})
+				if err != nil {
 					fmt.Fprintf(a.stderr, "Error: %v\n", err)
 				}
 			}
@@ -94,18 +102,24 @@ func (a *app) runCommand() *cobra.Command {
 	return cmd
 }
 
-// runIn runs argv in the namespace at path, forwarding signals, and returns
-// its exit code.
-func runIn(path string, argv []string) (int, error) {
-	bin, err := exec.LookPath(argv[0])
+// runIn runs argv in sandbox's namespace at path, forwarding signals, and
+// returns its exit code.
+func runIn(path, sandbox string, argv []string) (int, error) {
+	bin, err := findProgram(argv[0])
 	if err != nil {
-		return codeNotFound, fmt.Errorf("%s: command not found in PATH", argv[0])
+		ee := cannotRun(argv[0], sandbox, err)
+		return ee.code, ee.err
 	}
 	c := exec.Command(bin, argv[1:]...)
 	c.Args[0] = argv[0]
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := netns.Do(path, c.Start); err != nil {
-		return codeCannotRun, fmt.Errorf("start %s: %w", argv[0], err)
+	var startErr error
+	if err := netns.Do(path, func() error { startErr = c.Start(); return nil }); err != nil {
+		return codeNsnetFailed, fmt.Errorf("run %s in sandbox %s: %w", argv[0], sandbox, err)
+	}
+	if startErr != nil {
+		ee := cannotRun(argv[0], sandbox, startErr)
+		return ee.code, ee.err
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)

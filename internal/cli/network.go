@@ -118,7 +118,7 @@ func (a *app) networkTable(nets []engine.Network) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(w, "NAME\tID\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tMTU")
 	for _, n := range nets {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%d\n", n.Name, n.ID[:12], n.Bridge, n.Subnet, n.Gateway, n.Internal, n.MTU)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%d\n", n.Name, shortID(n.ID), n.Bridge, n.Subnet, n.Gateway, n.Internal, n.MTU)
 	}
 	return w.Flush()
 }

@@ -80,3 +80,7 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// shortID is the first 12 hex digits of an ID, as docker ls shows them; any
+// unique prefix is accepted where a name is.
+func shortID(id string) string { return id[:min(len(id), 12)] }

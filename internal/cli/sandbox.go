@@ -144,7 +144,7 @@ func (a *app) sandboxLs() *cobra.Command {
 
 func (a *app) sandboxTable(sbs []engine.Sandbox) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tMODE\tNETWORKS\tADDRESSES\tNETNS")
+	fmt.Fprintln(w, "NAME\tID\tMODE\tNETWORKS\tADDRESSES\tNETNS")
 	for _, s := range sbs {
 		var nets, addrs []string
 		for _, ep := range s.Endpoints {
@@ -155,7 +155,7 @@ func (a *app) sandboxTable(sbs []engine.Sandbox) error {
 		if s.Container != "" {
 			mode += ":" + s.Container
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, shortID(s.ID), mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
 	}
 	return w.Flush()
 }
@@ -184,15 +184,22 @@ func (a *app) sandboxRm() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rm [--force] NAME...",
 		Aliases: []string{"remove"},
-		Short:   "Remove sandboxes",
+		Short:   "Remove sandboxes (refused while processes run in their namespace, or others share it)",
 		Args:    minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
-				return a.forEach(args, func(name string) error { return e.RemoveSandbox(name, force) })
+				return a.forEach(args, func(name string) error {
+					removed, err := e.RemoveSandbox(name, force)
+					for _, s := range removed[:max(len(removed)-1, 0)] {
+						fmt.Fprintln(a.stdout, s) // sharers; forEach prints name itself
+					}
+					return err
+				})
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "also remove sandboxes sharing this one's namespace")
+	cmd.Flags().BoolVarP(&force, "force", "f", false,
+		"remove it even if processes run in its namespace, and remove the sandboxes sharing it too")
 	return cmd
 }
 

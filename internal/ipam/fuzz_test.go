@@ -11,7 +11,7 @@ func FuzzParseSubnet(f *testing.F) {
 		"192.168.88.0/24", "10.0.0.0/8", "192.168.88.1/24", "10.0.0.0/7",
 		"192.168.88.0/31", "fd00::/64", "::ffff:10.0.0.0/104", "", "garbage",
 		"1.2.3.4/", "/24", "0.0.0.0/0", "255.255.255.252/30", "10.0.0.0/08",
-		"fe80::1%eth0/64", "1.2.3.4%eth0/24",
+		"fe80::1%eth0/64", "1.2.3.4%eth0/24", "127.0.0.0/8", "169.0.0.0/8", "224.0.0.0/24",
 	} {
 		f.Add(s)
 	}
@@ -31,6 +31,11 @@ func FuzzParseSubnet(f *testing.F) {
 		}
 		if p.Bits() < MinPrefixLen || p.Bits() > MaxPrefixLen {
 			t.Fatalf("ParseSubnet(%q) = %v: length outside [%d, %d]", s, p, MinPrefixLen, MaxPrefixLen)
+		}
+		for _, r := range Reserved {
+			if r.Prefix.Overlaps(p) {
+				t.Fatalf("ParseSubnet(%q) = %v, which overlaps reserved %s (%s)", s, p, r.Prefix, r.Use)
+			}
 		}
 		q, err := ParseSubnet(p.String())
 		if err != nil {
@@ -188,6 +193,9 @@ func FuzzPickSubnet(f *testing.F) {
 		}
 		pools := []Pool{mkPool(a1, b1, s1), mkPool(a2, b2, s2)}
 		for _, p := range pools {
+			if _, bad := Unusable(p.Base); bad {
+				return // ParsePool refuses it; nsnet never picks from it
+			}
 			if q, err := ParsePool(p.String()); err != nil || q != p {
 				t.Fatalf("test built an invalid pool %v: %v", p, err)
 			}

@@ -7,7 +7,8 @@
 // Invariants: an address handed out by Allocate or accepted by CheckStatic lies
 // inside its subnet and is never the network address, the broadcast address or
 // the gateway, and never one the caller reported as held. PickSubnet never
-// returns a subnet overlapping a taken prefix. Only IPv4 is supported.
+// returns a subnet overlapping a taken prefix. ParseSubnet and ParsePool refuse
+// subnets and pools that overlap a Reserved range. Only IPv4 is supported.
 package ipam
 
 import (
@@ -80,8 +81,8 @@ func ParsePool(s string) (Pool, error) {
 	return p, nil
 }
 
-// ParseSubnet parses an IPv4 CIDR whose host bits are zero and whose length is
-// between MinPrefixLen and MaxPrefixLen.
+// ParseSubnet parses an IPv4 CIDR whose host bits are zero, whose length is
+// between MinPrefixLen and MaxPrefixLen, and which overlaps no Reserved range.
 func ParseSubnet(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -96,7 +97,40 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 	if p.Masked() != p {
 		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: host bits are set; did you mean %s?", s, p.Masked())
 	}
+	if r, bad := Unusable(p); bad {
+		how := "is in"
+		if p.Bits() < r.Prefix.Bits() {
+			how = "overlaps"
+		}
+		return netip.Prefix{}, fmt.Errorf("subnet %q %s %s (%s), which a network cannot use: choose a private range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16", s, how, r.Prefix, r.Use)
+	}
 	return p, nil
+}
+
+// ReservedRange is an IPv4 range whose addresses a bridge network cannot use.
+type ReservedRange struct {
+	Prefix netip.Prefix
+	Use    string
+}
+
+// Reserved are the ranges no subnet may overlap: their addresses are never
+// routed to a bridge as unicast (RFC 1122, RFC 3927, RFC 5771, RFC 1112).
+var Reserved = []ReservedRange{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this-network range, only ever a source address"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved class E, with the limited broadcast 255.255.255.255"},
+}
+
+// Unusable reports the reserved range that p overlaps, if any.
+func Unusable(p netip.Prefix) (ReservedRange, bool) {
+	for _, r := range Reserved {
+		if r.Prefix.Overlaps(p) {
+			return r, true
+		}
+	}
+	return ReservedRange{}, false
 }
 
 // DefaultGateway is the first host address of the subnet, as Docker uses.

@@ -51,6 +51,23 @@ func TestParseSubnet(t *testing.T) {
 		{in: "0.0.0.0/0", wantErr: []string{"prefix length"}},
 		{in: "192.168.88.0/31", wantErr: []string{`"192.168.88.0/31"`, "prefix length"}},
 		{in: "192.168.88.1/32", wantErr: []string{"prefix length"}},
+		{in: "127.0.0.0/8", wantErr: []string{`"127.0.0.0/8"`, "is in 127.0.0.0/8", "loopback", "private range"}},
+		{in: "127.1.2.0/24", wantErr: []string{"is in 127.0.0.0/8", "loopback"}},
+		{in: "0.0.0.0/8", wantErr: []string{"is in 0.0.0.0/8", "this-network"}},
+		{in: "0.1.0.0/16", wantErr: []string{"is in 0.0.0.0/8"}},
+		{in: "169.254.0.0/16", wantErr: []string{"is in 169.254.0.0/16", "link-local"}},
+		{in: "169.254.10.0/24", wantErr: []string{"link-local"}},
+		{in: "169.0.0.0/8", wantErr: []string{`"169.0.0.0/8" overlaps 169.254.0.0/16`, "link-local"}},
+		{in: "224.0.0.0/8", wantErr: []string{"is in 224.0.0.0/4", "multicast"}},
+		{in: "239.255.255.0/24", wantErr: []string{"multicast"}},
+		{in: "240.0.0.0/8", wantErr: []string{"is in 240.0.0.0/4", "class E"}},
+		{in: "255.255.255.252/30", wantErr: []string{"240.0.0.0/4", "limited broadcast"}},
+		{in: "1.0.0.0/8", want: "1.0.0.0/8"},
+		{in: "126.255.255.252/30", want: "126.255.255.252/30"},
+		{in: "128.0.0.0/8", want: "128.0.0.0/8"},
+		{in: "169.253.0.0/16", want: "169.253.0.0/16"},
+		{in: "169.255.0.0/16", want: "169.255.0.0/16"},
+		{in: "223.255.255.252/30", want: "223.255.255.252/30"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -104,6 +121,12 @@ func TestParsePool(t *testing.T) {
 		{in: "base=10.0.0.0/8,size=31", wantErr: []string{"between 8 and 30"}},
 		{in: "base=10.0.0.0/8,size=-1", wantErr: []string{"between"}},
 		{in: "base=10.0.0.0/8,size=24,color=red", wantErr: []string{`unknown key "color"`}},
+		{in: "base=127.0.0.0/8,size=24", wantErr: []string{"loopback"}},
+		{in: "base=169.254.0.0/16,size=24", wantErr: []string{"link-local"}},
+		{in: "base=169.0.0.0/8,size=24", wantErr: []string{"overlaps 169.254.0.0/16"}},
+		{in: "base=224.0.0.0/8,size=24", wantErr: []string{"multicast"}},
+		{in: "base=0.0.0.0/8,size=16", wantErr: []string{"0.0.0.0/8"}},
+		{in: "base=240.0.0.0/8,size=16", wantErr: []string{"class E"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

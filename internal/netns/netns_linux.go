@@ -197,7 +197,8 @@ func DoIn(target *os.File, fn func() error) error {
 }
 
 // Exec replaces the current process with argv, running in the network
-// namespace at path. It returns only on failure.
+// namespace at path. It returns only on failure: a *ProgramError when the
+// namespace was entered but the program could not be executed.
 func Exec(path, binary string, argv, env []string) error {
 	target, err := Open(path)
 	if err != nil {
@@ -208,8 +209,19 @@ func Exec(path, binary string, argv, env []string) error {
 		return fmt.Errorf("enter network namespace %s: %w", path, err)
 	}
 	target.Close()
-	return unix.Exec(binary, argv, env)
+	return &ProgramError{Program: binary, Err: unix.Exec(binary, argv, env)}
 }
+
+// ProgramError is the failure of execve(2) itself, as opposed to entering
+// the namespace: Err is the errno (ENOENT, EACCES, ENOEXEC, ...).
+type ProgramError struct {
+	Program string
+	Err     error
+}
+
+func (e *ProgramError) Error() string { return "exec " + e.Program + ": " + e.Err.Error() }
+
+func (e *ProgramError) Unwrap() error { return e.Err }
 
 // onLockedThread runs fn on a new goroutine locked to its OS thread and
 // switches the thread back to its original network namespace afterwards.

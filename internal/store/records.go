@@ -40,7 +40,8 @@ type Sandbox struct {
 	NetNSDev  uint64     `json:"netns_dev,omitempty"`   // device and inode: the ID of the namespace the
 	NetNSIno  uint64     `json:"netns_inode,omitempty"` // sandbox was given (a bridge or none sandbox claims it)
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
-	// Ports are published on the first endpoint's address. They are stored
+	// Ports are published on the address of the endpoint with the default
+	// route (the first non-internal network's). They are stored
 	// apart from the record (PutPort), so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
 	Ports []portspec.Mapping `json:"-"`
@@ -57,7 +58,7 @@ type Endpoint struct {
 	IfName   string       `json:"ifname"`
 	Address  netip.Prefix `json:"address"`
 	MAC      string       `json:"mac"`
-	Gateway  netip.Addr   `json:"gateway"`
+	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
 	HostVeth string       `json:"host_veth"`
 }
 

@@ -3,8 +3,9 @@
 // Invariants: the file is only changed inside a read-write transaction, and a
 // read-write Store holds bbolt's exclusive file lock for as long as it is open,
 // so at most one nsnet process mutates state at a time; readers take a shared
-// lock. A lease exists for an address exactly when a sandbox endpoint holds
-// it, and callers keep it so by changing both in one transaction.
+// lock. A lease exists for an address, and a MAC index entry for a MAC,
+// exactly when a sandbox endpoint on that network has it, and callers keep it
+// so by changing them in one transaction.
 package store
 
 import (
@@ -15,6 +16,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +42,7 @@ var (
 	bucketNetNS     = []byte("namespaces")    // namespace inode -> sandbox that has it
 	bucketPorts     = []byte("ports")         // "proto/port" -> {host IP: sandbox}
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
+	bucketMACs      = []byte("macs")          // network -> MAC -> sandbox whose endpoint has it
 )
 
 // Store is an open state file.
@@ -46,28 +50,44 @@ type Store struct {
 	db *bolt.DB
 }
 
+// ErrCorrupt is returned when the state file exists but cannot be read.
+var ErrCorrupt = errors.New("state file is corrupt")
+
 // Options tune Open.
 type Options struct {
-	ReadOnly    bool          // take a shared lock; fails over to read-write if the file is new
-	LockTimeout time.Duration // how long to wait for another process's lock
+	ReadOnly bool // take a shared lock; fails over to read-write if the file is new or empty
+	// LockTimeout is how long to wait for another process's lock; zero or
+	// less means not at all (bbolt's own zero would wait forever).
+	LockTimeout time.Duration
 }
 
-// Open opens (creating if needed) the state file in dir.
+// Open opens the state file in dir, creating it if it is missing or empty
+// (an empty file is what a crash during the very first open leaves).
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
-	_, statErr := os.Stat(path)
-	isNew := errors.Is(statErr, os.ErrNotExist)
+	fi, statErr := os.Stat(path)
+	isNew := errors.Is(statErr, os.ErrNotExist) || (statErr == nil && fi.Size() == 0)
 	if isNew {
 		o.ReadOnly = false
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory %s: %w", dir, err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	timeout := o.LockTimeout
+	if timeout <= 0 {
+		timeout = time.Nanosecond // bbolt then tries once
 	}
-	if err != nil {
+	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: o.ReadOnly})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout) && o.LockTimeout <= 0:
+		return nil, fmt.Errorf("%w: another nsnet command holds %s and --lock-timeout 0 does not wait; retry when it finishes", ErrBusy, path)
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	case errors.As(err, new(*corruptError)):
+		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new, empty one; "+
+			"then nsnet gc finds what nsnet had made in the kernel by its owner marks, and removes it",
+			ErrCorrupt, path, err, path, path)
+	case err != nil:
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	s := &Store{db: db}
@@ -80,6 +100,53 @@ func Open(dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt opens the bbolt file at path, turning what a damaged file makes
+// bbolt do (an error, a panic, or a fault reading its memory map beyond a
+// truncated end) into an error wrapping ErrCorrupt.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &corruptError{fmt.Sprint(r)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, o)
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) ||
+			errors.Is(err, bolterrors.ErrChecksum) || strings.Contains(err.Error(), "file size too small") {
+			err = &corruptError{err.Error()}
+		}
+		return nil, err
+	}
+	if err := checkLength(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// corruptError is what openBolt makes of a damaged file.
+type corruptError struct{ detail string }
+
+func (e *corruptError) Error() string { return e.detail }
+
+func (e *corruptError) Unwrap() error { return ErrCorrupt }
+
+// checkLength refuses a file shorter than the pages its header says it has
+// (one cut short, e.g. on a full disk): reading them would fault.
+func checkLength(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		fi, err := os.Stat(db.Path())
+		if err != nil {
+			return err
+		}
+		if fi.Size() < tx.Size() {
+			return &corruptError{fmt.Sprintf("the file is %d bytes long, but its pages reach %d", fi.Size(), tx.Size())}
+		}
+		return nil
+	})
+}
+
 // Close releases the file and its lock.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -89,6 +156,9 @@ func (s *Store) Path() string { return s.db.Path() }
 // Update runs fn in a read-write transaction, committed only if fn succeeds.
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := indexMACs(&Tx{tx: tx}); err != nil {
+			return err
+		}
 		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
@@ -134,16 +204,18 @@ func (t *Tx) Networks() ([]Network, error) {
 // PutNetwork stores n under its name.
 func (t *Tx) PutNetwork(n *Network) error { return t.put(bucketNetworks, n.Name, n) }
 
-// DeleteNetwork removes the network record and its lease bucket.
+// DeleteNetwork removes the network record and its lease and MAC buckets.
 func (t *Tx) DeleteNetwork(name string) error {
 	if err := t.tx.Bucket(bucketNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
-	err := t.tx.Bucket(bucketLeases).DeleteBucket([]byte(name))
-	if errors.Is(err, bolterrors.ErrBucketNotFound) {
-		return nil
+	for _, top := range [][]byte{bucketLeases, bucketMACs} {
+		err := t.tx.Bucket(top).DeleteBucket([]byte(name))
+		if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // Sandbox returns the named sandbox, with its ports, or ErrNotFound.
@@ -267,6 +339,64 @@ func (t *Tx) NamespaceHolder(inode uint64) string {
 		return "" // a state file older than this bucket, opened read-only
 	}
 	return string(b.Get(binary.BigEndian.AppendUint64(nil, inode)))
+}
+
+// MACHolder returns the sandbox whose endpoint on network has mac, or "".
+func (t *Tx) MACHolder(network, mac string) string {
+	b := t.macs(network)
+	if b == nil {
+		return ""
+	}
+	return string(b.Get([]byte(mac)))
+}
+
+// PutMAC records that sandbox's endpoint on network has mac.
+func (t *Tx) PutMAC(network, mac, sandbox string) error {
+	b, err := t.tx.Bucket(bucketMACs).CreateBucketIfNotExists([]byte(network))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(mac), []byte(sandbox))
+}
+
+// DeleteMAC forgets mac on network; forgetting an unused MAC is a no-op.
+func (t *Tx) DeleteMAC(network, mac string) error {
+	b := t.macs(network)
+	if b == nil {
+		return nil
+	}
+	return b.Delete([]byte(mac))
+}
+
+func (t *Tx) macs(network string) *bolt.Bucket {
+	top := t.tx.Bucket(bucketMACs)
+	if top == nil {
+		return nil
+	}
+	return top.Bucket([]byte(network))
+}
+
+// indexMACs makes the MAC index of a state file older than it, from the
+// stored endpoints; it does nothing once the index exists.
+func indexMACs(t *Tx) error {
+	if t.tx.Bucket(bucketMACs) != nil {
+		return nil
+	}
+	if _, err := t.tx.CreateBucket(bucketMACs); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketMACs, err)
+	}
+	sbs, err := t.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for _, s := range sbs {
+		for _, ep := range s.Endpoints {
+			if err := t.PutMAC(ep.Network, ep.MAC, s.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PortHolders returns who publishes proto/port, by host IP ("0.0.0.0" for

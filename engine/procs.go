@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Process is a process found in a sandbox's namespace.
+type Process struct {
+	PID  int
+	Comm string // the command name, /proc/PID/comm
+}
+
+func (p Process) String() string { return fmt.Sprintf("%s (pid %d)", p.Comm, p.PID) }
+
+// maxListed bounds how many processes an error names.
+const maxListed = 5
+
+// checkNoProcesses refuses to remove a sandbox whose own namespace still has
+// processes in it, as docker rm refuses a running container. Host-mode and
+// container:NAME sandboxes only name a namespace that is not theirs, so
+// removing them never stops anything: they are not checked.
+func checkNoProcesses(sb *Sandbox) error {
+	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
+		return nil
+	}
+	procs, err := processesIn(sb.NetNS, sb.NetNSIno)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: look for processes in its namespace: %w; use --force to remove it anyway", sb.Name, err)
+	}
+	if len(procs) == 0 {
+		return nil
+	}
+	names := make([]string, 0, maxListed+1)
+	for i, p := range procs {
+		if i == maxListed {
+			names = append(names, fmt.Sprintf("and %d more", len(procs)-maxListed))
+			break
+		}
+		names = append(names, p.String())
+	}
+	return fmt.Errorf("sandbox %s has running processes: %s; stop them, or use --force to remove it anyway (they keep running, cut off from its networks)",
+		sb.Name, strings.Join(names, ", "))
+}
+
+// processesIn lists the processes (by their main thread) whose network
+// namespace is the one at path, other than this one. A namespace that is gone,
+// or that is not the one with inode ino (when ino is known), has none of the
+// sandbox's.
+func processesIn(path string, ino uint64) ([]Process, error) {
+	var ns unix.Stat_t
+	if err := unix.Stat(path, &ns); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if ino != 0 && ns.Ino != ino {
+		return nil, nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	// Namespace files all live on the one nsfs, whose inode numbers are
+	// unique: the link's text names the namespace (readlink is cheaper than
+	// stat here, and this runs over every process).
+	want := fmt.Sprintf("net:[%d]", ns.Ino)
+	var out []Process
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if link, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err != nil || link != want {
+			continue // gone meanwhile, or elsewhere
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		out = append(out, Process{PID: pid, Comm: strings.TrimSpace(string(comm))})
+	}
+	return out, nil
+}
