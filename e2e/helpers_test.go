@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -120,4 +121,39 @@ func mustRun(t *testing.T, ns, name string, args ...string) {
 	if out, err := testenv.RunIn(ns, name, args...); err != nil {
 		t.Fatalf("%s %v in %s: %v\n%s", name, args, ns, err, out)
 	}
+}
+
+// gcPending runs `gc --dry-run`, which must exit 2 (work pending) and print
+// each want; it returns the plan.
+func gcPending(t *testing.T, w *testenv.World, want ...string) string {
+	t.Helper()
+	r := w.Nsnet("gc", "--dry-run")
+	if r.Code != 2 {
+		t.Errorf("gc --dry-run: exit %d, want 2 (work pending)\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, s := range want {
+		if !strings.Contains(r.Stdout, s) {
+			t.Errorf("gc --dry-run plan lacks %q:\n%s", s, r.Stdout)
+		}
+	}
+	return r.Stdout
+}
+
+// gcClean runs `gc --dry-run`, which must exit 0 and have nothing to do.
+func gcClean(t *testing.T, w *testenv.World, when string) {
+	t.Helper()
+	r := w.Nsnet("gc", "--dry-run")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "nothing to do") {
+		t.Errorf("%s: gc --dry-run: exit %d, want 0 and nothing to do\nstdout:\n%s\nstderr:\n%s", when, r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// eventually retries check for up to five seconds, for state the kernel
+// settles a moment after a command returns (links coming up, neighbours).
+func eventually(check func() error) error {
+	err := check()
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); err = check() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }

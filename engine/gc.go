@@ -17,6 +17,7 @@ type gc struct {
 	e       *Engine
 	tx      *store.Tx
 	dryRun  bool
+	gone    map[string]bool // sandboxes being forgotten: nothing else is done to them
 	actions []string
 	errs    []error
 }
@@ -34,21 +35,28 @@ func (g *gc) do(what string, fn func() error) {
 	g.actions = append(g.actions, what)
 }
 
-// GC compares the store with the live kernel: it settles interrupted
-// commands, forgets sandboxes whose namespace vanished, releases leases
-// nobody holds, removes links and namespace mounts nsnet made that no record
-// explains, recreates missing bridges and veths of stored objects, and
-// rewrites the nftables table if it drifted. It returns what it did (or, with
-// dryRun, would do); nothing when all is in order.
+// GC compares the store with the whole live kernel state nsnet owns: it
+// settles interrupted commands, forgets sandboxes whose namespace vanished or
+// was replaced, releases leases nobody holds, removes links and namespace
+// mounts of this root that no record explains, recreates missing bridges and
+// veths, repairs those that drifted (down, another MTU, an address or route
+// missing, off their bridge, IPv6 on), turns the sysctls nsnet owns back,
+// keeps port holders exact, and rewrites the nftables table if any rule or
+// element drifted. It returns what it did (or, with dryRun, would do):
+// nothing when all is in order, so after a gc a dry run reports nothing.
 func (e *Engine) GC(dryRun bool) ([]string, error) {
 	actions, err := e.recoverPending(dryRun)
 	if err != nil {
 		return actions, err
 	}
-	g := &gc{e: e, dryRun: dryRun, actions: actions}
+	g := &gc{e: e, dryRun: dryRun, actions: actions, gone: map[string]bool{}}
+	if err := g.forgetVanished(); err != nil {
+		return g.actions, err
+	}
 	err = e.st.Update(func(tx *store.Tx) error {
 		g.tx = tx
-		for _, step := range []func() error{g.vanishedSandboxes, g.strayLeases, g.strayLinks, g.strayMounts, g.missingLinks, g.holders, g.firewall} {
+		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.holders, g.firewall}
+		for _, step := range steps {
 			if err := step(); err != nil {
 				return err
 			}
@@ -65,26 +73,52 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 
-// vanishedSandboxes forgets sandboxes whose namespace is gone (a reboot, or
-// `ip netns del` from outside).
-func (g *gc) vanishedSandboxes() error {
-	sbs, err := g.tx.Sandboxes()
-	if err != nil {
-		return err
-	}
-	for i := range sbs {
-		sb := &sbs[i]
-		id, err := netns.Identify(sb.NetNS)
-		why := fmt.Sprintf("its namespace %s is gone", sb.NetNS)
-		switch {
-		case err == nil && sameNamespace(sb, id):
-			continue
-		case err == nil:
-			why = fmt.Sprintf("%s now names another namespace, which is left alone", sb.NetNS)
+// forgetVanished forgets sandboxes whose namespace is gone (a reboot, or
+// `ip netns del` from outside) or names another namespace now, each in a
+// transaction of its own: if its kernel teardown fails, its record stays.
+func (g *gc) forgetVanished() error {
+	var vanished []Sandbox
+	err := g.e.view(func(tx *store.Tx) error {
+		sbs, err := tx.Sandboxes()
+		for _, sb := range sbs {
+			if vanishedWhy(&sb) != "" {
+				vanished = append(vanished, sb)
+			}
 		}
-		g.do(fmt.Sprintf("forget sandbox %s: %s", sb.Name, why), func() error {
-			return g.e.forgetAndTeardown(g.tx, sb, "")
-		})
+		return err
+	})
+	for i := range vanished {
+		sb := &vanished[i]
+		g.gone[sb.Name] = true
+		g.do(fmt.Sprintf("forget sandbox %s: %s", sb.Name, vanishedWhy(sb)), func() error { return g.forget(sb) })
+	}
+	return err
+}
+
+// vanishedWhy says why sb's namespace is not its own any more, or "".
+func vanishedWhy(sb *Sandbox) string {
+	id, err := netns.Identify(sb.NetNS)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("its namespace %s is gone", sb.NetNS)
+	case !sameNamespace(sb, id):
+		return fmt.Sprintf("%s now names another namespace, which is left alone", sb.NetNS)
+	}
+	return ""
+}
+
+// forget removes sb's record and what is left of it in the kernel, in one
+// transaction that keeps the record if the kernel part fails.
+func (g *gc) forget(sb *Sandbox) error {
+	err := g.e.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.Sandbox(sb.Name)
+		if err != nil || cur.ID != sb.ID {
+			return err // gone or replaced meanwhile: nothing to forget
+		}
+		return g.e.forgetAndTeardown(tx, cur, "")
+	})
+	if err != nil {
+		return fmt.Errorf("%w; the record of sandbox %s is kept: fix the cause and run nsnet gc again", err, sb.Name)
 	}
 	return nil
 }
@@ -194,54 +228,6 @@ func (g *gc) strayMounts() error {
 	return nil
 }
 
-// missingLinks recreates bridges and sandbox veths that were deleted from
-// outside while their records remain.
-func (g *gc) missingLinks() error {
-	host, err := g.e.hostLinks()
-	if err != nil {
-		return err
-	}
-	nets, err := g.tx.Networks()
-	if err != nil {
-		return err
-	}
-	byName := map[string]*Network{}
-	for i := range nets {
-		n := &nets[i]
-		byName[n.Name] = n
-		if ok, err := host.Exists(n.Bridge); err != nil || ok {
-			continue
-		}
-		g.do(fmt.Sprintf("recreate bridge %s of network %s", n.Bridge, n.Name), func() error { return g.e.restoreBridge(g.tx, host, n) })
-	}
-	sbs, err := g.tx.Sandboxes()
-	if err != nil {
-		return err
-	}
-	for i := range sbs {
-		g.missingVeths(host, &sbs[i], byName)
-	}
-	return nil
-}
-
-func (g *gc) missingVeths(host *link.Host, sb *Sandbox, nets map[string]*Network) {
-	for _, ep := range sb.Endpoints {
-		n := nets[ep.Network]
-		ok, err := host.Exists(ep.HostVeth)
-		if n == nil || err != nil || ok {
-			continue
-		}
-		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
-			ns, err := openOwnNamespace(sb)
-			if err != nil {
-				return err
-			}
-			defer ns.Close()
-			return g.e.attachEndpoint(host, ns, sb, n, ep)
-		})
-	}
-}
-
 // holders makes each sandbox's port holder hold exactly the sandbox's
 // published TCP and UDP ports: it restarts holders that do not answer, gives
 // live ones the ports they lack and takes back those they should not hold,
@@ -261,6 +247,9 @@ func (g *gc) holders() error {
 		sb := &sbs[i]
 		pid := running[sb.Name]
 		delete(running, sb.Name)
+		if g.gone[sb.Name] {
+			continue
+		}
 		want := heldKeys(sb.Ports)
 		if (pid == 0 || !g.holderContents(sb, want)) && len(want) > 0 {
 			g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error { return g.e.restartHolder(g.tx, sb) })

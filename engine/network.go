@@ -241,16 +241,20 @@ func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network
 
 // createBridge makes n's bridge as the store describes it.
 func (e *Engine) createBridge(host *link.Host, n *Network) error {
-	mac, _ := parseMAC(n.BridgeMAC)
-	err := host.CreateBridge(link.Bridge{
-		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
-		Address:  netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
-		BeforeUp: func() error { return applySettings(bridgeSettings(n)) },
-	})
-	if err != nil {
+	if err := host.CreateBridge(e.bridgeSpec(n)); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// bridgeSpec is n's bridge as the store describes it.
+func (e *Engine) bridgeSpec(n *Network) link.Bridge {
+	mac, _ := parseMAC(n.BridgeMAC)
+	return link.Bridge{
+		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
+		Address:  netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+		BeforeUp: func() error { return applySettings(bridgeSettings(n)) },
+	}
 }
 
 // RemoveNetwork removes a network that no sandbox is attached to: its

@@ -519,18 +519,23 @@ func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error 
 // attachEndpoint makes ep's veth pair as the store describes it, with its
 // peer in the namespace ns (sb's, opened with openOwnNamespace).
 func (e *Engine) attachEndpoint(host *link.Host, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
+	if err := host.AttachVeth(e.vethSpec(ns, sb, n, ep)); err != nil {
+		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
+	}
+	return nil
+}
+
+// vethSpec is ep's veth pair as the store describes it, with its peer in the
+// namespace ns.
+func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) link.Veth {
 	mac, _ := parseMAC(ep.MAC)
-	err := host.AttachVeth(link.Veth{
+	return link.Veth{
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
 		BeforeUp: func() error { return disableIPv6In(ns, ep.IfName) },
-	})
-	if err != nil {
-		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
 	}
-	return nil
 }
 
 func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
@@ -53,4 +54,47 @@ func disableIPv6In(ns *os.File, dev string) error {
 		return err
 	}
 	return nil
+}
+
+// settingDiffs lists the settings whose value in the host namespace differs
+// (a kernel without IPv6 has nothing to differ).
+func settingDiffs(ss []setting) ([]string, error) {
+	var diffs []string
+	for _, s := range ss {
+		got, err := sysctl.Get(s.key)
+		if errors.Is(err, sysctl.ErrNoIPv6) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if got != s.val {
+			diffs = append(diffs, fmt.Sprintf("sysctl %s is %s, not %s", strings.ReplaceAll(s.key, "/", "."), got, s.val))
+		}
+	}
+	return diffs, nil
+}
+
+// ipv6DiffIn reports a sandbox interface whose IPv6 is on.
+func ipv6DiffIn(ns *os.File, dev string) ([]string, error) {
+	got, err := sysctl.GetIn(ns, sysctl.DisableIPv6(dev))
+	switch {
+	case errors.Is(err, sysctl.ErrNoIPv6):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case got != "1":
+		return []string{dev + " in the sandbox has IPv6 on"}, nil
+	}
+	return nil, nil
+}
+
+// needsForwarding reports whether any network reaches beyond its bridge.
+func needsForwarding(nets []Network) bool {
+	for _, n := range nets {
+		if !n.Internal {
+			return true
+		}
+	}
+	return false
 }

@@ -9,11 +9,16 @@ import (
 	"github.com/nsnet/nsnet/internal/holder"
 )
 
+// codePending is the exit code of `gc --dry-run` when there is work to do.
+const codePending = 2
+
 func (a *app) gcCommand() *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "gc [--dry-run]",
-		Short: "Compare the store with the kernel; remove leftovers and restore what is missing",
+		Short: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted",
+		Long: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted.\n" +
+			"Exit status: 0 when all is in order (or was put in order), 1 on an error, and with --dry-run 2 when work is pending.",
 		Args:  exactArgs(0, ""),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
@@ -21,10 +26,15 @@ func (a *app) gcCommand() *cobra.Command {
 				for _, act := range actions {
 					fmt.Fprintln(a.stdout, act)
 				}
-				if err == nil && len(actions) == 0 {
+				switch {
+				case err != nil:
+					return err
+				case len(actions) == 0:
 					fmt.Fprintln(a.stdout, "nothing to do: the store and the kernel agree")
+				case dryRun:
+					return &exitError{code: codePending}
 				}
-				return err
+				return nil
 			})
 		},
 	}

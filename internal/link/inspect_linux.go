@@ -56,7 +56,7 @@ func withHandle(path string, fn func(*netlink.Handle) error) error {
 func Links(path string) ([]Info, error) {
 	var out []Info
 	err := withHandle(path, func(h *netlink.Handle) error {
-		links, err := h.LinkList()
+		links, err := retryDump(h.LinkList)
 		if err != nil {
 			return fmt.Errorf("list links: %w", err)
 		}
@@ -83,7 +83,7 @@ func describe(h *netlink.Handle, l netlink.Link, names map[int]string) (Info, er
 	if a.MasterIndex != 0 {
 		info.Master = names[a.MasterIndex]
 	}
-	addrs, err := h.AddrList(l, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
 		return Info{}, fmt.Errorf("list addresses of %s: %w", a.Name, err)
 	}
@@ -99,7 +99,7 @@ func describe(h *netlink.Handle, l netlink.Link, names map[int]string) (Info, er
 func Neighbours(path string) ([]Neighbour, error) {
 	var out []Neighbour
 	err := withHandle(path, func(h *netlink.Handle) error {
-		ns, err := h.NeighList(0, netlink.FAMILY_V4)
+		ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) })
 		if err != nil {
 			return fmt.Errorf("list neighbours: %w", err)
 		}
@@ -138,7 +138,7 @@ func neighState(s int) string {
 func DefaultGateway(path string) (netip.Addr, error) {
 	var gw netip.Addr
 	err := withHandle(path, func(h *netlink.Handle) error {
-		rs, err := h.RouteList(nil, netlink.FAMILY_V4)
+		rs, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 		if err != nil {
 			return fmt.Errorf("list routes: %w", err)
 		}

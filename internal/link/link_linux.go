@@ -19,7 +19,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -192,7 +191,7 @@ func (h *Host) AttachVeth(v Veth) error {
 	if err != nil {
 		return err
 	}
-	if err := h.finishVeth(v, host, br, v.NetNS); err != nil {
+	if err := h.finishVeth(v, host, br); err != nil {
 		h.DeleteLink(v.HostName)
 		return err
 	}
@@ -218,7 +217,15 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 	return veth, nil
 }
 
-func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error {
+func (h *Host) finishVeth(v Veth, host, br netlink.Link) error {
+	if err := h.finishVethHost(v, host, br); err != nil {
+		return err
+	}
+	return configurePeer(v)
+}
+
+// finishVethHost enslaves, marks and raises the host end, with hairpin mode.
+func (h *Host) finishVethHost(v Veth, host, br netlink.Link) error {
 	if err := setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
 	}
@@ -227,26 +234,29 @@ func (h *Host) finishVeth(v Veth, host, br netlink.Link, nsFile *os.File) error 
 	if err := h.h.LinkSetHairpin(host, true); err != nil {
 		return fmt.Errorf("set hairpin mode on %s: %w", v.HostName, err)
 	}
-	return configurePeer(v, nsFile)
+	return nil
 }
 
-func configurePeer(v Veth, nsFile *os.File) error {
-	sb, err := netlink.NewHandleAt(vnetns.NsHandle(nsFile.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("open netlink socket in %s: %w", v.NetNS.Name(), err)
-	}
-	defer sb.Close()
-	peer, err := sb.LinkByName(v.PeerName)
-	if err != nil {
-		return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
-	}
-	if v.BeforeUp != nil {
-		if err := v.BeforeUp(); err != nil {
-			return err
+func configurePeer(v Veth) error {
+	return inNamespace(v.NetNS, func(sb *netlink.Handle) error {
+		peer, err := sb.LinkByName(v.PeerName)
+		if err != nil {
+			return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
 		}
-	}
-	if err := sb.AddrAdd(peer, toAddr(v.Address)); err != nil {
-		return fmt.Errorf("add address %s to %s in %s: %w", v.Address, v.PeerName, v.NetNS.Name(), err)
+		if v.BeforeUp != nil {
+			if err := v.BeforeUp(); err != nil {
+				return err
+			}
+		}
+		return configureHandle(v, sb, peer)
+	})
+}
+
+// configureHandle gives the peer its address, raises it and lo, and routes
+// the default route via the gateway; each step is a no-op if done already.
+func configureHandle(v Veth, sb *netlink.Handle, peer netlink.Link) error {
+	if err := ensureAddress(sb, peer, v.Address); err != nil {
+		return fmt.Errorf("%s in %s: %w", v.PeerName, v.NetNS.Name(), err)
 	}
 	if err := sb.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("bring up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
@@ -258,7 +268,7 @@ func configurePeer(v Veth, nsFile *os.File) error {
 		return nil
 	}
 	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: v.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
-	if err := sb.RouteAdd(route); err != nil {
+	if err := sb.RouteReplace(route); err != nil {
 		return fmt.Errorf("add default route via %s in %s: %w", v.Gateway, v.NetNS.Name(), err)
 	}
 	return nil
@@ -282,7 +292,9 @@ func setUpLoopback(h *netlink.Handle) error {
 // Routes returns the destinations of the host's IPv4 routes in the main
 // table, without the default route.
 func (h *Host) Routes() ([]netip.Prefix, error) {
-	rs, err := h.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	rs, err := retryDump(func() ([]netlink.Route, error) {
+		return h.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list host routes: %w", err)
 	}
@@ -323,7 +335,9 @@ func DeleteConntrack(flows []Flow) (uint, error) {
 		}
 		filters = append(filters, f)
 	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	n, err := retryDump(func() (uint, error) {
+		return netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	})
 	if err != nil {
 		return n, fmt.Errorf("delete conntrack entries of %d published ports: %w", len(flows), err)
 	}

@@ -68,6 +68,16 @@ func SetIn(ns *os.File, key, val string) error {
 	})
 }
 
+// GetIn returns the value of key in the network namespace ns.
+func GetIn(ns *os.File, key string) (string, error) {
+	var v string
+	err := netns.DoIn(ns, func() (err error) {
+		v, err = Get(key)
+		return err
+	})
+	return v, err
+}
+
 func wrap(op, key string, err error) error {
 	if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(key, "net/ipv6/") {
 		if _, serr := os.Stat("/proc/sys/net/ipv6"); serr != nil {

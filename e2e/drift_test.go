@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// flip returns the other value of a 0/1 sysctl.
+func flip(v string) string {
+	if v == "1" {
+		return "0"
+	}
+	return "1"
+}
+
+// TestGCRepairsDrift changes, behind nsnet's back, every kind of kernel state
+// nsnet owns: links set down, addresses and routes removed, a veth taken off
+// its bridge, an MTU, the sysctls (forwarding, route_localnet, IPv6), a rule
+// body and a map element. gc --dry-run lists each (and exits 2) without
+// changing anything; it never plans a repair of a sandbox it plans to forget;
+// gc repairs all of it; then the dry run has nothing to do (exit 0) and
+// traffic flows again.
+func TestGCRepairsDrift(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "--bridge", "br-d1", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.88.0.10", "-p", "8080:80", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.88.0.11", b)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.88.0.12", "-p", "8081:80", c)
+	testenv.StartTCPEcho(t, a, "0.0.0.0:80")
+	vethA, vethB := inspectSandbox(t, w, a).Networks["n1"].HostVeth, inspectSandbox(t, w, b).Networks["n1"].HostVeth
+	gcClean(t, w, "before any drift")
+
+	localnet := testenv.Sysctl(t, w.Host, "net/ipv4/conf/br-d1/route_localnet")
+	for _, cmd := range [][]string{
+		{w.Host, "ip", "link", "set", "br-d1", "down"},
+		{w.Host, "ip", "addr", "del", "10.88.0.1/24", "dev", "br-d1"},
+		{w.Host, "ip", "link", "set", vethA, "nomaster"},
+		{w.Host, "ip", "link", "set", vethB, "mtu", "1400"},
+		{w.Host, "sysctl", "-qw", "net.ipv4.ip_forward=0"},
+		{w.Host, "sysctl", "-qw", "net.ipv4.conf.br-d1.route_localnet=" + flip(localnet)},
+		{w.Host, "sysctl", "-qw", "net.ipv6.conf.br-d1.disable_ipv6=0"},
+		{a, "ip", "link", "set", "eth0", "down"},
+		{b, "ip", "route", "del", "default"},
+		{b, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"},
+		{w.Host, "nft", "add", "element", "inet", w.Table(), "ports-any-ip", "{ tcp . 9999 : 10.88.0.11 . 22 }"},
+		{w.Host, "nft", "insert", "rule", "inet", w.Table(), "forward", "accept"},
+		{"/proc/self/ns/net", "ip", "netns", "del", c},
+	} {
+		mustRun(t, cmd[0], cmd[1], cmd[2:]...)
+	}
+	plan := gcPending(t, w,
+		"repair bridge br-d1 of network n1", "is down", "lacks address 10.88.0.1/24",
+		"sysctl net.ipv4.conf.br-d1.route_localnet is "+flip(localnet), "sysctl net.ipv6.conf.br-d1.disable_ipv6 is 0",
+		"repair veth "+vethA+" of sandbox "+a, "is not a port of bridge br-d1", "eth0 in the sandbox is down",
+		"repair veth "+vethB+" of sandbox "+b, "has MTU 1400, not 1500", "the sandbox lacks its default route via 10.88.0.1", "eth0 in the sandbox has IPv6 on",
+		"turn IPv4 forwarding back on", "rewrite nftables table", "chain forward has", "set ports-any-ip",
+		"forget sandbox "+c)
+	for _, line := range strings.Split(plan, "\n") {
+		if strings.Contains(line, c) && !strings.Contains(line, "forget sandbox "+c) {
+			t.Errorf("the plan both forgets %s and acts on it: %q", c, line)
+		}
+	}
+	if got := testenv.Sysctl(t, w.Host, "net/ipv4/ip_forward"); got != "0" {
+		t.Errorf("gc --dry-run changed ip_forward to %s", got)
+	}
+	if err := testenv.Ping(b, "10.88.0.1"); err == nil {
+		t.Errorf("the drift did not break anything: the test would not see a repair")
+	}
+
+	w.MustNsnet(t, "gc")
+	gcClean(t, w, "after gc")
+	// Links that were down need a moment before they forward again.
+	if err := eventually(func() error { return testenv.Ping(b, testenv.PublicIP) }); err != nil {
+		t.Errorf("after gc, b cannot reach the internet: %v", err)
+	}
+	if err := testenv.Ping(a, "10.88.0.11"); err != nil {
+		t.Errorf("after gc, a cannot reach b: %v", err)
+	}
+	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "after gc, a's published port")
+	if got := testenv.Sysctl(t, b, "net/ipv6/conf/eth0/disable_ipv6"); got != "1" {
+		t.Errorf("after gc, b's eth0 disable_ipv6 = %s", got)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// TestGCKeepsRecordWhenTeardownFails makes the teardown of a vanished
+// sandbox fail (its namespace marker cannot be removed): gc reports it and
+// keeps the record, so the next gc can finish once the cause is gone.
+func TestGCKeepsRecordWhenTeardownFails(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	d := w.Name("d")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.89.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", d)
+	mustRun(t, "/proc/self/ns/net", "ip", "netns", "del", d)
+	marker := filepath.Join("/run/nsnet/netns", d)
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(marker, "stuck"), 0o700); err != nil { // cannot be removed as a file
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(marker)
+	expectFail(t, w, 1, []string{"forget sandbox " + d, "the record of sandbox " + d + " is kept"}, "gc")
+	inspectSandbox(t, w, d) // still there
+	if err := os.RemoveAll(marker); err != nil {
+		t.Fatal(err)
+	}
+	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "forget sandbox "+d) {
+		t.Errorf("gc after the cause is gone:\n%s", out)
+	}
+	expectFail(t, w, 1, []string{"not found"}, "sandbox", "inspect", d)
+	gcClean(t, w, "after the second gc")
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}

@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/sysctl"
+)
+
+// bridges recreates the bridges of stored networks that were deleted from
+// outside, and repairs those that drifted from what the store describes.
+func (g *gc) bridges() error {
+	host, err := g.e.hostLinks()
+	if err != nil {
+		return err
+	}
+	nets, err := g.tx.Networks()
+	if err != nil {
+		return err
+	}
+	for i := range nets {
+		n := &nets[i]
+		ok, err := host.Exists(n.Bridge)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			g.do(fmt.Sprintf("recreate bridge %s of network %s", n.Bridge, n.Name), func() error { return g.e.restoreBridge(g.tx, host, n) })
+			continue
+		}
+		if err := g.repairBridge(host, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *gc) repairBridge(host *link.Host, n *Network) error {
+	spec := g.e.bridgeSpec(n)
+	diffs, err := host.CheckBridge(spec)
+	if err != nil {
+		return err
+	}
+	settings, err := settingDiffs(bridgeSettings(n))
+	if err != nil {
+		return err
+	}
+	if diffs = append(diffs, settings...); len(diffs) == 0 {
+		return nil
+	}
+	g.do(fmt.Sprintf("repair bridge %s of network %s (%s)", n.Bridge, n.Name, strings.Join(diffs, "; ")), func() error {
+		if err := applySettings(bridgeSettings(n)); err != nil {
+			return err
+		}
+		return host.RepairBridge(spec)
+	})
+	return nil
+}
+
+// endpoints recreates the veths of stored sandboxes that were deleted from
+// outside, and repairs those that drifted, on the host and in the sandbox.
+func (g *gc) endpoints() error {
+	host, err := g.e.hostLinks()
+	if err != nil {
+		return err
+	}
+	nets, err := g.tx.Networks()
+	if err != nil {
+		return err
+	}
+	byName := map[string]*Network{}
+	for i := range nets {
+		byName[nets[i].Name] = &nets[i]
+	}
+	sbs, err := g.tx.Sandboxes()
+	if err != nil {
+		return err
+	}
+	for i := range sbs {
+		if sb := &sbs[i]; !g.gone[sb.Name] && len(sb.Endpoints) > 0 {
+			if err := g.sandboxEndpoints(host, sb, byName); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *gc) sandboxEndpoints(host *link.Host, sb *Sandbox, nets map[string]*Network) error {
+	ns, err := openOwnNamespace(sb)
+	if err != nil {
+		g.errs = append(g.errs, err)
+		return nil
+	}
+	defer ns.Close()
+	for _, ep := range sb.Endpoints {
+		n := nets[ep.Network]
+		if n == nil {
+			continue
+		}
+		ok, err := host.Exists(ep.HostVeth)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
+				return g.e.attachEndpoint(host, ns, sb, n, ep)
+			})
+			continue
+		}
+		if exists, err := host.Exists(n.Bridge); err != nil || !exists {
+			continue // recreating the bridge puts its veths back on it
+		}
+		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep), sb, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *gc) repairVeth(host *link.Host, spec link.Veth, sb *Sandbox, n *Network) error {
+	diffs, err := host.CheckVeth(spec)
+	if err != nil {
+		return err
+	}
+	v6, err := ipv6DiffIn(spec.NetNS, spec.PeerName)
+	if err != nil {
+		return err
+	}
+	if diffs = append(diffs, v6...); len(diffs) == 0 {
+		return nil
+	}
+	g.do(fmt.Sprintf("repair veth %s of sandbox %s on network %s (%s)", spec.HostName, sb.Name, n.Name, strings.Join(diffs, "; ")), func() error {
+		if err := disableIPv6In(spec.NetNS, spec.PeerName); err != nil {
+			return err
+		}
+		return host.RepairVeth(spec)
+	})
+	return nil
+}
+
+// forwarding turns IPv4 forwarding back on if a network needs it.
+func (g *gc) forwarding() error {
+	nets, err := g.tx.Networks()
+	if err != nil || !needsForwarding(nets) {
+		return err
+	}
+	diffs, err := settingDiffs([]setting{{sysctl.IPv4Forward, "1"}})
+	if err != nil || len(diffs) == 0 {
+		return err
+	}
+	g.do("turn IPv4 forwarding back on ("+diffs[0]+")", func() error { return applySettings([]setting{{sysctl.IPv4Forward, "1"}}) })
+	return nil
+}

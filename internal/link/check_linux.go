@@ -1,0 +1,211 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// CheckBridge lists how the existing bridge differs from b (down, another
+// MTU, its address missing, another alias); nothing when it is as described.
+func (h *Host) CheckBridge(b Bridge) ([]string, error) {
+	l, err := h.h.LinkByName(b.Name)
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s: %w", b.Name, err)
+	}
+	var diffs []string
+	if l.Type() != "bridge" {
+		return []string{fmt.Sprintf("%s is a %s, not a bridge", b.Name, l.Type())}, nil
+	}
+	diffs = append(diffs, attrDiffs(l.Attrs(), b.MTU, b.Alias)...)
+	has, err := hasAddress(h.h, l, b.Address)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		diffs = append(diffs, "lacks address "+b.Address.String())
+	}
+	return diffs, nil
+}
+
+// RepairBridge brings an existing bridge back to b: up, its MTU, its
+// address and its alias.
+func (h *Host) RepairBridge(b Bridge) error {
+	l, err := h.h.LinkByName(b.Name)
+	if err != nil {
+		return fmt.Errorf("look up bridge %s: %w", b.Name, err)
+	}
+	if err := h.h.LinkSetMTU(l, b.MTU); err != nil {
+		return fmt.Errorf("set MTU of bridge %s: %w", b.Name, err)
+	}
+	if err := ensureAddress(h.h, l, b.Address); err != nil {
+		return fmt.Errorf("bridge %s: %w", b.Name, err)
+	}
+	if err := setLink(l.Attrs().Index, 0, b.Alias); err != nil {
+		return fmt.Errorf("raise and mark bridge %s: %w", b.Name, err)
+	}
+	return nil
+}
+
+// CheckVeth lists how an existing veth pair differs from v: the host end
+// (down, another MTU, not on its bridge, no hairpin, another alias) and the
+// peer in the sandbox (missing, down, another MTU, its address or default
+// route missing). Nothing when it is as described.
+func (h *Host) CheckVeth(v Veth) ([]string, error) {
+	l, err := h.h.LinkByName(v.HostName)
+	if err != nil {
+		return nil, fmt.Errorf("look up veth %s: %w", v.HostName, err)
+	}
+	diffs := attrDiffs(l.Attrs(), v.MTU, v.Alias)
+	br, err := h.h.LinkByName(v.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
+	}
+	if l.Attrs().MasterIndex != br.Attrs().Index {
+		diffs = append(diffs, "is not a port of bridge "+v.Bridge)
+	} else if pi, err := h.h.LinkGetProtinfo(l); err == nil && !pi.Hairpin {
+		diffs = append(diffs, "has hairpin mode off")
+	}
+	peer, err := checkPeer(v)
+	return append(diffs, peer...), err
+}
+
+func checkPeer(v Veth) ([]string, error) {
+	var diffs []string
+	err := inNamespace(v.NetNS, func(sb *netlink.Handle) error {
+		p, err := sb.LinkByName(v.PeerName)
+		if isNotFound(err) {
+			diffs = append(diffs, fmt.Sprintf("its peer %s is missing from %s", v.PeerName, v.NetNS.Name()))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		for _, d := range attrDiffs(p.Attrs(), v.MTU, "") {
+			diffs = append(diffs, v.PeerName+" in the sandbox "+d)
+		}
+		if has, err := hasAddress(sb, p, v.Address); err != nil || !has {
+			diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, v.Address))
+		}
+		if has, err := hasDefaultRoute(sb, p, v.Gateway); err != nil || !has {
+			diffs = append(diffs, fmt.Sprintf("the sandbox lacks its default route via %s", v.Gateway))
+		}
+		return nil
+	})
+	return diffs, err
+}
+
+// RepairVeth brings an existing veth pair back to v: the host end up, with
+// its MTU, on its bridge with hairpin mode, marked; the peer up, with its MTU,
+// address and default route.
+func (h *Host) RepairVeth(v Veth) error {
+	l, err := h.h.LinkByName(v.HostName)
+	if err != nil {
+		return fmt.Errorf("look up veth %s: %w", v.HostName, err)
+	}
+	br, err := h.h.LinkByName(v.Bridge)
+	if err != nil {
+		return fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
+	}
+	if err := h.h.LinkSetMTU(l, v.MTU); err != nil {
+		return fmt.Errorf("set MTU of %s: %w", v.HostName, err)
+	}
+	if err := h.finishVethHost(v, l, br); err != nil {
+		return err
+	}
+	return inNamespace(v.NetNS, func(sb *netlink.Handle) error {
+		p, err := sb.LinkByName(v.PeerName)
+		if err != nil {
+			return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		if err := sb.LinkSetMTU(p, v.MTU); err != nil {
+			return fmt.Errorf("set MTU of %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		return configureHandle(v, sb, p)
+	})
+}
+
+// attrDiffs compares a link's state, MTU and alias ("" alias: not compared).
+func attrDiffs(a *netlink.LinkAttrs, mtu int, alias string) []string {
+	var diffs []string
+	if a.Flags&net.FlagUp == 0 {
+		diffs = append(diffs, "is down")
+	}
+	if a.MTU != mtu {
+		diffs = append(diffs, fmt.Sprintf("has MTU %d, not %d", a.MTU, mtu))
+	}
+	if alias != "" && a.Alias != alias {
+		diffs = append(diffs, fmt.Sprintf("has alias %q, not %q", a.Alias, alias))
+	}
+	return diffs
+}
+
+func hasAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) (bool, error) {
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
+	}
+	return slices.ContainsFunc(addrs, func(a netlink.Addr) bool {
+		p, ok := toPrefix(a.IPNet)
+		return ok && p == want
+	}), nil
+}
+
+func ensureAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) error {
+	err := h.AddrAdd(l, toAddr(want))
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add address %s: %w", want, err)
+	}
+	return nil
+}
+
+// hasDefaultRoute reports whether the namespace routes everything via gw
+// on l; an invalid gw wants no default route at all.
+func hasDefaultRoute(h *netlink.Handle, l netlink.Link, gw netip.Addr) (bool, error) {
+	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	found := false
+	for _, r := range routes {
+		if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
+			continue
+		}
+		got, _ := netip.AddrFromSlice(r.Gw)
+		found = found || (r.LinkIndex == l.Attrs().Index && got.Unmap() == gw)
+	}
+	return found || !gw.IsValid(), nil
+}
+
+// inNamespace runs fn with a netlink handle on the namespace ns.
+func inNamespace(ns *os.File, fn func(*netlink.Handle) error) error {
+	h, err := netlink.NewHandleAt(vnetns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink socket in %s: %w", ns.Name(), err)
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// retryDump retries a netlink dump that the kernel reports as interrupted
+// (the table changed while it was read; NLM_F_DUMP_INTR), as CNI's
+// netlinksafe does, a bounded number of times.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range dumpRetries {
+		if v, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
+}
+
+const dumpRetries = 10
