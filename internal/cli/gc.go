@@ -19,7 +19,7 @@ func (a *app) gcCommand() *cobra.Command {
 		Short: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted",
 		Long: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted.\n" +
 			"Exit status: 0 when all is in order (or was put in order), 1 on an error, and with --dry-run 2 when work is pending.",
-		Args:  exactArgs(0, ""),
+		Args: exactArgs(0, ""),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				actions, err := e.GC(dryRun)
