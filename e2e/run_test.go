@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -41,4 +43,76 @@ func TestExecAndRun(t *testing.T) {
 	w.MustNsnet(t, "sandbox", "rm", sb, kept)
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
+}
+
+// TestKilledRunRmLeavesNothing kills (SIGKILL) `nsnet run --rm` while its
+// program runs: the sandbox stays while the program does, and the next
+// nsnet command removes it once the program has exited. The control, a
+// killed `run` without --rm, keeps its sandbox.
+func TestKilledRunRmLeavesNothing(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.MustNsnet(t, "network", "create", "--subnet", "10.90.1.0/24", "n1")
+	withRm, without := w.Name("rm"), w.Name("keep")
+	for _, c := range []struct {
+		name string
+		args []string
+	}{{withRm, []string{"--rm"}}, {without, nil}} {
+		args := append(append([]string{"run", "--name", c.name, "--network", "n1"}, c.args...), "--", "sleep", "2")
+		killWhileRunning(t, w, c.name, args)
+	}
+	w.MustNsnet(t, "firewall", "reload") // a command while the programs still run
+	inspectSandbox(t, w, withRm)
+	for _, s := range []string{withRm, without} {
+		if err := eventually(func() error { return noPids(s) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gcPending(t, w, "would remove sandbox "+withRm+": the nsnet run --rm that made it is gone")
+	w.MustNsnet(t, "firewall", "reload") // the next command removes it
+	expectFail(t, w, 1, []string{"not found"}, "sandbox", "inspect", withRm)
+	if contains(testenv.NamespaceNames(t), withRm) {
+		t.Errorf("namespace %s left behind", withRm)
+	}
+	inspectSandbox(t, w, without) // control: kept
+	gcClean(t, w, "after the killed run was settled")
+	w.MustNsnet(t, "sandbox", "rm", without)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// killWhileRunning starts nsnet with args and kills it with SIGKILL once its
+// program runs in sandbox name.
+func killWhileRunning(t *testing.T, w *testenv.World, name string, args []string) {
+	t.Helper()
+	cmd := nsnetCmd(context.Background(), t, w, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := eventually(func() error {
+		if out, err := pids(name); err != nil || out == "" {
+			return fmt.Errorf("no program runs in %s yet (%v)", name, err)
+		}
+		return nil
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pids lists the processes in the named namespace (ip netns pids).
+func pids(name string) (string, error) {
+	out, err := testenv.RunIn("/proc/self/ns/net", "ip", "netns", "pids", name)
+	return strings.TrimSpace(out), err
+}
+
+// noPids is nil when the named namespace exists and no process runs in it.
+func noPids(name string) error {
+	out, err := pids(name)
+	if err != nil || out != "" {
+		return fmt.Errorf("processes in %s: %q %v", name, out, err)
+	}
+	return nil
 }

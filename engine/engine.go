@@ -159,6 +159,13 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 	if _, err := e.recoverPending(false); err != nil {
 		return err
 	}
+	e.settleRuns(false)
+	return e.apply(fn)
+}
+
+// apply runs fn in a read-write transaction, undoing what fn registered if fn
+// or the commit fails, and settles the intents fn wrote.
+func (e *Engine) apply(fn func(tx *store.Tx, u *undo) error) error {
 	u := &undo{}
 	err := e.st.Update(func(tx *store.Tx) error {
 		if err := fn(tx, u); err != nil {

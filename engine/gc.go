@@ -49,6 +49,7 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 	if err != nil {
 		return actions, err
 	}
+	actions = append(actions, e.settleRuns(dryRun)...)
 	g := &gc{e: e, dryRun: dryRun, actions: actions, gone: map[string]bool{}}
 	if err := g.forgetVanished(); err != nil {
 		return g.actions, err

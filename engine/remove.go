@@ -71,8 +71,12 @@ func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) erro
 	return nil
 }
 
-// forgetSandbox deletes sb's record, leases, MACs, ports and namespace claim.
+// forgetSandbox deletes sb's record, leases, MACs, ports, namespace claim
+// and run record.
 func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
+	if err := tx.DeleteRun(sb.Name); err != nil {
+		return err
+	}
 	for _, m := range sb.Ports {
 		if err := tx.DeletePort(m, sb.Name); err != nil {
 			return err

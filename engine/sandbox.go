@@ -37,6 +37,10 @@ type SandboxSpec struct {
 	MAC      string   // static MAC on the first network (derived from the IP if empty)
 	NetNS    string   // adopt this existing namespace instead of creating one
 	Publish  []string // -p specs: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/PROTO]
+	// AutoRemove makes the sandbox go with the calling process (nsnet run
+	// --rm): if that process dies without removing it, the next nsnet
+	// command or gc does, once no process is left in its namespace.
+	AutoRemove bool
 }
 
 // sandboxPlan is a validated SandboxSpec.
@@ -49,6 +53,7 @@ type sandboxPlan struct {
 	adoptFile *os.File // the checked namespace to adopt, bound through this descriptor
 	ports     []portspec.Spec
 	bound     boundPorts // host-port sockets bound while checking them
+	auto      bool       // goes with the calling process (run --rm)
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -76,7 +81,7 @@ func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 	if err := validate.Name("sandbox", spec.Name); err != nil {
 		return nil, err
 	}
-	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks}
+	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks, auto: spec.AutoRemove}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -212,7 +217,22 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}
+	if err := putRun(tx, p); err != nil {
+		return err
+	}
 	return e.publish(tx, u, firewallPorts(sb))
+}
+
+// putRun records that an AutoRemove sandbox goes with this process.
+func putRun(tx *store.Tx, p *sandboxPlan) error {
+	if !p.auto {
+		return nil
+	}
+	r, err := thisRun(p.sb.ID)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: identify this process for --rm: %w", p.sb.Name, err)
+	}
+	return tx.PutRun(p.sb.Name, r)
 }
 
 // reservePorts checks that the sandbox may publish and takes its host ports.

@@ -71,6 +71,7 @@ func (a *app) runCommand() *cobra.Command {
 			if spec.Name == "" {
 				spec.Name = "run-" + randomHex(4)
 			}
+			spec.AutoRemove = remove // if this process is killed, a later command removes it
 			var path string
 			err := a.withEngine(false, func(e *engine.Engine) error {
 				sb, err := e.CreateSandbox(spec)

@@ -67,3 +67,12 @@ type Lease struct {
 	IP      netip.Addr
 	Sandbox string
 }
+
+// Run is the process that a sandbox made by `nsnet run --rm` goes with: the
+// sandbox is removed once it has exited. A process is known by its pid and
+// its start time (in clock ticks since boot), so a reused pid is not it.
+type Run struct {
+	SandboxID string `json:"sandbox_id"`
+	PID       int    `json:"pid"`
+	Start     uint64 `json:"start"`
+}

@@ -43,6 +43,7 @@ var (
 	bucketPorts     = []byte("ports")         // "proto/port" -> {host IP: sandbox}
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
 	bucketMACs      = []byte("macs")          // network -> MAC -> sandbox whose endpoint has it
+	bucketRuns      = []byte("runs")          // sandbox -> the run --rm process it goes with
 )
 
 // Store is an open state file.
@@ -159,7 +160,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		if err := indexMACs(&Tx{tx: tx}); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts} {
+		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts, bucketRuns} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -548,4 +549,34 @@ func (t *Tx) each(bucket []byte, fn func(v []byte) error) error {
 		return nil
 	}
 	return b.ForEach(func(_, v []byte) error { return fn(v) })
+}
+
+// PutRun records that sandbox is to be removed once the process r has
+// exited (nsnet run --rm).
+func (t *Tx) PutRun(sandbox string, r Run) error { return t.put(bucketRuns, sandbox, r) }
+
+// DeleteRun forgets the run record of sandbox, if any.
+func (t *Tx) DeleteRun(sandbox string) error {
+	if b := t.tx.Bucket(bucketRuns); b != nil {
+		return b.Delete([]byte(sandbox))
+	}
+	return nil
+}
+
+// Runs returns the run records, by sandbox.
+func (t *Tx) Runs() (map[string]Run, error) {
+	out := map[string]Run{}
+	b := t.tx.Bucket(bucketRuns)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var r Run
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode run record %q: %w", k, err)
+		}
+		out[string(k)] = r
+		return nil
+	})
+	return out, err
 }
