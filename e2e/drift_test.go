@@ -88,6 +88,7 @@ func TestGCRepairsDrift(t *testing.T) {
 	}
 	w.MustNsnet(t, "sandbox", "rm", a, b)
 	w.MustNsnet(t, "network", "rm", "n1")
+	gcClean(t, w, "with no networks left")
 	w.AssertClean(t)
 }
 
@@ -120,5 +121,19 @@ func TestGCKeepsRecordWhenTeardownFails(t *testing.T) {
 	expectFail(t, w, 1, []string{"not found"}, "sandbox", "inspect", d)
 	gcClean(t, w, "after the second gc")
 	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// TestGCOnEmptyRoots runs gc on a root that has never had a network, and
+// on one whose networks are all gone: nothing to do, and no table made.
+func TestGCOnEmptyRoots(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	gcClean(t, w, "a new root")
+	w.MustNsnet(t, "gc")
+	gcClean(t, w, "a new root after gc")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.89.1.0/24", "n1")
+	w.MustNsnet(t, "network", "rm", "n1")
+	gcClean(t, w, "a root whose networks are gone")
 	w.AssertClean(t)
 }
