@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,9 +11,7 @@ import (
 // TestDemo runs `nsnet demo` (which builds its own world) and checks that it
 // shows each step of the article and leaves nothing behind.
 func TestDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t)
 	out, err := exec.Command(testenv.Binary(t), "demo").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nsnet demo: %v\n%s", err, out)

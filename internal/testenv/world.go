@@ -82,13 +82,12 @@ type World struct {
 // of /run/netns can otherwise stack two bind mounts on it.
 var netnsMu sync.Mutex
 
-// New builds a world, or skips the test when not running as root. The world
-// is torn down by a t.Cleanup registered before anything is created.
+// New builds a world, or skips the test when not running as root (fails it
+// instead when NSNET_E2E=1, as CI sets it). The world is torn down by a
+// t.Cleanup registered before anything is created.
 func New(t testing.TB) *World {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("testenv: needs root to create network namespaces")
-	}
+	NeedRoot(t)
 	w := &World{Root: t.TempDir()} // TempDir first: its removal runs after our cleanup
 	if err := w.claimPrefix(); err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -99,6 +98,23 @@ func New(t testing.TB) *World {
 	}
 	return w
 }
+
+// NeedRoot skips a test that needs root when not running as root, or fails
+// it when NSNET_E2E=1 says privileged tests must run (so a CI that would skip
+// every one of them cannot pass).
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if Required() {
+		t.Fatal("testenv: NSNET_E2E=1 but not running as root: privileged tests must run, not skip")
+	}
+	t.Skip("testenv: needs root to create network namespaces (NSNET_E2E=1 makes this a failure)")
+}
+
+// Required reports whether privileged tests must run (NSNET_E2E=1).
+func Required() bool { return os.Getenv("NSNET_E2E") == "1" }
 
 // Name returns Prefix+"-"+s. Name every sandbox with it so cleanup finds it.
 func (w *World) Name(s string) string { return w.Prefix + "-" + s }
@@ -212,6 +228,7 @@ func waitOperUp(ns, dev string) error {
 // destroy removes everything the world and the test made in it.
 func (w *World) destroy(t testing.TB) {
 	t.Helper()
+	w.reportLeftovers(t)
 	if err := unmountUnder(w.Root); err != nil {
 		t.Errorf("testenv: cleanup: %v", err)
 	}
@@ -236,14 +253,40 @@ func (w *World) destroy(t testing.TB) {
 // left running when a test stopped half-way (port holders: `nsnet
 // __hold-ports --root ROOT ...`), since they keep the host namespace alive.
 func killRootProcesses(root string) {
+	for pid := range rootProcesses(root) {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// rootProcesses returns the processes started for the state root (their
+// command line has `--root ROOT`), by pid, with their command lines.
+func rootProcesses(root string) map[int]string {
+	out := map[int]string{}
 	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil || !strings.Contains(string(raw), "\x00--root\x00"+root+"\x00") {
 			continue
 		}
-		if pid, err := strconv.Atoi(strings.Split(f, "/")[2]); err == nil && pid != os.Getpid() {
-			unix.Kill(pid, unix.SIGKILL)
+		if pid, err := strconv.Atoi(strings.Split(f, "/")[2]); err == nil && pid > 0 && pid != os.Getpid() {
+			out[pid] = strings.ReplaceAll(strings.TrimRight(string(raw), "\x00"), "\x00", " ")
+		}
+	}
+	return out
+}
+
+// reportLeftovers fails the test for what nsnet left of the world's state
+// root: running port holders, namespace markers, pending intents. A test
+// must end what it started; the world only cleans up after a failure.
+func (w *World) reportLeftovers(t testing.TB) {
+	t.Helper()
+	for pid, cmd := range rootProcesses(w.Root) {
+		t.Errorf("testenv: leftover process %d of the test's state root: %s", pid, cmd)
+	}
+	for _, pattern := range []string{filepath.Join(markerDir, w.Prefix+"-*"), filepath.Join(w.Root, "intents", "*.json")} {
+		left, _ := filepath.Glob(pattern)
+		for _, f := range left {
+			t.Errorf("testenv: leftover %s", f)
 		}
 	}
 }
