@@ -1,0 +1,83 @@
+// Package layering holds tests of how nsnet's packages may import each
+// other and the kernel libraries.
+package layering
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/nsnet/nsnet/"
+
+// imports maps each package of the module (by path relative to the module
+// root) to what its non-test files import. bench/ holds standalone programs
+// (the floors nsnet is measured against) and is left out.
+func imports(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("../..", path)
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || rel == "bench" || rel == "examples") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		pkg := filepath.Dir(rel)
+		if out[pkg] == nil {
+			out[pkg] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			out[pkg][strings.TrimPrefix(p, module)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestKernelLibrariesOnlyInTheirWrappers keeps vishvananda/netlink in
+// internal/link and google/nftables in internal/firewall: the rest of nsnet
+// reaches the kernel through them.
+func TestKernelLibrariesOnlyInTheirWrappers(t *testing.T) {
+	wrappers := map[string]string{
+		"github.com/vishvananda/netlink": "internal/link",
+		"github.com/google/nftables":     "internal/firewall",
+	}
+	for pkg, imps := range imports(t) {
+		for imp := range imps {
+			for lib, wrapper := range wrappers {
+				if (imp == lib || strings.HasPrefix(imp, lib+"/")) && pkg != wrapper {
+					t.Errorf("%s imports %s, which only %s may import", pkg, imp, wrapper)
+				}
+			}
+		}
+	}
+}
+
+// TestImportsPointOneWay keeps the command line above the engine and the
+// engine above the packages it uses: none of those imports the engine or the
+// command line (internal/demo drives the command line, as a user would).
+func TestImportsPointOneWay(t *testing.T) {
+	for pkg, imps := range imports(t) {
+		below := strings.HasPrefix(pkg, "internal/") && pkg != "internal/cli" && pkg != "internal/demo"
+		if (below && (imps["engine"] || imps["internal/cli"])) || (pkg == "engine" && imps["internal/cli"]) {
+			t.Errorf("%s imports a package above it: %v", pkg, imps)
+		}
+	}
+}
