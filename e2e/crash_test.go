@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -47,8 +49,10 @@ func TestFaultInjection(t *testing.T) {
 		{points: append([]string{"network-rm:after-intent", "network-rm:after-teardown"}, common...),
 			setup: [][]string{{"network", "create", "--subnet", "10.81.0.0/24", "n2"}}, cmd: []string{"network", "rm", "n2"}, reset: [][]string{{"network", "rm", "n2"}}},
 	}
+	tested := map[string]bool{}
 	for _, c := range cases {
 		for _, p := range c.points {
+			tested[p] = true
 			for _, args := range c.setup {
 				w.MustNsnet(t, args...)
 			}
@@ -63,6 +67,33 @@ func TestFaultInjection(t *testing.T) {
 			}
 			assertConsistent(t, w, fmt.Sprintf("reset after %v at %s", c.cmd, p))
 		}
+	}
+	for _, p := range engine.FaultPoints {
+		if !tested[p] {
+			t.Errorf("fault point %s is never tested: add it to a case", p)
+		}
+	}
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// TestReleaseBinaryIgnoresFaults: a binary built without -tags nsnet_faults
+// (as released) does not read NSNET_FAULT, so no program or user that
+// happens to have it in its environment can make nsnet kill itself; the test
+// binary does (the control).
+func TestReleaseBinaryIgnoresFaults(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	fault := []string{"NSNET_FAULT=before-commit"}
+	if r := nsnetEnv(t, w, fault, "network", "create", "--subnet", "10.84.1.0/24", "n1"); r.Code != 137 && r.Code != -1 {
+		t.Fatalf("control: the test binary did not die at the fault point: exit %d", r.Code)
+	}
+	w.MustNsnet(t, "gc")
+	w.Bin = testenv.ReleaseBinary(t)
+	cmd := exec.Command("nsenter", "--net="+w.HostPath(), "--", w.Bin, "--root", w.Root, "network", "create", "--subnet", "10.84.1.0/24", "n1")
+	cmd.Env = append(os.Environ(), fault...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("release binary with NSNET_FAULT set: %v\n%s", err, out)
 	}
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)

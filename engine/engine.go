@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -65,7 +66,14 @@ type Options struct {
 	// sandbox's published host ports bound (`nsnet __hold-ports`). Empty:
 	// ports are checked when published but not held afterwards.
 	PortHolder string
+	// FaultPoint is for crash tests only: the process kills itself with
+	// SIGKILL when it reaches this point (one of FaultPoints). Empty: never.
+	FaultPoint string
 }
+
+// ErrReadOnly is wrapped by the errors of mutating calls on an engine opened
+// with Options.ReadOnly.
+var ErrReadOnly = errors.New("engine is read-only")
 
 // Engine is an open nsnet state with handles on the host.
 type Engine struct {
@@ -77,7 +85,7 @@ type Engine struct {
 	owner   owner.Owner    // marks this root writes on links
 	fw      firewall.Table // this root's nftables table
 	clock   func() time.Time
-	fault   string // NSNET_FAULT: the fault point at which to die (tests)
+	fault   string // Options.FaultPoint: the point at which to die (tests)
 }
 
 // Open opens the state store. Close it to release the lock.
@@ -109,7 +117,11 @@ func Open(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, st: st, clock: time.Now, fault: os.Getenv("NSNET_FAULT"),
+	if o.FaultPoint != "" && !slices.Contains(FaultPoints, o.FaultPoint) {
+		st.Close()
+		return nil, fmt.Errorf("unknown fault point %q: see engine.FaultPoints", o.FaultPoint)
+	}
+	e := &Engine{opts: o, st: st, clock: time.Now, fault: o.FaultPoint,
 		owner: owner.Of(o.Root), fw: firewall.Table{Name: owner.Table(o.Root)}}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
@@ -156,11 +168,22 @@ func (e *Engine) hostLinks() (*link.Host, error) {
 // Intents fn wrote are removed once the outcome is settled: after the commit,
 // or after a complete undo (a failed undo keeps them for the next command).
 func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	if _, err := e.recoverPending(false); err != nil {
 		return err
 	}
 	e.settleRuns(false)
 	return e.apply(fn)
+}
+
+// writable refuses mutating calls on a read-only engine.
+func (e *Engine) writable() error {
+	if e.opts.ReadOnly {
+		return fmt.Errorf("%w (Options.ReadOnly): open it read-write to change or collect anything", ErrReadOnly)
+	}
+	return nil
 }
 
 // apply runs fn in a read-write transaction, undoing what fn registered if fn
@@ -198,8 +221,11 @@ func (e *Engine) intend(u *undo, it *journal.Intent) error {
 	return nil
 }
 
-// FaultPoints are the names NSNET_FAULT accepts: the process kills itself
-// with SIGKILL there, to test recovery.
+// FaultPoints are the names Options.FaultPoint accepts: the process kills
+// itself with SIGKILL there, to test recovery. (The nsnet binary takes one
+// from NSNET_FAULT only when built with -tags nsnet_faults, as the tests
+// build it; a release binary and a program that embeds the engine ignore the
+// environment.)
 var FaultPoints = []string{
 	"network-create:after-intent", "network-create:after-bridge",
 	"sandbox-create:after-intent", "sandbox-create:after-netns", "sandbox-create:after-veth",

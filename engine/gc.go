@@ -45,6 +45,9 @@ func (g *gc) do(what string, fn func() error) {
 // element drifted. It returns what it did (or, with dryRun, would do):
 // nothing when all is in order, so after a gc a dry run reports nothing.
 func (e *Engine) GC(dryRun bool) ([]string, error) {
+	if err := e.writable(); err != nil {
+		return nil, err
+	}
 	actions, err := e.recoverPending(dryRun)
 	if err != nil {
 		return actions, err

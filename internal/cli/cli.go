@@ -96,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 
 // open opens the engine with the global options.
 func (a *app) open(readOnly bool) (*engine.Engine, error) {
-	o := engine.Options{Root: a.root, ReadOnly: readOnly, LockTimeout: a.lockTimeout,
+	o := engine.Options{Root: a.root, ReadOnly: readOnly, LockTimeout: a.lockTimeout, FaultPoint: faultPoint(),
 		Warn: func(msg string) { fmt.Fprintf(a.stderr, "Warning: %s\n", msg) }}
 	switch {
 	case a.lockTimeout < 0:

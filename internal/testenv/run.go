@@ -26,7 +26,8 @@ var built struct {
 	err       error
 }
 
-// Binary builds github.com/nsnet/nsnet/cmd/nsnet once per test process into
+// Binary builds github.com/nsnet/nsnet/cmd/nsnet, with fault injection
+// (-tags nsnet_faults), once per test process into
 // a temporary directory and returns the binary's absolute path; a failed
 // build calls t.Fatal with the build output. The directory is left behind
 // unless TestMain calls RemoveBinary.
@@ -55,7 +56,9 @@ func buildBinary() (string, error) {
 			return
 		}
 		p := filepath.Join(built.dir, "nsnet")
-		out, err := exec.Command(goTool(), "build", "-o", p,
+		// nsnet_faults: the crash tests make nsnet kill itself at a fault
+		// point named in NSNET_FAULT (engine.FaultPoints).
+		out, err := exec.Command(goTool(), "build", "-tags", "nsnet_faults", "-o", p,
 			"github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput()
 		if err != nil {
 			built.err = fmt.Errorf("testenv: go build ./cmd/nsnet: %v\n%s", err, out)
@@ -64,6 +67,18 @@ func buildBinary() (string, error) {
 		built.path = p
 	})
 	return built.path, built.err
+}
+
+// ReleaseBinary builds cmd/nsnet as it is shipped, without the tests' fault
+// injection, into a directory of the test's, and returns its path.
+func ReleaseBinary(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "nsnet")
+	out, err := exec.Command(goTool(), "build", "-o", p, "github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: go build ./cmd/nsnet: %v\n%s", err, out)
+	}
+	return p
 }
 
 // goTool finds the go command; "go test" puts $GOROOT/bin first in PATH.

@@ -1,0 +1,7 @@
+//go:build !nsnet_faults
+
+package cli
+
+// faultPoint is empty in a release binary: fault injection exists only in
+// binaries built with -tags nsnet_faults.
+func faultPoint() string { return "" }
