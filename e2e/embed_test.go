@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -131,4 +132,91 @@ func zombieChildren() []int {
 		}
 	}
 	return out
+}
+
+// TestEmbeddedEngineAndCLISideBySide keeps an engine open in one process (a
+// program embedding it, as a runtime daemon would) while the CLI creates and
+// removes sandboxes in another: neither waits for the other, and each sees
+// what the other did.
+func TestEmbeddedEngineAndCLISideBySide(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.MustNsnet(t, "network", "create", "--subnet", "10.74.0.0/24", "n1")
+	cmd := exec.Command("nsenter", "--net="+w.HostPath(), "--", os.Args[0])
+	cmd.Env = append(os.Environ(), roleEnv+"=daemon", "NSNET_E2E_ROOT="+w.Root, "NSNET_E2E_PREFIX="+w.Prefix)
+	stdin, _ := cmd.StdinPipe()
+	var out strings.Builder
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	step := func(say string) string { // tell the program to go on, return its answer
+		if say != "" {
+			fmt.Fprintln(stdin, say)
+		}
+		if !lines.Scan() {
+			t.Fatalf("embedding program stopped: %s", out.String())
+		}
+		return lines.Text()
+	}
+	if got := step(""); got != "ready" {
+		t.Fatalf("embedding program: %q", got)
+	}
+	cliSb := w.Name("cli")
+	// The daemon holds its engine open; the CLI must not wait for it.
+	w.MustNsnet(t, "--lock-timeout", "0", "sandbox", "create", "--network", "n1", cliSb)
+	if got := step("list"); !strings.Contains(got, cliSb) || !strings.Contains(got, w.Name("daemon")) {
+		t.Errorf("the embedded engine sees sandboxes %q, want %s and its own", got, cliSb)
+	}
+	w.MustNsnet(t, "--lock-timeout", "0", "sandbox", "rm", cliSb, w.Name("daemon"))
+	if got := step("list"); got != "" {
+		t.Errorf("after the CLI removed them, the embedded engine sees %q", got)
+	}
+	if got := step("quit"); got != "bye" {
+		t.Errorf("embedding program: %q", got)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("embedding program: %v\n%s", err, out.String())
+	}
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
+// daemonMain is the program of TestEmbeddedEngineAndCLISideBySide: it opens
+// an engine, makes a sandbox, and keeps the engine open, answering "list"
+// with the sandboxes it sees, until "quit".
+func daemonMain() int {
+	e, err := engine.Open(engine.Options{Root: os.Getenv("NSNET_E2E_ROOT"), LockTimeout: engine.NoWait})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer e.Close()
+	if _, err := e.CreateSandbox(engine.SandboxSpec{Name: os.Getenv("NSNET_E2E_PREFIX") + "-daemon", Networks: []string{"n1"}}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "list":
+			sbs, err := e.Sandboxes()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			var names []string
+			for _, s := range sbs {
+				names = append(names, s.Name)
+			}
+			fmt.Println(strings.Join(names, " "))
+		case "quit":
+			fmt.Println("bye")
+			return 0
+		}
+	}
+	return 1
 }

@@ -14,7 +14,9 @@ import (
 
 // roleEnv makes the test binary play another program when a test starts it:
 // "sleep" (a process that only looks like something, by its command line) or
-// "embed" (a program embedding the engine, see TestHoldersAreReaped).
+// "embed" (a program embedding the engine, see TestHoldersAreReaped) or
+// "daemon" (one that keeps an engine open, see
+// TestEmbeddedEngineAndCLISideBySide).
 const roleEnv = "NSNET_E2E_ROLE"
 
 func TestMain(m *testing.M) {
@@ -24,6 +26,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "embed":
 		os.Exit(embedMain())
+	case "daemon":
+		os.Exit(daemonMain())
 	}
 	code := m.Run()
 	testenv.RemoveBinary()

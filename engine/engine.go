@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -75,10 +76,18 @@ type Options struct {
 // with Options.ReadOnly.
 var ErrReadOnly = errors.New("engine is read-only")
 
-// Engine is an open nsnet state with handles on the host.
+// Engine is nsnet's state root and its handles on the host.
+//
+// An Engine is safe for concurrent use: each method is one operation that
+// holds the state store's lock (bbolt's file lock) only while it runs, so
+// calls from several goroutines, and nsnet commands or other programs using
+// the same root, run one at a time and always see each other's results.
+// Between calls the engine holds no lock, so a long-running program that
+// embeds it (a runtime daemon) and the nsnet CLI work side by side.
 type Engine struct {
 	opts    Options
-	st      *store.Store
+	mu      sync.Mutex   // one operation at a time in this process
+	st      *store.Store // the state store, open (and locked) during an operation
 	journal *journal.Journal
 	markers *journal.Markers
 	host    *link.Host
@@ -88,7 +97,8 @@ type Engine struct {
 	fault   string // Options.FaultPoint: the point at which to die (tests)
 }
 
-// Open opens the state store. Close it to release the lock.
+// Open checks the options and the state root, whose store each operation
+// then opens and locks for its duration. Close releases the kernel handles.
 func Open(o Options) (*Engine, error) {
 	if o.Root == "" {
 		o.Root = DefaultRoot
@@ -113,23 +123,35 @@ func Open(o Options) (*Engine, error) {
 	if err := checkTrusted(o); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(o.Root, store.Options{ReadOnly: o.ReadOnly, LockTimeout: o.LockTimeout})
-	if err != nil {
-		return nil, err
-	}
 	if o.FaultPoint != "" && !slices.Contains(FaultPoints, o.FaultPoint) {
-		st.Close()
 		return nil, fmt.Errorf("unknown fault point %q: see engine.FaultPoints", o.FaultPoint)
 	}
-	e := &Engine{opts: o, st: st, clock: time.Now, fault: o.FaultPoint,
+	e := &Engine{opts: o, clock: time.Now, fault: o.FaultPoint,
 		owner: owner.Of(o.Root), fw: firewall.Table{Name: owner.Table(o.Root)}}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
-			st.Close()
 			return nil, err
 		}
 	}
 	return e, nil
+}
+
+// op runs fn as one operation: with the state store open and locked
+// (exclusively if write, shared otherwise) and no other operation of this
+// engine running.
+func (e *Engine) op(write bool, fn func() error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st, err := store.Open(e.opts.Root, store.Options{ReadOnly: e.opts.ReadOnly || !write, LockTimeout: e.opts.LockTimeout})
+	if err != nil {
+		return err
+	}
+	e.st = st
+	defer func() {
+		e.st = nil
+		st.Close()
+	}()
+	return fn()
 }
 
 func (e *Engine) openJournal() error {
@@ -141,12 +163,15 @@ func (e *Engine) openJournal() error {
 	return err
 }
 
-// Close releases the store and kernel handles.
+// Close releases the kernel handles.
 func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.host != nil {
 		e.host.Close()
+		e.host = nil
 	}
-	return e.st.Close()
+	return nil
 }
 
 // hostLinks returns the netlink handle on the host, opening it on first use.
@@ -171,11 +196,13 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 	if err := e.writable(); err != nil {
 		return err
 	}
-	if _, err := e.recoverPending(false); err != nil {
-		return err
-	}
-	e.settleRuns(false)
-	return e.apply(fn)
+	return e.op(true, func() error {
+		if _, err := e.recoverPending(false); err != nil {
+			return err
+		}
+		e.settleRuns(false)
+		return e.apply(fn)
+	})
 }
 
 // writable refuses mutating calls on a read-only engine.
@@ -242,8 +269,13 @@ func (e *Engine) checkpoint(name string) {
 	}
 }
 
-// view runs fn in a read-only transaction.
+// view runs fn in a read-only transaction of the running operation.
 func (e *Engine) view(fn func(tx *store.Tx) error) error { return e.st.View(fn) }
+
+// read runs fn in a read-only transaction, as an operation of its own.
+func (e *Engine) read(fn func(tx *store.Tx) error) error {
+	return e.op(false, func() error { return e.st.View(fn) })
+}
 
 // undo is a stack of compensating actions, and the intents to settle.
 type undo struct {

@@ -44,10 +44,18 @@ func (g *gc) do(what string, fn func() error) {
 // keeps port holders exact, and rewrites the nftables table if any rule or
 // element drifted. It returns what it did (or, with dryRun, would do):
 // nothing when all is in order, so after a gc a dry run reports nothing.
-func (e *Engine) GC(dryRun bool) ([]string, error) {
+func (e *Engine) GC(dryRun bool) (actions []string, err error) {
 	if err := e.writable(); err != nil {
 		return nil, err
 	}
+	err = e.op(true, func() error {
+		actions, err = e.gc(dryRun)
+		return err
+	})
+	return actions, err
+}
+
+func (e *Engine) gc(dryRun bool) ([]string, error) {
 	actions, err := e.recoverPending(dryRun)
 	if err != nil {
 		return actions, err
@@ -57,6 +65,7 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 	if err := g.forgetVanished(); err != nil {
 		return g.actions, err
 	}
+	var nets []Network
 	err = e.st.Update(func(tx *store.Tx) error {
 		g.tx = tx
 		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.holders, g.firewall}
@@ -65,13 +74,13 @@ func (e *Engine) GC(dryRun bool) ([]string, error) {
 				return err
 			}
 		}
-		return nil
+		var err error
+		nets, err = tx.Networks()
+		return err
 	})
-	if nets, nerr := e.Networks(); nerr == nil {
-		for i := range nets {
-			if !nets[i].Internal {
-				e.warnForwardDrops(&nets[i])
-			}
+	for i := range nets {
+		if !nets[i].Internal {
+			e.warnForwardDrops(&nets[i])
 		}
 	}
 	return g.actions, errors.Join(err, errors.Join(g.errs...))

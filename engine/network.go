@@ -311,7 +311,7 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 // Networks lists every network, by name.
 func (e *Engine) Networks() ([]Network, error) {
 	var out []Network
-	err := e.view(func(tx *store.Tx) error {
+	err := e.read(func(tx *store.Tx) error {
 		var err error
 		out, err = tx.Networks()
 		return err
@@ -335,7 +335,7 @@ type Attachment struct {
 // prefix) names, and the addresses in use on it.
 func (e *Engine) InspectNetwork(ref string) (*NetworkDetail, error) {
 	var d NetworkDetail
-	err := e.view(func(tx *store.Tx) error {
+	err := e.read(func(tx *store.Tx) error {
 		n, err := networkByRef(tx, ref)
 		if err != nil {
 			return err

@@ -173,7 +173,7 @@ func names(sbs []Sandbox) []string {
 // Sandboxes lists every sandbox, by name.
 func (e *Engine) Sandboxes() ([]Sandbox, error) {
 	var out []Sandbox
-	err := e.view(func(tx *store.Tx) error {
+	err := e.read(func(tx *store.Tx) error {
 		var err error
 		out, err = tx.Sandboxes()
 		return err
@@ -185,7 +185,7 @@ func (e *Engine) Sandboxes() ([]Sandbox, error) {
 // prefix) names.
 func (e *Engine) InspectSandbox(ref string) (*Sandbox, error) {
 	var sb *Sandbox
-	err := e.view(func(tx *store.Tx) error {
+	err := e.read(func(tx *store.Tx) error {
 		var err error
 		sb, err = sandboxByRef(tx, ref)
 		return err
