@@ -220,3 +220,29 @@ func daemonMain() int {
 	}
 	return 1
 }
+
+// TestEmbedExample builds examples/embed, a program in a module of its own
+// that uses the engine as an importer outside nsnet's module must, and runs
+// it in a throwaway world: the public API is enough to make a network and a
+// sandbox with a published port, and to remove them.
+func TestEmbedExample(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	bin := filepath.Join(t.TempDir(), "embed")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../examples/embed"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/embed: %v\n%s", err, out)
+	}
+	name := w.Name("ex")
+	out, err := exec.Command("nsenter", "--net="+w.HostPath(), "--", bin, "-root", w.Root, "-subnet", "10.73.0.0/24", "-name", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("examples/embed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"network " + name + ": bridge br-", "sandbox " + name + "-1 (bridge mode): eth0 10.73.0.2/24", "published 80/tcp -> 0.0.0.0:8080", "removed network " + name} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("examples/embed output lacks %q:\n%s", want, out)
+		}
+	}
+	w.AssertClean(t)
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/types"
 )
 
 // DefaultRoot is where state is kept unless Options.Root says otherwise.
@@ -55,11 +56,18 @@ var ErrBusy = store.ErrBusy
 // emptied on reboot.
 const DefaultRunDir = "/run/nsnet"
 
+// AddressPool is a range that networks made without a subnet are carved from.
+type AddressPool = types.AddressPool
+
+// DefaultAddressPools are Docker's: 172.17.0.0/16 to 172.31.0.0/16, then
+// 192.168.0.0/16 in /20s.
+var DefaultAddressPools = ipam.DefaultPools
+
 // Options configure an Engine.
 type Options struct {
 	Root         string        // state directory (DefaultRoot if empty)
 	RunDir       string        // namespace markers (DefaultRunDir if empty)
-	AddressPools []ipam.Pool   // subnets for networks made without --subnet (ipam.DefaultPools if nil)
+	AddressPools []AddressPool // subnets for networks made without --subnet (DefaultAddressPools if nil)
 	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero; NoWait: not at all)
 	ReadOnly     bool          // only reads: takes a shared lock
 	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)

@@ -12,10 +12,11 @@ import (
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
+	"github.com/nsnet/nsnet/types"
 )
 
 // Network is a stored bridge network.
-type Network = store.Network
+type Network = types.Network
 
 // DefaultNetwork is the network used when no --network is given. Like
 // Docker's docker0 it is made on first use, and made again after removal.

@@ -10,10 +10,11 @@ import (
 	"github.com/nsnet/nsnet/internal/hostport"
 	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/types"
 )
 
 // Mapping is a published port.
-type Mapping = portspec.Mapping
+type Mapping = types.Mapping
 
 // parseSpecs parses -p values.
 func parseSpecs(specs []string) ([]portspec.Spec, error) {

@@ -18,13 +18,22 @@ import (
 	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/validate"
+	"github.com/nsnet/nsnet/types"
 )
 
 // Sandbox is a stored sandbox.
-type Sandbox = store.Sandbox
+type Sandbox = types.Sandbox
+
+// Sandbox modes (Sandbox.Mode).
+const (
+	ModeBridge    = types.ModeBridge    // attached to bridge networks
+	ModeHost      = types.ModeHost      // the host's own namespace, named
+	ModeNone      = types.ModeNone      // its own namespace with only lo
+	ModeContainer = types.ModeContainer // another sandbox's namespace (Sandbox.Container)
+)
 
 // Endpoint is a sandbox's attachment to a network.
-type Endpoint = store.Endpoint
+type Endpoint = types.Endpoint
 
 // SandboxSpec is the user's request for a sandbox.
 type SandboxSpec struct {

@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/nsnet/nsnet/types"
 )
 
 // MinPrefixLen and MaxPrefixLen bound the subnets nsnet accepts: at most a /8,
@@ -30,14 +32,9 @@ const (
 // ErrExhausted is returned when a subnet or a pool has nothing left to give.
 var ErrExhausted = errors.New("no free addresses")
 
-// Pool is a range that subnets of Size bits are carved from, like dockerd's
-// --default-address-pool base=172.17.0.0/16,size=16.
-type Pool struct {
-	Base netip.Prefix
-	Size int
-}
-
-func (p Pool) String() string { return fmt.Sprintf("base=%s,size=%d", p.Base, p.Size) }
+// Pool is a range that subnets of Size bits are carved from (see package
+// types).
+type Pool = types.AddressPool
 
 // DefaultPools are Docker's default address pools: 172.17.0.0/16 to
 // 172.31.0.0/16, then 192.168.0.0/16 in /20s.

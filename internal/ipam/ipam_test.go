@@ -102,11 +102,11 @@ func TestParsePool(t *testing.T) {
 		want    Pool
 		wantErr []string
 	}{
-		{in: "base=172.17.0.0/16,size=16", want: Pool{pfx("172.17.0.0/16"), 16}},
-		{in: "base=10.0.0.0/8,size=24", want: Pool{pfx("10.0.0.0/8"), 24}},
-		{in: "size=24,base=10.0.0.0/8", want: Pool{pfx("10.0.0.0/8"), 24}},
-		{in: "base=10.0.0.0/8, size=30", want: Pool{pfx("10.0.0.0/8"), 30}},
-		{in: "base=10.0.0.0/8,size=8", want: Pool{pfx("10.0.0.0/8"), 8}},
+		{in: "base=172.17.0.0/16,size=16", want: Pool{Base: pfx("172.17.0.0/16"), Size: 16}},
+		{in: "base=10.0.0.0/8,size=24", want: Pool{Base: pfx("10.0.0.0/8"), Size: 24}},
+		{in: "size=24,base=10.0.0.0/8", want: Pool{Base: pfx("10.0.0.0/8"), Size: 24}},
+		{in: "base=10.0.0.0/8, size=30", want: Pool{Base: pfx("10.0.0.0/8"), Size: 30}},
+		{in: "base=10.0.0.0/8,size=8", want: Pool{Base: pfx("10.0.0.0/8"), Size: 8}},
 
 		{in: "", wantErr: []string{"unknown key"}},
 		{in: "base=10.0.0.0/8", wantErr: []string{"expected base=CIDR,size=N"}},

@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/nsnet/nsnet/types"
 )
 
 // Protocols nsnet can publish.
@@ -142,38 +144,8 @@ func (sp Spec) String() string {
 	return b.String()
 }
 
-// Mapping is one published port.
-type Mapping struct {
-	Proto    string     `json:"proto"`
-	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address
-	HostPort uint16     `json:"host_port"`
-	CtrPort  uint16     `json:"container_port"`
-}
-
-// HostIPString is the host address as Docker prints it.
-func (m Mapping) HostIPString() string {
-	if !m.HostIP.IsValid() {
-		return "0.0.0.0"
-	}
-	return m.HostIP.String()
-}
-
-// Key identifies the host side of a mapping: "tcp/0.0.0.0/08080".
-func (m Mapping) Key() string {
-	return fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort)
-}
-
-// String formats the mapping as `docker port` does: 80/tcp -> 0.0.0.0:8080.
-func (m Mapping) String() string {
-	return fmt.Sprintf("%d/%s -> %s:%d", m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)
-}
-
-// Overlaps reports whether two mappings claim the same host port: same
-// protocol and port, and the same host address or either on all addresses.
-func (m Mapping) Overlaps(o Mapping) bool {
-	return m.Proto == o.Proto && m.HostPort == o.HostPort &&
-		(!m.HostIP.IsValid() || !o.HostIP.IsValid() || m.HostIP == o.HostIP)
-}
+// Mapping is one published port (see package types).
+type Mapping = types.Mapping
 
 // Free reports whether a candidate mapping's host port may be used.
 type Free func(Mapping) error

@@ -1,0 +1,111 @@
+// Package types holds the types of nsnet's library API (package engine
+// names them too): networks, sandboxes, their endpoints, published ports
+// and address pools. They are also the form in which nsnet stores them.
+//
+// It has no behaviour beyond formatting and comparing these values, and
+// imports nothing of nsnet.
+package types
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Network is a bridge network.
+type Network struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	Bridge    string       `json:"bridge"`
+	Subnet    netip.Prefix `json:"subnet"`
+	Gateway   netip.Addr   `json:"gateway"`
+	Internal  bool         `json:"internal"`
+	MTU       int          `json:"mtu"`
+	BridgeMAC string       `json:"bridge_mac"`
+	Created   time.Time    `json:"created"`
+}
+
+// Sandbox modes.
+const (
+	ModeBridge    = "bridge"
+	ModeHost      = "host"
+	ModeNone      = "none"
+	ModeContainer = "container"
+)
+
+// Sandbox is a named network namespace and its endpoints.
+type Sandbox struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Mode      string     `json:"mode"`                  // one of the Mode constants
+	Container string     `json:"container,omitempty"`   // for ModeContainer: the sandbox whose namespace is shared
+	NetNS     string     `json:"netns"`                 // path to use to enter the namespace
+	OwnsNetNS bool       `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
+	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
+	NetNSDev  uint64     `json:"netns_dev,omitempty"`   // device and inode: the ID of the namespace the
+	NetNSIno  uint64     `json:"netns_inode,omitempty"` // sandbox was given (a bridge or none sandbox claims it)
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Ports are published on the address of the endpoint with the default
+	// route (the first non-internal network's). They are stored
+	// apart from the record , so adding one costs the same however
+	// many the sandbox has; Sandbox and Sandboxes fill this field in.
+	Ports []Mapping `json:"-"`
+	// Holder is the pid of the process that keeps the ports bound, as it
+	// was when nsnet last handed it ports: a hint only, never signalled
+	// (holders are known by their control socket, see internal/holder).
+	Holder  int       `json:"holder_pid,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Endpoint is a sandbox's attachment to one network.
+type Endpoint struct {
+	Network  string       `json:"network"`
+	IfName   string       `json:"ifname"`
+	Address  netip.Prefix `json:"address"`
+	MAC      string       `json:"mac"`
+	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
+	HostVeth string       `json:"host_veth"`
+}
+
+// Mapping is one published port: a host address (invalid: every host
+// address), protocol and port, to the sandbox's port.
+type Mapping struct {
+	Proto    string     `json:"proto"`
+	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address
+	HostPort uint16     `json:"host_port"`
+	CtrPort  uint16     `json:"container_port"`
+}
+
+// HostIPString is the host address as Docker prints it.
+func (m Mapping) HostIPString() string {
+	if !m.HostIP.IsValid() {
+		return "0.0.0.0"
+	}
+	return m.HostIP.String()
+}
+
+// Key identifies the host side of a mapping: "tcp/0.0.0.0/08080".
+func (m Mapping) Key() string {
+	return fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort)
+}
+
+// String formats the mapping as `docker port` does: 80/tcp -> 0.0.0.0:8080.
+func (m Mapping) String() string {
+	return fmt.Sprintf("%d/%s -> %s:%d", m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)
+}
+
+// Overlaps reports whether two mappings claim the same host port: same
+// protocol and port, and the same host address or either on all addresses.
+func (m Mapping) Overlaps(o Mapping) bool {
+	return m.Proto == o.Proto && m.HostPort == o.HostPort &&
+		(!m.HostIP.IsValid() || !o.HostIP.IsValid() || m.HostIP == o.HostIP)
+}
+
+// AddressPool is a range that subnets of Size bits are carved from, like
+// dockerd's --default-address-pool base=172.17.0.0/16,size=16.
+type AddressPool struct {
+	Base netip.Prefix
+	Size int
+}
+
+func (p AddressPool) String() string { return fmt.Sprintf("base=%s,size=%d", p.Base, p.Size) }
