@@ -319,11 +319,13 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		return nil, err
 	}
 	var removed []Mapping
+	var sandbox string // the sandbox's name, which name may only refer to (an ID)
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		sb, err := sandboxRecordByRef(tx, name)
 		if err != nil {
 			return err
 		}
+		sandbox = sb.Name
 		if sb.Ports, err = candidatePorts(tx, sb.Name, parsed); err != nil {
 			return err
 		}
@@ -347,7 +349,7 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.releasePorts(name, removed)
+	e.releasePorts(sandbox, removed)
 	return removed, nil
 }
 
