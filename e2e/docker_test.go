@@ -323,6 +323,7 @@ func TestIDs(t *testing.T) {
 	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "published by ID")
 	w.MustNsnet(t, "port", "rm", sa.ID[:12], "8080:80")
 	reach(t, w.Inet, testenv.UplinkIP+":8080", false, "after port rm by ID")
+	canListen(t, w, "tcp4", "0.0.0.0:8080", true) // released by the sandbox's holder
 
 	// An exact name wins over another sandbox's ID prefix.
 	w.MustNsnet(t, "sandbox", "create", "--network", "none", sa.ID[:12])

@@ -233,8 +233,10 @@ func TestFailedPublishPrintsNothing(t *testing.T) {
 }
 
 // TestKilledPortChanges kills `port add` and `port rm` just before and just
-// after their commit, and checks that a published port is never left unheld
-// and that gc makes the holder hold exactly the published ports.
+// after their commit, and checks that a published port is never left unheld,
+// that a port left held after it was unpublished does not answer from
+// outside (the holder proxies only the host's traffic to 127.0.0.0/8), and
+// that gc makes the holder hold exactly the published ports.
 func TestKilledPortChanges(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -242,6 +244,7 @@ func TestKilledPortChanges(t *testing.T) {
 	w.MustNsnet(t, "network", "create", "--subnet", "10.74.0.0/24", "n1")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", "-p", "8081:81", s)
 	testenv.StartTCPEcho(t, s, "0.0.0.0:80")
+	testenv.StartTCPEcho(t, s, "0.0.0.0:81")
 	killedAt := func(point string, args ...string) {
 		t.Helper()
 		if r := nsnetEnv(t, w, []string{"NSNET_FAULT=" + point}, args...); r.Code != 137 && r.Code != -1 {
@@ -257,7 +260,10 @@ func TestKilledPortChanges(t *testing.T) {
 	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "the port whose removal was killed")
 
 	killedAt("before-commit", "port", "add", s, "8082:82")
+	reach(t, w.Inet, testenv.UplinkIP+":8081", true, "control: the port before its removal")
 	killedAt("after-commit", "port", "rm", s, "8081:81")
+	canListen(t, w, "tcp4", "0.0.0.0:8081", false) // unpublished, not yet released
+	reach(t, w.Inet, testenv.UplinkIP+":8081", false, "a port unpublished but still held")
 	w.MustNsnet(t, "gc")
 	canListen(t, w, "tcp4", "0.0.0.0:8082", true) // never published
 	canListen(t, w, "tcp4", "0.0.0.0:8081", true) // unpublished

@@ -94,19 +94,22 @@ func autoPort(t *testing.T, out string) int {
 
 // checkLocalhostGuard makes a sandbox route 127.0.0.1 to the host, as an
 // attacker on a shared segment would, and checks the port bound to the host's
-// 127.0.0.1 stays out of reach; with nsnet's guard flushed, it is reached,
-// so the guard is what protects it.
+// 127.0.0.1 stays out of reach through each of nsnet's layers: with the guard
+// flushed, no rule translates 127.0.0.0/8 and the kernel drops the packets
+// (route_localnet is off on the bridge); with route_localnet turned on by
+// hand as well, it is reached (the control); and after firewall reload the
+// guard alone keeps it out.
 func checkLocalhostGuard(t *testing.T, w *testenv.World, attacker string) {
-	// The attacker's own 127.0.0.1 must go, or its kernel drops the replies
-	// as martians (a source address of its own).
-	mustRun(t, attacker, "ip", "addr", "flush", "dev", "lo")
-	mustRun(t, attacker, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
-	mustRun(t, attacker, "ip", "route", "add", "127.0.0.1/32", "via", "10.91.0.1", "dev", "eth0")
+	br := inspectNetwork(t, w, "n2").Bridge
+	routeLoopbackToHost(t, attacker, "10.91.0.1")
 	reach(t, attacker, "127.0.0.1:9090", false, "neighbour routing 127.0.0.1 to the host")
 	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "prerouting-guard")
-	reach(t, attacker, "127.0.0.1:9090", true, "control: without the guard")
+	reach(t, attacker, "127.0.0.1:9090", false, "without the guard")
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf."+br+".route_localnet=1")
+	defer mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf."+br+".route_localnet=0")
+	reach(t, attacker, "127.0.0.1:9090", true, "control: without the guard and with route_localnet on the bridge")
 	w.MustNsnet(t, "firewall", "reload")
-	reach(t, attacker, "127.0.0.1:9090", false, "after firewall reload")
+	reach(t, attacker, "127.0.0.1:9090", false, "after firewall reload, with route_localnet on the bridge")
 }
 
 // TestPortConflictsAndChanges checks refusals of taken host ports, adding and

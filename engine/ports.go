@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -122,16 +123,21 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 	return nil
 }
 
-// holdPorts hands the host ports of ms to sb's holder process, starting one
-// if none answers on sb's control socket (sb.Holder is set to its pid; the
-// caller stores it). Ports not in bound are bound here (and closed by the
-// caller with bound).
+// holdPorts hands the host ports of ms to sb's holder process, which holds
+// them and proxies what reaches them to sb's publishing address, starting
+// one if none answers on sb's control socket (sb.Holder is set to its pid;
+// the caller stores it). Ports not in bound are bound here (and closed by
+// the caller with bound).
 func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
 	if e.opts.PortHolder == "" || len(ms) == 0 {
 		return nil
 	}
-	keys, socks, err := bindAll(ms, bound)
-	if err != nil || len(socks) == 0 {
+	ep, ok := publishingEndpoint(sb)
+	if !ok {
+		return fmt.Errorf("sandbox %s has no network that its published ports can go to", sb.Name)
+	}
+	ports, err := bindAll(ms, ep.Address.Addr(), bound)
+	if err != nil || len(ports) == 0 {
 		return err
 	}
 	root := e.opts.Root
@@ -143,16 +149,18 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 		u.push(func() error { return holder.Stop(root, sb.Name) })
 	}
 	sb.Holder = pid
-	if err := holder.Hold(root, sb.Name, keys, socks); err != nil {
+	if err := holder.Hold(root, sb.Name, ports); err != nil {
 		return err
 	}
+	keys := heldKeys(ms)
 	u.push(func() error { return holder.Release(root, sb.Name, keys) })
 	return nil
 }
 
-// bindAll returns the bound socket of every held mapping (not SCTP), from
-// bound or bound now and added to it.
-func bindAll(ms []Mapping, bound boundPorts) (keys []string, socks []*os.File, err error) {
+// bindAll returns the held mappings of ms (not SCTP) as the holder takes
+// them: each with its bound socket, from bound or bound now and added to it,
+// and its target, the container port at addr.
+func bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]holder.Port, error) {
 	unbound := 0
 	for _, m := range ms {
 		if hostport.Held(m.Proto) && bound[m.Key()] == nil {
@@ -160,21 +168,23 @@ func bindAll(ms []Mapping, bound boundPorts) (keys []string, socks []*os.File, e
 		}
 	}
 	if err := holder.RaiseFileLimit(unbound); err != nil { // the sockets in bound are counted already
-		return nil, nil, err
+		return nil, err
 	}
+	var ports []holder.Port
 	for _, m := range ms {
 		f := bound[m.Key()]
 		if f == nil {
+			var err error
 			if f, err = hostport.Hold(m.Proto, m.HostIP, m.HostPort); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		if f != nil {
 			bound[m.Key()] = f
-			keys, socks = append(keys, m.Key()), append(socks, f)
+			ports = append(ports, holder.Port{Key: m.Key(), Sock: f, Target: netip.AddrPortFrom(addr, m.CtrPort)})
 		}
 	}
-	return keys, socks, nil
+	return ports, nil
 }
 
 // heldKeys are the keys of the mappings of ms whose host ports are held.
@@ -320,11 +330,13 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		return nil, err
 	}
 	var removed []Mapping
+	var sandbox string // the sandbox's name, which name may only refer to (an ID)
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		sb, err := sandboxRecordByRef(tx, name)
 		if err != nil {
 			return err
 		}
+		sandbox = sb.Name
 		if sb.Ports, err = candidatePorts(tx, sb.Name, parsed); err != nil {
 			return err
 		}
@@ -348,7 +360,7 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.releasePorts(name, removed)
+	e.releasePorts(sandbox, removed)
 	return removed, nil
 }
 

@@ -14,13 +14,13 @@ type setting struct{ key, val string }
 
 // bridgeSettings are the sysctls of n's bridge: no IPv6 on an IPv4-only
 // network (so sandboxes cannot reach the host over link-local IPv6), and
-// route_localnet where published ports answer on the host's 127.0.0.1.
+// route_localnet off, so the kernel itself drops as martians the packets to
+// 127.0.0.0/8 that arrive on the bridge, whatever the firewall's rules are
+// (even after nft flush ruleset). No published port needs it: the host's
+// traffic to 127.0.0.1 is proxied by the port holder, never routed to a
+// bridge.
 func bridgeSettings(n *Network) []setting {
-	s := []setting{{sysctl.DisableIPv6(n.Bridge), "1"}}
-	if !n.Internal {
-		s = append(s, setting{sysctl.RouteLocalnet(n.Bridge), "1"})
-	}
-	return s
+	return []setting{{sysctl.DisableIPv6(n.Bridge), "1"}, {sysctl.RouteLocalnet(n.Bridge), "0"}}
 }
 
 // applySettings writes each setting in the host namespace.

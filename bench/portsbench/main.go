@@ -4,18 +4,22 @@
 //	portsbench serve ADDR
 //	    listen on ADDR (e.g. :80), print "ready", then accept and close every
 //	    connection until killed.
-//	portsbench connect [-n M] [-warmup W] [-timeout D] [-raw FILE] HOST:PORT
+//	portsbench connect [-n M] [-warmup W] [-timeout D] [-raw FILE] [-until-eof] HOST:PORT
 //	    W untimed connects, then M timed ones, one at a time; print one line
 //	    "n=M min_us=.. p50_us=.. p90_us=.. p99_us=.. max_us=.. mean_us=..".
 //
 // Each connect is a fresh socket: the time is that of connect(2) and the
 // poll(2) that waits for it, from the SYN to the SYN-ACK, so it includes the NAT lookup the first
-// packet of a connection takes on its way through the host. The socket is
-// then closed with SO_LINGER 0 (an RST), so no TIME_WAIT piles up.
+// packet of a connection takes on its way through the host. With -until-eof
+// the time runs on until the server's close arrives (the server above closes
+// at once), so it covers the whole way to the server even through a proxy,
+// whose own listening socket answers the SYN. The socket is then closed
+// with SO_LINGER 0 (an RST), so no TIME_WAIT piles up.
 package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -76,6 +80,7 @@ func connect(args []string) error {
 	warmup := fs.Int("warmup", 100, "untimed connects first")
 	timeout := fs.Duration("timeout", 2*time.Second, "give up on one connect after this long")
 	raw := fs.String("raw", "", "write every timed connect's microseconds to this file")
+	untilEOF := fs.Bool("until-eof", false, "time until the server's close arrives, not only the handshake")
 	fs.Parse(args)
 	if fs.NArg() != 1 || *n < 1 {
 		usage()
@@ -87,7 +92,7 @@ func connect(args []string) error {
 	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	samples := make([]float64, 0, *n)
 	for i := 0; i < *warmup+*n; i++ {
-		d, err := connectOnce(sa, *timeout)
+		d, err := connectOnce(sa, *timeout, *untilEOF)
 		if err != nil {
 			return fmt.Errorf("connect %d to %s: %w", i+1, ap, err)
 		}
@@ -111,11 +116,11 @@ func connect(args []string) error {
 	return nil
 }
 
-// connectOnce times one connect(2) and closes the socket with an RST. The
-// socket is non-blocking and the wait is a poll(2) for writability, which
-// survives the signals the Go runtime sends (a blocking connect with a
-// timeout fails with EINTR instead).
-func connectOnce(sa *unix.SockaddrInet4, timeout time.Duration) (time.Duration, error) {
+// connectOnce times one connect(2) (and, with untilEOF, the wait for the
+// server's close) and closes the socket with an RST. The socket is
+// non-blocking and the waits are poll(2)s, which survive the signals the Go
+// runtime sends (a blocking connect with a timeout fails with EINTR instead).
+func connectOnce(sa *unix.SockaddrInet4, timeout time.Duration, untilEOF bool) (time.Duration, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, err
@@ -129,22 +134,10 @@ func connectOnce(sa *unix.SockaddrInet4, timeout time.Duration) (time.Duration, 
 	if err != nil && err != unix.EINPROGRESS {
 		return 0, err
 	}
+	deadline := t0.Add(timeout)
 	if err == unix.EINPROGRESS {
-		deadline := t0.Add(timeout)
-		for {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return 0, fmt.Errorf("no answer within %v", timeout)
-			}
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-			n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
-			if err == unix.EINTR || (err == nil && n == 0) {
-				continue
-			}
-			if err != nil {
-				return 0, err
-			}
-			break
+		if err := await(fd, unix.POLLOUT, deadline); err != nil {
+			return 0, err
 		}
 	}
 	d := time.Since(t0)
@@ -155,7 +148,47 @@ func connectOnce(sa *unix.SockaddrInet4, timeout time.Duration) (time.Duration, 
 	if soerr != 0 {
 		return 0, unix.Errno(soerr)
 	}
+	if untilEOF {
+		if err := awaitEOF(fd, deadline); err != nil {
+			return 0, err
+		}
+		d = time.Since(t0)
+	}
 	return d, nil
+}
+
+// await polls fd for events until deadline.
+func await(fd int, events int16, deadline time.Time) error {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errors.New("no answer within the timeout")
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		return err
+	}
+}
+
+// awaitEOF reads fd until the end of the stream (or a reset) arrives.
+func awaitEOF(fd int, deadline time.Time) error {
+	buf := make([]byte, 512)
+	for {
+		n, err := unix.Read(fd, buf)
+		switch {
+		case n == 0 && err == nil, err == unix.ECONNRESET:
+			return nil
+		case err == unix.EAGAIN:
+			if err := await(fd, unix.POLLIN, deadline); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+	}
 }
 
 // quantile is the nearest-rank q-quantile of sorted s.

@@ -92,10 +92,10 @@ func plan(nets []Network) []rule {
 	rules := []rule{
 		{chainGuard, "nsnet: nothing from outside may reach 127.0.0.0/8 (CVE-2020-8558)",
 			cat(ipv4(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpNeq, "lo"), daddrIn(loopback), drop())},
-		{chainPrerouting, "nsnet: published ports on one host address", dnatByIP()},
-		{chainPrerouting, "nsnet: published ports on every host address", dnatAnyIP()},
-		{chainOutput, "nsnet: published ports on one host address, from the host", dnatByIP()},
-		{chainOutput, "nsnet: published ports on every host address, from the host", dnatAnyIP()},
+		{chainPrerouting, "nsnet: published ports on one host address", notLoopback(dnatByIP())},
+		{chainPrerouting, "nsnet: published ports on every host address", notLoopback(dnatAnyIP())},
+		{chainOutput, "nsnet: published ports on one host address, from the host", notLoopback(dnatByIP())},
+		{chainOutput, "nsnet: published ports on every host address, from the host", notLoopback(dnatAnyIP())},
 	}
 	for _, n := range nets {
 		rules = append(rules, postrouting(n)...)
@@ -129,7 +129,6 @@ func postrouting(n Network) []rule {
 	return []rule{
 		{chainPostrouting, mark(n) + ": masquerade", cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())},
 		{chainPostrouting, mark(n) + ": hairpin to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())},
-		{chainPostrouting, mark(n) + ": from the host's 127.0.0.1 to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(loopback), masq())},
 	}
 }
 
@@ -151,15 +150,17 @@ func ipv4() []expr.Any {
 	}
 }
 
-// saddrIn matches ip saddr p; daddrIn matches ip daddr p.
-func saddrIn(p netip.Prefix) []expr.Any { return addrIn(12, p) }
-func daddrIn(p netip.Prefix) []expr.Any { return addrIn(16, p) }
+// saddrIn matches ip saddr p; daddrIn matches ip daddr p; daddrNotIn
+// matches ip daddr != p.
+func saddrIn(p netip.Prefix) []expr.Any    { return addrIn(12, expr.CmpOpEq, p) }
+func daddrIn(p netip.Prefix) []expr.Any    { return addrIn(16, expr.CmpOpEq, p) }
+func daddrNotIn(p netip.Prefix) []expr.Any { return addrIn(16, expr.CmpOpNeq, p) }
 
-func addrIn(offset uint32, p netip.Prefix) []expr.Any {
+func addrIn(offset uint32, op expr.CmpOp, p netip.Prefix) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: prefixMask(p.Bits()), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()},
+		&expr.Cmp{Op: op, Register: 1, Data: p.Masked().Addr().AsSlice()},
 	}
 }
 
@@ -210,9 +211,9 @@ func fibLocal() []expr.Any {
 	}
 }
 
-// dnatByIP: fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports-by-ip
+// dnatByIP, for IPv4 packets: fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports-by-ip
 func dnatByIP() []expr.Any {
-	return cat(ipv4(), fibLocal(), []expr.Any{
+	return cat(fibLocal(), []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
 		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
@@ -221,14 +222,25 @@ func dnatByIP() []expr.Any {
 	})
 }
 
-// dnatAnyIP: fib daddr type local dnat ip to meta l4proto . th dport map @ports-any-ip
+// dnatAnyIP, for IPv4 packets: fib daddr type local dnat ip to meta l4proto . th dport map @ports-any-ip
 func dnatAnyIP() []expr.Any {
-	return cat(ipv4(), fibLocal(), []expr.Any{
+	return cat(fibLocal(), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: mapPortsAnyIP},
 		dnat(),
 	})
+}
+
+// notLoopback restricts a DNAT rule to IPv4 packets addressed elsewhere than
+// 127.0.0.0/8: meta nfproto ipv4 ip daddr != 127.0.0.0/8. The host's own
+// traffic to 127.0.0.1 reaches the port holder's socket, which proxies it, so
+// no packet to 127.0.0.0/8 is routed to a bridge (no bridge needs
+// route_localnet); and a packet from outside to 127.0.0.0/8 is never
+// translated before routing, so the kernel drops it as a martian even
+// without the guard.
+func notLoopback(dnat []expr.Any) []expr.Any {
+	return cat(ipv4(), daddrNotIn(loopback), dnat)
 }
 
 func dnat() expr.Any {

@@ -1,14 +1,28 @@
 // Package holder keeps published host ports bound while their sandbox
 // exists, as Docker's docker-proxy and Podman's conmon do, so that no host
-// process can take a port that nsnet's DNAT rules send elsewhere.
+// process can take a port that nsnet's DNAT rules send elsewhere, and
+// proxies what reaches those sockets to the sandbox, as docker-proxy does.
 //
 // nsnet is daemonless, so each sandbox that publishes TCP or UDP ports gets
 // one small holder process, `nsnet __hold-ports --root ROOT --sandbox NAME
-// --netns PATH`, in its own session, that owns the bound sockets and does
-// nothing else. nsnet binds the sockets itself (so binding errors reach the
-// user), then hands them to the holder over the holder's control socket
-// (ROOT/holders/NAME.sock) with SCM_RIGHTS, and asks it to close them the
-// same way.
+// --netns PATH`, in its own session (in the host's network namespace), that
+// owns the bound sockets. nsnet binds the sockets itself (so binding errors
+// reach the user), then hands them to the holder over the holder's control
+// socket (ROOT/holders/NAME.sock) with SCM_RIGHTS, each with its target (the
+// sandbox's address and container port), and asks it to close them the same
+// way.
+//
+// The host's traffic to 127.0.0.0/8 that reaches a held socket is proxied to
+// its target: nsnet's DNAT rules never translate packets addressed to
+// 127.0.0.0/8, so that traffic arrives there, and no bridge needs
+// route_localnet. Traffic to any other address that reaches a held socket
+// (after an outside `nft flush ruleset`, or while a port is still held after
+// it was unpublished) is refused, so a held port never answers from outside
+// by itself. A TCP listener accepts, dials the target and copies both ways,
+// passing half-closes on; a UDP socket keeps one connected socket to the
+// target per client address, sends the replies back from the held socket,
+// and forgets a flow after udpIdle without a datagram. Releasing a key
+// closes its socket and every connection or flow it opened.
 //
 // A holder is known by its control socket, never by a pid or a command line:
 // a client connects, takes the peer's pid from SO_PEERCRED (the holder itself
@@ -19,8 +33,12 @@
 // is gone (its sockets close with its last thread), then kills it through the
 // pidfd if it took more than two seconds.
 //
-// Invariants: a holder never opens a socket of its own and never reads the
-// store. It exits when asked, on SIGTERM, and by itself within a second when
+// Invariants: the only sockets a holder opens itself are its connections to
+// its targets (the sandbox's address); it binds no port of its own and never
+// reads the store. Its memory grows with the ports it
+// holds (one goroutine waiting on each held socket, no buffer while waiting)
+// and the connections and flows it proxies (at most maxUDPFlows per UDP
+// port). It exits when asked, on SIGTERM, and by itself within a second when
 // its state root, its control socket or its sandbox's namespace path no
 // longer names what it named at start (it keeps the root and the namespace
 // open, so neither inode can be reused meanwhile). The process that starts a
@@ -36,6 +54,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,15 +87,26 @@ func SocketPath(root, sandbox string) string {
 // request is one control message, a JSON line; "hold" requests carry one
 // descriptor per key, in order.
 type request struct {
-	Op   string   `json:"op"` // "ping", "list", "hold", "release" or "stop"
-	Keys []string `json:"keys,omitempty"`
+	Op      string   `json:"op"` // "ping", "list", "hold", "release" or "stop"
+	Keys    []string `json:"keys,omitempty"`
+	Targets []string `json:"targets,omitempty"` // for "hold": where each key's traffic goes, "IP:PORT"
 }
 
 // reply answers a request, as a JSON line.
 type reply struct {
-	Pid   int      `json:"pid,omitempty"`  // the holder's own pid
-	Keys  []string `json:"keys,omitempty"` // for "list": the keys held, sorted
-	Error string   `json:"error,omitempty"`
+	Pid     int      `json:"pid,omitempty"`     // the holder's own pid
+	Keys    []string `json:"keys,omitempty"`    // for "list": the keys held, sorted
+	Targets []string `json:"targets,omitempty"` // for "list": their targets, in the same order
+	Error   string   `json:"error,omitempty"`
+}
+
+// Port is a host port for a holder to hold and proxy: its key, its bound
+// socket (a listening TCP socket or a UDP socket), and its target, the
+// sandbox's address and container port.
+type Port struct {
+	Key    string
+	Sock   *os.File
+	Target netip.AddrPort
 }
 
 // Spawn starts an empty holder for sandbox, serving the namespace at netns,
@@ -282,28 +312,38 @@ func (h *client) call(req request, fds []int) (reply, error) {
 	return rep, nil
 }
 
-// Hold hands sockets to the running holder of sandbox, all or none; the
-// caller may close its copies afterwards.
-func Hold(root, sandbox string, keys []string, socks []*os.File) error {
+// Hold hands ports to the running holder of sandbox, all or none; the
+// caller may close its copies of the sockets afterwards.
+func Hold(root, sandbox string, ports []Port) error {
 	h, err := dial(root, sandbox)
 	if err != nil {
 		return err
 	}
 	defer h.close()
-	for i := 0; i < len(keys); i += maxRights {
-		j := min(i+maxRights, len(keys))
-		fds := make([]int, 0, j-i)
-		for _, f := range socks[i:j] {
-			fds = append(fds, int(f.Fd()))
+	for i := 0; i < len(ports); i += maxRights {
+		req := request{Op: "hold"}
+		var fds []int
+		for _, p := range ports[i:min(i+maxRights, len(ports))] {
+			req.Keys = append(req.Keys, p.Key)
+			req.Targets = append(req.Targets, p.Target.String())
+			fds = append(fds, int(p.Sock.Fd()))
 		}
-		if _, err := h.call(request{Op: "hold", Keys: keys[i:j]}, fds); err != nil {
+		if _, err := h.call(req, fds); err != nil {
 			if i > 0 {
-				h.call(request{Op: "release", Keys: keys[:i]}, nil)
+				h.call(request{Op: "release", Keys: keys(ports[:i])}, nil)
 			}
 			return err
 		}
 	}
 	return nil
+}
+
+func keys(ports []Port) []string {
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = p.Key
+	}
+	return out
 }
 
 // Release asks the holder of sandbox to close the sockets of keys; an error
@@ -330,8 +370,9 @@ func Alive(root, sandbox string) (int, bool) {
 
 // Status is what a live holder says of itself.
 type Status struct {
-	Pid  int
-	Keys []string // the keys of the sockets it holds, sorted
+	Pid     int
+	Keys    []string // the keys of the sockets it holds, sorted
+	Targets []string // where each key's traffic goes ("IP:PORT"), in the same order
 }
 
 // Probe asks sandbox's holder what it holds; an error wraps ErrNotRunning if
@@ -343,7 +384,7 @@ func Probe(root, sandbox string) (Status, error) {
 	}
 	defer h.close()
 	rep, err := h.call(request{Op: "list"}, nil)
-	return Status{Pid: h.pid, Keys: rep.Keys}, err
+	return Status{Pid: h.pid, Keys: rep.Keys, Targets: rep.Targets}, err
 }
 
 // Stop ends sandbox's holder if one answers, waits until it has exited (so

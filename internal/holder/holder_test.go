@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,26 +70,50 @@ func (w world) spawn(t *testing.T, sandbox string) int {
 	return pid
 }
 
-// pipes returns n pipes: the read ends to hand over, the write ends to tell
-// whether the holder still has them.
-func pipes(t *testing.T, n int) (keys []string, reads, writes []*os.File) {
+// sockets returns n UDP sockets that are bound nowhere (so they touch no
+// network), for the holder to hold, and their keys.
+func sockets(t *testing.T, n int) []Port {
 	t.Helper()
+	var out []Port
 	for i := range n {
-		r, w, err := os.Pipe()
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { r.Close(); w.Close() })
-		keys = append(keys, fmt.Sprintf("k%04d", i))
-		reads, writes = append(reads, r), append(writes, w)
+		f := os.NewFile(uintptr(fd), "udp")
+		t.Cleanup(func() { f.Close() })
+		out = append(out, Port{Key: fmt.Sprintf("k%04d", i), Sock: f, Target: netip.MustParseAddrPort("192.0.2.1:53")})
 	}
-	return keys, reads, writes
+	return out
 }
 
-// heldOpen reports whether the read end of w's pipe is still open somewhere.
-func heldOpen(w *os.File) bool {
-	_, err := w.Write([]byte{0})
-	return !errors.Is(err, syscall.EPIPE)
+// inode is the inode of f's open file, as /proc/PID/fd names it.
+func inode(t *testing.T, f *os.File) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("socket:[%d]", st.Ino)
+}
+
+// openIn reports which of the files named (as inode gives them) process pid
+// has open.
+func openIn(t *testing.T, pid int, names ...string) map[string]bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, e := range entries {
+		link, _ := os.Readlink(filepath.Join(dir, e.Name()))
+		if slices.Contains(names, link) {
+			out[link] = true
+		}
+	}
+	return out
 }
 
 // gone waits until pid no longer exists, not even as a zombie (it was reaped).
@@ -112,38 +136,78 @@ func TestHoldReleaseStop(t *testing.T) {
 	if got, ok := Alive(w.root, "s"); !ok || got != pid {
 		t.Fatalf("Alive = %d, %t; want %d, true", got, ok, pid)
 	}
-	keys, reads, writes := pipes(t, 3*maxRights+7) // several requests
-	if err := Hold(w.root, "s", keys, reads); err != nil {
+	ports := sockets(t, 3*maxRights+7) // several requests
+	first, second, last := inode(t, ports[0].Sock), inode(t, ports[1].Sock), inode(t, ports[len(ports)-1].Sock)
+	if err := Hold(w.root, "s", ports); err != nil {
 		t.Fatalf("Hold: %v", err)
 	}
-	for _, r := range reads {
-		r.Close()
+	for _, p := range ports {
+		p.Sock.Close()
 	}
-	if !heldOpen(writes[0]) || !heldOpen(writes[len(writes)-1]) {
-		t.Fatal("the holder does not hold the descriptors")
+	if open := openIn(t, pid, first, last); !open[first] || !open[last] {
+		t.Fatal("the holder does not hold the sockets")
 	}
+	keys := keys(ports)
 	if err := Release(w.root, "s", keys[1:]); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	if heldOpen(writes[1]) || !heldOpen(writes[0]) {
-		t.Errorf("after Release: second held %t (want false), first held %t (want true)", heldOpen(writes[1]), heldOpen(writes[0]))
+	if open := openIn(t, pid, first, second); open[second] || !open[first] {
+		t.Errorf("after Release: second held %t (want false), first held %t (want true)", open[second], open[first])
 	}
 	st, err := Probe(w.root, "s")
-	if err != nil || st.Pid != pid || !slices.Equal(st.Keys, keys[:1]) {
-		t.Errorf("Probe = %+v, %v; want pid %d and keys %v", st, err, pid, keys[:1])
+	if err != nil || st.Pid != pid || !slices.Equal(st.Keys, keys[:1]) || !slices.Equal(st.Targets, []string{"192.0.2.1:53"}) {
+		t.Errorf("Probe = %+v, %v; want pid %d, keys %v and their target", st, err, pid, keys[:1])
 	}
 	if err := Stop(w.root, "s"); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if heldOpen(writes[0]) {
-		t.Error("the descriptor is still open after Stop returned")
-	}
 	if _, err := os.Lstat(SocketPath(w.root, "s")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket after Stop: %v", err)
 	}
-	gone(t, pid) // reaped by this process, its parent
+	gone(t, pid) // reaped by this process, its parent: its sockets are closed
 	if err := Stop(w.root, "s"); err != nil {
 		t.Errorf("Stop of a holder that is gone: %v", err)
+	}
+}
+
+// TestHoldRefusesWhatItCannotProxy checks that a hold request with a
+// descriptor that is no TCP listener or UDP socket, or with a bad target,
+// is refused whole: the holder keeps none of its descriptors.
+func TestHoldRefusesWhatItCannotProxy(t *testing.T) {
+	w := newWorld(t)
+	pid := w.spawn(t, "s")
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer wr.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := os.NewFile(uintptr(fd), "tcp")
+	defer tcp.Close()
+	for _, c := range []struct {
+		what, want string
+		bad        func(p *Port)
+	}{
+		{"a pipe", "descriptor 2 is not a socket", func(p *Port) { p.Sock = r }},
+		{"a TCP socket that does not listen", "descriptor 2 is neither a listening TCP socket nor a UDP socket", func(p *Port) { p.Sock = tcp }},
+		{"an IPv6 target", "bad target", func(p *Port) { p.Target = netip.MustParseAddrPort("[2001:db8::1]:53") }},
+	} {
+		ports := sockets(t, 3)
+		c.bad(&ports[2])
+		err := Hold(w.root, "s", ports)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Hold with %s: %v, want an error saying %q", c.what, err, c.want)
+		}
+		if open := openIn(t, pid, inode(t, ports[0].Sock)); len(open) != 0 {
+			t.Errorf("after Hold with %s failed, the holder still has the good sockets", c.what)
+		}
+	}
+	if st, err := Probe(w.root, "s"); err != nil || len(st.Keys) != 0 {
+		t.Errorf("Probe = %+v, %v; want nothing held", st, err)
 	}
 }
 

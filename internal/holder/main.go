@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -44,7 +45,7 @@ func Main(a Args) error {
 type server struct {
 	ln    *net.UnixListener
 	mu    sync.Mutex
-	held  map[string]*os.File
+	held  map[string]held
 	marks []mark
 	stop  chan struct{}
 	once  sync.Once
@@ -52,7 +53,7 @@ type server struct {
 
 func newServer(a Args) (*server, error) {
 	RaiseFileLimit(1 << 16) // sockets arrive later; without room, recvmsg drops them
-	s := &server{held: map[string]*os.File{}, stop: make(chan struct{})}
+	s := &server{held: map[string]held{}, stop: make(chan struct{})}
 	watched := []mark{
 		{what: "state root", path: a.Root, pin: true},
 		{what: "control socket", path: SocketPath(a.Root, a.Sandbox), own: true}, // the socket pins its inode
@@ -198,36 +199,31 @@ func (s *server) serve(c *net.UnixConn) {
 	}
 }
 
+// held is a socket the holder holds and proxies, and where it proxies to.
+type held struct {
+	proxy  proxy
+	target string
+}
+
 // handle carries out one request; fds are the descriptors that came with it.
 func (s *server) handle(req request, fds []int) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if req.Op != "hold" || len(fds) != len(req.Keys) {
+	if req.Op != "hold" {
 		closeAll(fds)
 	}
 	switch req.Op {
 	case "ping", "stop":
 	case "list":
-		keys := make([]string, 0, len(s.held))
-		for k := range s.held {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		return reply{Pid: os.Getpid(), Keys: keys}
+		return s.list()
 	case "hold":
-		if len(fds) != len(req.Keys) {
-			return reply{Error: fmt.Sprintf("got %d sockets for %d keys", len(fds), len(req.Keys))}
-		}
-		for i, k := range req.Keys {
-			if old := s.held[k]; old != nil {
-				old.Close()
-			}
-			s.held[k] = os.NewFile(uintptr(fds[i]), k)
+		if err := s.hold(req, fds); err != nil {
+			return reply{Error: err.Error()}
 		}
 	case "release":
 		for _, k := range req.Keys {
-			if f := s.held[k]; f != nil {
-				f.Close()
+			if h, ok := s.held[k]; ok {
+				h.proxy.close()
 				delete(s.held, k)
 			}
 		}
@@ -235,6 +231,67 @@ func (s *server) handle(req request, fds []int) reply {
 		return reply{Error: fmt.Sprintf("unknown op %q", req.Op)}
 	}
 	return reply{Pid: os.Getpid()}
+}
+
+// list answers with the keys held, sorted, and their targets.
+func (s *server) list() reply {
+	keys := make([]string, 0, len(s.held))
+	for k := range s.held {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	targets := make([]string, len(keys))
+	for i, k := range keys {
+		targets[i] = s.held[k].target
+	}
+	return reply{Pid: os.Getpid(), Keys: keys, Targets: targets}
+}
+
+// hold starts proxying each socket of fds to its target, all or none; a key
+// held already is replaced. The descriptors are consumed either way.
+func (s *server) hold(req request, fds []int) error {
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("descriptor %d", i))
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close() // what newProxy did not take
+		}
+	}()
+	if len(fds) != len(req.Keys) || len(req.Targets) != len(req.Keys) {
+		return fmt.Errorf("got %d sockets and %d targets for %d keys", len(fds), len(req.Targets), len(req.Keys))
+	}
+	targets := make([]netip.AddrPort, len(req.Keys))
+	for i, k := range req.Keys {
+		t, err := netip.ParseAddrPort(req.Targets[i])
+		if err != nil || !t.Addr().Is4() {
+			return fmt.Errorf("key %s: bad target %q: want an IPv4 address and port", k, req.Targets[i])
+		}
+		if _, err := socketKind(files[i]); err != nil {
+			return fmt.Errorf("key %s: %w", k, err)
+		}
+		targets[i] = t
+	}
+	started := make([]proxy, 0, len(files))
+	for i, f := range files {
+		files[i] = nil
+		p, err := newProxy(f, targets[i])
+		if err != nil {
+			for _, p := range started {
+				p.close()
+			}
+			return fmt.Errorf("key %s: %w", req.Keys[i], err)
+		}
+		started = append(started, p)
+	}
+	for i, k := range req.Keys {
+		if old, ok := s.held[k]; ok {
+			old.proxy.close()
+		}
+		s.held[k] = held{proxy: started[i], target: targets[i].String()}
+	}
+	return nil
 }
 
 func closeAll(fds []int) {

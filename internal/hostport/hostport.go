@@ -21,10 +21,11 @@ import (
 
 // Hold binds proto/port on ip (invalid: every address) and returns the
 // socket, or an error naming the process that holds the port, so that no host
-// process can take the port while it is open: a TCP socket also listens (it never
-// accepts: nsnet's DNAT rules take the port's traffic first), which keeps out
-// servers that set SO_REUSEADDR. SCTP is not held (f is nil): binding it
-// needs the sctp module, and the port map alone decides.
+// process can take the port while it is open: a TCP socket also listens,
+// which keeps out servers that set SO_REUSEADDR (the port holder accepts on
+// it what nsnet's DNAT rules leave to it: the host's own connections to
+// 127.0.0.1). SCTP is not held (f is nil): binding it needs the sctp
+// module, and the port map alone decides.
 func Hold(proto string, ip netip.Addr, port uint16) (f *os.File, err error) {
 	if !Held(proto) {
 		return nil, nil
@@ -65,7 +66,7 @@ func bindSocket(proto string, ip netip.Addr, port uint16) (int, error) {
 	}
 	err = unix.Bind(fd, sa)
 	if err == nil && proto == "tcp" {
-		err = unix.Listen(fd, 1)
+		err = unix.Listen(fd, unix.SOMAXCONN)
 	}
 	if err != nil {
 		unix.Close(fd)
