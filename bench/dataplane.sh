@@ -27,6 +27,9 @@
 #   PREFIX=dpb        name prefix of the namespaces this script makes
 #   RESULTS=DIR       where raw results go (default: a new /tmp/dpb-results.XXXXXX, kept)
 #   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
+#   AFFINITY=0,1      iperf3 -A: the client on CPU 0, the server on CPU 1, so the
+#                     scheduler cannot put them on one CPU in some runs only
+#                     (default when there are 2 CPUs or more; AFFINITY= unpins)
 #   NICE=0            niceness of the iperf3 client and server (e.g. -10 on a busy machine)
 #   INSTALL=1         apt-get install iperf3 if it is missing (INSTALL=0: fail instead)
 #
@@ -47,6 +50,7 @@ BRIDGE_NF=${BRIDGE_NF:-}
 PREFIX=${PREFIX:-dpb}
 INSTALL=${INSTALL:-1}
 NICE=${NICE:-0}
+AFFINITY=${AFFINITY-$( (($(nproc) >= 2)) && echo 0,1 || true)}
 
 die() {
 	echo "dataplane.sh: $*" >&2
@@ -55,6 +59,62 @@ die() {
 # inrange V LO HI: V is a decimal integer in LO..HI.
 inrange() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
 
+# --- the table -----------------------------------------------------------------------
+# stats: "median min max p25 p75" of the numbers on stdin (quartiles by nearest rank).
+stats() {
+	sort -g | awk '
+		function rank(q,  k) { k = int(q * n); if (k < q * n) k++; return k < 1 ? 1 : k }
+		{ v[++n] = $1 }
+		END { if (n == 0) { print "nan nan nan nan nan"; exit }
+		      m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+		      printf "%.4f %.4f %.4f %.4f %.4f\n", m, v[1], v[n], v[rank(0.25)], v[rank(0.75)] }'
+}
+label() {
+	case $1 in
+	s2s) echo "sandbox → sandbox, same bridge" ;;
+	port) echo "internet → published port → sandbox" ;;
+	*) echo "$1" ;;
+	esac
+}
+# row RUNS PATH: one table row from the runs of PATH (lines: path tool rep gbit ...).
+row() {
+	local runs=$1 p=$2 bm blo bhi bq1 bq3 nm nlo nhi nq1 nq3 pm plo phi
+	read -r bm blo bhi bq1 bq3 <<<"$(awk -v p="$p" '$1 == p && $2 == "bare" { print $4 }' "$runs" | stats)"
+	read -r nm nlo nhi nq1 nq3 <<<"$(awk -v p="$p" '$1 == p && $2 == "nsnet" { print $4 }' "$runs" | stats)"
+	# per rep: nsnet / bare of the same rep, measured back to back, so a
+	# load that comes and goes between reps cancels out.
+	read -r pm plo phi _ <<<"$(awk -v p="$p" '$1 == p { g[$2, $3] = $4 }
+		END { for (k in g) { split(k, a, SUBSEP); if (a[1] == "nsnet" && g["bare", a[2]] > 0) print g[k] / g["bare", a[2]] } }' "$runs" | stats)"
+	awk -v l="$(label "$p")" -v bm="$bm" -v blo="$blo" -v bhi="$bhi" -v nm="$nm" -v nlo="$nlo" -v nhi="$nhi" \
+		-v bq1="$bq1" -v bq3="$bq3" -v nq3="$nq3" -v pm="$pm" -v plo="$plo" -v phi="$phi" -v max="$MAX_LOSS" 'BEGIN {
+			r = nm / bm; spread = 100 * (bq3 - bq1) / bm
+			printf "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.3f | %.3f (%.3f–%.3f) | %.3f | %.0f %% | %s |\n",
+				l, bm, blo, bhi, nm, nlo, nhi, r, pm, plo, phi, nq3 / bq3, spread,
+				((r >= 1 - max / 100) ? "yes" : "**no**") (spread > max ? " (noisy)" : "")
+		}'
+}
+# table RUNS: the markdown table of a run, and what its columns mean.
+table() {
+	local runs=$1 p
+	echo
+	echo "| path | bare Gbit/s, median (min–max) | nsnet Gbit/s, median (min–max) | nsnet/bare, medians | nsnet/bare per rep, median (min–max) | nsnet/bare, upper quartiles | bare spread | within $MAX_LOSS % |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for p in $(awk '!seen[$1]++ { print $1 }' "$runs"); do row "$runs" "$p"; done
+	echo
+	echo "Per rep: nsnet over bare of the same rep, run back to back. Upper quartiles: of each tool's runs (other load only"
+	echo "ever slows a run down, so the faster runs are the less disturbed ones). Bare spread: interquartile range / median"
+	echo "of the bare runs; \"(noisy)\" marks a spread above $MAX_LOSS %, where the machine's noise is as large as the target and"
+	echo "the verdict means little. \"within $MAX_LOSS %\": nsnet/bare of the medians >= $(awk -v m="$MAX_LOSS" 'BEGIN { print 1 - m / 100 }')."
+}
+
+# bench/dataplane.sh --table DIR: print the table of an earlier run again.
+if [[ ${1:-} == --table ]]; then
+	[[ -f ${2:-}/runs ]] || die "--table DIR: want the raw results directory of a run (it holds 'runs')"
+	cat "$2/env" 2>/dev/null || true
+	table "$2/runs"
+	exit
+fi
+
 [[ $(id -u) == 0 ]] || die "must run as root"
 inrange "$REPS" 1 1000 || die "REPS: want a positive integer"
 inrange "$TIME" 1 3600 || die "TIME: want seconds, 1..3600"
@@ -62,6 +122,7 @@ inrange "$OMIT" 0 60 || die "OMIT: want seconds, 0..60"
 inrange "$STREAMS" 1 128 || die "STREAMS: want 1..128"
 inrange "$MAX_LOSS" 0 100 || die "MAX_LOSS: want a percentage, 0..100"
 [[ $NICE =~ ^-?[0-9]+$ ]] && ((NICE >= -20 && NICE <= 19)) || die "NICE: want -20..19"
+[[ -z $AFFINITY || $AFFINITY =~ ^[0-9]+,[0-9]+$ ]] || die "AFFINITY: want CLIENT_CPU,SERVER_CPU or empty"
 [[ -z $BRIDGE_NF || $BRIDGE_NF == [01] ]] || die "BRIDGE_NF: want 0, 1 or empty"
 for p in $PATHS; do
 	case $p in s2s | port) ;; *) die "unknown path '$p' in PATHS (want s2s and/or port)" ;; esac
@@ -302,7 +363,7 @@ check_shape() {
 iperf() {
 	local out=$1 ns=$2 target=$3 t=$4 o=$5
 	if ! timeout $((t + o + 30)) nice -n "$NICE" nsenter --net="/run/netns/$ns" -- \
-		iperf3 -c "$target" -p "$PORT" -t "$t" -O "$o" -P "$STREAMS" -f m --connect-timeout 3000 >"$out" 2>&1; then
+		iperf3 -c "$target" -p "$PORT" -t "$t" -O "$o" -P "$STREAMS" ${AFFINITY:+-A "$AFFINITY"} -f m --connect-timeout 3000 >"$out" 2>&1; then
 		echo "iperf3 from $ns to $target:$PORT failed:" >&2
 		tail -n 5 "$out" >&2
 		return 1
@@ -327,14 +388,6 @@ client() {
 	esac
 }
 
-# median of the numbers on stdin; min and max too: "median min max".
-stats() {
-	sort -g | awk '{ v[++n] = $1 }
-		END { if (n == 0) { print "nan nan nan"; exit }
-		      m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-		      printf "%.4f %.4f %.4f\n", m, v[1], v[n] }'
-}
-
 bnf() { in_ns "$1" cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo "n/a"; }
 
 echo "creating the worlds (bare, dnat, nsnet) ..."
@@ -349,7 +402,7 @@ check_shape
 	echo "nsnet: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty tree)')"
 	echo "iperf3: $(iperf3 --version | head -n 1); nft: $(nft --version)"
 	echo "bridge-nf-call-iptables in the host namespaces: bare $(bnf "$PREFIX-bare-host"), dnat $(bnf "$PREFIX-dnat-host"), nsnet $(bnf "$PREFIX-nsnet-host")"
-	echo "REPS=$REPS TIME=$TIME OMIT=$OMIT STREAMS=$STREAMS NICE=$NICE PATHS=\"$PATHS\" MAX_LOSS=$MAX_LOSS"
+	echo "REPS=$REPS TIME=$TIME OMIT=$OMIT STREAMS=$STREAMS AFFINITY=$AFFINITY NICE=$NICE PATHS=\"$PATHS\" MAX_LOSS=$MAX_LOSS"
 	echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$res/env"
 
@@ -380,38 +433,5 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	done
 done
 
-# --- the table -----------------------------------------------------------------------
-label() {
-	case $1 in
-	s2s) echo "sandbox → sandbox, same bridge" ;;
-	port) echo "internet → published port → sandbox" ;;
-	esac
-}
-# row PATH: one table row from the runs of PATH.
-row() {
-	local p=$1 bm blo bhi nm nlo nhi pm plo phi
-	read -r bm blo bhi <<<"$(awk -v p="$p" '$1 == p && $2 == "bare" { print $4 }' "$runs" | stats)"
-	read -r nm nlo nhi <<<"$(awk -v p="$p" '$1 == p && $2 == "nsnet" { print $4 }' "$runs" | stats)"
-	# per rep: nsnet / bare of the same rep, measured back to back, so a
-	# load that comes and goes between reps cancels out.
-	read -r pm plo phi <<<"$(awk -v p="$p" '$1 == p { g[$2, $3] = $4 }
-		END { for (k in g) { split(k, a, SUBSEP); if (a[1] == "nsnet" && g["bare", a[2]] > 0) print g[k] / g["bare", a[2]] } }' "$runs" | stats)"
-	awk -v l="$(label "$p")" -v bm="$bm" -v blo="$blo" -v bhi="$bhi" -v nm="$nm" -v nlo="$nlo" -v nhi="$nhi" \
-		-v pm="$pm" -v plo="$plo" -v phi="$phi" -v max="$MAX_LOSS" 'BEGIN {
-			r = nm / bm
-			printf "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.3f | %.3f (%.3f–%.3f) | %.0f %% | %s |\n",
-				l, bm, blo, bhi, nm, nlo, nhi, r, pm, plo, phi, 100 * (bhi - blo) / bm,
-				((r >= 1 - max / 100) ? "yes" : "**no**") ((bhi - blo) / bm > 2 * max / 100 ? " (noisy)" : "")
-		}'
-}
-{
-	echo
-	echo "| path | bare Gbit/s, median (min–max) | nsnet Gbit/s, median (min–max) | nsnet/bare (medians) | nsnet/bare per rep, median (min–max) | bare spread | within $MAX_LOSS % |"
-	echo "|---|---|---|---|---|---|---|"
-	for p in $PATHS; do row "$p"; done
-	echo
-	echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "bare spread = (max − min) / median of the bare runs: differences between the tools smaller than it are"
-	echo "within the machine's noise; \"(noisy)\" marks a spread above $((2 * MAX_LOSS)) %, where the verdict means little."
-	echo "\"within $MAX_LOSS %\" is nsnet/bare (medians) >= $(awk -v m="$MAX_LOSS" 'BEGIN { print 1 - m / 100 }')."
-} | tee "$res/table.md"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$res/env"
+table "$runs" | tee "$res/table.md"
