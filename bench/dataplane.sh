@@ -78,7 +78,8 @@ label() {
 }
 # row RUNS PATH: one table row from the runs of PATH (lines: path tool rep gbit ...).
 row() {
-	local runs=$1 p=$2 bm blo bhi bq1 bq3 nm nlo nhi nq1 nq3 pm plo phi
+	local runs=$1 p=$2 bm blo bhi bq1 bq3 nm nlo nhi nq1 nq3 pm plo phi n
+	n=$(awk -v p="$p" '$1 == p && $2 == "bare"' "$runs" | wc -l)
 	read -r bm blo bhi bq1 bq3 <<<"$(awk -v p="$p" '$1 == p && $2 == "bare" { print $4 }' "$runs" | stats)"
 	read -r nm nlo nhi nq1 nq3 <<<"$(awk -v p="$p" '$1 == p && $2 == "nsnet" { print $4 }' "$runs" | stats)"
 	# per rep: nsnet / bare of the same rep, measured back to back, so a
@@ -86,11 +87,11 @@ row() {
 	read -r pm plo phi _ <<<"$(awk -v p="$p" '$1 == p { g[$2, $3] = $4 }
 		END { for (k in g) { split(k, a, SUBSEP); if (a[1] == "nsnet" && g["bare", a[2]] > 0) print g[k] / g["bare", a[2]] } }' "$runs" | stats)"
 	awk -v l="$(label "$p")" -v bm="$bm" -v blo="$blo" -v bhi="$bhi" -v nm="$nm" -v nlo="$nlo" -v nhi="$nhi" \
-		-v bq1="$bq1" -v bq3="$bq3" -v nq3="$nq3" -v pm="$pm" -v plo="$plo" -v phi="$phi" -v max="$MAX_LOSS" 'BEGIN {
+		-v bq1="$bq1" -v bq3="$bq3" -v nq3="$nq3" -v pm="$pm" -v plo="$plo" -v phi="$phi" -v max="$MAX_LOSS" -v n="$n" 'BEGIN {
 			r = nm / bm; spread = 100 * (bq3 - bq1) / bm
 			printf "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.3f | %.3f (%.3f–%.3f) | %.3f | %.0f %% | %s |\n",
 				l, bm, blo, bhi, nm, nlo, nhi, r, pm, plo, phi, nq3 / bq3, spread,
-				((r >= 1 - max / 100) ? "yes" : "**no**") (spread > max ? " (noisy)" : "")
+				((r >= 1 - max / 100) ? "yes" : "**no**") (n < 4 ? " (too few runs)" : spread > max ? " (noisy)" : "")
 		}'
 }
 # table RUNS: the markdown table of a run, and what its columns mean.
@@ -127,7 +128,7 @@ inrange "$MAX_LOSS" 0 100 || die "MAX_LOSS: want a percentage, 0..100"
 for p in $PATHS; do
 	case $p in s2s | port) ;; *) die "unknown path '$p' in PATHS (want s2s and/or port)" ;; esac
 done
-for t in ip nsenter nft awk findmnt timeout; do
+for t in ip ss nsenter nft awk findmnt timeout; do
 	command -v "$t" >/dev/null || die "needs $t"
 done
 if ! command -v iperf3 >/dev/null; then
