@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -288,12 +289,36 @@ func (g *gc) holderContents(sb *Sandbox, want []string) bool {
 		}
 		return !errors.Is(err, holder.ErrNotRunning)
 	}
+	if n := misdirected(sb, st); n > 0 {
+		g.do(fmt.Sprintf("restart the port holder of sandbox %s (pid %d): it sends %d ports elsewhere than the sandbox's address",
+			sb.Name, st.Pid, n), func() error { return g.e.restartHolder(g.tx, sb) })
+		return true
+	}
 	missing, extra := keyDiff(want, st.Keys)
 	if len(missing)+len(extra) > 0 {
 		g.do(fmt.Sprintf("make the port holder of sandbox %s (pid %d) hold the %d published host ports it lacks and let go of %d unpublished ones",
 			sb.Name, st.Pid, len(missing), len(extra)), func() error { return g.e.syncHolder(sb, missing, extra) })
 	}
 	return true
+}
+
+// misdirected counts the ports sb's holder holds with a target other than
+// the sandbox's container port on its publishing address (as a holder of an
+// older nsnet, which did not proxy, holds them).
+func misdirected(sb *Sandbox, st holder.Status) int {
+	want := map[string]string{}
+	if ep, ok := publishingEndpoint(sb); ok {
+		for _, m := range sb.Ports {
+			want[m.Key()] = netip.AddrPortFrom(ep.Address.Addr(), m.CtrPort).String()
+		}
+	}
+	n := 0
+	for i, k := range st.Keys {
+		if t, ok := want[k]; ok && (i >= len(st.Targets) || st.Targets[i] != t) {
+			n++
+		}
+	}
+	return n
 }
 
 // firewall rewrites the root's table if any chain, rule or element differs
