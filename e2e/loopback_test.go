@@ -183,3 +183,25 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestWarnsOfLocalnetForAll: with route_localnet on for every interface
+// (net.ipv4.conf.all), which nsnet leaves alone, network create and gc warn
+// that only the guard rule then protects 127.0.0.1; without it (the
+// control) they do not.
+func TestWarnsOfLocalnetForAll(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	const warning = "net.ipv4.conf.all.route_localnet is 1"
+	if r := w.Nsnet("network", "create", "--subnet", "10.72.0.0/24", "n1"); r.Code != 0 || strings.Contains(r.Stderr, warning) {
+		t.Errorf("control: network create: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
+	for _, args := range [][]string{{"network", "create", "--subnet", "10.72.1.0/24", "n2"}, {"gc"}} {
+		if r := w.Nsnet(args...); r.Code != 0 || !strings.Contains(r.Stderr, warning) {
+			t.Errorf("%v with all.route_localnet=1: exit %d, stderr %q, want a warning", args, r.Code, r.Stderr)
+		}
+	}
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=0")
+	w.MustNsnet(t, "network", "rm", "n1", "n2")
+	w.AssertClean(t)
+}

@@ -84,6 +84,9 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 			e.warnForwardDrops(&nets[i])
 		}
 	}
+	if needsForwarding(nets) {
+		e.warnLocalnet()
+	}
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 

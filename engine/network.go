@@ -55,6 +55,7 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 	}
 	if !n.Internal {
 		e.warnForwardDrops(n)
+		e.warnLocalnet()
 	}
 	return n, nil
 }

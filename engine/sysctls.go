@@ -98,3 +98,16 @@ func needsForwarding(nets []Network) bool {
 	}
 	return false
 }
+
+// warnLocalnet tells the user when route_localnet is on for every interface
+// (net.ipv4.conf.all, which the kernel ORs into each one's): then the kernel
+// no longer drops packets from outside addressed to 127.0.0.0/8, and only
+// nsnet's guard rule, which `nft flush ruleset` removes, keeps sandboxes from
+// the host's 127.0.0.1 services. nsnet needs it nowhere and leaves it alone.
+func (e *Engine) warnLocalnet() {
+	if v, err := sysctl.Get(sysctl.RouteLocalnet("all")); err == nil && v != "0" {
+		e.opts.Warn("net.ipv4.conf.all.route_localnet is " + v + ": every interface accepts packets for 127.0.0.0/8 from outside, " +
+			"so only nsnet's guard rule keeps sandboxes from the host's 127.0.0.1 services, and nft flush ruleset removes it; " +
+			"nsnet does not need it: set it to 0 (sysctl -w net.ipv4.conf.all.route_localnet=0)")
+	}
+}
