@@ -38,11 +38,12 @@ func routeLocalnet(t *testing.T, w *testenv.World, dev string) string {
 func TestLoopbackClosedAfterFlush(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
-	web, att := w.Name("web"), w.Name("att")
+	web, att, near := w.Name("web"), w.Name("att"), w.Name("near")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "n1")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.89.0.0/24", "n2")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "127.0.0.1:9090:80", "-p", "8080:80", "-p", "127.0.0.1:5354:53/udp", web)
 	w.MustNsnet(t, "sandbox", "create", "--network", "n2", att)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", near) // on the same network as web
 	testenv.StartTCPEcho(t, web, "0.0.0.0:80")
 	startUDPEcho(t, web, "web")
 	testenv.StartTCPEcho(t, w.Host, "127.0.0.1:7777") // a host service on 127.0.0.1 only
@@ -54,8 +55,11 @@ func TestLoopbackClosedAfterFlush(t *testing.T) {
 	}
 
 	routeLoopbackToHost(t, att, n2.Gateway)
-	reach(t, att, "127.0.0.1:7777", false, "sandbox routing 127.0.0.1 to the host, to a host service")
-	reach(t, att, "127.0.0.1:9090", false, "sandbox routing 127.0.0.1 to the host, to a port published there")
+	routeLoopbackToHost(t, near, n1.Gateway)
+	for _, s := range []string{att, near} {
+		reach(t, s, "127.0.0.1:7777", false, "sandbox routing 127.0.0.1 to the host, to a host service")
+		reach(t, s, "127.0.0.1:9090", false, "sandbox routing 127.0.0.1 to the host, to a port published there")
+	}
 	mustRun(t, w.Host, "nft", "flush", "ruleset")
 	reach(t, att, "127.0.0.1:7777", false, "after nft flush ruleset, to a host service on 127.0.0.1")
 	reach(t, att, "127.0.0.1:9090", false, "after nft flush ruleset, to a port published on 127.0.0.1")
@@ -73,7 +77,7 @@ func TestLoopbackClosedAfterFlush(t *testing.T) {
 
 	w.MustNsnet(t, "firewall", "reload")
 	reach(t, w.Inet, testenv.UplinkIP+":8080", true, "internet to the uplink after firewall reload")
-	w.MustNsnet(t, "sandbox", "rm", web, att)
+	w.MustNsnet(t, "sandbox", "rm", web, att, near)
 	w.MustNsnet(t, "network", "rm", "n1", "n2")
 	w.AssertClean(t)
 }

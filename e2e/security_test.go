@@ -43,6 +43,20 @@ func TestOutsideReachesOnlyPublished(t *testing.T) {
 		reach(t, w.Inet, "10.80.0.10:"+port, false, "routed straight to the sandbox, port "+port)
 	}
 
+	// The neighbour routes 127.0.0.1 to the host too (CVE-2020-8558).
+	testenv.StartTCPEcho(t, w.Host, "127.0.0.1:7777") // a host service on 127.0.0.1 only
+	mustRun(t, w.Inet, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo")
+	mustRun(t, w.Inet, "sysctl", "-qw", "net.ipv4.conf.wan0.route_localnet=1")
+	mustRun(t, w.Inet, "ip", "route", "add", "127.0.0.1/32", "via", up, "dev", "wan0")
+	reach(t, w.Inet, "127.0.0.1:9090", false, "routed to the host's 127.0.0.1, port published there")
+	reach(t, w.Inet, "127.0.0.1:7777", false, "routed to the host's 127.0.0.1, a host service")
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "prerouting-guard")
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+	reach(t, w.Inet, "127.0.0.1:7777", true, "control: without the guard and with route_localnet on the uplink")
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=0")
+	reach(t, w.Inet, "127.0.0.1:7777", false, "route_localnet off again, still without the guard")
+	w.MustNsnet(t, "firewall", "reload")
+
 	// Control: without nsnet's forward chain the neighbour gets through.
 	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "forward")
 	reach(t, w.Inet, "10.80.0.10:83", true, "control: without the forward rules")
