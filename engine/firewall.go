@@ -6,8 +6,8 @@ package engine
 import (
 	"fmt"
 
+	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -114,11 +114,11 @@ func flushFlows(ports []firewall.Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	flows := make([]link.Flow, len(ports))
+	flows := make([]conntrack.Flow, len(ports))
 	for i, p := range ports {
-		flows[i] = link.Flow{Proto: protoNumber(p.Proto), HostPort: p.HostPort, CtrIP: p.CtrIP}
+		flows[i] = conntrack.Flow{Proto: protoNumber(p.Proto), HostPort: p.HostPort, CtrIP: p.CtrIP}
 	}
-	_, err := link.DeleteConntrack(flows)
+	_, err := conntrack.Delete(flows)
 	return err
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/holder"
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -203,11 +202,11 @@ func (g *gc) strayLinks() error {
 	if err != nil {
 		return err
 	}
-	links, err := link.Links("")
+	host, err := g.e.hostLinks()
 	if err != nil {
 		return err
 	}
-	host, err := g.e.hostLinks()
+	links, err := host.List()
 	if err != nil {
 		return err
 	}

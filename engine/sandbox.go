@@ -388,9 +388,19 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		return err
 	}
 	if sb.Mode == store.ModeNone {
-		return link.UpLoopback(named) // bridge mode raises lo with its endpoint
+		return upLoopback(sb) // bridge mode raises lo with its endpoint
 	}
 	return nil
+}
+
+// upLoopback raises lo in sb's namespace.
+func upLoopback(sb *Sandbox) error {
+	ns, err := openOwnNamespace(sb)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return link.UpLoopback(ns)
 }
 
 // recordNamespace keeps the ID of the namespace f in sb.

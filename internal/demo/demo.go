@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/wire"
 )
 
 // Names and addresses of the world, from the documentation ranges.
@@ -92,10 +92,10 @@ func (d *demo) buildWorld() error {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	err := link.Wire(
-		link.End{NetNS: d.inet, Name: "wan0", Addrs: []netip.Prefix{netip.MustParsePrefix(RouterIP + "/24")},
+	err := wire.Wire(
+		wire.End{NetNS: d.inet, Name: "wan0", Addrs: []netip.Prefix{netip.MustParsePrefix(RouterIP + "/24")},
 			LoAddrs: []netip.Prefix{netip.MustParsePrefix(PublicIP + "/32")}},
-		link.End{NetNS: d.host, Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix(UplinkIP + "/24")},
+		wire.End{NetNS: d.host, Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix(UplinkIP + "/24")},
 			Gateway: netip.MustParseAddr(RouterIP)},
 	)
 	if err != nil {

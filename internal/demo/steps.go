@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/netview"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/probe"
 )
@@ -19,7 +19,7 @@ func (d *demo) createBridge() error {
 	if err != nil {
 		return err
 	}
-	return d.showLinks(d.host, "host", func(l link.Info) bool { return l.Name == "br01" })
+	return d.showLinks(d.host, "host", func(l netview.Info) bool { return l.Name == "br01" })
 }
 
 func (d *demo) createSandboxes() error {
@@ -35,7 +35,7 @@ func (d *demo) createSandboxes() error {
 
 func (d *demo) showBridge() error {
 	d.heading(3, "The bridge and its ports", "the article: brctl show br01")
-	links, err := link.Links(d.host)
+	links, err := netview.Links(d.host)
 	if err != nil {
 		return err
 	}
@@ -59,10 +59,10 @@ func (d *demo) showSandboxes() error {
 	d.heading(4, "Addresses and routes inside the sandboxes", "the article: ip netns exec ns01 ip addr; ip netns exec ns01 ip route")
 	for _, sb := range sandboxes {
 		path := netns.Path(sb.name)
-		if err := d.showLinks(path, sb.name, func(link.Info) bool { return true }); err != nil {
+		if err := d.showLinks(path, sb.name, func(netview.Info) bool { return true }); err != nil {
 			return err
 		}
-		gw, err := link.DefaultGateway(path)
+		gw, err := netview.DefaultGateway(path)
 		if err != nil {
 			return err
 		}
@@ -71,8 +71,8 @@ func (d *demo) showSandboxes() error {
 	return nil
 }
 
-func (d *demo) showLinks(path, where string, keep func(link.Info) bool) error {
-	links, err := link.Links(path)
+func (d *demo) showLinks(path, where string, keep func(netview.Info) bool) error {
+	links, err := netview.Links(path)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (d *demo) ping() error {
 
 func (d *demo) showNeighbours() error {
 	d.heading(6, "ns01's neighbour table holds ns02's real MAC", "the article: ip netns exec ns01 arp")
-	neigh, err := link.Neighbours(netns.Path("ns01"))
+	neigh, err := netview.Neighbours(netns.Path("ns01"))
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (d *demo) showNeighbours() error {
 }
 
 func macOf(path string) string {
-	links, _ := link.Links(path)
+	links, _ := netview.Links(path)
 	for _, l := range links {
 		if l.Name == "eth0" {
 			return l.MAC
@@ -210,7 +210,7 @@ func (d *demo) cleanUp() error {
 
 // proveClean checks that nothing of nsnet is left in the host namespace.
 func (d *demo) proveClean() error {
-	links, err := link.Links(d.host)
+	links, err := netview.Links(d.host)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/nsnet/nsnet/internal/netlinksafe"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -148,7 +149,7 @@ func attrDiffs(a *netlink.LinkAttrs, mtu int, alias string) []string {
 }
 
 func hasAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) (bool, error) {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	addrs, err := netlinksafe.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
 		return false, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
 	}
@@ -169,7 +170,7 @@ func ensureAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) error {
 // hasDefaultRoute reports whether the namespace routes everything via gw
 // on l; an invalid gw wants no default route at all.
 func hasDefaultRoute(h *netlink.Handle, l netlink.Link, gw netip.Addr) (bool, error) {
-	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
+	routes, err := netlinksafe.Retry(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return false, fmt.Errorf("list routes: %w", err)
 	}
@@ -193,19 +194,3 @@ func inNamespace(ns *os.File, fn func(*netlink.Handle) error) error {
 	defer h.Close()
 	return fn(h)
 }
-
-// retryDump retries a netlink dump that the kernel reports as interrupted
-// (the table changed while it was read; NLM_F_DUMP_INTR), as CNI's
-// netlinksafe does, a bounded number of times.
-func retryDump[T any](dump func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range dumpRetries {
-		if v, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, fmt.Errorf("netlink dump interrupted %d times in a row: %w", dumpRetries, err)
-}
-
-const dumpRetries = 10

@@ -1,13 +1,14 @@
-// Package link makes and removes the kernel's network devices for nsnet:
-// bridges, veth pairs, addresses and routes, through netlink.
-//
-// It is the only package that imports vishvananda/netlink. Work inside a
-// sandbox uses a netlink handle bound to that namespace, so no thread of the
-// process ever switches namespace here.
+// Package link makes, checks, repairs and removes the kernel's network
+// devices for nsnet: bridges, veth pairs, their addresses and routes, through
+// vishvananda/netlink (which, beside it, only a few other thin wrappers
+// import: conntrack, netview, wire). Work inside a sandbox uses a netlink
+// handle bound to that namespace, so no thread of the process ever switches
+// namespace here; dumps are read through netlinksafe.Retry.
 //
 // Invariants: every creating function either completes or removes what it
 // made before returning its error; every removing function treats "already
-// gone" as success.
+// gone" as success; Check* functions only read, and Repair* functions change
+// only what Check* would report.
 package link
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/nsnet/nsnet/internal/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -121,6 +123,24 @@ func (h *Host) Mark(name string) (alias string, group uint32, ok bool, err error
 		return "", 0, false, fmt.Errorf("look up link %s: %w", name, err)
 	}
 	return l.Attrs().Alias, l.Attrs().Group, true, nil
+}
+
+// Listed is a link of the host as List reports it.
+type Listed struct {
+	Name, Kind, Alias string
+}
+
+// List returns the host's links with their kind and alias.
+func (h *Host) List() ([]Listed, error) {
+	links, err := netlinksafe.Retry(h.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	out := make([]Listed, len(links))
+	for i, l := range links {
+		out[i] = Listed{Name: l.Attrs().Name, Kind: l.Type(), Alias: l.Attrs().Alias}
+	}
+	return out, nil
 }
 
 // DeleteLink removes a link; a link that does not exist is not an error.
@@ -274,11 +294,11 @@ func configureHandle(v Veth, sb *netlink.Handle, peer netlink.Link) error {
 	return nil
 }
 
-// UpLoopback brings lo up inside the namespace at path.
-func UpLoopback(path string) error {
-	return withHandle(path, func(h *netlink.Handle) error {
+// UpLoopback brings lo up inside the namespace ns.
+func UpLoopback(ns *os.File) error {
+	return inNamespace(ns, func(h *netlink.Handle) error {
 		if err := setUpLoopback(h); err != nil {
-			return fmt.Errorf("bring up lo in %s: %w", path, err)
+			return fmt.Errorf("bring up lo in %s: %w", ns.Name(), err)
 		}
 		return nil
 	})
@@ -292,7 +312,7 @@ func setUpLoopback(h *netlink.Handle) error {
 // Routes returns the destinations of the host's IPv4 routes in the main
 // table, without the default route.
 func (h *Host) Routes() ([]netip.Prefix, error) {
-	rs, err := retryDump(func() ([]netlink.Route, error) {
+	rs, err := netlinksafe.Retry(func() ([]netlink.Route, error) {
 		return h.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -308,40 +328,6 @@ func (h *Host) Routes() ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
-}
-
-// Flow names the translated flows of one published port: protocol number,
-// host port, and the sandbox address they were translated to.
-type Flow struct {
-	Proto    uint8
-	HostPort uint16
-	CtrIP    netip.Addr
-}
-
-// DeleteConntrack removes the host's connection-tracking entries of the given
-// flows, so a flow never keeps going to a mapping that is gone. It reads the
-// table once, whatever the number of flows, and returns how many it removed.
-func DeleteConntrack(flows []Flow) (uint, error) {
-	if len(flows) == 0 {
-		return 0, nil
-	}
-	filters := make([]netlink.CustomConntrackFilter, 0, len(flows))
-	for _, fl := range flows {
-		f := &netlink.ConntrackFilter{}
-		err := errors.Join(f.AddProtocol(fl.Proto), f.AddPort(netlink.ConntrackOrigDstPort, fl.HostPort),
-			f.AddIP(netlink.ConntrackReplySrcIP, fl.CtrIP.AsSlice()))
-		if err != nil {
-			return 0, fmt.Errorf("conntrack filter for %d/%d: %w", fl.HostPort, fl.Proto, err)
-		}
-		filters = append(filters, f)
-	}
-	n, err := retryDump(func() (uint, error) {
-		return netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
-	})
-	if err != nil {
-		return n, fmt.Errorf("delete conntrack entries of %d published ports: %w", len(flows), err)
-	}
-	return n, nil
 }
 
 func toAddr(p netip.Prefix) *netlink.Addr {

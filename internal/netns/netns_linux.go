@@ -175,8 +175,9 @@ func Remove(path string) error {
 	return nil
 }
 
-// Do runs fn with the calling thread's network namespace switched to the one
-// at path, on a dedicated locked thread.
+// Do runs fn on a dedicated OS thread that has entered the network namespace
+// at path; the calling goroutine and its thread stay where they are. The
+// thread is locked while fn runs and, if it cannot switch back, never reused.
 func Do(path string, fn func() error) error {
 	target, err := Open(path)
 	if err != nil {

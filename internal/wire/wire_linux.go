@@ -1,7 +1,11 @@
-package link
+// Package wire connects throwaway namespaces with configured veth pairs, to
+// build the world `nsnet demo` plays in (tests build theirs with iproute2, as
+// an independent oracle). nsnet's own sandboxes are made by package link.
+package wire
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 
@@ -81,4 +85,11 @@ func configureEnd(e End, f *os.File) error {
 		return fmt.Errorf("add default route via %s in %s: %w", e.Gateway, e.NetNS, err)
 	}
 	return nil
+}
+
+// loopbackIndex is the ifindex of lo in every network namespace.
+const loopbackIndex = 1
+
+func toAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 }

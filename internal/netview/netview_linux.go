@@ -1,11 +1,16 @@
-package link
+// Package netview reads what the kernel shows of a namespace's links,
+// addresses, neighbours and routes, for `nsnet demo` to show the reader. It
+// only reads.
+package netview
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
 
+	"github.com/nsnet/nsnet/internal/netlinksafe"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -56,7 +61,7 @@ func withHandle(path string, fn func(*netlink.Handle) error) error {
 func Links(path string) ([]Info, error) {
 	var out []Info
 	err := withHandle(path, func(h *netlink.Handle) error {
-		links, err := retryDump(h.LinkList)
+		links, err := netlinksafe.Retry(h.LinkList)
 		if err != nil {
 			return fmt.Errorf("list links: %w", err)
 		}
@@ -83,7 +88,7 @@ func describe(h *netlink.Handle, l netlink.Link, names map[int]string) (Info, er
 	if a.MasterIndex != 0 {
 		info.Master = names[a.MasterIndex]
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	addrs, err := netlinksafe.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
 		return Info{}, fmt.Errorf("list addresses of %s: %w", a.Name, err)
 	}
@@ -99,7 +104,7 @@ func describe(h *netlink.Handle, l netlink.Link, names map[int]string) (Info, er
 func Neighbours(path string) ([]Neighbour, error) {
 	var out []Neighbour
 	err := withHandle(path, func(h *netlink.Handle) error {
-		ns, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) })
+		ns, err := netlinksafe.Retry(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_V4) })
 		if err != nil {
 			return fmt.Errorf("list neighbours: %w", err)
 		}
@@ -138,7 +143,7 @@ func neighState(s int) string {
 func DefaultGateway(path string) (netip.Addr, error) {
 	var gw netip.Addr
 	err := withHandle(path, func(h *netlink.Handle) error {
-		rs, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
+		rs, err := netlinksafe.Retry(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 		if err != nil {
 			return fmt.Errorf("list routes: %w", err)
 		}
@@ -151,4 +156,13 @@ func DefaultGateway(path string) (netip.Addr, error) {
 		return nil
 	})
 	return gw, err
+}
+
+func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
 }
