@@ -109,7 +109,8 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 		if err != nil {
 			return err
 		}
-		return e.removeSandboxQuiet(tx, sb)
+		// The interrupted command's intent is being settled: no new one.
+		return removeTree(tx, sb, func(s *Sandbox) error { return e.forgetAndTeardown(tx, s, "") })
 	}
 	n, err := tx.Network(it.Name)
 	if err != nil {
@@ -119,21 +120,6 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 		return err
 	}
 	return e.teardownNetwork(tx, n)
-}
-
-// removeSandboxQuiet removes sb and its sharers without writing intents (the
-// caller is settling one already).
-func (e *Engine) removeSandboxQuiet(tx *store.Tx, sb *Sandbox) error {
-	sharers, err := sharersOf(tx, sb.Name)
-	if err != nil {
-		return err
-	}
-	for i := range sharers {
-		if err := e.removeSandboxQuiet(tx, &sharers[i]); err != nil {
-			return err
-		}
-	}
-	return e.forgetAndTeardown(tx, sb, "")
 }
 
 // deleteOwnLink deletes the named link only if it is this root's: its alias

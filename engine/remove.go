@@ -44,17 +44,28 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, r
 			return err
 		}
 	}
+	return removeTree(tx, sb, func(s *Sandbox) error {
+		*removed = append(*removed, s.Name)
+		if err := e.intend(u, &journal.Intent{Op: journal.OpSandboxRemove, Name: s.Name, ObjectID: s.ID}); err != nil {
+			return err
+		}
+		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown")
+	})
+}
+
+// removeTree removes sb with remove, after the sandboxes that share its
+// namespace (and theirs). Every removal of a sandbox goes through it.
+func removeTree(tx *store.Tx, sb *Sandbox, remove func(*Sandbox) error) error {
+	sharers, err := sharersOf(tx, sb.Name)
+	if err != nil {
+		return err
+	}
 	for i := range sharers {
-		if err := e.removeSandbox(tx, u, &sharers[i], force, removed); err != nil {
+		if err := removeTree(tx, &sharers[i], remove); err != nil {
 			return err
 		}
 	}
-	*removed = append(*removed, sb.Name)
-	it := &journal.Intent{Op: journal.OpSandboxRemove, Name: sb.Name, ObjectID: sb.ID}
-	if err := e.intend(u, it); err != nil {
-		return err
-	}
-	return e.forgetAndTeardown(tx, sb, "sandbox-rm:after-teardown")
+	return remove(sb)
 }
 
 // forgetAndTeardown deletes sb's records in tx, then its kernel objects (so
