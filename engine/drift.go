@@ -36,13 +36,13 @@ func (g *gc) bridges() error {
 	return nil
 }
 
-func (g *gc) repairBridge(host *link.Host, n *Network) error {
+func (g *gc) repairBridge(host links, n *Network) error {
 	spec := g.e.bridgeSpec(n)
 	diffs, err := host.CheckBridge(spec)
 	if err != nil {
 		return err
 	}
-	settings, err := settingDiffs(bridgeSettings(n))
+	settings, err := g.e.settingDiffs(bridgeSettings(n))
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (g *gc) repairBridge(host *link.Host, n *Network) error {
 		return nil
 	}
 	g.do(fmt.Sprintf("repair bridge %s of network %s (%s)", n.Bridge, n.Name, strings.Join(diffs, "; ")), func() error {
-		if err := applySettings(bridgeSettings(n)); err != nil {
+		if err := g.e.applySettings(bridgeSettings(n)); err != nil {
 			return err
 		}
 		return host.RepairBridge(spec)
@@ -87,8 +87,8 @@ func (g *gc) endpoints() error {
 	return nil
 }
 
-func (g *gc) sandboxEndpoints(host *link.Host, sb *Sandbox, nets map[string]*Network) error {
-	ns, err := openOwnNamespace(sb)
+func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network) error {
+	ns, err := g.e.openOwnNamespace(sb)
 	if err != nil {
 		g.errs = append(g.errs, err)
 		return nil
@@ -119,12 +119,12 @@ func (g *gc) sandboxEndpoints(host *link.Host, sb *Sandbox, nets map[string]*Net
 	return nil
 }
 
-func (g *gc) repairVeth(host *link.Host, spec link.Veth, sb *Sandbox, n *Network) error {
+func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) error {
 	diffs, err := host.CheckVeth(spec)
 	if err != nil {
 		return err
 	}
-	v6, err := ipv6DiffIn(spec.NetNS, spec.PeerName)
+	v6, err := g.e.ipv6DiffIn(spec.NetNS, spec.PeerName)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (g *gc) repairVeth(host *link.Host, spec link.Veth, sb *Sandbox, n *Network
 		return nil
 	}
 	g.do(fmt.Sprintf("repair veth %s of sandbox %s on network %s (%s)", spec.HostName, sb.Name, n.Name, strings.Join(diffs, "; ")), func() error {
-		if err := disableIPv6In(spec.NetNS, spec.PeerName); err != nil {
+		if err := g.e.disableIPv6In(spec.NetNS, spec.PeerName); err != nil {
 			return err
 		}
 		return host.RepairVeth(spec)
@@ -146,10 +146,10 @@ func (g *gc) forwarding() error {
 	if err != nil || !needsForwarding(nets) {
 		return err
 	}
-	diffs, err := settingDiffs([]setting{{sysctl.IPv4Forward, "1"}})
+	diffs, err := g.e.settingDiffs([]setting{{sysctl.IPv4Forward, "1"}})
 	if err != nil || len(diffs) == 0 {
 		return err
 	}
-	g.do("turn IPv4 forwarding back on ("+diffs[0]+")", func() error { return applySettings([]setting{{sysctl.IPv4Forward, "1"}}) })
+	g.do("turn IPv4 forwarding back on ("+diffs[0]+")", func() error { return g.e.applySettings([]setting{{sysctl.IPv4Forward, "1"}}) })
 	return nil
 }

@@ -27,10 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/ipam"
 	"github.com/nsnet/nsnet/internal/journal"
-	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/types"
@@ -98,9 +96,10 @@ type Engine struct {
 	st      *store.Store // the state store, open (and locked) during an operation
 	journal *journal.Journal
 	markers *journal.Markers
-	host    *link.Host
-	owner   owner.Owner    // marks this root writes on links
-	fw      firewall.Table // this root's nftables table
+	host    links       // the host's links, opened on first use
+	k       kernel      // everything outside the state root
+	owner   owner.Owner // marks this root writes on links
+	table   string      // the name of this root's nftables table
 	clock   func() time.Time
 	fault   string // Options.FaultPoint: the point at which to die (tests)
 }
@@ -134,8 +133,14 @@ func Open(o Options) (*Engine, error) {
 	if o.FaultPoint != "" && !slices.Contains(FaultPoints, o.FaultPoint) {
 		return nil, fmt.Errorf("unknown fault point %q: see engine.FaultPoints", o.FaultPoint)
 	}
-	e := &Engine{opts: o, clock: time.Now, fault: o.FaultPoint,
-		owner: owner.Of(o.Root), fw: firewall.Table{Name: owner.Table(o.Root)}}
+	table := owner.Table(o.Root)
+	return openWith(o, table, realKernel(o, table))
+}
+
+// openWith makes the engine for checked options on a kernel (the unit tests
+// give it a fake one).
+func openWith(o Options, table string, k kernel) (*Engine, error) {
+	e := &Engine{opts: o, clock: time.Now, fault: o.FaultPoint, owner: owner.Of(o.Root), table: table, k: k}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
 			return nil, err
@@ -183,11 +188,11 @@ func (e *Engine) Close() error {
 }
 
 // hostLinks returns the netlink handle on the host, opening it on first use.
-func (e *Engine) hostLinks() (*link.Host, error) {
+func (e *Engine) hostLinks() (links, error) {
 	if e.host != nil {
 		return e.host, nil
 	}
-	h, err := link.OpenHost()
+	h, err := e.k.openLinks()
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +318,7 @@ func newID() string {
 
 // FirewallTable is the name of the nftables table (family inet) that holds
 // the rules of this engine's state root.
-func (e *Engine) FirewallTable() string { return e.fw.Name }
+func (e *Engine) FirewallTable() string { return e.table }
 
 // IsRoot reports whether the process has the privileges nsnet needs.
 func IsRoot() bool { return os.Geteuid() == 0 }

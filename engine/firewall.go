@@ -52,7 +52,7 @@ func (e *Engine) syncFirewall(tx *store.Tx) error {
 	if err != nil {
 		return err
 	}
-	return e.fw.Sync(nets, ports)
+	return e.k.fw.Sync(nets, ports)
 }
 
 // firewallState is what the store calls for: its networks and every
@@ -79,12 +79,12 @@ func (e *Engine) publish(tx *store.Tx, u *undo, ports []firewall.Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	if err := e.fw.AddPorts(ports); err != nil {
+	if err := e.k.fw.AddPorts(ports); err != nil {
 		if err := e.syncFirewall(tx); err != nil {
 			return err
 		}
 	}
-	u.push(func() error { return e.fw.DeletePorts(ports) })
+	u.push(func() error { return e.k.fw.DeletePorts(ports) })
 	return nil
 }
 
@@ -94,7 +94,7 @@ func (e *Engine) unpublish(tx *store.Tx, ports []firewall.Port) error {
 	if err := e.dropPorts(tx, ports); err != nil {
 		return err
 	}
-	return flushFlows(ports)
+	return e.flushFlows(ports)
 }
 
 // dropPorts removes ports from the firewall, or rebuilds it from tx if the
@@ -103,14 +103,14 @@ func (e *Engine) dropPorts(tx *store.Tx, ports []firewall.Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	if err := e.fw.DeletePorts(ports); err != nil {
+	if err := e.k.fw.DeletePorts(ports); err != nil {
 		return e.syncFirewall(tx)
 	}
 	return nil
 }
 
 // flushFlows deletes the connection-tracking entries of ports.
-func flushFlows(ports []firewall.Port) error {
+func (e *Engine) flushFlows(ports []firewall.Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
@@ -118,7 +118,7 @@ func flushFlows(ports []firewall.Port) error {
 	for i, p := range ports {
 		flows[i] = conntrack.Flow{Proto: protoNumber(p.Proto), HostPort: p.HostPort, CtrIP: p.CtrIP}
 	}
-	_, err := conntrack.Delete(flows)
+	_, err := e.k.flows.Delete(flows)
 	return err
 }
 
@@ -141,7 +141,7 @@ func (e *Engine) ReloadFirewall() error {
 // warnForwardDrops tells the user when another table's forward chain drops
 // by default, which silently breaks n beyond its bridge.
 func (e *Engine) warnForwardDrops(n *Network) {
-	drops, err := e.fw.ForwardDrops()
+	drops, err := e.k.fw.ForwardDrops()
 	for _, d := range drops {
 		e.opts.Warn(fmt.Sprintf("%s drops forwarded packets by default (policy drop), so sandboxes of network %s cannot reach beyond bridge %s "+
 			"and its published ports do not answer from outside; nsnet does not edit chains it does not own: let them through, e.g. "+

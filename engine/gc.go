@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/holder"
-	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -97,7 +96,7 @@ func (g *gc) forgetVanished() error {
 	err := g.e.view(func(tx *store.Tx) error {
 		sbs, err := tx.Sandboxes()
 		for _, sb := range sbs {
-			if vanishedWhy(&sb) != "" {
+			if g.e.vanishedWhy(&sb) != "" {
 				vanished = append(vanished, sb)
 			}
 		}
@@ -106,14 +105,14 @@ func (g *gc) forgetVanished() error {
 	for i := range vanished {
 		sb := &vanished[i]
 		g.gone[sb.Name] = true
-		g.do(fmt.Sprintf("forget sandbox %s: %s", sb.Name, vanishedWhy(sb)), func() error { return g.forget(sb) })
+		g.do(fmt.Sprintf("forget sandbox %s: %s", sb.Name, g.e.vanishedWhy(sb)), func() error { return g.forget(sb) })
 	}
 	return err
 }
 
 // vanishedWhy says why sb's namespace is not its own any more, or "".
-func vanishedWhy(sb *Sandbox) string {
-	id, err := netns.Identify(sb.NetNS)
+func (e *Engine) vanishedWhy(sb *Sandbox) string {
+	id, err := e.k.ns.Identify(sb.NetNS)
 	switch {
 	case err != nil:
 		return fmt.Sprintf("its namespace %s is gone", sb.NetNS)
@@ -231,7 +230,7 @@ func (g *gc) strayMounts() error {
 		return err
 	}
 	for _, m := range marks {
-		path := netns.Path(m.Name)
+		path := g.e.k.ns.Path(m.Name)
 		if sb, err := g.tx.Sandbox(m.Name); err == nil && sb.Mounted && sb.NetNS == path {
 			continue
 		}
@@ -253,8 +252,7 @@ func (g *gc) holders() error {
 	if g.e.opts.PortHolder == "" {
 		return nil
 	}
-	root := g.e.opts.Root
-	running := holder.Find(root) // by control socket; 0: nobody answers on it
+	running := g.e.k.holders.Find() // by control socket; 0: nobody answers on it
 	sbs, err := g.tx.Sandboxes()
 	if err != nil {
 		return err
@@ -276,7 +274,7 @@ func (g *gc) holders() error {
 		if pid == 0 {
 			what = "remove the control socket of the dead port holder of missing sandbox " + name
 		}
-		g.do(what, func() error { return holder.Stop(root, name) })
+		g.do(what, func() error { return g.e.k.holders.Stop(name) })
 	}
 	return nil
 }
@@ -284,7 +282,7 @@ func (g *gc) holders() error {
 // holderContents compares what sb's live holder holds with want; it returns
 // false if the holder no longer answers.
 func (g *gc) holderContents(sb *Sandbox, want []string) bool {
-	st, err := holder.Probe(g.e.opts.Root, sb.Name)
+	st, err := g.e.k.holders.Probe(sb.Name)
 	if err != nil {
 		if !errors.Is(err, holder.ErrNotRunning) {
 			g.errs = append(g.errs, err)
@@ -330,13 +328,13 @@ func (g *gc) firewall() error {
 	if err != nil {
 		return err
 	}
-	diffs, err := g.e.fw.Diff(nets, ports)
+	diffs, err := g.e.k.fw.Diff(nets, ports)
 	if err != nil || len(diffs) == 0 {
 		return err
 	}
-	what := fmt.Sprintf("rewrite nftables table inet %s (%s)", g.e.fw.Name, strings.Join(diffs, "; "))
+	what := fmt.Sprintf("rewrite nftables table inet %s (%s)", g.e.table, strings.Join(diffs, "; "))
 	if len(nets) == 0 {
-		what = fmt.Sprintf("remove nftables table inet %s: no network needs it", g.e.fw.Name)
+		what = fmt.Sprintf("remove nftables table inet %s: no network needs it", g.e.table)
 	}
 	g.do(what, func() error { return g.e.syncFirewall(g.tx) })
 	return nil

@@ -15,20 +15,20 @@ import (
 // is told so through the returned note. A path that is gone is fine; an empty
 // mount point that was never mounted (a command died before binding it) is
 // removed.
-func unmountOwn(path string, want netns.ID) (note string, err error) {
-	id, err := netns.Identify(path)
+func (e *Engine) unmountOwn(path string, want netns.ID) (note string, err error) {
+	id, err := e.k.ns.Identify(path)
 	switch {
 	case err == nil && !want.IsZero() && id != want:
 		return fmt.Sprintf("left %s alone: it is another namespace than the one nsnet made or adopted (now %s, then %s)", path, id, want), nil
 	case err == nil:
-		return "", netns.Remove(path)
+		return "", e.k.ns.Remove(path)
 	}
 	st, serr := os.Lstat(path)
 	switch {
 	case errors.Is(serr, os.ErrNotExist):
 		return "", nil
 	case serr == nil && st.Mode().IsRegular() && st.Size() == 0:
-		return "", netns.Remove(path) // a mount point never mounted
+		return "", e.k.ns.Remove(path) // a mount point never mounted
 	}
 	return fmt.Sprintf("left %s alone: it is not a network namespace", path), nil
 }
@@ -36,7 +36,7 @@ func unmountOwn(path string, want netns.ID) (note string, err error) {
 // removeMarkedMount removes the mount a marker of this root describes (at the
 // path its name gives, never one read from the file) and then the marker.
 func (e *Engine) removeMarkedMount(m journal.Marker) error {
-	note, err := unmountOwn(netns.Path(m.Name), m.NetNS)
+	note, err := e.unmountOwn(e.k.ns.Path(m.Name), m.NetNS)
 	if err != nil {
 		return err
 	}

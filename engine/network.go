@@ -146,7 +146,7 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	return e.applyNetwork(tx, host, u, n)
 }
 
-func (e *Engine) chooseSubnet(host *link.Host, n *Network, nets []Network, pick bool) error {
+func (e *Engine) chooseSubnet(host links, n *Network, nets []Network, pick bool) error {
 	routes, err := host.Routes()
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func (e *Engine) chooseSubnet(host *link.Host, n *Network, nets []Network, pick 
 	return nil
 }
 
-func chooseBridge(host *link.Host, n *Network, nets []Network) error {
+func chooseBridge(host links, n *Network, nets []Network) error {
 	switch {
 	case n.Bridge == "" && n.Name == DefaultNetwork:
 		name, err := defaultBridge(host)
@@ -204,7 +204,7 @@ func chooseBridge(host *link.Host, n *Network, nets []Network) error {
 
 // defaultBridge is DefaultBridge (nsnet0), or, if another state root's
 // default network has it already, the first free of nsnet1 to nsnet99.
-func defaultBridge(host *link.Host) (string, error) {
+func defaultBridge(host links) (string, error) {
 	for i := 0; i < 100; i++ {
 		name := fmt.Sprintf("nsnet%d", i)
 		exists, err := host.Exists(name)
@@ -216,7 +216,7 @@ func defaultBridge(host *link.Host) (string, error) {
 }
 
 // applyNetwork stores n and makes its bridge, forwarding and firewall rules.
-func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network) error {
+func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) error {
 	oldNets, oldPorts, err := firewallState(tx)
 	if err != nil {
 		return err
@@ -230,19 +230,19 @@ func (e *Engine) applyNetwork(tx *store.Tx, host *link.Host, u *undo, n *Network
 	u.push(func() error { return host.DeleteLink(n.Bridge) })
 	e.checkpoint("network-create:after-bridge")
 	if !n.Internal {
-		if err := enableForwarding(u, n); err != nil {
+		if err := e.enableForwarding(u, n); err != nil {
 			return err
 		}
 	}
 	if err := e.syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	u.push(func() error { return e.fw.Sync(oldNets, oldPorts) })
+	u.push(func() error { return e.k.fw.Sync(oldNets, oldPorts) })
 	return nil
 }
 
 // createBridge makes n's bridge as the store describes it.
-func (e *Engine) createBridge(host *link.Host, n *Network) error {
+func (e *Engine) createBridge(host links, n *Network) error {
 	if err := host.CreateBridge(e.bridgeSpec(n)); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -255,7 +255,7 @@ func (e *Engine) bridgeSpec(n *Network) link.Bridge {
 	return link.Bridge{
 		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
 		Address:  netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
-		BeforeUp: func() error { return applySettings(bridgeSettings(n)) },
+		BeforeUp: func() error { return e.applySettings(bridgeSettings(n)) },
 	}
 }
 

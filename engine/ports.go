@@ -64,8 +64,8 @@ func (b boundPorts) close() {
 // allocatePorts expands specs into mappings whose host ports neither nsnet
 // nor a host process holds, and records them in tx for sb. The test of a
 // host port binds it, and the socket is kept in bound for holdPorts.
-func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
-	lo, hi := hostport.LocalPortRange()
+func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
+	lo, hi := e.k.ports.LocalPortRange()
 	if err := holder.RaiseFileLimit(portCount(specs)); err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound bound
 		if err := publishedBy(tx, m); err != nil {
 			return err
 		}
-		f, err := hostport.Hold(m.Proto, m.HostIP, m.HostPort)
+		f, err := e.k.ports.Hold(m.Proto, m.HostIP, m.HostPort)
 		if f != nil {
 			bound[m.Key()] = f // Expand takes every candidate that free accepts
 		}
@@ -136,31 +136,30 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 	if !ok {
 		return fmt.Errorf("sandbox %s has no network that its published ports can go to", sb.Name)
 	}
-	ports, err := bindAll(ms, ep.Address.Addr(), bound)
+	ports, err := e.bindAll(ms, ep.Address.Addr(), bound)
 	if err != nil || len(ports) == 0 {
 		return err
 	}
-	root := e.opts.Root
-	pid, ok := holder.Alive(root, sb.Name)
+	pid, ok := e.k.holders.Alive(sb.Name)
 	if !ok {
-		if pid, err = holder.Spawn(e.opts.PortHolder, root, sb.Name, sb.NetNS); err != nil {
+		if pid, err = e.k.holders.Spawn(sb.Name, sb.NetNS); err != nil {
 			return err
 		}
-		u.push(func() error { return holder.Stop(root, sb.Name) })
+		u.push(func() error { return e.k.holders.Stop(sb.Name) })
 	}
 	sb.Holder = pid
-	if err := holder.Hold(root, sb.Name, ports); err != nil {
+	if err := e.k.holders.Hold(sb.Name, ports); err != nil {
 		return err
 	}
 	keys := heldKeys(ms)
-	u.push(func() error { return holder.Release(root, sb.Name, keys) })
+	u.push(func() error { return e.k.holders.Release(sb.Name, keys) })
 	return nil
 }
 
 // bindAll returns the held mappings of ms (not SCTP) as the holder takes
 // them: each with its bound socket, from bound or bound now and added to it,
 // and its target, the container port at addr.
-func bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]holder.Port, error) {
+func (e *Engine) bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]holder.Port, error) {
 	unbound := 0
 	for _, m := range ms {
 		if hostport.Held(m.Proto) && bound[m.Key()] == nil {
@@ -175,7 +174,7 @@ func bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]holder.Port, er
 		f := bound[m.Key()]
 		if f == nil {
 			var err error
-			if f, err = hostport.Hold(m.Proto, m.HostIP, m.HostPort); err != nil {
+			if f, err = e.k.ports.Hold(m.Proto, m.HostIP, m.HostPort); err != nil {
 				return nil, err
 			}
 		}
@@ -206,7 +205,7 @@ func (e *Engine) releasePorts(name string, ms []Mapping) {
 	if len(keys) == 0 {
 		return
 	}
-	err := holder.Release(e.opts.Root, name, keys)
+	err := e.k.holders.Release(name, keys)
 	if err != nil && !errors.Is(err, holder.ErrNotRunning) {
 		e.opts.Warn(fmt.Sprintf("%v: the host ports stay bound until nsnet gc releases them", err))
 	}
@@ -216,7 +215,7 @@ func (e *Engine) releasePorts(name string, ms []Mapping) {
 // it takes back the extra keys, then binds and hands over the missing ones.
 func (e *Engine) syncHolder(sb *Sandbox, missing, extra []string) error {
 	if len(extra) > 0 {
-		if err := holder.Release(e.opts.Root, sb.Name, extra); err != nil {
+		if err := e.k.holders.Release(sb.Name, extra); err != nil {
 			return err
 		}
 	}
@@ -259,7 +258,7 @@ func keyDiff(want, got []string) (missing, extra []string) {
 // restartHolder replaces sb's holder, which does not answer, with a new one
 // holding sb's ports.
 func (e *Engine) restartHolder(tx *store.Tx, sb *Sandbox) error {
-	if err := holder.Stop(e.opts.Root, sb.Name); err != nil {
+	if err := e.k.holders.Stop(sb.Name); err != nil {
 		return err
 	}
 	bound := boundPorts{}
@@ -280,7 +279,7 @@ type HolderStatus struct {
 // HolderStatus reports on sb's port holder, checked through its control
 // socket (never through a recorded pid).
 func (e *Engine) HolderStatus(sb *Sandbox) HolderStatus {
-	pid, ok := holder.Alive(e.opts.Root, sb.Name)
+	pid, ok := e.k.holders.Alive(sb.Name)
 	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0}
 }
 
@@ -301,7 +300,7 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if err := checkPublishable(sb); err != nil {
 			return err
 		}
-		if added, err = allocatePorts(tx, sb, parsed, bound); err != nil {
+		if added, err = e.allocatePorts(tx, sb, parsed, bound); err != nil {
 			return err
 		}
 		before := sb.Holder
@@ -353,9 +352,9 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 			return err
 		}
 		if len(ports) > 0 {
-			u.push(func() error { return e.fw.AddPorts(ports) })
+			u.push(func() error { return e.k.fw.AddPorts(ports) })
 		}
-		return flushFlows(ports)
+		return e.flushFlows(ports)
 	})
 	if err != nil {
 		return nil, err

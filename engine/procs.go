@@ -27,11 +27,11 @@ const maxListed = 5
 // processes in it, as docker rm refuses a running container. Host-mode and
 // container:NAME sandboxes only name a namespace that is not theirs, so
 // removing them never stops anything: they are not checked.
-func checkNoProcesses(sb *Sandbox) error {
+func (e *Engine) checkNoProcesses(sb *Sandbox) error {
 	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
 		return nil
 	}
-	procs, err := processesIn(sb.NetNS, sb.NetNSIno)
+	procs, err := e.k.procs.In(sb.NetNS, sb.NetNSIno)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: look for processes in its namespace: %w; use --force to remove it anyway", sb.Name, err)
 	}

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
-	"github.com/nsnet/nsnet/internal/link"
-	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -90,12 +87,12 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 		errs = append(errs, e.deleteOwnLink(host, l))
 	}
 	if it.Op == journal.OpSandboxCreate {
-		errs = append(errs, holder.Stop(e.opts.Root, it.Name))
+		errs = append(errs, e.k.holders.Stop(it.Name))
 	}
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)
 	for _, m := range marks {
-		if slices.Contains(it.Mounts, netns.Path(m.Name)) {
+		if slices.Contains(it.Mounts, e.k.ns.Path(m.Name)) {
 			errs = append(errs, e.removeMarkedMount(m))
 		}
 	}
@@ -125,7 +122,7 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 // deleteOwnLink deletes the named link only if it is this root's: its alias
 // is this root's mark, or it has nsnet's device group and no alias yet (made
 // by a command that died before it could mark it). Anything else is left.
-func (e *Engine) deleteOwnLink(host *link.Host, name string) error {
+func (e *Engine) deleteOwnLink(host links, name string) error {
 	alias, group, ok, err := host.Mark(name)
 	if err != nil || !ok {
 		return err

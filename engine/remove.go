@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -40,7 +39,7 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, r
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
 	}
 	if !force {
-		if err := checkNoProcesses(sb); err != nil {
+		if err := e.checkNoProcesses(sb); err != nil {
 			return err
 		}
 	}
@@ -116,7 +115,7 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := holder.Stop(e.opts.Root, sb.Name); err != nil {
+	if err := e.k.holders.Stop(sb.Name); err != nil {
 		errs = append(errs, err)
 	}
 	if len(sb.Endpoints) > 0 {
@@ -133,7 +132,7 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 		}
 	}
 	if sb.Mounted {
-		note, err := unmountOwn(sb.NetNS, netnsID(sb))
+		note, err := e.unmountOwn(sb.NetNS, netnsID(sb))
 		if note != "" {
 			e.opts.Warn(fmt.Sprintf("sandbox %s: %s", sb.Name, note))
 		}

@@ -80,7 +80,7 @@ func (e *Engine) runFinished(name string) bool {
 	var ok bool
 	e.view(func(tx *store.Tx) error {
 		sb, err := tx.Sandbox(name)
-		ok = err == nil && checkNoProcesses(sb) == nil
+		ok = err == nil && e.checkNoProcesses(sb) == nil
 		return nil
 	})
 	return ok

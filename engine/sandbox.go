@@ -68,7 +68,7 @@ type sandboxPlan struct {
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
 // stores the sandbox.
 func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
-	p, err := parseSandboxSpec(spec)
+	p, err := e.parseSandboxSpec(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	return p.sb, nil
 }
 
-func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
+func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 	if err := validate.Name("sandbox", spec.Name); err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 		if p.sb.Mode == store.ModeHost || p.sb.Mode == store.ModeContainer {
 			return nil, fmt.Errorf("--netns cannot be used with --network %s: that mode uses an existing namespace already", p.networks[0])
 		}
-		if p.adoptFile, err = openAdopted(spec.Name, spec.NetNS); err != nil {
+		if p.adoptFile, err = e.openAdopted(spec.Name, spec.NetNS); err != nil {
 			return nil, err
 		}
 		p.adopt = spec.NetNS
@@ -120,13 +120,13 @@ func parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {
 
 // openAdopted opens and checks the namespace given with --netns, refusing the
 // namespace nsnet itself runs in (the host's), by whatever path it is named.
-func openAdopted(name, path string) (*os.File, error) {
-	f, err := netns.Open(path)
+func (e *Engine) openAdopted(name, path string) (*os.File, error) {
+	f, err := e.k.ns.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	id, err := netns.IDOf(f)
-	self, serr := netns.Self()
+	id, err := e.k.ns.IDOf(f)
+	self, serr := e.k.ns.Self()
 	switch {
 	case err != nil || serr != nil:
 		err = errors.Join(err, serr)
@@ -207,10 +207,10 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
-	if err := reservePorts(tx, p, eps); err != nil {
+	if err := e.reservePorts(tx, p, eps); err != nil {
 		return err
 	}
-	if err := e.intend(u, createIntent(sb, eps)); err != nil {
+	if err := e.intend(u, e.createIntent(sb, eps)); err != nil {
 		return err
 	}
 	if err := e.makeNamespace(tx, u, p); err != nil {
@@ -245,7 +245,7 @@ func putRun(tx *store.Tx, p *sandboxPlan) error {
 }
 
 // reservePorts checks that the sandbox may publish and takes its host ports.
-func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
+func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
 	if len(p.ports) == 0 {
 		return nil
 	}
@@ -254,13 +254,13 @@ func reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) error {
 		return err
 	}
 	var err error
-	sb.Ports, err = allocatePorts(tx, sb, p.ports, p.bound)
+	sb.Ports, err = e.allocatePorts(tx, sb, p.ports, p.bound)
 	return err
 }
 
 // createIntent lists what creating sb will make in the kernel.
-func createIntent(sb *Sandbox, eps []Endpoint) *journal.Intent {
-	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{netns.Path(sb.Name)}}
+func (e *Engine) createIntent(sb *Sandbox, eps []Endpoint) *journal.Intent {
+	it := &journal.Intent{Op: journal.OpSandboxCreate, Name: sb.Name, ObjectID: sb.ID, Mounts: []string{e.k.ns.Path(sb.Name)}}
 	for _, ep := range eps {
 		it.Links = append(it.Links, ep.HostVeth)
 	}
@@ -360,8 +360,8 @@ func hostVethName(sandboxID, network string) string {
 // under netns.Dir and records its ID.
 func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	sb := p.sb
-	named := netns.Path(sb.Name)
-	src, err := namespaceSource(tx, p)
+	named := e.k.ns.Path(sb.Name)
+	src, err := e.namespaceSource(tx, p)
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,7 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	case p.adopt == named:
 		sb.Mounted = false // adopting /run/netns/NAME as itself
 		err = e.recordNamespace(sb, src)
-	case netns.Exists(named):
+	case e.k.ns.Exists(named):
 		return fmt.Errorf("a network namespace named %s already exists (%s): choose another sandbox name, or adopt it with --netns %s", sb.Name, named, named)
 	default:
 		err = e.mountNamespace(u, sb, src)
@@ -384,35 +384,39 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
 		return nil
 	}
-	if err := claimNamespace(tx, sb); err != nil {
+	if err := e.claimNamespace(tx, sb); err != nil {
 		return err
 	}
 	if sb.Mode == store.ModeNone {
-		return upLoopback(sb) // bridge mode raises lo with its endpoint
+		return e.upLoopback(sb) // bridge mode raises lo with its endpoint
 	}
 	return nil
 }
 
 // upLoopback raises lo in sb's namespace.
-func upLoopback(sb *Sandbox) error {
-	ns, err := openOwnNamespace(sb)
+func (e *Engine) upLoopback(sb *Sandbox) error {
+	ns, err := e.openOwnNamespace(sb)
 	if err != nil {
 		return err
 	}
 	defer ns.Close()
-	return link.UpLoopback(ns)
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	return host.UpLoopback(ns)
 }
 
 // recordNamespace keeps the ID of the namespace f in sb.
 func (e *Engine) recordNamespace(sb *Sandbox, f *os.File) error {
-	id, err := netns.IDOf(f)
+	id, err := e.k.ns.IDOf(f)
 	sb.NetNSDev, sb.NetNSIno = id.Dev, id.Ino
 	return err
 }
 
 // claimNamespace records that sb has its namespace, refusing one that
 // another sandbox has already.
-func claimNamespace(tx *store.Tx, sb *Sandbox) error {
+func (e *Engine) claimNamespace(tx *store.Tx, sb *Sandbox) error {
 	if other := tx.NamespaceHolder(sb.NetNSIno); other != "" {
 		return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
 	}
@@ -434,47 +438,47 @@ func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
 	}
 	var err error
 	if src == nil {
-		err = netns.Create(sb.NetNS, mark)
+		err = e.k.ns.Create(sb.NetNS, mark)
 	} else {
 		var id netns.ID
-		if id, err = netns.IDOf(src); err == nil {
+		if id, err = e.k.ns.IDOf(src); err == nil {
 			err = mark(id)
 		}
 		if err == nil {
-			err = netns.Bind(src, sb.NetNS)
+			err = e.k.ns.Bind(src, sb.NetNS)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	u.push(func() error { return netns.Remove(sb.NetNS) })
+	u.push(func() error { return e.k.ns.Remove(sb.NetNS) })
 	return nil
 }
 
 // namespaceSource opens the namespace a sandbox uses; nil for a new one.
-func namespaceSource(tx *store.Tx, p *sandboxPlan) (*os.File, error) {
+func (e *Engine) namespaceSource(tx *store.Tx, p *sandboxPlan) (*os.File, error) {
 	switch p.sb.Mode {
 	case store.ModeHost:
-		return netns.Open("/proc/thread-self/ns/net")
+		return e.k.ns.Open("/proc/thread-self/ns/net")
 	case store.ModeContainer:
 		other, err := sandboxByRef(tx, p.sb.Container)
 		if err != nil {
 			return nil, fmt.Errorf("--network container:%s: %w", p.sb.Container, err)
 		}
 		p.sb.Container = other.Name // sharers are found by the owner's name
-		return openOwnNamespace(other)
+		return e.openOwnNamespace(other)
 	}
 	return p.adoptFile, nil
 }
 
 // openOwnNamespace opens sb's namespace, refusing one that is not the
 // namespace sb was given (its name was removed and made again).
-func openOwnNamespace(sb *Sandbox) (*os.File, error) {
-	f, err := netns.Open(sb.NetNS)
+func (e *Engine) openOwnNamespace(sb *Sandbox) (*os.File, error) {
+	f, err := e.k.ns.Open(sb.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", sb.Name, err)
 	}
-	if id, err := netns.IDOf(f); err != nil || !sameNamespace(sb, id) {
+	if id, err := e.k.ns.IDOf(f); err != nil || !sameNamespace(sb, id) {
 		f.Close()
 		return nil, fmt.Errorf("sandbox %s: %s is no longer the namespace it was given (it was removed and made again by someone else): run nsnet gc to forget the sandbox", sb.Name, sb.NetNS)
 	}
@@ -493,7 +497,7 @@ func (e *Engine) attachAll(tx *store.Tx, u *undo, sb *Sandbox, nets []*Network, 
 	if len(eps) == 0 {
 		return nil
 	}
-	ns, err := openOwnNamespace(sb)
+	ns, err := e.openOwnNamespace(sb)
 	if err != nil {
 		return err
 	}
@@ -533,7 +537,7 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 
 // restoreBridge recreates n's bridge and re-enslaves the host veths of the
 // sandboxes attached to it.
-func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error {
+func (e *Engine) restoreBridge(tx *store.Tx, host links, n *Network) error {
 	if err := e.createBridge(host, n); err != nil {
 		return err
 	}
@@ -557,7 +561,7 @@ func (e *Engine) restoreBridge(tx *store.Tx, host *link.Host, n *Network) error 
 
 // attachEndpoint makes ep's veth pair as the store describes it, with its
 // peer in the namespace ns (sb's, opened with openOwnNamespace).
-func (e *Engine) attachEndpoint(host *link.Host, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
+func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
 	if err := host.AttachVeth(e.vethSpec(ns, sb, n, ep)); err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
 	}
@@ -573,7 +577,7 @@ func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) lin
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
-		BeforeUp: func() error { return disableIPv6In(ns, ep.IfName) },
+		BeforeUp: func() error { return e.disableIPv6In(ns, ep.IfName) },
 	}
 }
 

@@ -24,9 +24,9 @@ func bridgeSettings(n *Network) []setting {
 }
 
 // applySettings writes each setting in the host namespace.
-func applySettings(ss []setting) error {
+func (e *Engine) applySettings(ss []setting) error {
 	for _, s := range ss {
-		if _, err := sysctl.Set(s.key, s.val); err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
+		if _, err := e.k.sys.Set(s.key, s.val); err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
 			return err
 		}
 	}
@@ -35,21 +35,21 @@ func applySettings(ss []setting) error {
 
 // enableForwarding turns IPv4 forwarding on for n, registering its undo if
 // it was off.
-func enableForwarding(u *undo, n *Network) error {
-	changed, err := sysctl.Set(sysctl.IPv4Forward, "1")
+func (e *Engine) enableForwarding(u *undo, n *Network) error {
+	changed, err := e.k.sys.Set(sysctl.IPv4Forward, "1")
 	if err != nil {
 		return fmt.Errorf("network %s: enable IPv4 forwarding: %w", n.Name, err)
 	}
 	if changed {
-		u.push(func() error { _, err := sysctl.Set(sysctl.IPv4Forward, "0"); return err })
+		u.push(func() error { _, err := e.k.sys.Set(sysctl.IPv4Forward, "0"); return err })
 	}
 	return nil
 }
 
 // disableIPv6In turns IPv6 off on interface dev inside the namespace ns, as
 // Docker does for sandboxes of IPv4-only networks.
-func disableIPv6In(ns *os.File, dev string) error {
-	err := sysctl.SetIn(ns, sysctl.DisableIPv6(dev), "1")
+func (e *Engine) disableIPv6In(ns *os.File, dev string) error {
+	err := e.k.sys.SetIn(ns, sysctl.DisableIPv6(dev), "1")
 	if err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
 		return err
 	}
@@ -58,10 +58,10 @@ func disableIPv6In(ns *os.File, dev string) error {
 
 // settingDiffs lists the settings whose value in the host namespace differs
 // (a kernel without IPv6 has nothing to differ).
-func settingDiffs(ss []setting) ([]string, error) {
+func (e *Engine) settingDiffs(ss []setting) ([]string, error) {
 	var diffs []string
 	for _, s := range ss {
-		got, err := sysctl.Get(s.key)
+		got, err := e.k.sys.Get(s.key)
 		if errors.Is(err, sysctl.ErrNoIPv6) {
 			continue
 		}
@@ -76,8 +76,8 @@ func settingDiffs(ss []setting) ([]string, error) {
 }
 
 // ipv6DiffIn reports a sandbox interface whose IPv6 is on.
-func ipv6DiffIn(ns *os.File, dev string) ([]string, error) {
-	got, err := sysctl.GetIn(ns, sysctl.DisableIPv6(dev))
+func (e *Engine) ipv6DiffIn(ns *os.File, dev string) ([]string, error) {
+	got, err := e.k.sys.GetIn(ns, sysctl.DisableIPv6(dev))
 	switch {
 	case errors.Is(err, sysctl.ErrNoIPv6):
 		return nil, nil
@@ -105,7 +105,7 @@ func needsForwarding(nets []Network) bool {
 // nsnet's guard rule, which `nft flush ruleset` removes, keeps sandboxes from
 // the host's 127.0.0.1 services. nsnet needs it nowhere and leaves it alone.
 func (e *Engine) warnLocalnet() {
-	if v, err := sysctl.Get(sysctl.RouteLocalnet("all")); err == nil && v != "0" {
+	if v, err := e.k.sys.Get(sysctl.RouteLocalnet("all")); err == nil && v != "0" {
 		e.opts.Warn("net.ipv4.conf.all.route_localnet is " + v + ": every interface accepts packets for 127.0.0.0/8 from outside, " +
 			"so only nsnet's guard rule keeps sandboxes from the host's 127.0.0.1 services, and nft flush ruleset removes it; " +
 			"nsnet does not need it: set it to 0 (sysctl -w net.ipv4.conf.all.route_localnet=0)")

@@ -295,6 +295,9 @@ func configureHandle(v Veth, sb *netlink.Handle, peer netlink.Link) error {
 }
 
 // UpLoopback brings lo up inside the namespace ns.
+func (h *Host) UpLoopback(ns *os.File) error { return UpLoopback(ns) }
+
+// UpLoopback brings lo up inside the namespace ns.
 func UpLoopback(ns *os.File) error {
 	return inNamespace(ns, func(h *netlink.Handle) error {
 		if err := setUpLoopback(h); err != nil {

@@ -1,0 +1,182 @@
+package engine
+
+// The kernel behind the engine. Everything the engine changes or reads
+// outside its state root goes through the small interfaces below, defined
+// here where they are used: the real implementations are the wrapper
+// packages (link, firewall, netns, sysctl, holder, hostport, conntrack), and
+// the unit tests put an in-memory fake in their place (fake_test.go), so the
+// engine's own logic is tested without root.
+
+import (
+	"net/netip"
+	"os"
+
+	"github.com/nsnet/nsnet/internal/conntrack"
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/holder"
+	"github.com/nsnet/nsnet/internal/hostport"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/sysctl"
+)
+
+// links are the host's links: bridges, veth pairs, their addresses and
+// routes (package link).
+type links interface {
+	Exists(name string) (bool, error)
+	Mark(name string) (alias string, group uint32, ok bool, err error)
+	List() ([]link.Listed, error)
+	Routes() ([]netip.Prefix, error)
+	CreateBridge(b link.Bridge) error
+	CheckBridge(b link.Bridge) ([]string, error)
+	RepairBridge(b link.Bridge) error
+	AttachVeth(v link.Veth) error
+	CheckVeth(v link.Veth) ([]string, error)
+	RepairVeth(v link.Veth) error
+	SetMaster(name, bridge string) error
+	DeleteLink(name string) error
+	UpLoopback(ns *os.File) error
+	Close()
+}
+
+// firewaller is the state root's nftables table (package firewall).
+type firewaller interface {
+	Sync(nets []firewall.Network, ports []firewall.Port) error
+	AddPorts(ports []firewall.Port) error
+	DeletePorts(ports []firewall.Port) error
+	Diff(nets []firewall.Network, ports []firewall.Port) ([]string, error)
+	ForwardDrops() ([]firewall.ChainRef, error)
+}
+
+// namespaces are named network namespaces (package netns).
+type namespaces interface {
+	Path(name string) string
+	Exists(path string) bool
+	Open(path string) (*os.File, error) // checked to be a network namespace
+	OpenSelf() (*os.File, error)        // the namespace the engine runs in
+	IDOf(f *os.File) (netns.ID, error)
+	Identify(path string) (netns.ID, error)
+	Self() (netns.ID, error)
+	Create(path string, before func(netns.ID) error) error
+	Bind(f *os.File, path string) error
+	Remove(path string) error
+}
+
+// sysctls are per-namespace kernel settings (package sysctl).
+type sysctls interface {
+	Get(key string) (string, error)
+	Set(key, val string) (changed bool, err error)
+	GetIn(ns *os.File, key string) (string, error)
+	SetIn(ns *os.File, key, val string) error
+}
+
+// portHolders are the processes that keep the state root's published host
+// ports bound (package holder), by sandbox.
+type portHolders interface {
+	Spawn(sandbox, netnsPath string) (int, error)
+	Hold(sandbox string, ports []holder.Port) error
+	Release(sandbox string, keys []string) error
+	Stop(sandbox string) error
+	Find() map[string]int
+	Probe(sandbox string) (holder.Status, error)
+	Alive(sandbox string) (int, bool)
+}
+
+// hostPorts bind host ports and say which are free to choose (package
+// hostport).
+type hostPorts interface {
+	Hold(proto string, ip netip.Addr, port uint16) (*os.File, error)
+	LocalPortRange() (lo, hi uint16)
+}
+
+// flowTable forgets the connection-tracking entries of published ports that
+// go away (package conntrack).
+type flowTable interface {
+	Delete(flows []conntrack.Flow) (uint, error)
+}
+
+// processLister finds the processes in a namespace (/proc).
+type processLister interface {
+	In(path string, ino uint64) ([]Process, error)
+}
+
+// kernel is all of it; openLinks opens the host's links on first use.
+type kernel struct {
+	openLinks func() (links, error)
+	fw        firewaller
+	ns        namespaces
+	sys       sysctls
+	holders   portHolders
+	ports     hostPorts
+	flows     flowTable
+	procs     processLister
+}
+
+// realKernel is the kernel of the host the engine runs in.
+func realKernel(o Options, table string) kernel {
+	return kernel{
+		openLinks: func() (links, error) { return link.OpenHost() },
+		fw:        firewall.Table{Name: table},
+		ns:        realNamespaces{},
+		sys:       realSysctls{},
+		holders:   realHolders{root: o.Root, self: o.PortHolder},
+		ports:     realHostPorts{},
+		flows:     realFlows{},
+		procs:     realProcesses{},
+	}
+}
+
+type realNamespaces struct{}
+
+func (realNamespaces) Path(name string) string                { return netns.Path(name) }
+func (realNamespaces) Exists(path string) bool                { return netns.Exists(path) }
+func (realNamespaces) Open(path string) (*os.File, error)     { return netns.Open(path) }
+func (realNamespaces) OpenSelf() (*os.File, error)            { return netns.Open("/proc/thread-self/ns/net") }
+func (realNamespaces) IDOf(f *os.File) (netns.ID, error)      { return netns.IDOf(f) }
+func (realNamespaces) Identify(path string) (netns.ID, error) { return netns.Identify(path) }
+func (realNamespaces) Self() (netns.ID, error)                { return netns.Self() }
+func (realNamespaces) Bind(f *os.File, path string) error     { return netns.Bind(f, path) }
+func (realNamespaces) Remove(path string) error               { return netns.Remove(path) }
+func (realNamespaces) Create(path string, before func(netns.ID) error) error {
+	return netns.Create(path, before)
+}
+
+type realSysctls struct{}
+
+func (realSysctls) Get(key string) (string, error)                { return sysctl.Get(key) }
+func (realSysctls) Set(key, val string) (bool, error)             { return sysctl.Set(key, val) }
+func (realSysctls) GetIn(ns *os.File, key string) (string, error) { return sysctl.GetIn(ns, key) }
+func (realSysctls) SetIn(ns *os.File, key, val string) error      { return sysctl.SetIn(ns, key, val) }
+
+type realHolders struct{ root, self string }
+
+func (h realHolders) Spawn(sandbox, netnsPath string) (int, error) {
+	return holder.Spawn(h.self, h.root, sandbox, netnsPath)
+}
+func (h realHolders) Hold(sandbox string, ports []holder.Port) error {
+	return holder.Hold(h.root, sandbox, ports)
+}
+func (h realHolders) Release(sandbox string, keys []string) error {
+	return holder.Release(h.root, sandbox, keys)
+}
+func (h realHolders) Stop(sandbox string) error { return holder.Stop(h.root, sandbox) }
+func (h realHolders) Find() map[string]int      { return holder.Find(h.root) }
+func (h realHolders) Probe(sandbox string) (holder.Status, error) {
+	return holder.Probe(h.root, sandbox)
+}
+func (h realHolders) Alive(sandbox string) (int, bool) { return holder.Alive(h.root, sandbox) }
+
+type realHostPorts struct{}
+
+func (realHostPorts) Hold(proto string, ip netip.Addr, port uint16) (*os.File, error) {
+	return hostport.Hold(proto, ip, port)
+}
+func (realHostPorts) LocalPortRange() (uint16, uint16) { return hostport.LocalPortRange() }
+
+type realFlows struct{}
+
+func (realFlows) Delete(flows []conntrack.Flow) (uint, error) { return conntrack.Delete(flows) }
+
+type realProcesses struct{}
+
+func (realProcesses) In(path string, ino uint64) ([]Process, error) { return processesIn(path, ino) }
