@@ -101,6 +101,7 @@ type Engine struct {
 	owner   owner.Owner // marks this root writes on links
 	table   string      // the name of this root's nftables table
 	clock   func() time.Time
+	newID   func() string // IDs of networks, sandboxes and intents
 	fault   string // Options.FaultPoint: the point at which to die (tests)
 }
 
@@ -140,7 +141,7 @@ func Open(o Options) (*Engine, error) {
 // openWith makes the engine for checked options on a kernel (the unit tests
 // give it a fake one).
 func openWith(o Options, table string, k kernel) (*Engine, error) {
-	e := &Engine{opts: o, clock: time.Now, fault: o.FaultPoint, owner: owner.Of(o.Root), table: table, k: k}
+	e := &Engine{opts: o, clock: time.Now, newID: randomID, fault: o.FaultPoint, owner: owner.Of(o.Root), table: table, k: k}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
 			return nil, err
@@ -252,7 +253,7 @@ func (e *Engine) apply(fn func(tx *store.Tx, u *undo) error) error {
 // intend records what the command is about to do before it touches the
 // kernel; the intent is settled by mutate.
 func (e *Engine) intend(u *undo, it *journal.Intent) error {
-	it.ID = newID()
+	it.ID = e.newID()
 	if err := e.journal.Write(it); err != nil {
 		return err
 	}
@@ -308,7 +309,7 @@ func (u *undo) run() error {
 	return errors.Join(errs...)
 }
 
-func newID() string {
+func randomID() string {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		panic(fmt.Sprintf("read random bytes: %v", err)) // crypto/rand never fails on Linux

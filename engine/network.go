@@ -46,7 +46,7 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.ID = newID()
+	n.ID = e.newID()
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		return e.createNetwork(tx, u, n, spec.Subnet == "", spec.Gateway == "")
 	})

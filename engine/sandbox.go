@@ -75,7 +75,7 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	if p.adoptFile != nil {
 		defer p.adoptFile.Close()
 	}
-	p.sb.ID = newID()
+	p.sb.ID = e.newID()
 	p.sb.Created = e.clock().UTC()
 	p.bound = boundPorts{}
 	defer p.bound.close()
@@ -278,7 +278,7 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 	for _, ref := range p.networks {
 		n, err := networkByRef(tx, ref)
 		if errors.Is(err, store.ErrNotFound) && ref == DefaultNetwork {
-			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: newID()}
+			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: e.newID()}
 			err = e.createNetwork(tx, u, n, true, true)
 		}
 		if err != nil {
@@ -459,7 +459,7 @@ func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
 func (e *Engine) namespaceSource(tx *store.Tx, p *sandboxPlan) (*os.File, error) {
 	switch p.sb.Mode {
 	case store.ModeHost:
-		return e.k.ns.Open("/proc/thread-self/ns/net")
+		return e.k.ns.OpenSelf()
 	case store.ModeContainer:
 		other, err := sandboxByRef(tx, p.sb.Container)
 		if err != nil {

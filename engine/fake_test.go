@@ -1,0 +1,865 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/conntrack"
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/holder"
+	"github.com/nsnet/nsnet/internal/link"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// fakeKernel is an in-memory kernel for the engine's unit tests: links,
+// namespaces, sysctls, the firewall table, port holders and bound host
+// ports, as plain data. It implements every interface of kernel.go.
+//
+// Every call that would change the kernel is a step. The step numbered
+// failAt (counting from 1) fails with errInjected, to test the undo of each
+// step; the step numbered crashAt panics with errCrash instead, which the
+// engine does not catch, to play a process killed there (its intents stay).
+// Tests change the data directly to play drift made by hand.
+type fakeKernel struct {
+	mu      sync.Mutex
+	dir     string // namespace "mounts" are files under dir/netns
+	steps   int
+	failAt  int
+	crashAt int
+	log     []string // every step, in order
+
+	links   map[string]*fakeLink          // the host's links
+	peers   map[netns.ID]map[string]*fakeLink // links inside namespaces
+	mounts  map[string]netns.ID           // namespace names (paths) and what they name
+	nextIno uint64
+	self    netns.ID
+	sysctl  map[string]string // "ID key" -> value; ID "" is the host
+	fw      *fakeTable
+	holders map[string]*fakeHolder
+	taken   map[string]bool // host ports a host process holds: "tcp/0.0.0.0/08080"
+	procs   map[uint64][]Process
+	flushed int // conntrack flows deleted
+}
+
+// fakeLink is a link: a bridge or a veth end, on the host or in a sandbox.
+type fakeLink struct {
+	kind, alias     string
+	group           uint32
+	up, hairpin     bool
+	mtu             int
+	master          string
+	addrs           []netip.Prefix
+	gateway         netip.Addr // a sandbox end's default route
+	peerNS          netns.ID   // a host veth's peer
+	peerName        string
+}
+
+type fakeTable struct {
+	nets  []firewall.Network
+	ports map[firewall.Port]bool
+	drift []string // set by tests: what Diff reports besides missing or extra state
+}
+
+type fakeHolder struct {
+	pid  int
+	held map[string]string // key -> target
+}
+
+var (
+	errInjected = errors.New("injected failure")
+	errCrash    = errors.New("crash")
+)
+
+func newFakeKernel(t *testing.T) *fakeKernel {
+	dir := t.TempDir()
+	k := &fakeKernel{
+		dir: dir, links: map[string]*fakeLink{}, peers: map[netns.ID]map[string]*fakeLink{},
+		mounts: map[string]netns.ID{}, nextIno: 4026531840, sysctl: map[string]string{},
+		holders: map[string]*fakeHolder{}, taken: map[string]bool{}, procs: map[uint64][]Process{},
+	}
+	k.self = k.newID()
+	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "self"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.mounts[filepath.Join(dir, "self")] = k.self
+	k.links["lo"] = &fakeLink{kind: "device", up: true, mtu: 65536}
+	k.links["eth0"] = &fakeLink{kind: "veth", up: true, mtu: 1500, addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.2/24")}}
+	return k
+}
+
+// kernel is the engine's view of the fake.
+func (k *fakeKernel) kernel() kernel {
+	return kernel{
+		openLinks: func() (links, error) { return fakeLinks{k}, nil },
+		fw:        fakeFirewall{k}, ns: fakeNamespaces{k}, sys: fakeSysctls{k},
+		holders: fakeHolders{k}, ports: fakePorts{k}, flows: fakeFlows{k}, procs: fakeProcs{k},
+	}
+}
+
+func (k *fakeKernel) newID() netns.ID {
+	k.nextIno++
+	return netns.ID{Dev: 4, Ino: k.nextIno}
+}
+
+// step counts a change and fails or crashes it as the test asked.
+func (k *fakeKernel) step(format string, args ...any) error {
+	k.steps++
+	what := fmt.Sprintf(format, args...)
+	k.log = append(k.log, what)
+	switch k.steps {
+	case k.crashAt:
+		panic(errCrash)
+	case k.failAt:
+		return fmt.Errorf("%s: %w (step %d)", what, errInjected, k.steps)
+	}
+	return nil
+}
+
+// dump is the whole fake state as sorted lines, to compare before and after.
+func (k *fakeKernel) dump() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for name, l := range k.links {
+		out = append(out, fmt.Sprintf("link %s %+v", name, *l))
+	}
+	for id, ls := range k.peers {
+		for name, l := range ls {
+			out = append(out, fmt.Sprintf("peer %s %s %+v", id, name, *l))
+		}
+	}
+	for path, id := range k.mounts {
+		out = append(out, fmt.Sprintf("mount %s %s", filepath.Base(path), id))
+	}
+	for key, v := range k.sysctl {
+		out = append(out, "sysctl "+key+"="+v)
+	}
+	if k.fw != nil {
+		out = append(out, fmt.Sprintf("table %v", k.fw.nets))
+		for p := range k.fw.ports {
+			out = append(out, fmt.Sprintf("port %+v", p))
+		}
+	}
+	for name, h := range k.holders {
+		out = append(out, fmt.Sprintf("holder %s %v", name, h.held))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// outsideNamespace makes a namespace as another program would, at
+// dir/name, and returns nothing but an error: adopt it by that path.
+func (k *fakeKernel) outsideNamespace(name string) error {
+	k.mu.Lock()
+	id := k.newID()
+	k.mu.Unlock()
+	return fakeNamespaces{k}.mount(filepath.Join(k.dir, name), id)
+}
+
+// fakeLinks implements links.
+type fakeLinks struct{ k *fakeKernel }
+
+func (f fakeLinks) Close() {}
+
+func (f fakeLinks) Exists(name string) (bool, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	return f.k.links[name] != nil, nil
+}
+
+func (f fakeLinks) Mark(name string) (string, uint32, bool, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	l := f.k.links[name]
+	if l == nil {
+		return "", 0, false, nil
+	}
+	return l.alias, l.group, true, nil
+}
+
+func (f fakeLinks) List() ([]link.Listed, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	var out []link.Listed
+	for name, l := range f.k.links {
+		out = append(out, link.Listed{Name: name, Kind: l.kind, Alias: l.alias})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (f fakeLinks) Routes() ([]netip.Prefix, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	var out []netip.Prefix
+	for _, l := range f.k.links {
+		if l.up {
+			for _, a := range l.addrs {
+				out = append(out, a.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+func (f fakeLinks) CreateBridge(b link.Bridge) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("create bridge %s", b.Name); err != nil {
+		return err
+	}
+	if f.k.links[b.Name] != nil {
+		return fmt.Errorf("create bridge %s: file exists", b.Name)
+	}
+	f.k.links[b.Name] = &fakeLink{kind: "bridge", group: b.Group, mtu: b.MTU, addrs: []netip.Prefix{b.Address}}
+	if b.BeforeUp != nil {
+		f.k.mu.Unlock()
+		err := b.BeforeUp()
+		f.k.mu.Lock()
+		if err != nil {
+			f.k.deleteLink(b.Name)
+			return err
+		}
+	}
+	l := f.k.links[b.Name]
+	l.up, l.alias = true, b.Alias
+	return nil
+}
+
+func (f fakeLinks) CheckBridge(b link.Bridge) ([]string, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	l := f.k.links[b.Name]
+	if l == nil {
+		return nil, fmt.Errorf("look up bridge %s: not found", b.Name)
+	}
+	diffs := l.diffs(b.MTU, b.Alias)
+	if !slices.Contains(l.addrs, b.Address) {
+		diffs = append(diffs, "lacks address "+b.Address.String())
+	}
+	return diffs, nil
+}
+
+func (l *fakeLink) diffs(mtu int, alias string) []string {
+	var out []string
+	if !l.up {
+		out = append(out, "is down")
+	}
+	if l.mtu != mtu {
+		out = append(out, fmt.Sprintf("has MTU %d, not %d", l.mtu, mtu))
+	}
+	if alias != "" && l.alias != alias {
+		out = append(out, fmt.Sprintf("has alias %q, not %q", l.alias, alias))
+	}
+	return out
+}
+
+func (f fakeLinks) RepairBridge(b link.Bridge) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("repair bridge %s", b.Name); err != nil {
+		return err
+	}
+	l := f.k.links[b.Name]
+	l.up, l.mtu, l.alias = true, b.MTU, b.Alias
+	if !slices.Contains(l.addrs, b.Address) {
+		l.addrs = append(l.addrs, b.Address)
+	}
+	return nil
+}
+
+func (f fakeLinks) AttachVeth(v link.Veth) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if f.k.links[v.Bridge] == nil {
+		return fmt.Errorf("%w: %s", link.ErrNoBridge, v.Bridge)
+	}
+	if err := f.k.step("attach veth %s", v.HostName); err != nil {
+		return err
+	}
+	id, ok := f.k.mounts[v.NetNS.Name()]
+	if !ok {
+		return fmt.Errorf("attach veth %s: namespace %s is gone", v.HostName, v.NetNS.Name())
+	}
+	if f.k.links[v.HostName] != nil || f.k.peers[id][v.PeerName] != nil {
+		return fmt.Errorf("create veth %s: file exists", v.HostName)
+	}
+	f.k.links[v.HostName] = &fakeLink{kind: "veth", group: v.Group, mtu: v.MTU, peerNS: id, peerName: v.PeerName}
+	if f.k.peers[id] == nil {
+		f.k.peers[id] = map[string]*fakeLink{}
+	}
+	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU}
+	h := f.k.links[v.HostName]
+	h.master, h.alias, h.up, h.hairpin = v.Bridge, v.Alias, true, true
+	if v.BeforeUp != nil {
+		f.k.mu.Unlock()
+		err := v.BeforeUp()
+		f.k.mu.Lock()
+		if err != nil {
+			f.k.deleteLink(v.HostName)
+			return err
+		}
+	}
+	p := f.k.peers[id][v.PeerName]
+	p.up, p.addrs, p.gateway = true, []netip.Prefix{v.Address}, v.Gateway
+	return nil
+}
+
+func (f fakeLinks) CheckVeth(v link.Veth) ([]string, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	h := f.k.links[v.HostName]
+	if h == nil {
+		return nil, fmt.Errorf("look up veth %s: not found", v.HostName)
+	}
+	diffs := h.diffs(v.MTU, v.Alias)
+	switch {
+	case h.master != v.Bridge:
+		diffs = append(diffs, "is not a port of bridge "+v.Bridge)
+	case !h.hairpin:
+		diffs = append(diffs, "has hairpin mode off")
+	}
+	p := f.k.peers[h.peerNS][v.PeerName]
+	if p == nil {
+		return append(diffs, "its peer "+v.PeerName+" is missing"), nil
+	}
+	for _, d := range p.diffs(v.MTU, "") {
+		diffs = append(diffs, v.PeerName+" in the sandbox "+d)
+	}
+	if !slices.Contains(p.addrs, v.Address) {
+		diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, v.Address))
+	}
+	if p.gateway != v.Gateway {
+		diffs = append(diffs, fmt.Sprintf("the sandbox lacks its default route via %s", v.Gateway))
+	}
+	return diffs, nil
+}
+
+func (f fakeLinks) RepairVeth(v link.Veth) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("repair veth %s", v.HostName); err != nil {
+		return err
+	}
+	h := f.k.links[v.HostName]
+	h.up, h.mtu, h.alias, h.master, h.hairpin = true, v.MTU, v.Alias, v.Bridge, true
+	if p := f.k.peers[h.peerNS][v.PeerName]; p != nil {
+		p.up, p.mtu, p.gateway = true, v.MTU, v.Gateway
+		if !slices.Contains(p.addrs, v.Address) {
+			p.addrs = append(p.addrs, v.Address)
+		}
+	}
+	return nil
+}
+
+func (f fakeLinks) SetMaster(name, bridge string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("set master of %s to %s", name, bridge); err != nil {
+		return err
+	}
+	l := f.k.links[name]
+	if l == nil {
+		return fmt.Errorf("look up link %s: not found", name)
+	}
+	l.master, l.up, l.hairpin = bridge, true, true
+	return nil
+}
+
+func (f fakeLinks) DeleteLink(name string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if f.k.links[name] == nil {
+		return nil
+	}
+	if err := f.k.step("delete link %s", name); err != nil {
+		return err
+	}
+	f.k.deleteLink(name)
+	return nil
+}
+
+// deleteLink removes a host link, with its peer, its ports' mastership and
+// its sysctls, as the kernel does.
+func (k *fakeKernel) deleteLink(name string) {
+	l := k.links[name]
+	if l == nil {
+		return
+	}
+	delete(k.links, name)
+	if l.peerName != "" {
+		delete(k.peers[l.peerNS], l.peerName)
+		k.dropSysctls(l.peerNS.String()+" ", l.peerName)
+	}
+	for _, o := range k.links {
+		if o.master == name {
+			o.master = ""
+		}
+	}
+	k.dropSysctls(" ", name)
+}
+
+// dropSysctls forgets the settings of interface dev in the namespace whose
+// keys start with prefix (" " for the host): they go with the interface.
+func (k *fakeKernel) dropSysctls(prefix, dev string) {
+	for key := range k.sysctl {
+		if strings.HasPrefix(key, prefix) && strings.Contains(key, "/conf/"+dev+"/") {
+			delete(k.sysctl, key)
+		}
+	}
+}
+
+func (f fakeLinks) UpLoopback(ns *os.File) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	return f.k.step("raise lo in %s", ns.Name())
+}
+
+// fakeFirewall implements firewaller.
+type fakeFirewall struct{ k *fakeKernel }
+
+func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("sync table"); err != nil {
+		return err
+	}
+	if len(nets) == 0 {
+		f.k.fw = nil
+		return nil
+	}
+	f.k.fw = &fakeTable{nets: slices.Clone(nets), ports: map[firewall.Port]bool{}}
+	for _, p := range ports {
+		f.k.fw.ports[p] = true
+	}
+	return nil
+}
+
+func (f fakeFirewall) AddPorts(ports []firewall.Port) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("add %d ports", len(ports)); err != nil {
+		return err
+	}
+	if f.k.fw == nil {
+		return errors.New("add ports: no table")
+	}
+	for _, p := range ports {
+		f.k.fw.ports[p] = true
+	}
+	return nil
+}
+
+func (f fakeFirewall) DeletePorts(ports []firewall.Port) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("delete %d ports", len(ports)); err != nil {
+		return err
+	}
+	if f.k.fw == nil {
+		return errors.New("delete ports: no table")
+	}
+	for _, p := range ports {
+		if !f.k.fw.ports[p] {
+			return fmt.Errorf("delete port %+v: no such element", p)
+		}
+	}
+	for _, p := range ports {
+		delete(f.k.fw.ports, p)
+	}
+	return nil
+}
+
+func (f fakeFirewall) Diff(nets []firewall.Network, ports []firewall.Port) ([]string, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	t := f.k.fw
+	switch {
+	case len(nets) == 0 && t != nil:
+		return []string{"table exists, but no network needs it"}, nil
+	case len(nets) == 0:
+		return nil, nil
+	case t == nil:
+		return []string{"table is missing"}, nil
+	}
+	diffs := slices.Clone(t.drift)
+	if !slices.Equal(t.nets, nets) {
+		diffs = append(diffs, "rules differ")
+	}
+	want := map[firewall.Port]bool{}
+	for _, p := range ports {
+		want[p] = true
+	}
+	if len(want) != len(t.ports) {
+		diffs = append(diffs, "elements differ")
+	} else {
+		for p := range want {
+			if !t.ports[p] {
+				diffs = append(diffs, "elements differ")
+				break
+			}
+		}
+	}
+	return diffs, nil
+}
+
+func (f fakeFirewall) ForwardDrops() ([]firewall.ChainRef, error) { return nil, nil }
+
+// fakeNamespaces implements namespaces: a namespace name is a file under
+// dir/netns, and what it names is in mounts.
+type fakeNamespaces struct{ k *fakeKernel }
+
+func (f fakeNamespaces) Path(name string) string { return filepath.Join(f.k.dir, "netns", name) }
+
+func (f fakeNamespaces) Exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+func (f fakeNamespaces) Open(path string) (*os.File, error) {
+	f.k.mu.Lock()
+	_, ok := f.k.mounts[path]
+	f.k.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%s is not a network namespace", path)
+	}
+	return os.Open(path)
+}
+
+func (f fakeNamespaces) OpenSelf() (*os.File, error) { return f.Open(filepath.Join(f.k.dir, "self")) }
+
+func (f fakeNamespaces) IDOf(file *os.File) (netns.ID, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	id, ok := f.k.mounts[file.Name()]
+	if !ok {
+		return netns.ID{}, fmt.Errorf("%s is not a network namespace", file.Name())
+	}
+	return id, nil
+}
+
+func (f fakeNamespaces) Identify(path string) (netns.ID, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	id, ok := f.k.mounts[path]
+	if !ok {
+		return netns.ID{}, fmt.Errorf("%s is not a network namespace", path)
+	}
+	return id, nil
+}
+
+func (f fakeNamespaces) Self() (netns.ID, error) { return f.k.self, nil }
+
+func (f fakeNamespaces) Create(path string, before func(netns.ID) error) error {
+	f.k.mu.Lock()
+	if err := f.k.step("create namespace %s", filepath.Base(path)); err != nil {
+		f.k.mu.Unlock()
+		return err
+	}
+	id := f.k.newID()
+	f.k.mu.Unlock()
+	if before != nil {
+		if err := before(id); err != nil {
+			return err
+		}
+	}
+	return f.mount(path, id)
+}
+
+func (f fakeNamespaces) Bind(file *os.File, path string) error {
+	f.k.mu.Lock()
+	if err := f.k.step("bind namespace %s", filepath.Base(path)); err != nil {
+		f.k.mu.Unlock()
+		return err
+	}
+	id, ok := f.k.mounts[file.Name()]
+	f.k.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s is not a network namespace", file.Name())
+	}
+	return f.mount(path, id)
+}
+
+func (f fakeNamespaces) mount(path string, id netns.ID) error {
+	file, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	file.Close()
+	f.k.mu.Lock()
+	f.k.mounts[path] = id
+	f.k.mu.Unlock()
+	return nil
+}
+
+// Remove unmounts a name; a namespace no name refers to any more is
+// destroyed, with the veth pairs that have an end in it.
+func (f fakeNamespaces) Remove(path string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	id, ok := f.k.mounts[path]
+	if ok {
+		if err := f.k.step("remove namespace %s", filepath.Base(path)); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	delete(f.k.mounts, path)
+	if ok && !slices.Contains(mapValues(f.k.mounts), id) {
+		f.k.destroy(id)
+	}
+	return nil
+}
+
+// destroy ends namespace id, and with it the veth pairs with an end in it.
+func (k *fakeKernel) destroy(id netns.ID) {
+	for name, l := range k.links {
+		if l.peerNS == id && l.peerName != "" {
+			k.deleteLink(name)
+		}
+	}
+	delete(k.peers, id)
+	for key := range k.sysctl {
+		if strings.HasPrefix(key, id.String()+" ") {
+			delete(k.sysctl, key)
+		}
+	}
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	var out []V
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// fakeSysctls implements sysctls; a key nobody set reads "0".
+type fakeSysctls struct{ k *fakeKernel }
+
+func (f fakeSysctls) Get(key string) (string, error) { return f.get(" " + key), nil }
+
+func (f fakeSysctls) get(key string) string {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if v, ok := f.k.sysctl[key]; ok {
+		return v
+	}
+	return "0"
+}
+
+func (f fakeSysctls) Set(key, val string) (bool, error) {
+	if f.get(" "+key) == val {
+		return false, nil
+	}
+	return true, f.set(" "+key, val)
+}
+
+func (f fakeSysctls) set(key, val string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("sysctl%s=%s", key, val); err != nil {
+		return err
+	}
+	f.k.sysctl[key] = val
+	if val == "0" { // the default: as if never set
+		delete(f.k.sysctl, key)
+	}
+	return nil
+}
+
+func (f fakeSysctls) GetIn(ns *os.File, key string) (string, error) {
+	id, err := fakeNamespaces{f.k}.IDOf(ns)
+	return f.get(id.String() + " " + key), err
+}
+
+func (f fakeSysctls) SetIn(ns *os.File, key, val string) error {
+	id, err := fakeNamespaces{f.k}.IDOf(ns)
+	if err != nil {
+		return err
+	}
+	return f.set(id.String()+" "+key, val)
+}
+
+// fakeHolders implements portHolders.
+type fakeHolders struct{ k *fakeKernel }
+
+func (f fakeHolders) Spawn(sandbox, _ string) (int, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("spawn holder %s", sandbox); err != nil {
+		return 0, err
+	}
+	pid := 1000 + f.k.steps
+	f.k.holders[sandbox] = &fakeHolder{pid: pid, held: map[string]string{}}
+	return pid, nil
+}
+
+func (f fakeHolders) Hold(sandbox string, ports []holder.Port) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("hold %d ports for %s", len(ports), sandbox); err != nil {
+		return err
+	}
+	h := f.k.holders[sandbox]
+	if h == nil {
+		return fmt.Errorf("reach the port holder of sandbox %s: %w", sandbox, holder.ErrNotRunning)
+	}
+	for _, p := range ports {
+		h.held[p.Key] = p.Target.String()
+	}
+	return nil
+}
+
+func (f fakeHolders) Release(sandbox string, keys []string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	h := f.k.holders[sandbox]
+	if h == nil {
+		return fmt.Errorf("reach the port holder of sandbox %s: %w", sandbox, holder.ErrNotRunning)
+	}
+	if err := f.k.step("release %d ports of %s", len(keys), sandbox); err != nil {
+		return err
+	}
+	for _, key := range keys {
+		delete(h.held, key)
+	}
+	return nil
+}
+
+func (f fakeHolders) Stop(sandbox string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if f.k.holders[sandbox] == nil {
+		return nil
+	}
+	if err := f.k.step("stop holder %s", sandbox); err != nil {
+		return err
+	}
+	delete(f.k.holders, sandbox)
+	return nil
+}
+
+func (f fakeHolders) Find() map[string]int {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	out := map[string]int{}
+	for name, h := range f.k.holders {
+		out[name] = h.pid
+	}
+	return out
+}
+
+func (f fakeHolders) Probe(sandbox string) (holder.Status, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	h := f.k.holders[sandbox]
+	if h == nil {
+		return holder.Status{}, holder.ErrNotRunning
+	}
+	st := holder.Status{Pid: h.pid}
+	for key := range h.held {
+		st.Keys = append(st.Keys, key)
+	}
+	sort.Strings(st.Keys)
+	for _, key := range st.Keys {
+		st.Targets = append(st.Targets, h.held[key])
+	}
+	return st, nil
+}
+
+func (f fakeHolders) Alive(sandbox string) (int, bool) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if h := f.k.holders[sandbox]; h != nil {
+		return h.pid, true
+	}
+	return 0, false
+}
+
+// fakePorts implements hostPorts: a port is free unless a test took it.
+type fakePorts struct{ k *fakeKernel }
+
+func (f fakePorts) Hold(proto string, ip netip.Addr, port uint16) (*os.File, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	m := Mapping{Proto: proto, HostIP: ip, HostPort: port}
+	if f.k.taken[m.Key()] {
+		return nil, fmt.Errorf("host port %s:%d/%s is in use by process web (pid 42): stop it or publish another host port", m.HostIPString(), port, proto)
+	}
+	if proto == "sctp" {
+		return nil, nil
+	}
+	return os.Open(os.DevNull)
+}
+
+func (f fakePorts) LocalPortRange() (uint16, uint16) { return 32768, 32800 }
+
+// fakeFlows implements flowTable.
+type fakeFlows struct{ k *fakeKernel }
+
+func (f fakeFlows) Delete(flows []conntrack.Flow) (uint, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("delete %d flows", len(flows)); err != nil {
+		return 0, err
+	}
+	f.k.flushed += len(flows)
+	return uint(len(flows)), nil
+}
+
+// fakeProcs implements processLister.
+type fakeProcs struct{ k *fakeKernel }
+
+func (f fakeProcs) In(_ string, ino uint64) ([]Process, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	return f.k.procs[ino], nil
+}
+
+// fakeEngine opens an engine on a fresh state root over the fake kernel k;
+// port holders are "run" when holders is set.
+func fakeEngine(t *testing.T, k *fakeKernel, holders bool) *Engine {
+	t.Helper()
+	o := Options{Root: filepath.Join(k.dir, "root"), RunDir: filepath.Join(k.dir, "run"), LockTimeout: NoWait}
+	if holders {
+		o.PortHolder = "/fake/nsnet"
+	}
+	return reopen(t, k, o)
+}
+
+// reopen opens another engine on the same state root and kernel (a new
+// process, after a crash).
+func reopen(t *testing.T, k *fakeKernel, o Options) *Engine {
+	t.Helper()
+	if o.AddressPools == nil {
+		o.AddressPools = DefaultAddressPools
+	}
+	if o.Warn == nil {
+		o.Warn = func(msg string) { t.Logf("warning: %s", msg) }
+	}
+	e, err := openWith(o, "nsnet-test", k.kernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := 0
+	e.newID = func() string { // the same IDs in every run, so runs compare
+		ids++
+		return fmt.Sprintf("%012x%020x", ids, ids)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}

@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// state is everything an operation may change, as sorted lines: the fake
+// kernel, the store's records and leases, and the intent and marker files.
+func state(t *testing.T, k *fakeKernel, e *Engine) []string {
+	t.Helper()
+	out := k.dump()
+	for i, l := range out { // the owner's ID comes from the state root's path
+		out[i] = strings.ReplaceAll(l, e.owner.ID, "OWNER")
+	}
+	err := e.read(func(tx *store.Tx) error {
+		nets, err := tx.Networks()
+		for _, n := range nets {
+			out = append(out, fmt.Sprintf("network %s %s %s", n.Name, n.Bridge, n.Subnet))
+			leases, _ := tx.Leases(n.Name)
+			for _, l := range leases {
+				out = append(out, fmt.Sprintf("lease %s %s %s", n.Name, l.IP, l.Sandbox))
+			}
+		}
+		sbs, _ := tx.Sandboxes()
+		for _, s := range sbs {
+			out = append(out, fmt.Sprintf("sandbox %s %s %v %v", s.Name, s.Mode, s.Endpoints, s.Ports))
+		}
+		runs, _ := tx.Runs()
+		for name := range runs {
+			out = append(out, "run "+name)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Join(e.opts.Root, "intents"), filepath.Join(e.opts.RunDir, "netns")} {
+		entries, _ := os.ReadDir(dir)
+		for _, f := range entries {
+			out = append(out, "file "+filepath.Base(dir)+"/"+f.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// scenario is one operation, on an engine that setup prepared. A removal
+// is not undone when a kernel step fails: it keeps its records and the
+// objects it could not remove, so that running it again finishes it.
+type scenario struct {
+	name    string
+	setup   func(t *testing.T, k *fakeKernel, e *Engine)
+	op      func(e *Engine) error
+	removal bool
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func withNetwork(t *testing.T, _ *fakeKernel, e *Engine) {
+	_, err := e.CreateNetwork(NetworkSpec{Name: "n1", Subnet: "10.1.0.0/24"})
+	mustDo(t, err)
+}
+
+func withSandbox(ports ...string) func(t *testing.T, k *fakeKernel, e *Engine) {
+	return func(t *testing.T, k *fakeKernel, e *Engine) {
+		withNetwork(t, k, e)
+		_, err := e.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"n1"}, Publish: ports})
+		mustDo(t, err)
+	}
+}
+
+func createSandbox(spec SandboxSpec) func(e *Engine) error {
+	return func(e *Engine) error { _, err := e.CreateSandbox(spec); return err }
+}
+
+func createNetwork(spec NetworkSpec) func(e *Engine) error {
+	return func(e *Engine) error { _, err := e.CreateNetwork(spec); return err }
+}
+
+// adopting creates a sandbox that adopts the namespace withNetworkAndNamespace made.
+func adopting(spec SandboxSpec) func(e *Engine) error {
+	return func(e *Engine) error {
+		spec.NetNS = filepath.Join(filepath.Dir(e.opts.Root), "ADOPT")
+		_, err := e.CreateSandbox(spec)
+		return err
+	}
+}
+
+func withTwoNetworks(t *testing.T, k *fakeKernel, e *Engine) {
+	withNetwork(t, k, e)
+	_, err := e.CreateNetwork(NetworkSpec{Name: "in", Subnet: "10.3.0.0/24", Internal: true})
+	mustDo(t, err)
+}
+
+// withNetworkAndNamespace adds a namespace made by someone else, for a
+// sandbox to adopt (the scenarios name it ADOPT).
+func withNetworkAndNamespace(t *testing.T, k *fakeKernel, e *Engine) {
+	withNetwork(t, k, e)
+	mustDo(t, k.outsideNamespace("ADOPT"))
+}
+
+var scenarios = []scenario{
+	{name: "network create", op: createNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})},
+	{name: "network create, subnet chosen", op: createNetwork(NetworkSpec{Name: "n2"})},
+	{name: "internal network create", op: createNetwork(NetworkSpec{Name: "in", Subnet: "10.3.0.0/24", Internal: true})},
+	{name: "sandbox create", setup: withNetwork, op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}})},
+	{name: "sandbox create with ports", setup: withNetwork,
+		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Publish: []string{"8080:80", "127.0.0.1:5353:53/udp", "9000/sctp"}})},
+	{name: "sandbox create on the default network", op: createSandbox(SandboxSpec{Name: "s2"})},
+	{name: "sandbox create on two networks", setup: withTwoNetworks,
+		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"in", "n1"}, Publish: []string{"8080:80"}})},
+	{name: "none sandbox create", op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{ModeNone}})},
+	{name: "host sandbox create", op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{ModeHost}})},
+	{name: "sandbox create adopting a namespace", setup: withNetworkAndNamespace,
+		op: adopting(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Publish: []string{"8080:80"}})},
+	{name: "none sandbox create adopting a namespace", setup: withNetworkAndNamespace,
+		op: adopting(SandboxSpec{Name: "s2", Networks: []string{ModeNone}})},
+	{name: "container sandbox create", setup: withSandbox(), op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"container:s1"}})},
+	{name: "run --rm sandbox create", setup: withNetwork, op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, AutoRemove: true})},
+	{name: "port add", setup: withSandbox("8080:80"), op: func(e *Engine) error {
+		_, err := e.AddPorts("s1", []string{"8081:81", "53/udp"})
+		return err
+	}},
+	{name: "port rm", setup: withSandbox("8080:80", "8081:81"), op: func(e *Engine) error {
+		_, err := e.RemovePorts("s1", []string{"8080:80"})
+		return err
+	}},
+	{name: "sandbox rm", setup: withSandbox("8080:80"), removal: true, op: func(e *Engine) error {
+		_, err := e.RemoveSandbox("s1", false)
+		return err
+	}},
+	{name: "network rm", setup: withNetwork, removal: true, op: func(e *Engine) error { return e.RemoveNetwork("n1") }},
+}
+
+// TestUndoAtEveryStep fails each scenario's kernel steps one by one, from the
+// first to the last. A failure the operation reports leaves the kernel, the
+// store and the journal exactly as they were (a removal: its records as they
+// were, and running it again finishes it); a failure it absorbs (a fallback,
+// such as rewriting the table when a map element is missing, or a host port
+// released after the commit) leaves, once gc has run, exactly what a run
+// without failures leaves.
+func TestUndoAtEveryStep(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			want, steps := runScenario(t, sc, 0)
+			if steps == 0 {
+				t.Fatal("the operation took no step")
+			}
+			for failAt := 1; failAt <= steps; failAt++ {
+				runScenario(t, sc, failAt, want...)
+			}
+		})
+	}
+}
+
+// runScenario runs sc with step failAt failing (0: none) and checks the
+// outcome against the state before and against want, the state a run
+// without failures ends in. It returns the end state and the steps taken.
+func runScenario(t *testing.T, sc scenario, failAt int, want ...string) ([]string, int) {
+	t.Helper()
+	k := newFakeKernel(t)
+	e := fakeEngine(t, k, true)
+	if sc.setup != nil {
+		sc.setup(t, k, e)
+	}
+	before := state(t, k, e)
+	k.steps, k.log, k.failAt = 0, nil, failAt
+	err := sc.op(e)
+	k.failAt = 0
+	steps, log := k.steps, k.log
+	switch {
+	case err == nil && failAt == 0:
+		if after := state(t, k, e); slices.Equal(before, after) {
+			t.Errorf("the operation succeeded and changed nothing")
+		}
+	case err == nil: // absorbed, or left for gc (a host port released late)
+		if _, err := e.GC(false); err != nil {
+			t.Errorf("step %d (%s) failed, the operation went on; gc then: %v", failAt, log[failAt-1], err)
+		}
+		if after := state(t, k, e); !slices.Equal(after, want) {
+			t.Errorf("step %d (%s) failed, the operation went on, and with gc ended elsewhere than without the failure:\n%s", failAt, log[failAt-1], diffLines(want, after))
+		}
+	case !errors.Is(err, errInjected):
+		t.Errorf("step %d failed: %v, want the injected failure", failAt, err)
+	case sc.removal:
+		if after := storeLines(state(t, k, e)); !slices.Equal(storeLines(before), after) {
+			t.Errorf("after a failure at step %d (%s): the records changed:\n%s", failAt, log[failAt-1], diffLines(storeLines(before), after))
+		}
+		if err := sc.op(e); err != nil {
+			t.Errorf("after a failure at step %d (%s), running it again: %v", failAt, log[failAt-1], err)
+		} else if after := state(t, k, e); !slices.Equal(after, want) {
+			t.Errorf("after a failure at step %d (%s), running it again ended elsewhere:\n%s", failAt, log[failAt-1], diffLines(want, after))
+		}
+	default:
+		if after := state(t, k, e); !slices.Equal(before, after) {
+			t.Errorf("after a failure at step %d (%s): not undone:\n%s", failAt, log[failAt-1], diffLines(before, after))
+		}
+	}
+	return state(t, k, e), steps
+}
+
+// storeLines are the lines of a state that come from the store.
+func storeLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		for _, p := range []string{"network ", "lease ", "sandbox ", "run "} {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// diffLines shows the lines only in a (-) and only in b (+).
+func diffLines(a, b []string) string {
+	var out []string
+	for _, l := range a {
+		if !slices.Contains(b, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range b {
+		if !slices.Contains(a, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
