@@ -102,7 +102,7 @@ type Engine struct {
 	table   string      // the name of this root's nftables table
 	clock   func() time.Time
 	newID   func() string // IDs of networks, sandboxes and intents
-	fault   string // Options.FaultPoint: the point at which to die (tests)
+	fault   string        // Options.FaultPoint: the point at which to die (tests)
 }
 
 // Open checks the options and the state root, whose store each operation

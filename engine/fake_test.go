@@ -36,9 +36,9 @@ type fakeKernel struct {
 	crashAt int
 	log     []string // every step, in order
 
-	links   map[string]*fakeLink          // the host's links
+	links   map[string]*fakeLink              // the host's links
 	peers   map[netns.ID]map[string]*fakeLink // links inside namespaces
-	mounts  map[string]netns.ID           // namespace names (paths) and what they name
+	mounts  map[string]netns.ID               // namespace names (paths) and what they name
 	nextIno uint64
 	self    netns.ID
 	sysctl  map[string]string // "ID key" -> value; ID "" is the host
@@ -51,15 +51,15 @@ type fakeKernel struct {
 
 // fakeLink is a link: a bridge or a veth end, on the host or in a sandbox.
 type fakeLink struct {
-	kind, alias     string
-	group           uint32
-	up, hairpin     bool
-	mtu             int
-	master          string
-	addrs           []netip.Prefix
-	gateway         netip.Addr // a sandbox end's default route
-	peerNS          netns.ID   // a host veth's peer
-	peerName        string
+	kind, alias string
+	group       uint32
+	up, hairpin bool
+	mtu         int
+	master      string
+	addrs       []netip.Prefix
+	gateway     netip.Addr // a sandbox end's default route
+	peerNS      netns.ID   // a host veth's peer
+	peerName    string
 }
 
 type fakeTable struct {
