@@ -2,14 +2,23 @@
 // networks and sandboxes (named network namespaces with their endpoints),
 // keeping the state store and the kernel in step.
 //
+// It reaches the kernel only through the small interfaces of kernel.go, whose
+// real implementations are nsnet's wrapper packages; the unit tests use an
+// in-memory fake instead.
+//
 // Invariants:
 //   - Every mutating call validates its input before it changes anything, runs
-//     inside one store transaction (so concurrent nsnet processes are serialised
-//     and never hand out one address twice), and undoes its kernel changes in
-//     reverse order if any later step or the commit fails.
+//     as one operation that holds the state store's lock only while it runs
+//     (so concurrent nsnet processes and goroutines are serialised and never
+//     hand out one address twice), and undoes its kernel changes in reverse
+//     order if any later step or the commit fails.
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
 //     its kernel objects are.
+//   - The engine touches only what its state root made: links with its mark,
+//     namespace mounts with its marker and the namespace ID it recorded, its own
+//     nftables table. Anything else (another root's, a stranger under a
+//     sandbox's name) is left alone.
 //   - A lease exists exactly for the address, and a MAC index entry exactly
 //     for the MAC, of each stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.
