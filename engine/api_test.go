@@ -1792,3 +1792,40 @@ func TestOpenRefusesUntrustedState(t *testing.T) {
 		e.Close()
 	}
 }
+
+// TestAddPortsRestartsADeadHolderWithAllPorts: when a sandbox's holder died,
+// adding a port starts a new one holding every port of the sandbox, not only
+// the new one.
+func TestAddPortsRestartsADeadHolderWithAllPorts(t *testing.T) {
+	k := newFakeKernel(t)
+	e := fakeEngine(t, k, true)
+	withSandbox("8080:80")(t, k, e)
+	delete(k.holders, "s1") // it died
+	if _, err := e.AddPorts("s1", []string{"8081:81"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := fakeHolders{k}.Probe("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"tcp/0.0.0.0/08080", "tcp/0.0.0.0/08081"}; !slices.Equal(st.Keys, want) {
+		t.Errorf("the new holder holds %v, want %v", st.Keys, want)
+	}
+}
+
+// TestDefaultNetworkMadeOnTheWayWarns: a sandbox create that makes the default
+// network warns as network create does (here: route_localnet on for all).
+func TestDefaultNetworkMadeOnTheWayWarns(t *testing.T) {
+	k := newFakeKernel(t)
+	var warnings []string
+	o := Options{Root: filepath.Join(k.dir, "root"), RunDir: filepath.Join(k.dir, "run"), LockTimeout: NoWait,
+		Warn: func(msg string) { warnings = append(warnings, msg) }}
+	e := reopen(t, k, o)
+	k.sysctl[" net/ipv4/conf/all/route_localnet"] = "1"
+	if _, err := e.CreateSandbox(SandboxSpec{Name: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "route_localnet is 1") }) {
+		t.Errorf("warnings %q, want the route_localnet one", warnings)
+	}
+}

@@ -283,6 +283,20 @@ func (e *Engine) HolderStatus(sb *Sandbox) HolderStatus {
 	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0}
 }
 
+// portsToHold are the ports a holder must be given for added: only those,
+// if the sandbox's holder is alive, or all its ports, if it must be started
+// again (it died: the ports it held are unbound).
+func (e *Engine) portsToHold(tx *store.Tx, sb *Sandbox, added []Mapping) ([]Mapping, error) {
+	if _, alive := e.k.holders.Alive(sb.Name); alive || e.opts.PortHolder == "" {
+		return added, nil
+	}
+	full, err := tx.Sandbox(sb.Name) // the added ports are in tx already
+	if err != nil {
+		return nil, err
+	}
+	return full.Ports, nil
+}
+
 // AddPorts publishes more ports of an existing sandbox.
 func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	parsed, err := parseSpecs(specs)
@@ -304,7 +318,11 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 			return err
 		}
 		before := sb.Holder
-		if err := e.holdPorts(u, sb, added, bound); err != nil {
+		hold, err := e.portsToHold(tx, sb, added)
+		if err != nil {
+			return err
+		}
+		if err := e.holdPorts(u, sb, hold, bound); err != nil {
 			return err
 		}
 		if sb.Holder != before {

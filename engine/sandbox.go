@@ -54,15 +54,16 @@ type SandboxSpec struct {
 
 // sandboxPlan is a validated SandboxSpec.
 type sandboxPlan struct {
-	sb        *Sandbox
-	networks  []string
-	ip        netip.Addr
-	mac       net.HardwareAddr
-	adopt     string
-	adoptFile *os.File // the checked namespace to adopt, bound through this descriptor
-	ports     []portspec.Spec
-	bound     boundPorts // host-port sockets bound while checking them
-	auto      bool       // goes with the calling process (run --rm)
+	sb          *Sandbox
+	networks    []string
+	ip          netip.Addr
+	mac         net.HardwareAddr
+	adopt       string
+	adoptFile   *os.File // the checked namespace to adopt, bound through this descriptor
+	ports       []portspec.Spec
+	bound       boundPorts // host-port sockets bound while checking them
+	auto        bool       // goes with the calling process (run --rm)
+	madeDefault *Network   // the default network, if this create made it
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -82,6 +83,10 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	err = e.mutate(func(tx *store.Tx, u *undo) error { return e.createSandbox(tx, u, p) })
 	if err != nil {
 		return nil, err
+	}
+	if n := p.madeDefault; n != nil { // as network create warns
+		e.warnForwardDrops(n)
+		e.warnLocalnet()
 	}
 	return p.sb, nil
 }
@@ -280,6 +285,7 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 		if errors.Is(err, store.ErrNotFound) && ref == DefaultNetwork {
 			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: e.newID()}
 			err = e.createNetwork(tx, u, n, true, true)
+			p.madeDefault = n
 		}
 		if err != nil {
 			return nil, err
