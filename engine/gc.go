@@ -267,10 +267,8 @@ func (g *gc) strayLinks() error {
 
 // strayMounts removes namespace mounts this root made that no sandbox has.
 func (g *gc) strayMounts() error {
-	if !g.dryRun {
-		for _, f := range g.e.markers.RemoveStale(time.Minute) {
-			g.actions = append(g.actions, "remove unfinished marker "+f)
-		}
+	for _, f := range g.e.markers.Stale(time.Minute) {
+		g.do("remove unfinished marker "+f, func() error { return g.e.markers.Delete(f) })
 	}
 	marks, err := g.e.markers.List(g.e.opts.Root)
 	if err != nil {
