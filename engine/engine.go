@@ -215,7 +215,7 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 		if _, err := e.recoverPending(false); err != nil {
 			return err
 		}
-		e.settleRuns(false)
+		e.settleRuns(false) // a failure is left for later commands, and reported by gc
 		return e.apply(fn)
 	})
 }

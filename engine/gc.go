@@ -17,7 +17,7 @@ type gc struct {
 	e       *Engine
 	tx      *store.Tx
 	dryRun  bool
-	gone    map[string]bool // sandboxes being forgotten: nothing else is done to them
+	gone    map[string]bool // sandboxes being forgotten or removed: nothing else is done to them
 	settled map[string]bool // in a dry run: what settling the intents would take care of
 	actions []string
 	errs    []error
@@ -63,8 +63,14 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	if err != nil {
 		return actions, err
 	}
-	actions = append(actions, e.settleRuns(dryRun)...)
-	g := &gc{e: e, dryRun: dryRun, actions: actions, gone: map[string]bool{}, settled: map[string]bool{}}
+	runs, removing, err := e.settleRuns(dryRun)
+	g := &gc{e: e, dryRun: dryRun, actions: append(actions, runs...), gone: map[string]bool{}, settled: map[string]bool{}}
+	if err != nil {
+		g.errs = append(g.errs, err)
+	}
+	for _, name := range removing {
+		g.gone[name] = true
+	}
 	if err := g.settling(); err != nil {
 		return g.actions, err
 	}
