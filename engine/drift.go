@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/link"
@@ -21,6 +22,9 @@ func (g *gc) bridges() error {
 	}
 	for i := range nets {
 		n := &nets[i]
+		if g.settled["network "+n.Name] {
+			continue
+		}
 		ok, err := host.Exists(n.Bridge)
 		if err != nil {
 			return err
@@ -140,9 +144,11 @@ func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) err
 	return nil
 }
 
-// forwarding turns IPv4 forwarding back on if a network needs it.
+// forwarding turns IPv4 forwarding back on if a network needs it (not one
+// whose interrupted removal is being finished).
 func (g *gc) forwarding() error {
 	nets, err := g.tx.Networks()
+	nets = slices.DeleteFunc(nets, func(n Network) bool { return g.settled["network "+n.Name] })
 	if err != nil || !needsForwarding(nets) {
 		return err
 	}

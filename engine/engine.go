@@ -112,6 +112,7 @@ type Engine struct {
 	clock   func() time.Time
 	newID   func() string // IDs of networks, sandboxes and intents
 	fault   string        // Options.FaultPoint: the point at which to die (tests)
+	die     func()        // how to die there: killSelf (the unit tests panic instead)
 }
 
 // Open checks the options and the state root, whose store each operation
@@ -150,7 +151,7 @@ func Open(o Options) (*Engine, error) {
 // openWith makes the engine for checked options on a kernel (the unit tests
 // give it a fake one).
 func openWith(o Options, table string, k kernel) (*Engine, error) {
-	e := &Engine{opts: o, clock: time.Now, newID: randomID, fault: o.FaultPoint, owner: owner.Of(o.Root), table: table, k: k}
+	e := &Engine{opts: o, clock: time.Now, newID: randomID, fault: o.FaultPoint, die: killSelf, owner: owner.Of(o.Root), table: table, k: k}
 	if !o.ReadOnly {
 		if err := e.openJournal(); err != nil {
 			return nil, err
@@ -223,7 +224,7 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 		if _, err := e.recoverPending(false); err != nil {
 			return err
 		}
-		e.settleRuns(false)
+		e.settleRuns(false) // a failure is left for later commands, and reported by gc
 		return e.apply(fn)
 	})
 }
@@ -284,12 +285,17 @@ var FaultPoints = []string{
 	"before-commit", "after-commit",
 }
 
-// checkpoint dies here if NSNET_FAULT names this point.
+// checkpoint dies here if Options.FaultPoint names this point.
 func (e *Engine) checkpoint(name string) {
 	if e.fault != "" && e.fault == name {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns: the signal is fatal
+		e.die()
 	}
+}
+
+// killSelf ends the process as a crash would, with a signal it cannot catch.
+func killSelf() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // never returns: the signal is fatal
 }
 
 // view runs fn in a read-only transaction of the running operation.

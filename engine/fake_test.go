@@ -126,6 +126,23 @@ func (k *fakeKernel) step(format string, args ...any) error {
 	return nil
 }
 
+// unlocked runs fn (an engine callback, which may take steps) without the
+// lock, and takes it back even if fn panics with errCrash, for the caller's
+// deferred Unlock.
+func (k *fakeKernel) unlocked(fn func() error) error {
+	k.mu.Unlock()
+	defer k.mu.Lock()
+	return fn()
+}
+
+// locked takes a step under the lock, releasing it even if the step
+// crashes.
+func (k *fakeKernel) locked(format string, args ...any) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.step(format, args...)
+}
+
 // dump is the whole fake state as sorted lines, to compare before and after.
 func (k *fakeKernel) dump() []string {
 	k.mu.Lock()
@@ -224,10 +241,7 @@ func (f fakeLinks) CreateBridge(b link.Bridge) error {
 	}
 	f.k.links[b.Name] = &fakeLink{kind: "bridge", group: b.Group, mtu: b.MTU, addrs: []netip.Prefix{b.Address}}
 	if b.BeforeUp != nil {
-		f.k.mu.Unlock()
-		err := b.BeforeUp()
-		f.k.mu.Lock()
-		if err != nil {
+		if err := f.k.unlocked(b.BeforeUp); err != nil {
 			f.k.deleteLink(b.Name)
 			return err
 		}
@@ -303,10 +317,7 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 	h := f.k.links[v.HostName]
 	h.master, h.alias, h.up, h.hairpin = v.Bridge, v.Alias, true, true
 	if v.BeforeUp != nil {
-		f.k.mu.Unlock()
-		err := v.BeforeUp()
-		f.k.mu.Lock()
-		if err != nil {
+		if err := f.k.unlocked(v.BeforeUp); err != nil {
 			f.k.deleteLink(v.HostName)
 			return err
 		}
@@ -562,11 +573,10 @@ func (f fakeNamespaces) Identify(path string) (netns.ID, error) {
 func (f fakeNamespaces) Self() (netns.ID, error) { return f.k.self, nil }
 
 func (f fakeNamespaces) Create(path string, before func(netns.ID) error) error {
-	f.k.mu.Lock()
-	if err := f.k.step("create namespace %s", filepath.Base(path)); err != nil {
-		f.k.mu.Unlock()
+	if err := f.k.locked("create namespace %s", filepath.Base(path)); err != nil {
 		return err
 	}
+	f.k.mu.Lock()
 	id := f.k.newID()
 	f.k.mu.Unlock()
 	if before != nil {
@@ -578,11 +588,10 @@ func (f fakeNamespaces) Create(path string, before func(netns.ID) error) error {
 }
 
 func (f fakeNamespaces) Bind(file *os.File, path string) error {
-	f.k.mu.Lock()
-	if err := f.k.step("bind namespace %s", filepath.Base(path)); err != nil {
-		f.k.mu.Unlock()
+	if err := f.k.locked("bind namespace %s", filepath.Base(path)); err != nil {
 		return err
 	}
+	f.k.mu.Lock()
 	id, ok := f.k.mounts[file.Name()]
 	f.k.mu.Unlock()
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/holder"
+	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -16,7 +17,8 @@ type gc struct {
 	e       *Engine
 	tx      *store.Tx
 	dryRun  bool
-	gone    map[string]bool // sandboxes being forgotten: nothing else is done to them
+	gone    map[string]bool // sandboxes being forgotten or removed: nothing else is done to them
+	settled map[string]bool // in a dry run: what settling the intents would take care of
 	actions []string
 	errs    []error
 }
@@ -42,7 +44,9 @@ func (g *gc) do(what string, fn func() error) {
 // missing, off their bridge, IPv6 on), turns the sysctls nsnet owns back,
 // keeps port holders exact, and rewrites the nftables table if any rule or
 // element drifted. It returns what it did (or, with dryRun, would do):
-// nothing when all is in order, so after a gc a dry run reports nothing.
+// nothing when all is in order, so after a gc a dry run reports nothing. A
+// dry run lists what settling an interrupted command takes care of once, as
+// that, and not again as drift.
 func (e *Engine) GC(dryRun bool) (actions []string, err error) {
 	if err := e.writable(); err != nil {
 		return nil, err
@@ -59,8 +63,17 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	if err != nil {
 		return actions, err
 	}
-	actions = append(actions, e.settleRuns(dryRun)...)
-	g := &gc{e: e, dryRun: dryRun, actions: actions, gone: map[string]bool{}}
+	runs, removing, err := e.settleRuns(dryRun)
+	g := &gc{e: e, dryRun: dryRun, actions: append(actions, runs...), gone: map[string]bool{}, settled: map[string]bool{}}
+	if err != nil {
+		g.errs = append(g.errs, err)
+	}
+	for _, name := range removing {
+		g.gone[name] = true
+	}
+	if err := g.settling(); err != nil {
+		return g.actions, err
+	}
 	if err := g.forgetVanished(); err != nil {
 		return g.actions, err
 	}
@@ -88,6 +101,46 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 
+// settling notes, in a dry run, what settling the intents would take care
+// of, so that the plan does not list it a second time, or contradict it: the
+// links and mounts of creates to undo and their holders, the sandboxes and
+// networks whose removal is to be finished, and the firewall table, which
+// settling rewrites.
+func (g *gc) settling() error {
+	if !g.dryRun {
+		return nil
+	}
+	pending, bad, err := g.e.journal.Pending()
+	if err != nil || len(pending)+len(bad) == 0 {
+		return err
+	}
+	g.settled["table"] = true
+	return g.e.view(func(tx *store.Tx) error {
+		for _, it := range pending {
+			stored := g.e.recordExists(tx, it)
+			switch {
+			case it.Op == journal.OpSandboxRemove && stored: // to finish
+				g.gone[it.Name] = true
+			case it.Op == journal.OpNetworkRemove && stored:
+				g.settle("network ", it.Name)
+			case it.Op == journal.OpSandboxCreate && !stored: // to undo
+				g.settle("holder ", it.Name)
+				g.settle("link ", it.Links...)
+				g.settle("mount ", it.Mounts...)
+			case it.Op == journal.OpNetworkCreate && !stored:
+				g.settle("link ", it.Links...)
+			}
+		}
+		return nil
+	})
+}
+
+func (g *gc) settle(kind string, names ...string) {
+	for _, n := range names {
+		g.settled[kind+n] = true
+	}
+}
+
 // forgetVanished forgets sandboxes whose namespace is gone (a reboot, or
 // `ip netns del` from outside) or names another namespace now, each in a
 // transaction of its own: if its kernel teardown fails, its record stays.
@@ -96,7 +149,7 @@ func (g *gc) forgetVanished() error {
 	err := g.e.view(func(tx *store.Tx) error {
 		sbs, err := tx.Sandboxes()
 		for _, sb := range sbs {
-			if g.e.vanishedWhy(&sb) != "" {
+			if !g.gone[sb.Name] && g.e.vanishedWhy(&sb) != "" {
 				vanished = append(vanished, sb)
 			}
 		}
@@ -210,7 +263,7 @@ func (g *gc) strayLinks() error {
 		return err
 	}
 	for _, l := range links {
-		if !g.e.owner.Owns(l.Alias) || want[l.Name] {
+		if !g.e.owner.Owns(l.Alias) || want[l.Name] || g.settled["link "+l.Name] {
 			continue
 		}
 		g.do(fmt.Sprintf("remove leftover %s %s (%s)", l.Kind, l.Name, l.Alias), func() error { return host.DeleteLink(l.Name) })
@@ -220,10 +273,8 @@ func (g *gc) strayLinks() error {
 
 // strayMounts removes namespace mounts this root made that no sandbox has.
 func (g *gc) strayMounts() error {
-	if !g.dryRun {
-		for _, f := range g.e.markers.RemoveStale(time.Minute) {
-			g.actions = append(g.actions, "remove unfinished marker "+f)
-		}
+	for _, f := range g.e.markers.Stale(time.Minute) {
+		g.do("remove unfinished marker "+f, func() error { return g.e.markers.Delete(f) })
 	}
 	marks, err := g.e.markers.List(g.e.opts.Root)
 	if err != nil {
@@ -231,7 +282,7 @@ func (g *gc) strayMounts() error {
 	}
 	for _, m := range marks {
 		path := g.e.k.ns.Path(m.Name)
-		if sb, err := g.tx.Sandbox(m.Name); err == nil && sb.Mounted && sb.NetNS == path {
+		if sb, err := g.tx.Sandbox(m.Name); (err == nil && sb.Mounted && sb.NetNS == path) || g.settled["mount "+path] {
 			continue
 		}
 		what := "remove leftover namespace name " + path
@@ -270,6 +321,9 @@ func (g *gc) holders() error {
 		}
 	}
 	for name, pid := range running {
+		if g.settled["holder "+name] {
+			continue
+		}
 		what := fmt.Sprintf("stop the port holder of missing sandbox %s (pid %d)", name, pid)
 		if pid == 0 {
 			what = "remove the control socket of the dead port holder of missing sandbox " + name
@@ -327,6 +381,9 @@ func (g *gc) firewall() error {
 	nets, ports, err := firewallState(g.tx)
 	if err != nil {
 		return err
+	}
+	if g.settled["table"] {
+		return nil
 	}
 	diffs, err := g.e.k.fw.Diff(nets, ports)
 	if err != nil || len(diffs) == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/sysctl"
 	"github.com/nsnet/nsnet/internal/validate"
 	"github.com/nsnet/nsnet/types"
 )
@@ -139,11 +140,28 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	}
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
 	n.Created = e.clock().UTC()
-	err = e.intend(u, &journal.Intent{Op: journal.OpNetworkCreate, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
-	if err != nil {
+	it := &journal.Intent{Op: journal.OpNetworkCreate, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}}
+	if it.Forwarding, err = e.mayEnableForwarding(n); err != nil {
+		return err
+	}
+	if err := e.intend(u, it); err != nil {
 		return err
 	}
 	return e.applyNetwork(tx, host, u, n)
+}
+
+// mayEnableForwarding reports whether creating n may turn IPv4 forwarding
+// on: it needs forwarding, which is off. The intent says so, and recovery
+// turns it back off.
+func (e *Engine) mayEnableForwarding(n *Network) (bool, error) {
+	if n.Internal {
+		return false, nil
+	}
+	on, err := e.k.sys.Get(sysctl.IPv4Forward)
+	if err != nil {
+		return false, fmt.Errorf("network %s: read IPv4 forwarding: %w", n.Name, err)
+	}
+	return on != "1", nil
 }
 
 func (e *Engine) chooseSubnet(host links, n *Network, nets []Network, pick bool) error {

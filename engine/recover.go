@@ -8,6 +8,7 @@ import (
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/sysctl"
 )
 
 // recoverPending settles the intents of commands that died: a create whose
@@ -57,7 +58,7 @@ func (e *Engine) recoverIntent(tx *store.Tx, it journal.Intent, dryRun bool) (st
 		if dryRun {
 			return fmt.Sprintf("would undo interrupted %s %s", it.Op, it.Name), nil
 		}
-		return fmt.Sprintf("undid interrupted %s %s", it.Op, it.Name), e.undoIntent(it)
+		return fmt.Sprintf("undid interrupted %s %s", it.Op, it.Name), e.undoIntent(tx, it)
 	case !committed:
 		return fmt.Sprintf("interrupted %s %s had completed", it.Op, it.Name), nil
 	case dryRun:
@@ -76,8 +77,10 @@ func (e *Engine) recordExists(tx *store.Tx, it journal.Intent) bool {
 	return err == nil && s.ID == it.ObjectID
 }
 
-// undoIntent removes the links and this root's mounts an intent lists.
-func (e *Engine) undoIntent(it journal.Intent) error {
+// undoIntent removes the links and this root's mounts an intent lists, and
+// turns IPv4 forwarding back off if it turned it on and no stored network
+// needs it.
+func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 	host, err := e.hostLinks()
 	if err != nil {
 		return err
@@ -96,7 +99,20 @@ func (e *Engine) undoIntent(it journal.Intent) error {
 			errs = append(errs, e.removeMarkedMount(m))
 		}
 	}
+	if it.Forwarding {
+		errs = append(errs, e.forwardingOff(tx))
+	}
 	return errors.Join(errs...)
+}
+
+// forwardingOff turns IPv4 forwarding off unless a stored network needs it.
+func (e *Engine) forwardingOff(tx *store.Tx) error {
+	nets, err := tx.Networks()
+	if err != nil || needsForwarding(nets) {
+		return err
+	}
+	_, err = e.k.sys.Set(sysctl.IPv4Forward, "0")
+	return err
 }
 
 // finishRemoval completes an interrupted removal whose record survived.

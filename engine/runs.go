@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -40,8 +41,10 @@ func runAlive(r store.Run) bool {
 // settleRuns removes the sandboxes of `run --rm` commands that were killed
 // before they could remove them, once their program (and anything else in
 // the sandbox's namespace) has exited. It returns what it did (or, with
-// dryRun, would do); a sandbox still in use is left for a later command.
-func (e *Engine) settleRuns(dryRun bool) []string {
+// dryRun, would do), the sandboxes it removes (or tried to: their failures
+// are in err), for gc to do nothing else to; a sandbox still in use is left
+// for a later command.
+func (e *Engine) settleRuns(dryRun bool) (actions, removing []string, err error) {
 	var due []string
 	e.view(func(tx *store.Tx) error {
 		runs, err := tx.Runs()
@@ -52,13 +55,15 @@ func (e *Engine) settleRuns(dryRun bool) []string {
 		}
 		return err
 	})
-	var actions []string
+	var errs []error
 	for _, name := range due {
+		if !e.runFinished(name) {
+			continue
+		}
+		removing = append(removing, name)
 		what := fmt.Sprintf("remove sandbox %s: the nsnet run --rm that made it is gone, and so is its program", name)
 		if dryRun {
-			if e.runFinished(name) {
-				actions = append(actions, "would "+what)
-			}
+			actions = append(actions, "would "+what)
 			continue
 		}
 		err := e.apply(func(tx *store.Tx, u *undo) error {
@@ -68,19 +73,27 @@ func (e *Engine) settleRuns(dryRun bool) []string {
 			}
 			return e.removeSandbox(tx, u, sb, false, new([]string))
 		})
-		if err == nil {
-			actions = append(actions, what)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			continue
 		}
+		actions = append(actions, what)
 	}
-	return actions
+	return actions, removing, errors.Join(errs...)
 }
 
-// runFinished reports whether the sandbox of a dead run has no process left.
+// runFinished reports whether the sandbox of a dead run is in use no more:
+// no process is left in its namespace, and no sandbox shares it. (One that
+// is gone meanwhile is finished too.)
 func (e *Engine) runFinished(name string) bool {
-	var ok bool
+	ok := true
 	e.view(func(tx *store.Tx) error {
 		sb, err := tx.Sandbox(name)
-		ok = err == nil && e.checkNoProcesses(sb) == nil
+		if err != nil {
+			return nil
+		}
+		sharers, err := sharersOf(tx, name)
+		ok = err == nil && len(sharers) == 0 && e.checkNoProcesses(sb) == nil
 		return nil
 	})
 	return ok

@@ -39,15 +39,16 @@ const (
 
 // Intent is what one command is about to do.
 type Intent struct {
-	ID       string    `json:"id"`
-	Op       string    `json:"op"`
-	Name     string    `json:"name"`      // network or sandbox name
-	ObjectID string    `json:"object_id"` // ID of the network or sandbox record
-	Links    []string  `json:"links,omitempty"`
-	Mounts   []string  `json:"mounts,omitempty"`   // namespace mounts the command makes
-	Networks []string  `json:"networks,omitempty"` // networks the command creates on the way (default network)
-	PID      int       `json:"pid"`
-	Started  time.Time `json:"started"`
+	ID         string    `json:"id"`
+	Op         string    `json:"op"`
+	Name       string    `json:"name"`      // network or sandbox name
+	ObjectID   string    `json:"object_id"` // ID of the network or sandbox record
+	Links      []string  `json:"links,omitempty"`
+	Mounts     []string  `json:"mounts,omitempty"`     // namespace mounts the command makes
+	Networks   []string  `json:"networks,omitempty"`   // networks the command creates on the way (default network)
+	Forwarding bool      `json:"forwarding,omitempty"` // the command may turn IPv4 forwarding on, which was off
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
 }
 
 // Journal is a directory of intents.
@@ -143,22 +144,19 @@ func (m *Markers) Delete(name string) error {
 	return err
 }
 
-// RemoveStale deletes temporary marker files older than age: writes killed
-// before their rename. (Another root may be writing one right now, hence the
-// age.)
-func (m *Markers) RemoveStale(age time.Duration) []string {
+// Stale lists the temporary marker files older than age: writes killed
+// before their rename, to Delete. (Another root may be writing one right
+// now, hence the age.)
+func (m *Markers) Stale(age time.Duration) []string {
 	entries, _ := os.ReadDir(m.dir)
-	var removed []string
+	var stale []string
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || !strings.HasSuffix(e.Name(), ".tmp") || time.Since(info.ModTime()) < age {
-			continue
-		}
-		if os.Remove(filepath.Join(m.dir, e.Name())) == nil {
-			removed = append(removed, e.Name())
+		if err == nil && strings.HasSuffix(e.Name(), ".tmp") && time.Since(info.ModTime()) >= age {
+			stale = append(stale, e.Name())
 		}
 	}
-	return removed
+	return stale
 }
 
 // List returns the markers made by root.
