@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,4 +117,43 @@ func noPids(name string) error {
 		return fmt.Errorf("processes in %s: %q %v", name, out, err)
 	}
 	return nil
+}
+
+// TestExecSeesTheSandboxsEtc: `nsnet exec` and `nsnet run` see the files of
+// /etc/netns/NAME in place of /etc's, as `ip netns exec` does, in a mount
+// namespace of their own: the host's /etc is left as it was.
+func TestExecSeesTheSandboxsEtc(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	s := w.Name("s")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.71.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", s)
+	dir := filepath.Join("/etc/netns", s)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	const marker = "192.0.2.77 only-in-the-sandbox\n"
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(marker), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostHosts, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := w.MustNsnet(t, "exec", s, "--", "cat", "/etc/hosts"); out != marker {
+		t.Errorf("exec sees /etc/hosts %q, want the sandbox's %q", out, marker)
+	}
+	if out := w.MustNsnet(t, "run", "--rm", "--network", "n1", "--name", s+"x", "--", "cat", "/etc/hostname"); out == "" {
+		t.Errorf("run without /etc/netns files sees no /etc/hostname")
+	}
+	if out := w.MustNsnet(t, "exec", s, "--", "ls", "/sys/class/net"); !strings.Contains(out, "eth0") {
+		t.Errorf("exec's /sys/class/net lists %q, want the sandbox's eth0", out)
+	}
+	if after, _ := os.ReadFile("/etc/hosts"); string(after) != string(hostHosts) {
+		t.Errorf("the host's /etc/hosts changed")
+	}
+	w.MustNsnet(t, "sandbox", "rm", s)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
 }

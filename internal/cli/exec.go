@@ -33,11 +33,11 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: codeNsnetFailed, err: err}
 			}
-			var path string
+			var path, name string
 			err = a.withEngine(true, func(e *engine.Engine) error {
 				sb, err := e.InspectSandbox(args[0])
 				if err == nil {
-					path = sb.NetNS
+					path, name = sb.NetNS, sb.Name
 				}
 				return err
 			})
@@ -48,7 +48,7 @@ func (a *app) execCommand() *cobra.Command {
 			if err != nil {
 				return cannotRun(argv[0], args[0], err)
 			}
-			err = netns.Exec(path, bin, argv, os.Environ())
+			err = netns.Exec(path, name, bin, argv, os.Environ())
 			var pe *netns.ProgramError
 			if errors.As(err, &pe) {
 				return cannotRun(argv[0], args[0], pe.Err)
@@ -115,7 +115,7 @@ func runIn(path, sandbox string, argv []string) (int, error) {
 	c.Args[0] = argv[0]
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	var startErr error
-	if err := netns.Do(path, func() error { startErr = c.Start(); return nil }); err != nil {
+	if err := netns.DoPrivate(path, sandbox, func() error { startErr = c.Start(); return nil }); err != nil {
 		return codeNsnetFailed, fmt.Errorf("run %s in sandbox %s: %w", argv[0], sandbox, err)
 	}
 	if startErr != nil {

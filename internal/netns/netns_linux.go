@@ -197,10 +197,72 @@ func DoIn(target *os.File, fn func() error) error {
 	})
 }
 
+// EtcDir holds, per namespace name, files that programs run in that
+// namespace see in place of /etc's (resolv.conf, hosts), as for iproute2.
+var EtcDir = "/etc/netns"
+
+// DoPrivate is Do with, in addition, a private mount namespace in which the
+// files of EtcDir/name are bound over /etc's and /sys shows the namespace's
+// own devices, as `ip netns exec NAME` gives a program. fn runs on a thread
+// that is never reused (it exits when fn returns), so no goroutine ever
+// runs in that mount namespace afterwards; a process fn starts inherits it.
+func DoPrivate(path, name string, fn func() error) error {
+	target, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			return
+		}
+		if err := privateMounts(name); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// privateMounts gives the calling thread a mount namespace of its own, where
+// EtcDir/name's files are bound over /etc's and /sys is the current network
+// namespace's. Nothing mounted there propagates back to the host's.
+func privateMounts(name string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / a slave mount: %w", err)
+	}
+	if err := unix.Unmount("/sys", unix.MNT_DETACH); err == nil {
+		unix.Mount(name, "/sys", "sysfs", 0, "") // best effort, as ip netns exec
+	}
+	dir := filepath.Join(EtcDir, name)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		src, dst := filepath.Join(dir, e.Name()), filepath.Join("/etc", e.Name())
+		if err := unix.Mount(src, dst, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s over %s: %w", src, dst, err)
+		}
+	}
+	return nil
+}
+
 // Exec replaces the current process with argv, running in the network
-// namespace at path. It returns only on failure: a *ProgramError when the
-// namespace was entered but the program could not be executed.
-func Exec(path, binary string, argv, env []string) error {
+// namespace at path with the private mounts DoPrivate gives for name (the
+// sandbox's /etc/netns files). It returns only on failure: a *ProgramError
+// when the namespace was entered but the program could not be executed.
+func Exec(path, name, binary string, argv, env []string) error {
 	target, err := Open(path)
 	if err != nil {
 		return err
@@ -210,6 +272,9 @@ func Exec(path, binary string, argv, env []string) error {
 		return fmt.Errorf("enter network namespace %s: %w", path, err)
 	}
 	target.Close()
+	if err := privateMounts(name); err != nil {
+		return err
+	}
 	return &ProgramError{Program: binary, Err: unix.Exec(binary, argv, env)}
 }
 
