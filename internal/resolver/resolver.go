@@ -33,15 +33,16 @@
 // leaves the previous configuration serving), then swaps each kept zone's
 // names atomically and closes the addresses no longer wanted. Once Update
 // returns no reply from the previous names is sent: the swap waits for the
-// local answers that read them (a TCP write gives up after
-// tcpWriteTimeout). Sockets, the listeners' and the upstream ones, belong to
-// the network namespace of the thread that called New. A zone costs two
-// sockets, two goroutines and its maps; a query costs the goroutine
-// miekg/dns gives it and, when forwarded, one upstream socket at a time.
+// replies that read them (a TCP write gives up after tcpWriteTimeout).
+// Sockets, the listeners' and the upstream ones, belong to the network
+// namespace of the thread that called New. A zone costs two sockets, two
+// goroutines (its UDP reader, which writes the zone's own replies itself,
+// and miekg/dns's TCP accept loop) and its maps; a forwarded query costs a
+// goroutine and one upstream socket at a time, a TCP connection miekg/dns's
+// goroutine.
 package resolver
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -220,51 +221,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// listener serves one zone's address.
-type listener struct {
-	s        *Server
-	udp, tcp *dns.Server
-	ctx      context.Context // cancelled on shutdown: ends forwarding
-	cancel   context.CancelFunc
-
-	mu  sync.RWMutex
-	cur *generation
-}
-
-// generation is one configuration of a listener's zone, and the local
-// answers being made from it.
-type generation struct {
-	t    *table
-	busy sync.WaitGroup
-}
-
-// listen binds addr:53 over UDP and TCP and serves t there.
-func (s *Server) listen(addr netip.Addr, t *table) (*listener, error) {
-	pc, ln, err := s.bind(netip.AddrPortFrom(addr, Port))
-	if err != nil {
-		return nil, err
-	}
-	l := &listener{s: s, cur: &generation{t: t}}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.udp = &dns.Server{PacketConn: pc, Handler: l, UDPSize: ednsSize}
-	l.tcp = &dns.Server{Listener: deadlineListener{ln}, Handler: l}
-	if err := errors.Join(start(l.udp), start(l.tcp)); err != nil {
-		l.shutdown()
-		pc.Close()
-		ln.Close()
-		return nil, fmt.Errorf("serve on %s: %w", addr, err)
-	}
-	return l, nil
-}
-
 // bind opens the UDP and TCP sockets of ap in the Server's namespace.
-func (s *Server) bind(ap netip.AddrPort) (pc net.PacketConn, ln net.Listener, err error) {
+func (s *Server) bind(ap netip.AddrPort) (pc *net.UDPConn, ln net.Listener, err error) {
 	udp, tcp := "udp4", "tcp4"
 	if ap.Addr().Is6() {
 		udp, tcp = "udp6", "tcp6"
 	}
 	err = s.inNamespace(func() error {
-		if pc, err = net.ListenPacket(udp, ap.String()); err != nil {
+		if pc, err = net.ListenUDP(udp, net.UDPAddrFromAddrPort(ap)); err != nil {
 			return fmt.Errorf("listen on %s/udp: %w (is the address on its bridge, and the port free?)", ap, err)
 		}
 		if ln, err = net.Listen(tcp, ap.String()); err != nil {
@@ -274,128 +238,4 @@ func (s *Server) bind(ap netip.AddrPort) (pc net.PacketConn, ln net.Listener, er
 		return nil
 	})
 	return pc, ln, err
-}
-
-// start runs srv and returns once it serves, or its error if it cannot.
-func start(srv *dns.Server) error {
-	up := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(up) }
-	failed := make(chan error, 1)
-	go func() { failed <- srv.ActivateAndServe() }()
-	select {
-	case <-up:
-		return nil
-	case err := <-failed:
-		return err
-	}
-}
-
-// shutdown ends forwarding, closes the sockets and waits for the queries
-// being answered.
-func (l *listener) shutdown() {
-	l.cancel()
-	for _, srv := range []*dns.Server{l.udp, l.tcp} {
-		srv.Shutdown() // fails only if srv never started; its socket is the caller's then
-	}
-}
-
-// swap makes t the zone's configuration and returns the previous one, whose
-// busy group counts the local answers still being made from it.
-func (l *listener) swap(t *table) *generation {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	old := l.cur
-	l.cur = &generation{t: t}
-	return old
-}
-
-// enter returns the current configuration, counted busy until leave.
-func (l *listener) enter() *generation {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	g := l.cur
-	g.busy.Add(1)
-	return g
-}
-
-// ServeDNS answers one query (miekg/dns runs it on a goroutine of its own).
-func (l *listener) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	src, tcp := peer(w)
-	if m := refuseEarly(req); m != nil {
-		send(w, req, m, tcp)
-		return
-	}
-	g := l.enter()
-	upstream, member := g.t.member(src)
-	if !member {
-		g.busy.Done()
-		send(w, req, failure(req, dns.RcodeRefused), tcp)
-		return
-	}
-	if m := g.t.answer(req); m != nil {
-		send(w, req, m, tcp)
-		g.busy.Done()
-		return
-	}
-	internal := g.t.internal
-	g.busy.Done()
-	if internal || len(upstream) == 0 {
-		send(w, req, failure(req, dns.RcodeServerFailure), tcp)
-		return
-	}
-	send(w, req, l.s.forward(l.ctx, req, upstream, tcp), tcp)
-}
-
-// refuseEarly answers what no zone takes: opcodes other than QUERY (NOTIMP)
-// and EDNS versions other than 0 (BADVERS, RFC 6891 6.1.3).
-func refuseEarly(req *dns.Msg) *dns.Msg {
-	if req.Opcode != dns.OpcodeQuery {
-		return failure(req, dns.RcodeNotImplemented)
-	}
-	if opt := req.IsEdns0(); opt != nil && opt.Version() != 0 {
-		return failure(req, dns.RcodeBadVers)
-	}
-	return nil
-}
-
-// peer returns the source address of the query w answers, and whether it
-// came over TCP.
-func peer(w dns.ResponseWriter) (netip.Addr, bool) {
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		return a.AddrPort().Addr().Unmap(), false
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap(), true
-	}
-	return netip.Addr{}, false
-}
-
-// send writes m, the reply to req: whole over TCP, cut to the client's size
-// with TC set over UDP.
-func send(w dns.ResponseWriter, req, m *dns.Msg, tcp bool) {
-	if tcp {
-		m.Compress = true
-	} else {
-		m.Truncate(udpSize(req))
-	}
-	w.WriteMsg(m) // a client that went away is no error of ours
-}
-
-// deadlineListener gives every TCP write tcpWriteTimeout, which miekg/dns
-// does not, so that a client that stops reading holds no query forever.
-type deadlineListener struct{ net.Listener }
-
-func (l deadlineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return deadlineConn{c}, nil
-}
-
-type deadlineConn struct{ net.Conn }
-
-func (c deadlineConn) Write(b []byte) (int, error) {
-	c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
-	return c.Conn.Write(b)
 }

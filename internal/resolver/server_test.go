@@ -406,3 +406,55 @@ func TestClose(t *testing.T) {
 		t.Errorf("update after close: %v", err)
 	}
 }
+
+// TestSlowUpstreamHoldsNoLocalAnswer: while a forwarded query waits for its
+// upstream, the zone's own names are answered. The upstream here answers
+// only once the local name was: if the local answer waited for the
+// forwarded one, the upstream would answer too late (after forwardTimeout)
+// and the forwarded query would get SERVFAIL.
+func TestSlowUpstreamHoldsNoLocalAnswer(t *testing.T) {
+	l := newLab(t)
+	var slow net.PacketConn
+	err := testenv.InNS(l.w.InetPath(), func() (err error) {
+		slow, err = net.ListenPacket("udp4", testenv.PublicIP+":5300")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	go func() { // the slow upstream
+		buf := make([]byte, 4096)
+		n, from, err := slow.ReadFrom(buf)
+		var q dns.Msg
+		if err != nil || q.Unpack(buf[:n]) != nil {
+			return
+		}
+		close(arrived)
+		<-release
+		m := new(dns.Msg).SetReply(&q)
+		m.Answer = []dns.RR{&dns.A{Hdr: header(q.Question[0], dns.TypeA), A: net.IPv4(192, 0, 2, 99)}}
+		if b, err := m.Pack(); err == nil {
+			slow.WriteTo(b, from)
+		}
+	}()
+	z := zoneA()
+	z.Upstream = []netip.AddrPort{netip.MustParseAddrPort(testenv.PublicIP + ":5300")}
+	l.update(z)
+
+	forwarded := make(chan *dns.Msg, 1)
+	go func() {
+		r, err := ask(l.a1, gwA, false, query("www.example.test.", dns.TypeA))
+		if err != nil {
+			t.Errorf("forwarded query: %v", err)
+		}
+		forwarded <- r
+	}()
+	<-arrived
+	expect(t, "alpha while forwarding", l.lookup(l.a2, gwA, "alpha.", dns.TypeA), dns.RcodeSuccess, "10.1.0.2")
+	close(release)
+	if r := <-forwarded; r != nil {
+		expect(t, "www via the slow upstream", r, dns.RcodeSuccess, "192.0.2.99")
+	}
+}

@@ -247,7 +247,8 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Ns = []dns.RR{soa}
 	}
 	withEdns(m, req)
-	send(w, req, m, tcp)
+	fit(req, m, tcp)
+	w.WriteMsg(m)
 }
 
 // asked returns what the upstream was asked so far, and forgets it.

@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -234,25 +233,15 @@ func TestCompileRefusesWhatCannotBeAnswered(t *testing.T) {
 	}
 }
 
-// recorder is a dns.ResponseWriter that keeps what is written.
-type recorder struct {
-	dns.ResponseWriter
-	tcp  bool
-	sent *dns.Msg
-	wire int
-}
-
-func (r *recorder) RemoteAddr() net.Addr {
-	if r.tcp {
-		return &net.TCPAddr{IP: web.AsSlice(), Port: 4000}
-	}
-	return &net.UDPAddr{IP: web.AsSlice(), Port: 4000}
-}
-
-func (r *recorder) WriteMsg(m *dns.Msg) error {
+// packed fits m, the reply to req, to its transport and packs it.
+func packed(t testing.TB, req, m *dns.Msg, tcp bool) int {
+	t.Helper()
+	fit(req, m, tcp)
 	b, err := m.Pack()
-	r.sent, r.wire = m, len(b)
-	return err
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
 }
 
 func manyHolders(n int) Zone {
@@ -283,11 +272,10 @@ func TestRepliesFitTheClientOverUDP(t *testing.T) {
 		if c.edns != 0 {
 			req.SetEdns0(c.edns, false)
 		}
-		w := &recorder{tcp: c.tcp}
-		send(w, req, tb.answer(req), c.tcp)
-		m := w.sent
-		if m.Truncated != c.truncated || w.wire > c.limit {
-			t.Errorf("%s: TC %v, %d bytes, %d answers; want TC %v and at most %d bytes", c.name, m.Truncated, w.wire, len(m.Answer), c.truncated, c.limit)
+		m := tb.answer(req)
+		wire := packed(t, req, m, c.tcp)
+		if m.Truncated != c.truncated || wire > c.limit {
+			t.Errorf("%s: TC %v, %d bytes, %d answers; want TC %v and at most %d bytes", c.name, m.Truncated, wire, len(m.Answer), c.truncated, c.limit)
 		}
 		if !c.truncated && len(m.Answer) != 60 {
 			t.Errorf("%s: %d answers, want all 60", c.name, len(m.Answer))
@@ -327,5 +315,70 @@ func TestRefusedEarly(t *testing.T) {
 	}
 	if m := refuseEarly(query("web.", dns.TypeA)); m != nil {
 		t.Errorf("a plain query was refused: %v", m)
+	}
+}
+
+// BenchmarkLocalAnswer is the zone's work for one local name over UDP: find
+// the name in a zone of 1,000 sandboxes, build the reply, fit it to 512
+// bytes and pack it (unpacking the query and the socket are left out).
+func BenchmarkLocalAnswer(b *testing.B) {
+	z := Zone{Network: "n1", Listen: gw}
+	for i := range 1000 {
+		z.Records = append(z.Records, Record{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)}),
+			Names: []string{fmt.Sprintf("sandbox-%d", i), fmt.Sprintf("%012x", i), fmt.Sprintf("alias-%d", i)}})
+	}
+	tables, err := compile([]Zone{z})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tb := tables[gw]
+	req := query("sandbox-500.", dns.TypeA)
+	buf := make([]byte, ednsSize)
+	var m *dns.Msg
+	b.ReportAllocs()
+	for b.Loop() {
+		m = tb.answer(req)
+		fit(req, m, false)
+		if _, err := m.PackBuffer(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(m.Answer) != 1 {
+		b.Fatalf("answer: %v", m)
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	wire := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := query("web.", dns.TypeA)
+	reply := new(dns.Msg).SetReply(good)
+	two := query("web.", dns.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	withAnswer := query("web.", dns.TypeA)
+	withAnswer.Answer = []dns.RR{&dns.A{Hdr: header(good.Question[0], dns.TypeA), A: web.AsSlice()}}
+	for name, c := range map[string]struct {
+		packet         []byte
+		query, formerr bool
+	}{
+		"query":          {wire(good), true, false},
+		"reply":          {wire(reply), false, false},
+		"junk":           {[]byte("hello"), false, false},
+		"cut":            {wire(good)[:15], false, false},
+		"two questions":  {wire(two), true, true},
+		"with an answer": {wire(withAnswer), true, true},
+	} {
+		req, formerr := parseQuery(c.packet)
+		if (req != nil) != c.query || (formerr != nil) != c.formerr {
+			t.Errorf("%s: query %v formerr %v, want %v %v", name, req != nil, formerr, c.query, c.formerr)
+		}
+		if formerr != nil && (formerr.Rcode != dns.RcodeFormatError || formerr.Id != req.Id || !formerr.Response) {
+			t.Errorf("%s: %v, want a FORMERR reply with the query's ID", name, formerr)
+		}
 	}
 }
