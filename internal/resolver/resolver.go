@@ -60,9 +60,10 @@ import (
 // Port is where every zone answers, UDP and TCP.
 const Port = 53
 
-// TTL of the zone's own answers: 0, as aardvark-dns has used since 1.13,
-// since sandboxes come and go and change addresses, and the resolver is one
-// bridge away (Docker uses 600 s and answers removed names from caches).
+// TTL of the zone's own answers: 0, as aardvark-dns has used since 1.13:
+// sandboxes come and go and change addresses, and the resolver is one
+// bridge away. (Docker's 600 s lets a cache in a container answer a removed
+// name for ten minutes.)
 const TTL = 0
 
 const (
