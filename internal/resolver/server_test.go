@@ -458,3 +458,36 @@ func TestSlowUpstreamHoldsNoLocalAnswer(t *testing.T) {
 		expect(t, "www via the slow upstream", r, dns.RcodeSuccess, "192.0.2.99")
 	}
 }
+
+// TestIPv6Zone serves a zone on an IPv6 gateway: AAAA for its names, NODATA
+// for A, PTR in ip6.arpa, over UDP and TCP.
+func TestIPv6Zone(t *testing.T) {
+	l := newLab(t)
+	const gw6 = "fd00:a::1"
+	a1 := netip.MustParseAddr("fd00:a::2")
+	l.ip("-n", l.w.Host, "addr", "add", gw6+"/64", "dev", "br-a", "nodad")
+	l.ip("-n", l.a1, "addr", "add", a1.String()+"/64", "dev", "eth0", "nodad")
+	l.update(zoneA(), Zone{Network: "net-a6", Listen: netip.MustParseAddr(gw6), Records: []Record{
+		{Addr: a1, Names: []string{"alpha", "0a1a1a1a1a1a"}},
+	}})
+	for _, tcp := range []bool{false, true} {
+		for _, c := range []struct {
+			name  string
+			qtype uint16
+			want  []string
+		}{
+			{"alpha.", dns.TypeAAAA, []string{"fd00:a::2"}},
+			{"0A1A1A1A1A1A.", dns.TypeAAAA, []string{"fd00:a::2"}},
+			{"alpha.", dns.TypeA, nil},
+			{ptrName(t, a1), dns.TypePTR, []string{"alpha."}},
+		} {
+			r, err := ask(l.a1, gw6, tcp, query(c.name, c.qtype))
+			if err != nil {
+				t.Fatalf("%s over tcp=%v: %v", c.name, tcp, err)
+			}
+			expect(t, fmt.Sprintf("%s %s tcp=%v", c.name, dns.TypeToString[c.qtype], tcp), r, dns.RcodeSuccess, c.want...)
+		}
+	}
+	// The IPv4 zone of the same network answers A.
+	expect(t, "alpha A on the IPv4 gateway", l.lookup(l.a1, gwA, "alpha.", dns.TypeA), dns.RcodeSuccess, "10.1.0.2")
+}
