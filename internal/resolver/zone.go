@@ -1,0 +1,254 @@
+package resolver
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// table is one zone compiled for answering: immutable once built, read by
+// any number of queries at once.
+type table struct {
+	network  string
+	internal bool
+	upstream []netip.AddrPort
+	// names maps a canonical name (canonical) to the addresses of its
+	// holders, in record order, without duplicates.
+	names map[string][]netip.Addr
+	// reverse maps the canonical reverse name of each record's address
+	// (in-addr.arpa or ip6.arpa) to the PTR target: its first name, as a
+	// fully qualified name.
+	reverse map[string]string
+	// members maps every record's address to its own upstream servers (nil:
+	// the zone's). Only members are answered.
+	members map[netip.Addr][]netip.AddrPort
+}
+
+// canonical is the form names are compared in: lower case, without the
+// trailing dot. It allocates nothing for a name already in that form.
+func canonical(name string) string {
+	return strings.ToLower(strings.TrimSuffix(name, "."))
+}
+
+// compile validates zones as a whole and builds a table per listen address.
+// Nothing is served from a configuration that fails here.
+func compile(zones []Zone) (map[netip.Addr]*table, error) {
+	tables := make(map[netip.Addr]*table, len(zones))
+	for _, z := range zones {
+		t, err := compileZone(z)
+		if err != nil {
+			return nil, err
+		}
+		listen := z.Listen.Unmap()
+		if other, dup := tables[listen]; dup {
+			return nil, fmt.Errorf("networks %s and %s both listen on %s: give each network its own gateway address", other.network, z.Network, listen)
+		}
+		tables[listen] = t
+	}
+	for _, t := range tables {
+		if err := checkNoLoop(t, tables); err != nil {
+			return nil, err
+		}
+	}
+	return tables, nil
+}
+
+func compileZone(z Zone) (*table, error) {
+	listen := z.Listen.Unmap()
+	if !listen.IsValid() || listen.IsUnspecified() || listen.IsMulticast() {
+		return nil, fmt.Errorf("network %s: listen address %q is not a unicast address: give the network's gateway", z.Network, z.Listen)
+	}
+	if err := checkUpstream(z.Upstream); err != nil {
+		return nil, fmt.Errorf("network %s: %w", z.Network, err)
+	}
+	t := &table{
+		network:  z.Network,
+		internal: z.Internal,
+		upstream: slices.Clone(z.Upstream),
+		names:    map[string][]netip.Addr{},
+		reverse:  make(map[string]string, len(z.Records)),
+		members:  make(map[netip.Addr][]netip.AddrPort, len(z.Records)),
+	}
+	for _, r := range z.Records {
+		if err := t.add(r); err != nil {
+			return nil, fmt.Errorf("network %s: %w", z.Network, err)
+		}
+	}
+	return t, nil
+}
+
+// add puts one record into t, refusing what could not be answered as given.
+func (t *table) add(r Record) error {
+	addr := r.Addr.Unmap()
+	if !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() {
+		return fmt.Errorf("record %v: address %q is not a unicast address", r.Names, r.Addr)
+	}
+	if _, dup := t.members[addr]; dup {
+		return fmt.Errorf("address %s is given to two records: each sandbox has its own address on a network", addr)
+	}
+	if len(r.Names) == 0 {
+		return fmt.Errorf("record %s has no name: give at least the sandbox's name", addr)
+	}
+	if err := checkUpstream(r.Upstream); err != nil {
+		return fmt.Errorf("record %s: %w", addr, err)
+	}
+	for _, n := range r.Names {
+		if err := checkName(n); err != nil {
+			return fmt.Errorf("record %s: %w", addr, err)
+		}
+		key := canonical(n)
+		if !slices.Contains(t.names[key], addr) {
+			t.names[key] = append(t.names[key], addr)
+		}
+	}
+	t.members[addr] = slices.Clip(slices.Clone(r.Upstream))
+	t.reverse[reverseName(addr)] = dns.Fqdn(strings.TrimSuffix(r.Names[0], "."))
+	return nil
+}
+
+// reverseName is the canonical PTR owner name of addr, e.g.
+// "2.0.18.172.in-addr.arpa".
+func reverseName(addr netip.Addr) string {
+	rev, _ := dns.ReverseAddr(addr.String()) // cannot fail for a valid address
+	return canonical(rev)
+}
+
+// checkName accepts host names as Docker allows them for containers and
+// aliases: letters, digits, '-', '_' and '.', in labels of 1 to 63
+// characters, 253 at most in all, with an optional trailing dot. Nothing in
+// an accepted name needs escaping in a DNS message.
+func checkName(name string) error {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" {
+		return fmt.Errorf("empty name")
+	}
+	for _, c := range []byte(n) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("name %q: only letters, digits, '-', '_' and '.' may appear in a name", name)
+		}
+	}
+	if _, ok := dns.IsDomainName(n); !ok || len(n) > 253 {
+		return fmt.Errorf("name %q: labels must be 1 to 63 characters and the name 253 at most", name)
+	}
+	return nil
+}
+
+func checkUpstream(servers []netip.AddrPort) error {
+	for _, s := range servers {
+		a := s.Addr()
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || s.Port() == 0 {
+			return fmt.Errorf("upstream server %q is not a unicast address and port", s)
+		}
+	}
+	return nil
+}
+
+// checkNoLoop refuses an upstream server that is one of the zones
+// themselves: a name nobody knows would go round in circles.
+func checkNoLoop(t *table, tables map[netip.Addr]*table) error {
+	servers := slices.Clone(t.upstream)
+	for _, own := range t.members {
+		servers = append(servers, own...)
+	}
+	for _, s := range servers {
+		if other, ok := tables[s.Addr().Unmap()]; ok && s.Port() == Port {
+			return fmt.Errorf("network %s: upstream server %s is the resolver of network %s itself: give a resolver outside nsnet", t.network, s, other.network)
+		}
+	}
+	return nil
+}
+
+// member reports whether src is a record of the zone, and its upstream
+// servers: its own, or else the zone's.
+func (t *table) member(src netip.Addr) (upstream []netip.AddrPort, ok bool) {
+	own, ok := t.members[src]
+	if len(own) > 0 {
+		return own, ok
+	}
+	return t.upstream, ok
+}
+
+// answer returns the zone's own reply to req (a query with one question),
+// or nil when the question is none of the zone's names and goes upstream.
+func (t *table) answer(req *dns.Msg) *dns.Msg {
+	q := req.Question[0]
+	if q.Qclass != dns.ClassINET {
+		return nil
+	}
+	key := canonical(q.Name)
+	if addrs, ok := t.names[key]; ok {
+		return t.reply(req, addressRRs(q, addrs))
+	}
+	if target, ok := t.reverse[key]; ok {
+		return t.reply(req, ptrRRs(q, target))
+	}
+	return nil
+}
+
+// addressRRs answers q with the addresses of its type: A for IPv4, AAAA for
+// IPv6, both for ANY, and none for any other type (NODATA). Owner names
+// repeat the question as asked, in its case.
+func addressRRs(q dns.Question, addrs []netip.Addr) []dns.RR {
+	var rrs []dns.RR
+	for _, a := range addrs {
+		switch {
+		case a.Is4() && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY):
+			rrs = append(rrs, &dns.A{Hdr: header(q, dns.TypeA), A: a.AsSlice()})
+		case a.Is6() && (q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY):
+			rrs = append(rrs, &dns.AAAA{Hdr: header(q, dns.TypeAAAA), AAAA: a.AsSlice()})
+		}
+	}
+	return rrs
+}
+
+func ptrRRs(q dns.Question, target string) []dns.RR {
+	if q.Qtype != dns.TypePTR && q.Qtype != dns.TypeANY {
+		return nil
+	}
+	return []dns.RR{&dns.PTR{Hdr: header(q, dns.TypePTR), Ptr: target}}
+}
+
+func header(q dns.Question, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: q.Name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: TTL}
+}
+
+// reply is an authoritative answer to req: NOERROR, with answers or without
+// (NODATA), recursion available unless the zone is internal, and an OPT
+// record when req had one.
+func (t *table) reply(req *dns.Msg, answers []dns.RR) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = !t.internal
+	m.Answer = answers
+	withEdns(m, req)
+	return m
+}
+
+// withEdns adds an OPT record to m when req had one (RFC 6891 6.1.1).
+func withEdns(m, req *dns.Msg) {
+	if opt := req.IsEdns0(); opt != nil && m.IsEdns0() == nil {
+		m.SetEdns0(ednsSize, opt.Do())
+	}
+}
+
+// failure is a reply with rcode to req, and nothing else.
+func failure(req *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, rcode)
+	m.RecursionAvailable = true
+	withEdns(m, req)
+	return m
+}
+
+// udpSize is the largest reply the client of req takes over UDP: 512
+// bytes, or what its OPT record says if that is more (RFC 6891 6.2.5).
+func udpSize(req *dns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil && int(opt.UDPSize()) > dns.MinMsgSize {
+		return int(opt.UDPSize())
+	}
+	return dns.MinMsgSize
+}
