@@ -158,6 +158,26 @@ func (h *Host) DeleteLink(name string) error {
 	return nil
 }
 
+// ReleaseVeth sets the host end of a veth pair down and gives it alias, in
+// one RTM_SETLINK. Its bridge then disables the port: it forgets the MACs it
+// learnt on it (the port's FDB entries are flushed), forwards and floods
+// nothing more to it and learns nothing from it, until the link is set up
+// again. Unlike deleting the link, this does not wait for an RCU grace period
+// (only for an expedited one, under the RTNL lock). A link that is gone is not
+// an error.
+func (h *Host) ReleaseVeth(name, alias string) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags = unix.IFF_UP, 0
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !isNotFound(err) {
+		return fmt.Errorf("release %s (set it down): %w", name, err)
+	}
+	return nil
+}
+
 // Veth describes a sandbox's attachment to a bridge.
 type Veth struct {
 	HostName string // host end, enslaved to Bridge

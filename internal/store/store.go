@@ -9,6 +9,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -275,6 +276,34 @@ func (t *Tx) Sandboxes() ([]Sandbox, error) {
 	return out, err
 }
 
+// Sharers returns the sandboxes, with their ports, that share the named
+// sandbox's namespace (mode container, Container == name), sorted by name.
+// It decodes only the records of container-mode sandboxes, so it stays cheap
+// with many sandboxes.
+func (t *Tx) Sharers(name string) ([]Sandbox, error) {
+	var out []Sandbox
+	err := t.each(bucketSandboxes, func(v []byte) error {
+		if !bytes.Contains(v, containerField) {
+			return nil // only ModeContainer records have one (omitempty)
+		}
+		var s Sandbox
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		if s.Mode != ModeContainer || s.Container != name {
+			return nil
+		}
+		var err error
+		s.Ports, err = t.sandboxPorts(s.Name)
+		out = append(out, s)
+		return err
+	})
+	return out, err
+}
+
+// containerField is how the Container field of a sandbox record starts.
+var containerField = []byte(`"container":`)
+
 // PutSandbox stores s under its name.
 func (t *Tx) PutSandbox(s *Sandbox) error { return t.put(bucketSandboxes, s.Name, s) }
 
@@ -295,6 +324,30 @@ func (t *Tx) LeaseHolder(network string, ip netip.Addr) string {
 		return ""
 	}
 	return string(b.Get(ip.AsSlice()))
+}
+
+// Leased returns a function that reports whether an address is leased on
+// network, as LeaseHolder does, meant for addresses asked in ascending order
+// (as ipam.Allocate asks them): it walks the network's leases once with one
+// cursor instead of looking each address up, so finding a free address past
+// many leased ones stays cheap. Valid for the transaction's life.
+func (t *Tx) Leased(network string) func(netip.Addr) bool {
+	b := t.leases(network)
+	if b == nil {
+		return func(netip.Addr) bool { return false }
+	}
+	c := b.Cursor()
+	var k []byte // the cursor's key: the first leased address not below the last one asked
+	return func(a netip.Addr) bool {
+		want := a.AsSlice()
+		if k == nil || bytes.Compare(k, want) > 0 {
+			k, _ = c.Seek(want) // the first question, or one below the last
+		}
+		for k != nil && bytes.Compare(k, want) < 0 {
+			k, _ = c.Next()
+		}
+		return k != nil && bytes.Equal(k, want)
+	}
 }
 
 // Leases returns the addresses leased on network, ascending, with holders.
