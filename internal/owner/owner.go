@@ -94,5 +94,11 @@ func (o Owner) Owns(alias string) bool {
 	return strings.HasPrefix(alias, prefix+o.ID+" ")
 }
 
+// IsReleased reports whether alias is a ReleasedMark of any nsnet root.
+func IsReleased(alias string) bool {
+	id, rest, ok := strings.Cut(strings.TrimPrefix(alias, prefix), " ")
+	return strings.HasPrefix(alias, prefix) && ok && id != "" && strings.HasPrefix(rest, "released ")
+}
+
 // IsMark reports whether alias is a mark of any nsnet root.
 func IsMark(alias string) bool { return strings.HasPrefix(alias, prefix) }
