@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,10 +51,10 @@ func (e *Engine) checkNoProcesses(sb *Sandbox) error {
 		sb.Name, strings.Join(names, ", "))
 }
 
-// processesIn lists the processes (by their main thread) whose network
-// namespace is the one at path, other than this one. A namespace that is gone,
-// or that is not the one with inode ino (when ino is known), has none of the
-// sandbox's.
+// processesIn lists the processes (by their main thread, by pid) whose
+// network namespace is the one at path, other than this one. A namespace
+// that is gone, or that is not the one with inode ino (when ino is known),
+// has none of the sandbox's.
 func processesIn(path string, ino uint64) ([]Process, error) {
 	var ns unix.Stat_t
 	if err := unix.Stat(path, &ns); err != nil {
@@ -65,29 +66,36 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 	if ino != 0 && ns.Ino != ino {
 		return nil, nil
 	}
-	entries, err := os.ReadDir("/proc")
+	proc, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer proc.Close()
+	names, err := proc.Readdirnames(-1)
 	if err != nil {
 		return nil, err
 	}
 	// Namespace files all live on the one nsfs, whose inode numbers are
 	// unique: the link's text names the namespace (readlink is cheaper than
-	// stat here, and this runs over every process).
+	// stat here, and this runs over every process, relative to /proc).
 	want := fmt.Sprintf("net:[%d]", ns.Ino)
+	buf := make([]byte, len(want)+1)
 	var out []Process
 	self := os.Getpid()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
 		if err != nil || pid == self {
 			continue
 		}
-		if link, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err != nil || link != want {
+		if n, err := unix.Readlinkat(int(proc.Fd()), name+"/ns/net", buf); err != nil || string(buf[:n]) != want {
 			continue // gone meanwhile, or elsewhere
 		}
-		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		comm, err := os.ReadFile("/proc/" + name + "/comm")
 		if err != nil {
 			continue // exited meanwhile
 		}
 		out = append(out, Process{PID: pid, Comm: strings.TrimSpace(string(comm))})
 	}
+	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
 	return out, nil
 }

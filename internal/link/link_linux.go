@@ -21,6 +21,7 @@ import (
 	"github.com/nsnet/nsnet/internal/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +31,10 @@ const loopbackIndex = 1
 // Host is a netlink handle on the namespace nsnet runs in (the "host").
 type Host struct {
 	h *netlink.Handle
+	// raw carries the requests netlink.Handle has no call for (setLink,
+	// ReleaseVeth) on a socket of its own, opened on first use, instead of
+	// a new socket for each.
+	raw map[int]*nl.SocketHandle
 }
 
 // OpenHost opens a netlink handle on the current network namespace.
@@ -42,7 +47,27 @@ func OpenHost() (*Host, error) {
 }
 
 // Close releases the handle.
-func (h *Host) Close() { h.h.Close() }
+func (h *Host) Close() {
+	h.h.Close()
+	for _, s := range h.raw {
+		s.Socket.Close()
+	}
+	h.raw = nil
+}
+
+// request makes a netlink request to be sent on h's raw socket.
+func (h *Host) request(proto, flags int) (*nl.NetlinkRequest, error) {
+	if h.raw == nil {
+		s, err := nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("open netlink socket: %w", err)
+		}
+		h.raw = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	}
+	req := nl.NewNetlinkRequest(proto, flags)
+	req.Sockets = h.raw
+	return req, nil
+}
 
 // Exists reports whether a link with this name exists in the host.
 func (h *Host) Exists(name string) (bool, error) {
@@ -87,7 +112,7 @@ func (h *Host) CreateBridge(b Bridge) error {
 			return err
 		}
 	}
-	if err := setLink(br.Attrs().Index, 0, b.Alias); err != nil {
+	if err := h.setLink(br.Attrs().Index, 0, b.Alias); err != nil {
 		h.h.LinkDel(br)
 		return fmt.Errorf("mark bridge %s: %w", b.Name, err)
 	}
@@ -96,8 +121,11 @@ func (h *Host) CreateBridge(b Bridge) error {
 
 // setLink raises a link and sets its master (if not 0) and alias in one
 // RTM_SETLINK message: the kernel ignores an alias given at creation.
-func setLink(index, master int, alias string) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+func (h *Host) setLink(index, master int, alias string) error {
+	req, err := h.request(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	if err != nil {
+		return err
+	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
@@ -108,7 +136,7 @@ func setLink(index, master int, alias string) error {
 	if alias != "" {
 		req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
 	}
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	_, err = req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
 }
 
@@ -166,7 +194,10 @@ func (h *Host) DeleteLink(name string) error {
 // (only for an expedited one, under the RTNL lock). A link that is gone is not
 // an error.
 func (h *Host) ReleaseVeth(name, alias string) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	req, err := h.request(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	if err != nil {
+		return err
+	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Change, msg.Flags = unix.IFF_UP, 0
 	req.AddData(msg)
@@ -208,7 +239,7 @@ func (h *Host) SetMaster(name, bridge string) error {
 	if err != nil {
 		return fmt.Errorf("look up bridge %s: %w", bridge, err)
 	}
-	if err := setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
+	if err := h.setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge, err)
 	}
 	if err := h.h.LinkSetHairpin(l, true); err != nil {
@@ -266,7 +297,7 @@ func (h *Host) finishVeth(v Veth, host, br netlink.Link) error {
 
 // finishVethHost enslaves, marks and raises the host end, with hairpin mode.
 func (h *Host) finishVethHost(v Veth, host, br netlink.Link) error {
-	if err := setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
+	if err := h.setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
 	}
 	// Hairpin mode lets a sandbox reach its own published port through a
