@@ -131,6 +131,12 @@ func TestRemoveDeletesVethsOfNamespacesThatMayOutliveIt(t *testing.T) {
 			k, e, _ := lazyWorld(t)
 			sb := c.setup(t, k, e)
 			veth := sb.Endpoints[0].HostVeth
+			if len(k.procs[sb.NetNSIno]) > 0 {
+				_, err := e.RemoveSandbox("s2", false)
+				if err == nil || !strings.Contains(err.Error(), "has running processes: sleep (pid 42)") {
+					t.Fatalf("remove without --force with a process in the namespace: %v, want it refused", err)
+				}
+			}
 			_, err := e.RemoveSandbox("s2", true)
 			mustDo(t, err)
 			if !logged(k, "delete link "+veth) || logged(k, "release veth "+veth) || hostLink(k, veth) != nil {

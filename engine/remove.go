@@ -16,13 +16,14 @@ import (
 // share (container:NAME), or whose own namespace still has processes in it;
 // force removes the sharers first, and leaves the processes running.
 func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err error) {
+	scan := e.startProcScan(ref)
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		removed = nil
 		sb, err := sandboxByRef(tx, ref)
 		if err != nil {
 			return err
 		}
-		return e.removeSandbox(tx, u, sb, force, &removed)
+		return e.removeSandbox(tx, u, sb, force, scan, &removed)
 	})
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err er
 	return removed, nil
 }
 
-func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, removed *[]string) error {
+func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, scan *procScan, removed *[]string) error {
 	sharers, err := sharersOf(tx, sb.Name)
 	if err != nil {
 		return err
@@ -38,17 +39,19 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, r
 	if len(sharers) > 0 && !force {
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
 	}
+	procs, perr := e.processesOf(sb, scan)
 	if !force {
-		if err := e.checkNoProcesses(sb); err != nil {
+		if err := refuseRunning(sb, procs, perr); err != nil {
 			return err
 		}
 	}
+	noProcs := perr == nil && len(procs) == 0
 	return removeTree(tx, sb, func(s *Sandbox) error {
 		*removed = append(*removed, s.Name)
 		if err := e.intend(u, &journal.Intent{Op: journal.OpSandboxRemove, Name: s.Name, ObjectID: s.ID}); err != nil {
 			return err
 		}
-		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown", s == sb && !force)
+		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown", s == sb && noProcs)
 	})
 }
 

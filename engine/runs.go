@@ -66,7 +66,7 @@ func (e *Engine) settleRuns(dryRun bool) []string {
 			if err != nil {
 				return tx.DeleteRun(name) // removed meanwhile
 			}
-			return e.removeSandbox(tx, u, sb, false, new([]string))
+			return e.removeSandbox(tx, u, sb, false, nil, new([]string))
 		})
 		if err == nil {
 			actions = append(actions, what)
