@@ -11,12 +11,14 @@
 #                             N=1000 REPS=1 bench/sandbox.sh   (1,000 sandboxes)
 # Environment:
 #   N=100             sandboxes per run
-#   REPS=2            runs per tool; tools are interleaved (floor-del, floor-ns, nsnet, floor-del, ...)
+#   REPS=2            runs per tool; tools are interleaved, each rep starting with the next tool
+#                     (floor-del floor-ns nsnet, floor-ns nsnet floor-del, ...)
 #   MODE=own          own: each tool makes the sandbox's namespace (nsnet sandbox create NAME);
 #                     adopt: the namespaces are made beforehand and adopted (nsnet sandbox create --netns)
 #   TOOLS=...         which tools to run; own: "floor-del floor-ns nsnet", adopt: "floor nsnet"
 #   WINDOW=N/10       operations at the start and at the end compared for nsnet's own cost
-#   SETTLE=300        seconds to wait after a run for the kernel to finish destroying namespaces
+#   SETTLE=300        at most this many seconds to wait after a run for the kernel to finish
+#                     destroying the namespaces it removed
 #   PREFIX=nsb        name prefix of the namespaces and links this script makes
 #   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
 #
@@ -149,14 +151,28 @@ reset_sandboxes() {
 
 others() { ip -n "$1" -o link show | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2 }'; }
 
-# After each run, wait (up to SETTLE seconds) until the host namespace has
-# nothing but lo: a removal that only unmounts a namespace leaves its veth
-# pair to the kernel's batched clean-up, which must not run into the next
-# tool's timed run. Prints how long it took, in seconds.
+# After each run, wait (up to SETTLE seconds) until the kernel has finished
+# destroying the namespaces the run removed, so that its batched clean-up
+# (which takes the RTNL lock) does not run into the next tool's timed run:
+# first until the host namespace has nothing but lo (a removal that only
+# unmounts a namespace leaves its veth pair to that clean-up), then until the
+# kernel's count of network namespaces (net_namespace in /proc/slabinfo) is
+# back to what it was before the run, or has stopped falling for a second
+# (other programs on the machine make namespaces too). Prints how long it
+# took, in seconds.
+nscount() { awk '$1 == "net_namespace" { print $2 }' /proc/slabinfo 2>/dev/null || true; }
 settle() {
-	local t0=$EPOCHREALTIME deadline=$((${EPOCHREALTIME%.*} + SETTLE))
+	local base=$1 t0=$EPOCHREALTIME deadline=$((${EPOCHREALTIME%.*} + SETTLE)) last cur quiet
 	while [[ -n $(others "$HOST") ]] && ((${EPOCHREALTIME%.*} < deadline)); do
 		sleep 0.05
+	done
+	last=$(nscount)
+	quiet=${EPOCHREALTIME%.*}
+	while [[ -n $base && -n $last ]] && ((last > base && ${EPOCHREALTIME%.*} < deadline && ${EPOCHREALTIME%.*} - quiet < 2)); do
+		sleep 0.1
+		cur=$(nscount)
+		if ((cur < last)); then quiet=${EPOCHREALTIME%.*}; fi
+		last=$cur
 	done
 	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'
 }
@@ -288,22 +304,27 @@ results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p
 : >"$results"
 printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS"
 printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
+read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
-	for tool in $TOOLS; do
+	# Each rep starts with the next tool, so that none always follows the
+	# same one.
+	for ((k = 0; k < ${#tools[@]}; k++)); do
+		tool=${tools[$(((rep - 1 + k) % ${#tools[@]}))]}
 		[[ -z ${failed[$tool]:-} ]] || continue
 		reset_sandboxes
 		out=$tmp/$tool.$rep
 		root=
 		[[ $tool != nsnet ]] || root=$tmp/root.$rep
+		base=$(nscount)
 		if ! nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
 			"$tool" "$tmp/$tool" "$N" "$out" "$PREFIX" "$MODE" "$root"; then
 			failed[$tool]=1
 			echo "$tool run $rep failed (error text above); not running $tool again"
-			settle >/dev/null
+			settle "$base" >/dev/null
 			check_leftovers "$tool"
 			continue
 		fi
-		settled=$(settle)
+		settled=$(settle "$base")
 		check_leftovers "$tool"
 		read -r ct rt <"$out.total"
 		line="$tool $rep $(pct "$out.create" 0.5) $(pct "$out.create" 0.99) $(pct "$out.remove" 0.5) $(pct "$out.remove" 0.99)"
