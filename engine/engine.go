@@ -9,7 +9,8 @@
 //     reverse order if any later step or the commit fails.
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
-//     its kernel objects are.
+//     its kernel objects are, or, for a namespace nsnet made, when its veths
+//     are released (down, marked) to go with it (releaseWithNamespace).
 //   - A lease exists exactly for the address, and a MAC index entry exactly
 //     for the MAC, of each stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.

@@ -309,6 +309,15 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 	}
 	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU}
 	f.k.inheritDefaults(id, v.PeerName)
+	if v.HostBeforeUp != nil {
+		f.k.mu.Unlock()
+		err := v.HostBeforeUp()
+		f.k.mu.Lock()
+		if err != nil {
+			f.k.deleteLink(v.HostName)
+			return err
+		}
+	}
 	h := f.k.links[v.HostName]
 	h.master, h.alias, h.up, h.hairpin = v.Bridge, v.Alias, true, true
 	if v.BeforeUp != nil {

@@ -607,7 +607,8 @@ func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) lin
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
-		BeforeUp: func() error { return e.disableIPv6In(ns, ep.IfName) },
+		HostBeforeUp: func() error { return e.disableIPv6Here(ep.HostVeth) },
+		BeforeUp:     func() error { return e.disableIPv6In(ns, ep.IfName) },
 	}
 }
 

@@ -221,6 +221,9 @@ type Veth struct {
 	PeerMAC  net.HardwareAddr
 	Address  netip.Prefix // sandbox address with prefix length
 	Gateway  netip.Addr   // default route target; zero for none
+	// HostBeforeUp, if not nil, runs once the pair exists and before the
+	// host end is brought up (e.g. to disable IPv6 on it).
+	HostBeforeUp func() error
 	// BeforeUp, if not nil, runs once the peer is in the namespace and
 	// before it is brought up (e.g. to disable IPv6 on it).
 	BeforeUp func() error
@@ -289,6 +292,11 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 }
 
 func (h *Host) finishVeth(v Veth, host, br netlink.Link) error {
+	if v.HostBeforeUp != nil {
+		if err := v.HostBeforeUp(); err != nil {
+			return err
+		}
+	}
 	if err := h.finishVethHost(v, host, br); err != nil {
 		return err
 	}
