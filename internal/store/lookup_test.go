@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/nsnet/nsnet/internal/portspec"
 )
 
@@ -76,6 +78,58 @@ func TestLeased(t *testing.T) {
 		}
 		if tx.Leased("other")(netip.MustParseAddr("10.0.0.2")) {
 			t.Error("an address is leased on a network with no leases")
+		}
+		return nil
+	})
+}
+
+// TestSharersIndex keeps the sharers index exact through puts and deletes,
+// and builds it for a state file older than it.
+func TestSharersIndex(t *testing.T) {
+	s, _ := openTest(t)
+	sharer := func(name, of string) *Sandbox {
+		return &Sandbox{ID: "id-" + name, Name: name, Mode: ModeContainer, Container: of, NetNS: "/run/netns/" + of, Created: created}
+	}
+	names := func(tx *Tx, of string) []string {
+		got, err := tx.Sharers(of)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sb := range got {
+			out = append(out, sb.Name)
+		}
+		return out
+	}
+	mustUpdate(t, s, func(tx *Tx) error {
+		for _, sb := range []*Sandbox{testSandbox("web"), testSandbox("web2"), sharer("a", "web"), sharer("b", "web2"), sharer("c", "web")} {
+			if err := tx.PutSandbox(sb); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteSandbox("a")
+	})
+	mustView(t, s, func(tx *Tx) error {
+		if got := names(tx, "web"); !reflect.DeepEqual(got, []string{"c"}) {
+			t.Errorf("sharers of web after a is deleted: %v, want [c]", got)
+		}
+		return nil
+	})
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketSharers) }); err != nil {
+		t.Fatal(err)
+	}
+	mustView(t, s, func(tx *Tx) error {
+		if got := names(tx, "web2"); !reflect.DeepEqual(got, []string{"b"}) {
+			t.Errorf("sharers of web2 in an older file, read-only: %v, want [b]", got)
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx *Tx) error {
+		if got := names(tx, "web"); !reflect.DeepEqual(got, []string{"c"}) {
+			t.Errorf("sharers of web once the index is built: %v, want [c]", got)
+		}
+		if tx.tx.Bucket(bucketSharers) == nil {
+			t.Error("the first write did not build the sharers index")
 		}
 		return nil
 	})

@@ -5,7 +5,9 @@
 // so at most one nsnet process mutates state at a time; readers take a shared
 // lock. A lease exists for an address, and a MAC index entry for a MAC,
 // exactly when a sandbox endpoint on that network has it, and callers keep it
-// so by changing them in one transaction.
+// so by changing them in one transaction. A sharers index entry exists
+// exactly for each container-mode sandbox (PutSandbox and DeleteSandbox keep
+// it so).
 package store
 
 import (
@@ -45,6 +47,7 @@ var (
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
 	bucketMACs      = []byte("macs")          // network -> MAC -> sandbox whose endpoint has it
 	bucketRuns      = []byte("runs")          // sandbox -> the run --rm process it goes with
+	bucketSharers   = []byte("sharers")       // sandbox "\x00" sharer -> "": container:NAME sandboxes by NAME
 )
 
 // Store is an open state file.
@@ -159,6 +162,9 @@ func (s *Store) Path() string { return s.db.Path() }
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := indexMACs(&Tx{tx: tx}); err != nil {
+			return err
+		}
+		if err := indexSharers(&Tx{tx: tx}); err != nil {
 			return err
 		}
 		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts, bucketRuns} {
@@ -277,35 +283,91 @@ func (t *Tx) Sandboxes() ([]Sandbox, error) {
 }
 
 // Sharers returns the sandboxes, with their ports, that share the named
-// sandbox's namespace (mode container, Container == name), sorted by name.
-// It decodes only the records of container-mode sandboxes, so it stays cheap
-// with many sandboxes.
+// sandbox's namespace (mode container, Container == name), sorted by name,
+// from the sharers index: however many sandboxes there are, it reads only
+// these. (A state file older than the index, opened read-only, is searched.)
 func (t *Tx) Sharers(name string) ([]Sandbox, error) {
+	b := t.tx.Bucket(bucketSharers)
+	if b == nil {
+		return t.searchSharers(name)
+	}
+	var out []Sandbox
+	prefix := sharerKey(name, "")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		s, err := t.Sandbox(string(k[len(prefix):]))
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s, which the sharers index names: %w", k[len(prefix):], err)
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+// searchSharers is Sharers without the index: it decodes only the records
+// of container-mode sandboxes.
+func (t *Tx) searchSharers(name string) ([]Sandbox, error) {
 	var out []Sandbox
 	err := t.each(bucketSandboxes, func(v []byte) error {
-		if !bytes.Contains(v, containerField) {
-			return nil // only ModeContainer records have one (omitempty)
-		}
-		var s Sandbox
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, ok, err := decodeSharer(v)
+		if err != nil || !ok || s.Container != name {
 			return err
 		}
-		if s.Mode != ModeContainer || s.Container != name {
-			return nil
-		}
-		var err error
 		s.Ports, err = t.sandboxPorts(s.Name)
-		out = append(out, s)
+		out = append(out, *s)
 		return err
 	})
 	return out, err
 }
 
+// decodeSharer decodes a sandbox record if it is a container-mode one.
+func decodeSharer(v []byte) (*Sandbox, bool, error) {
+	if !bytes.Contains(v, containerField) {
+		return nil, false, nil // only ModeContainer records have one (omitempty)
+	}
+	var s Sandbox
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, false, err
+	}
+	return &s, s.Mode == ModeContainer, nil
+}
+
 // containerField is how the Container field of a sandbox record starts.
 var containerField = []byte(`"container":`)
 
-// PutSandbox stores s under its name.
-func (t *Tx) PutSandbox(s *Sandbox) error { return t.put(bucketSandboxes, s.Name, s) }
+// sharerKey is the sharers index key of sharer on sandbox (sharer "": the
+// prefix of all of sandbox's). Names hold no NUL.
+func sharerKey(sandbox, sharer string) []byte { return []byte(sandbox + "\x00" + sharer) }
+
+// indexSharers makes the sharers index of a state file older than it, from
+// the stored sandboxes; it does nothing once the index exists.
+func indexSharers(t *Tx) error {
+	if t.tx.Bucket(bucketSharers) != nil {
+		return nil
+	}
+	b, err := t.tx.CreateBucket(bucketSharers)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSharers, err)
+	}
+	return t.each(bucketSandboxes, func(v []byte) error {
+		s, ok, err := decodeSharer(v)
+		if err != nil || !ok {
+			return err
+		}
+		return b.Put(sharerKey(s.Container, s.Name), nil)
+	})
+}
+
+// PutSandbox stores s under its name (and, for a container-mode sandbox, in
+// the sharers index).
+func (t *Tx) PutSandbox(s *Sandbox) error {
+	if s.Mode == ModeContainer {
+		if err := t.tx.Bucket(bucketSharers).Put(sharerKey(s.Container, s.Name), nil); err != nil {
+			return err
+		}
+	}
+	return t.put(bucketSandboxes, s.Name, s)
+}
 
 // DeleteSandbox removes the sandbox record and its (empty) port bucket; its
 // leases and ports are deleted by DeleteLease and DeletePort.
@@ -313,6 +375,13 @@ func (t *Tx) DeleteSandbox(name string) error {
 	err := t.tx.Bucket(bucketSbPorts).DeleteBucket([]byte(name))
 	if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
+	}
+	if raw := t.tx.Bucket(bucketSandboxes).Get([]byte(name)); raw != nil {
+		if s, ok, err := decodeSharer(raw); err == nil && ok {
+			if err := t.tx.Bucket(bucketSharers).Delete(sharerKey(s.Container, name)); err != nil {
+				return err
+			}
+		}
 	}
 	return t.tx.Bucket(bucketSandboxes).Delete([]byte(name))
 }
