@@ -19,6 +19,8 @@
 #   WINDOW=N/10       operations at the start and at the end compared for nsnet's own cost
 #   SETTLE=300        at most this many seconds to wait after a run for the kernel to finish
 #                     destroying the namespaces it removed
+#   NICE=0            run the timed driver (and so the tools) at this nice level; e.g. -10 on a
+#                     machine busy with other work, which then disturbs both tools less
 #   PREFIX=nsb        name prefix of the namespaces and links this script makes
 #   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
 #
@@ -42,6 +44,7 @@ REPS=${REPS:-2}
 MODE=${MODE:-own}
 PREFIX=${PREFIX:-nsb}
 SETTLE=${SETTLE:-300}
+NICE=${NICE:-0}
 WINDOW=${WINDOW:-$(((N + 9) / 10))}
 HOST=$PREFIX-host
 case $MODE in
@@ -305,7 +308,7 @@ pct() {
 declare -A failed=()
 results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 : >"$results"
-printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS"
+printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE"
 printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
 read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -319,7 +322,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		root=
 		[[ $tool != nsnet ]] || root=$tmp/root.$rep
 		base=$(nscount)
-		if ! nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
+		if ! nice -n "$NICE" nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
 			"$tool" "$tmp/$tool" "$N" "$out" "$PREFIX" "$MODE" "$root"; then
 			failed[$tool]=1
 			echo "$tool run $rep failed (error text above); not running $tool again"
