@@ -9,7 +9,8 @@ import (
 // sandbox turns IPv6 off for every interface made in it (written once, inside
 // it, before anything is made there), so eth0 has it off without a write of
 // its own; an adopted namespace keeps its default and gets the write on eth0.
-// The host's settings are untouched, and gc finds nothing to repair.
+// Either way the host end has IPv6 off; the host's defaults are untouched,
+// and gc finds nothing to repair.
 func TestIPv6OffByDefaultInNewNamespaces(t *testing.T) {
 	k := newFakeKernel(t)
 	e := fakeEngine(t, k, false)
@@ -35,6 +36,9 @@ func TestIPv6OffByDefaultInNewNamespaces(t *testing.T) {
 		}
 		if got := logged(k, "sysctl"+id+" net/ipv6/conf/eth0/disable_ipv6=1"); got != c.ethStep {
 			t.Errorf("%s: a write of its own to eth0: %v, want %v (steps %v)", c.sb.Name, got, c.ethStep, k.log)
+		}
+		if got := sys.get(" net/ipv6/conf/" + c.sb.Endpoints[0].HostVeth + "/disable_ipv6"); got != "1" {
+			t.Errorf("%s: the host end's disable_ipv6 = %s, want 1", c.sb.Name, got)
 		}
 	}
 	for key := range k.sysctl {
