@@ -1,43 +1,76 @@
 #!/usr/bin/env bash
 # bench/sandbox.sh: time N sandbox creates and removes on one network through
-# the nsnet binary, next to a floor measured in the same run (bench/floor: the
+# the nsnet binary, next to floors measured in the same run (bench/floor: the
 # same kernel objects made with plain netlink calls, one process per
-# operation, no state). Prints p50/p99 per create and per remove and the
-# nsnet/floor ratio for create. See bench/README.md.
+# operation, no state). Prints p50/p99 per create and per remove, the total
+# time of the N creates and of the N removes, nsnet/floor ratios, and nsnet's
+# own cost (nsnet minus the floor) over the first and the last N/10 operations.
+# See bench/README.md.
 #
 # Run as root from anywhere:  bench/sandbox.sh
+#                             N=1000 REPS=1 bench/sandbox.sh   (1,000 sandboxes)
 # Environment:
-#   N=100               sandboxes per run
-#   REPS=2              runs per tool; tools are interleaved (floor, nsnet, floor, nsnet)
-#   TOOLS="floor nsnet" which tools to run (TOOLS=floor runs the floor alone)
-#   PREFIX=nsb          name prefix of the namespaces and links this script makes
-#   MAX_RATIO=3         the target for nsnet create / floor create (reported, not enforced)
-#   NSNET=/path/nsnet   use this nsnet binary instead of building ./cmd/nsnet
+#   N=100             sandboxes per run
+#   REPS=2            runs per tool; tools are interleaved, each rep starting with the next tool
+#                     (floor-del floor-ns nsnet, floor-ns nsnet floor-del, ...)
+#   MODE=own          own: each tool makes the sandbox's namespace (nsnet sandbox create NAME);
+#                     adopt: the namespaces are made beforehand and adopted (nsnet sandbox create --netns)
+#   TOOLS=...         which tools to run; own: "floor-del floor-ns nsnet", adopt: "floor nsnet"
+#   WINDOW=N/10       operations at the start and at the end compared for nsnet's own cost
+#   SETTLE=300        at most this many seconds to wait after a run for the kernel to finish
+#                     destroying the namespaces it removed
+#   NICE=0            run the timed driver (and so the tools) at this nice level; e.g. -10 on a
+#                     machine busy with other work, which then disturbs both tools less
+#   PREFIX=nsb        name prefix of the namespaces and links this script makes
+#   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
 #
-# Everything happens in throwaway network namespaces ($PREFIX-host and
-# $PREFIX-sb-1..N); the root network namespace is never changed. The trap on
-# EXIT deletes every namespace this script made.
+# The tools (see bench/floor for what the floor does):
+#   own:   floor-del  floor create; floor delete (the host veth deleted, then the name unmounted)
+#          floor-ns   floor create; floor unmount (only the name unmounted: the kernel destroys
+#                     the namespace and its veth pair later, in its batched clean-up)
+#          nsnet      nsnet sandbox create --network bench NAME; nsnet sandbox rm NAME
+#   adopt: floor      floor attach into /run/netns/$PREFIX-sb-I; floor detach (delete the host veth)
+#          nsnet      nsnet sandbox create --network bench --netns /run/netns/$PREFIX-sb-I NAME; sandbox rm
+#
+# Everything happens in throwaway network namespaces ($PREFIX-host, and the
+# sandboxes' $PREFIX-sb-I, $PREFIX-fsbI, $PREFIX-boxI); the root network
+# namespace is never changed. The trap on EXIT deletes every namespace this
+# script or the tools made.
 set -euo pipefail
 export LC_ALL=C
 
 N=${N:-100}
 REPS=${REPS:-2}
-TOOLS=${TOOLS:-"floor nsnet"}
+MODE=${MODE:-own}
 PREFIX=${PREFIX:-nsb}
-MAX_RATIO=${MAX_RATIO:-3}
+SETTLE=${SETTLE:-300}
+NICE=${NICE:-0}
+WINDOW=${WINDOW:-$(((N + 9) / 10))}
 HOST=$PREFIX-host
+case $MODE in
+own) TOOLS=${TOOLS:-"floor-del floor-ns nsnet"} REF=floor-ns ;;
+adopt) TOOLS=${TOOLS:-"floor nsnet"} REF=floor ;;
+*)
+	echo "sandbox.sh: MODE must be own or adopt, not '$MODE'" >&2
+	exit 1
+	;;
+esac
 
 if [[ $(id -u) != 0 ]]; then
 	echo "sandbox.sh: must run as root" >&2
 	exit 1
 fi
 for t in $TOOLS; do
-	case $t in floor | nsnet) ;; *)
-		echo "sandbox.sh: unknown tool '$t' in TOOLS (want floor and/or nsnet)" >&2
+	case $MODE/$t in own/floor-del | own/floor-ns | adopt/floor | */nsnet) ;; *)
+		echo "sandbox.sh: unknown tool '$t' in TOOLS for MODE=$MODE" >&2
 		exit 1
 		;;
 	esac
 done
+if ((WINDOW < 1 || WINDOW > N)); then
+	echo "sandbox.sh: WINDOW must be between 1 and N" >&2
+	exit 1
+fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -47,9 +80,9 @@ made_ns=()
 cleanup() {
 	local rc=$? ns m
 	trap - EXIT INT TERM HUP
-	# nsnet names each sandbox under /run/netns ($PREFIX-boxI, a bind mount
-	# of $PREFIX-sb-I); an interrupted run may leave some.
-	for ns in /run/netns/"$PREFIX"-box*; do
+	# The sandboxes the tools name under /run/netns ($PREFIX-boxI: nsnet,
+	# $PREFIX-fsbI: floor); an interrupted run may leave some.
+	for ns in /run/netns/"$PREFIX"-box* /run/netns/"$PREFIX"-fsb*; do
 		if [[ -e $ns ]]; then ip netns delete "${ns##*/}" 2>/dev/null || true; fi
 	done
 	# Deleting the host namespace removes the bridges, the host veth ends
@@ -70,17 +103,22 @@ trap 'exit 130' INT TERM HUP
 warn() { echo "WARNING: $*"; }
 
 # --- build -------------------------------------------------------------------
-echo "building in $repo (static, CGO_ENABLED=0, as the README recommends) ..."
-(cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tmp/floor" ./bench/floor)
+# Both static and stripped, as a release is built (the README's advice):
+# each process starts faster.
+build=(build -trimpath -ldflags=-s\ -w)
+echo "building in $repo (static and stripped: CGO_ENABLED=0, -ldflags='-s -w') ..."
+(cd "$repo" && CGO_ENABLED=0 "$GO" "${build[@]}" -o "$tmp/floor" ./bench/floor)
 if [[ -n ${NSNET:-} ]]; then
 	cp "$NSNET" "$tmp/nsnet"
 elif [[ " $TOOLS " == *" nsnet "* ]]; then
-	if ! (cd "$repo" && CGO_ENABLED=0 "$GO" build -o "$tmp/nsnet" ./cmd/nsnet) >"$tmp/build.log" 2>&1; then
+	if ! (cd "$repo" && CGO_ENABLED=0 "$GO" "${build[@]}" -o "$tmp/nsnet" ./cmd/nsnet) >"$tmp/build.log" 2>&1; then
 		echo "sandbox.sh: go build ./cmd/nsnet failed:" >&2
 		cat "$tmp/build.log" >&2
 		exit 1
 	fi
 fi
+ln -s floor "$tmp/floor-del" # both run the floor
+ln -s floor "$tmp/floor-ns"
 
 # --- namespaces --------------------------------------------------------------
 mkns() {
@@ -92,19 +130,22 @@ mkns() {
 	made_ns+=("$1")
 }
 
-echo "creating $HOST and $N sandbox namespaces ..."
 mkns "$HOST"
 ip -n "$HOST" link set lo up
-for ((i = 1; i <= N; i++)); do
-	mkns "$PREFIX-sb-$i"
-done
+if [[ $MODE == adopt ]]; then
+	echo "creating $N sandbox namespaces to adopt ..."
+	for ((i = 1; i <= N; i++)); do
+		mkns "$PREFIX-sb-$i"
+	done
+fi
 
-# Before each run: every sandbox namespace back to its just-made state (only
-# lo, down), so each run does the same work. Recreating the namespaces
-# instead would leave the kernel's asynchronous netns cleanup (which takes
-# the RTNL lock) running into the next timed run.
+# Before each adopt run: every sandbox namespace back to its just-made state
+# (only lo, down), so each run does the same work. Recreating the namespaces
+# instead would leave the kernel's asynchronous netns cleanup (which takes the
+# RTNL lock) running into the next timed run.
 reset_sandboxes() {
 	local i
+	[[ $MODE == adopt ]] || return 0
 	for ((i = 1; i <= N; i++)); do
 		[[ -e /run/netns/$PREFIX-sb-$i ]] || {
 			warn "/run/netns/$PREFIX-sb-$i disappeared; recreating it"
@@ -114,16 +155,43 @@ reset_sandboxes() {
 	done
 }
 
-# After each run: nothing may be left in the host namespace but lo, and
-# nothing but lo in the sandboxes. Whatever is left is reported, then removed
-# (these are our throwaway namespaces) so that it cannot leak into the next run
-# or be blamed on the next tool.
 others() { ip -n "$1" -o link show | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2 }'; }
+
+# After each run, wait (up to SETTLE seconds) until the kernel has finished
+# destroying the namespaces the run removed, so that its batched clean-up
+# (which takes the RTNL lock) does not run into the next tool's timed run:
+# first until the host namespace has nothing but lo (a removal that only
+# unmounts a namespace leaves its veth pair to that clean-up), then until the
+# kernel's count of network namespaces (net_namespace in /proc/slabinfo) is
+# back to what it was before the run, or has stopped falling for a second
+# (other programs on the machine make namespaces too). Prints how long it
+# took, in seconds.
+nscount() { awk '$1 == "net_namespace" { print $2 }' /proc/slabinfo 2>/dev/null || true; }
+settle() {
+	local base=$1 t0=$EPOCHREALTIME deadline=$((${EPOCHREALTIME%.*} + SETTLE)) last cur quiet
+	while [[ -n $(others "$HOST") ]] && ((${EPOCHREALTIME%.*} < deadline)); do
+		sleep 0.05
+	done
+	last=$(nscount)
+	quiet=${EPOCHREALTIME%.*}
+	while [[ -n $base && -n $last ]] && ((last > base && ${EPOCHREALTIME%.*} < deadline && ${EPOCHREALTIME%.*} - quiet < 2)); do
+		sleep 0.1
+		cur=$(nscount)
+		if ((cur < last)); then quiet=${EPOCHREALTIME%.*}; fi
+		last=$cur
+	done
+	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+# Then nothing may be left in the host namespace but lo, and nothing but lo in
+# the sandboxes. Whatever is left is reported, then removed (these are our
+# throwaway namespaces) so that it cannot leak into the next run or be blamed
+# on the next tool.
 check_leftovers() {
 	local tool=$1 i l links rules extra
 	links=$(others "$HOST" | tr '\n' ' ')
 	if [[ -n $links ]]; then
-		warn "$tool left links in $HOST: $links"
+		warn "$tool left links in $HOST (after waiting ${SETTLE}s for the kernel): $links"
 		for l in $links; do ip -n "$HOST" link delete "$l" 2>/dev/null || true; done
 	fi
 	if command -v nft >/dev/null; then
@@ -133,16 +201,18 @@ check_leftovers() {
 			nsenter --net="/run/netns/$HOST" -- nft flush ruleset || true
 		fi
 	fi
-	for ((i = 1; i <= N; i++)); do
-		links=$(others "$PREFIX-sb-$i" | tr '\n' ' ')
-		if [[ -n $links ]]; then
-			warn "$tool left links in $PREFIX-sb-$i: $links"
-			for l in $links; do ip -n "$PREFIX-sb-$i" link delete "$l" 2>/dev/null || true; done
-		fi
-	done
+	if [[ $MODE == adopt ]]; then
+		for ((i = 1; i <= N; i++)); do
+			links=$(others "$PREFIX-sb-$i" | tr '\n' ' ')
+			if [[ -n $links ]]; then
+				warn "$tool left links in $PREFIX-sb-$i: $links"
+				for l in $links; do ip -n "$PREFIX-sb-$i" link delete "$l" 2>/dev/null || true; done
+			fi
+		done
+	fi
 	# Only names with our prefix: other people's tests may come and go in
 	# /run/netns meanwhile.
-	extra=$(ip netns list | awk '{print $1}' | grep "^$PREFIX" |
+	extra=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX" |
 		grep -v -x -F -f <(printf '%s\n' "${made_ns[@]}") | tr '\n' ' ' || true)
 	if [[ -n $extra ]]; then
 		warn "$tool left entries in /run/netns: $extra"
@@ -155,12 +225,15 @@ check_leftovers() {
 # --- the timed driver ----------------------------------------------------------
 # Runs inside the host namespace (one nsenter for the whole loop), so only the
 # tool itself is timed: fork+exec+run+wait, by $EPOCHREALTIME in microseconds.
-# Writes OUT.create and OUT.remove (one duration per line, microseconds).
+# Creates sandboxes 1..n, then removes them in the same order. Writes
+# OUT.create and OUT.remove (one duration per line, in order, microseconds)
+# and OUT.total (the wall time of the whole create loop and of the whole
+# remove loop, microseconds).
 # shellcheck disable=SC2016
 DRIVER='
 set -u
 export LC_ALL=C
-tool=$1 bin=$2 n=$3 out=$4 prefix=$5 root=${6:-}
+tool=$1 bin=$2 n=$3 out=$4 prefix=$5 mode=$6 root=${7:-}
 log=$out.log
 : >"$log"
 c=() r=() made=0 status=0
@@ -170,52 +243,51 @@ fail() {
 	tail -n 20 "$log" >&2
 	status=1
 }
+br=${prefix}-fbr0
+ns=("$bin" --root "$root")
+case $tool/$mode in
+floor*/own) mk() { "$bin" create "$br" "$prefix-fsb$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
+floor/adopt) mk() { "$bin" attach "$br" "/run/netns/$prefix-sb-$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
+nsnet/own) mk() { "${ns[@]}" sandbox create --network bench "$prefix-box$1"; } ;;
+nsnet/adopt) mk() { "${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$1" "$prefix-box$1"; } ;;
+esac
 case $tool in
-floor)
-	br=${prefix}-fbr0
-	"$bin" bridge-up "$br" 10.232.0.1/16 >>"$log" 2>&1 || { fail bridge-up; exit 1; }
-	for ((i = 1; i <= n; i++)); do
-		k=$((i + 1))
-		ip=10.232.$((k >> 8)).$((k & 255))/16
-		printf -v mac "02:42:0a:e8:%02x:%02x" $((k >> 8)) $((k & 255))
-		t0=$EPOCHREALTIME
-		"$bin" attach "$br" "/run/netns/$prefix-sb-$i" "$ip" 10.232.0.1 "$mac" "${prefix}f$i" >>"$log" 2>&1 ||
-			{ fail "attach $i"; break; }
-		t1=$EPOCHREALTIME
-		c+=($((${t1/./} - ${t0/./})))
-		made=$i
-	done
-	for ((i = 1; i <= made; i++)); do
-		t0=$EPOCHREALTIME
-		"$bin" detach "${prefix}f$i" >>"$log" 2>&1 || { fail "detach $i"; continue; }
-		t1=$EPOCHREALTIME
-		r+=($((${t1/./} - ${t0/./})))
-	done
-	"$bin" bridge-down "$br" >>"$log" 2>&1 || fail bridge-down
-	;;
-nsnet)
-	ns=("$bin" --root "$root")
-	"${ns[@]}" network create --subnet 10.231.0.0/16 --gateway 10.231.0.1 --bridge "${prefix}-br0" bench \
-		>>"$log" 2>&1 || { fail "network create"; exit 1; }
-	for ((i = 1; i <= n; i++)); do
-		t0=$EPOCHREALTIME
-		"${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$i" "$prefix-box$i" >>"$log" 2>&1 ||
-			{ fail "sandbox create $prefix-box$i"; break; }
-		t1=$EPOCHREALTIME
-		c+=($((${t1/./} - ${t0/./})))
-		made=$i
-	done
-	for ((i = 1; i <= made; i++)); do
-		t0=$EPOCHREALTIME
-		"${ns[@]}" sandbox rm "$prefix-box$i" >>"$log" 2>&1 || { fail "sandbox rm $prefix-box$i"; continue; }
-		t1=$EPOCHREALTIME
-		r+=($((${t1/./} - ${t0/./})))
-	done
-	"${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench"
-	;;
+floor-del) del() { "$bin" delete "${prefix}f$1" "$prefix-fsb$1"; } ;;
+floor-ns) del() { "$bin" unmount "$prefix-fsb$1"; } ;;
+floor) del() { "$bin" detach "${prefix}f$1"; } ;;
+nsnet) del() { "${ns[@]}" sandbox rm "$prefix-box$1"; } ;;
+esac
+case $tool in
+floor*) "$bin" bridge-up "$br" 10.232.0.1/16 >>"$log" 2>&1 || { fail bridge-up; exit 1; } ;;
+nsnet) "${ns[@]}" network create --subnet 10.231.0.0/16 --gateway 10.231.0.1 --bridge "${prefix}-br0" bench \
+		>>"$log" 2>&1 || { fail "network create"; exit 1; } ;;
+esac
+ct0=$EPOCHREALTIME
+for ((i = 1; i <= n; i++)); do
+	k=$((i + 1))
+	ip=10.232.$((k >> 8)).$((k & 255))/16
+	printf -v mac "02:42:0a:e8:%02x:%02x" $((k >> 8)) $((k & 255))
+	t0=$EPOCHREALTIME
+	mk "$i" >>"$log" 2>&1 || { fail "create $i"; break; }
+	t1=$EPOCHREALTIME
+	c+=($((${t1/./} - ${t0/./})))
+	made=$i
+done
+ct1=$EPOCHREALTIME
+for ((i = 1; i <= made; i++)); do
+	t0=$EPOCHREALTIME
+	del "$i" >>"$log" 2>&1 || { fail "remove $i"; continue; }
+	t1=$EPOCHREALTIME
+	r+=($((${t1/./} - ${t0/./})))
+done
+rt1=$EPOCHREALTIME
+case $tool in
+floor*) "$bin" bridge-down "$br" >>"$log" 2>&1 || fail bridge-down ;;
+nsnet) "${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench" ;;
 esac
 printf "%s\n" "${c[@]}" >"$out.create"
 printf "%s\n" "${r[@]}" >"$out.remove"
+echo "$((${ct1/./} - ${ct0/./})) $((${rt1/./} - ${ct1/./}))" >"$out.total"
 exit $status
 '
 
@@ -234,39 +306,48 @@ pct() {
 [[ ! -x $tmp/nsnet ]] || "$tmp/nsnet" --help >/dev/null 2>&1 || true
 
 declare -A failed=()
-results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99
+results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 : >"$results"
-printf '\nN=%s sandboxes per run, REPS=%s, times in ms\n' "$N" "$REPS"
-printf '%-6s %4s %11s %11s %11s %11s %8s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 load1
+printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE"
+printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
+read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
-	for tool in $TOOLS; do
+	# Each rep starts with the next tool, so that none always follows the
+	# same one.
+	for ((k = 0; k < ${#tools[@]}; k++)); do
+		tool=${tools[$(((rep - 1 + k) % ${#tools[@]}))]}
 		[[ -z ${failed[$tool]:-} ]] || continue
 		reset_sandboxes
 		out=$tmp/$tool.$rep
 		root=
 		[[ $tool != nsnet ]] || root=$tmp/root.$rep
-		if ! nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
-			"$tool" "$tmp/$tool" "$N" "$out" "$PREFIX" "$root"; then
+		base=$(nscount)
+		if ! nice -n "$NICE" nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
+			"$tool" "$tmp/$tool" "$N" "$out" "$PREFIX" "$MODE" "$root"; then
 			failed[$tool]=1
 			echo "$tool run $rep failed (error text above); not running $tool again"
+			settle "$base" >/dev/null
 			check_leftovers "$tool"
 			continue
 		fi
+		settled=$(settle "$base")
 		check_leftovers "$tool"
+		read -r ct rt <"$out.total"
 		line="$tool $rep $(pct "$out.create" 0.5) $(pct "$out.create" 0.99) $(pct "$out.remove" 0.5) $(pct "$out.remove" 0.99)"
+		line="$line $(awk -v c="$ct" -v r="$rt" 'BEGIN { printf "%.2f %.2f", c / 1e6, r / 1e6 }')"
 		echo "$line" >>"$results"
 		# shellcheck disable=SC2086
-		printf '%-6s %4s %11s %11s %11s %11s %8s\n' $line "$(cut -d' ' -f1 /proc/loadavg)"
+		printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' $line "$settled" "$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
 
 # Median over the runs of each tool, per column.
 summary=$(awk '
-	{ n[$1]++; for (c = 3; c <= 6; c++) v[$1, c, n[$1]] = $c }
+	{ n[$1]++; for (c = 3; c <= 8; c++) v[$1, c, n[$1]] = $c }
 	END {
 		for (t in n) {
 			printf "%s", t
-			for (c = 3; c <= 6; c++) {
+			for (c = 3; c <= 8; c++) {
 				m = n[t]
 				for (i = 1; i <= m; i++) a[i] = v[t, c, i]
 				for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { x = a[j]; a[j] = a[j-1]; a[j-1] = x }
@@ -277,27 +358,59 @@ summary=$(awk '
 		}
 	}' "$results")
 
-printf '\nmedian of %s run(s) per tool, N=%s, ms\n' "$REPS" "$N"
-printf '%-6s %11s %11s %11s %11s\n' tool create_p50 create_p99 remove_p50 remove_p99
+printf '\nmedian of %s run(s) per tool, MODE=%s, N=%s; per operation in ms, totals in s\n' "$REPS" "$MODE" "$N"
+printf '%-9s %10s %10s %10s %10s %9s %9s\n' tool create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 for tool in $TOOLS; do
 	l=$(grep "^$tool " <<<"$summary" || true)
 	if [[ -n $l ]]; then
 		# shellcheck disable=SC2086
-		printf '%-6s %11s %11s %11s %11s\n' $l
+		printf '%-9s %10s %10s %10s %10s %9s %9s\n' $l
 	else
-		printf '%-6s %11s\n' "$tool" "(failed)"
+		printf '%-9s %10s\n' "$tool" "(failed)"
 	fi
 done
-f=$(grep '^floor ' <<<"$summary" || true)
+
+# window TOOL KIND head|tail: the p50 (ms) of the first or last WINDOW
+# operations of that kind, over all runs of TOOL.
+window() {
+	local f=$tmp/window
+	: >"$f"
+	for ((rep = 1; rep <= REPS; rep++)); do
+		[[ ! -s $tmp/$1.$rep.$2 ]] || "$3" -n "$WINDOW" "$tmp/$1.$rep.$2" >>"$f"
+	done
+	pct "$f" 0.5
+}
+
+f=$(grep "^$REF " <<<"$summary" || true)
 s=$(grep '^nsnet ' <<<"$summary" || true)
+d=$(grep '^floor-del ' <<<"$summary" || true)
 if [[ -n $f && -n $s ]]; then
-	awk -v max="$MAX_RATIO" -v f="$f" -v s="$s" 'BEGIN {
-		split(f, F, " "); split(s, S, " ")
-		r50 = S[2] / F[2]; r99 = S[3] / F[3]
-		printf "\nnsnet/floor create: p50 %.2fx  p99 %.2fx  (target <= %sx: %s)\n", r50, r99, max,
-			(r50 <= max && r99 <= max) ? "met" : "NOT met"
-		printf "nsnet/floor remove: p50 %.2fx  p99 %.2fx\n", S[4] / F[4], S[5] / F[5]
+	printf '\nnsnet against %s (the floor) in this run:\n' "$REF"
+	awk -v f="$f" -v s="$s" -v d="$d" -v mode="$MODE" -v n="$N" 'function v(r, t) { return (r <= t) ? "met" : "NOT met" }
+	BEGIN {
+		split(f, F, " "); split(s, S, " "); split(d, D, " ")
+		r = S[2] / F[2]
+		printf "  create p50 %.2fx, p99 %.2fx", r, S[3] / F[3]
+		if (mode == "own") printf "  (target p50 <= 1.5x: %s)", v(r, 1.5)
+		r = S[4] / F[4]
+		printf "\n  remove p50 %.2fx, p99 %.2fx", r, S[5] / F[5]
+		if (mode == "own") printf "  (target p50 <= 2x: %s)", v(r, 2)
+		if (d != "") printf "\n  remove p50 against floor-del (the explicit veth deletion): %.2fx", S[4] / D[4]
+		r = (S[6] + S[7]) / (F[6] + F[7])
+		printf "\n  %s creates and removes one by one: %.2f s against %.2f s, %.2fx", n, S[6] + S[7], F[6] + F[7], r
+		if (mode == "own") printf "  (target <= 1.5x: %s)", v(r, 1.5)
+		printf "\n"
 	}'
+	printf "  nsnet's own cost (nsnet p50 - %s p50) over the first and the last %s operations, ms:\n" "$REF" "$WINDOW"
+	for kind in create remove; do
+		awk -v k="$kind" -v a="$(window nsnet "$kind" head)" -v b="$(window "$REF" "$kind" head)" \
+			-v c="$(window nsnet "$kind" tail)" -v e="$(window "$REF" "$kind" tail)" -v w="$WINDOW" -v n="$N" 'BEGIN {
+			when = (k == "create") ? sprintf("0 -> %d sandboxes there", w) : sprintf("%d -> %d there", n, n - w)
+			then = (k == "create") ? sprintf("%d -> %d there", n - w, n) : sprintf("%d -> 0 there", w)
+			printf "    %-6s first %s (%s): %.2f - %.2f = %.2f;  last: %.2f - %.2f = %.2f (%s)\n",
+				k, w, when, a, b, a - b, c, e, c - e, then
+		}'
+	done
 fi
 if ((${#failed[@]} > 0)); then
 	exit 1

@@ -83,6 +83,7 @@ func readStore(t *testing.T, w *testenv.World) storeState {
 // twice, no intent is pending, and gc has nothing to do.
 func assertConsistent(t *testing.T, w *testenv.World, when string) {
 	t.Helper()
+	w.WaitReleased(t)
 	s := readStore(t, w)
 	wantLinks := map[string]string{} // name -> master ("" for bridges)
 	bridgeOf := map[string]string{}

@@ -133,7 +133,7 @@ func startUDPWho(t *testing.T, ns string) {
 	if err := testenv.InNS(testenv.NSPath(ns), func() (err error) { pc, err = net.ListenPacket("udp4", "0.0.0.0:53"); return }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	testenv.CloseAtEnd(t, pc)
 	go func() {
 		buf := make([]byte, 512)
 		for {

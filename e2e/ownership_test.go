@@ -103,9 +103,10 @@ func linkLocal(t *testing.T, mac string) string {
 }
 
 // TestIPv6DisabledOnIPv4Networks checks that a sandbox of an IPv4-only
-// network has no IPv6 on its interface, nor the bridge, so it cannot reach a
-// host service over link-local IPv6; with IPv6 turned back on at both ends
-// (the control) it does.
+// network has no IPv6 on its interface (nor on one added later), nor the
+// bridge (nor the host end of its veth), so it cannot reach a host service
+// over link-local IPv6; with IPv6 turned back on at both ends (the control)
+// it does.
 func TestIPv6DisabledOnIPv4Networks(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -115,6 +116,19 @@ func TestIPv6DisabledOnIPv4Networks(t *testing.T) {
 	testenv.StartTCPEcho(t, w.Host, "[::]:2222")
 	if got := testenv.Sysctl(t, s, "net/ipv6/conf/eth0/disable_ipv6"); got != "1" {
 		t.Errorf("sandbox eth0 disable_ipv6 = %s, want 1", got)
+	}
+	// nsnet turned IPv6 off for every interface made in the namespace it
+	// made, so one added later has it off too; the host's default is left.
+	mustRun(t, s, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	if got := testenv.Sysctl(t, s, "net/ipv6/conf/d0/disable_ipv6"); got != "1" {
+		t.Errorf("an interface added to the sandbox later: disable_ipv6 = %s, want 1", got)
+	}
+	mustRun(t, s, "ip", "link", "del", "d0")
+	if got := testenv.Sysctl(t, w.Host, "net/ipv6/conf/default/disable_ipv6"); got != "0" {
+		t.Errorf("the host's net.ipv6.conf.default.disable_ipv6 = %s, want 0 as the world made it", got)
+	}
+	if veth := inspectSandbox(t, w, s).Networks["n1"].HostVeth; testenv.Sysctl(t, w.Host, "net/ipv6/conf/"+veth+"/disable_ipv6") != "1" {
+		t.Errorf("the sandbox's host veth %s has IPv6 on", veth)
 	}
 	if got := testenv.Sysctl(t, w.Host, "net/ipv6/conf/br-v6/disable_ipv6"); got != "1" {
 		t.Errorf("bridge disable_ipv6 = %s, want 1", got)

@@ -186,7 +186,7 @@ func startUDPEcho(t *testing.T, ns, name string) {
 	if err := testenv.InNS(testenv.NSPath(ns), func() (err error) { pc, err = net.ListenPacket("udp4", "0.0.0.0:53"); return }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	testenv.CloseAtEnd(t, pc)
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -205,7 +205,7 @@ func udpClient(t *testing.T, ns, addr string) net.Conn {
 	if err := testenv.InNS(testenv.NSPath(ns), func() (err error) { c, err = net.Dial("udp4", addr); return }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	testenv.CloseAtEnd(t, c)
 	return c
 }
 

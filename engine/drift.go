@@ -109,7 +109,7 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		}
 		if !ok {
 			g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
-				return g.e.attachEndpoint(host, ns, sb, n, ep)
+				return g.e.attachEndpoint(host, ns, sb, n, ep, false)
 			})
 			continue
 		}

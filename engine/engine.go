@@ -14,7 +14,8 @@
 //     order if any later step or the commit fails.
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
-//     its kernel objects are.
+//     its kernel objects are, or, for a namespace nsnet made, when its veths
+//     are released (down, marked) to go with it (releaseWithNamespace).
 //   - The engine touches only what its state root made: links with its mark,
 //     namespace mounts with its marker and the namespace ID it recorded, its own
 //     nftables table. Anything else (another root's, a stranger under a

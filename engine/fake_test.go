@@ -47,6 +47,14 @@ type fakeKernel struct {
 	taken   map[string]bool // host ports a host process holds: "tcp/0.0.0.0/08080"
 	procs   map[uint64][]Process
 	flushed int // conntrack flows deleted
+	// lazy: a namespace that loses its last name (and has no process) is
+	// destroyed only when the test calls reap, as the kernel does it later,
+	// in its batched clean-up; otherwise at once.
+	lazy  bool
+	dying []netns.ID
+	// inside is the namespace whose new-namespace callback runs
+	// (namespaces.Create's before), where Get and Set act; nil: the host.
+	inside *netns.ID
 }
 
 // fakeLink is a link: a bridge or a veth end, on the host or in a sandbox.
@@ -314,6 +322,16 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 		f.k.peers[id] = map[string]*fakeLink{}
 	}
 	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU}
+	f.k.inheritDefaults(id, v.PeerName)
+	if v.HostBeforeUp != nil {
+		f.k.mu.Unlock()
+		err := v.HostBeforeUp()
+		f.k.mu.Lock()
+		if err != nil {
+			f.k.deleteLink(v.HostName)
+			return err
+		}
+	}
 	h := f.k.links[v.HostName]
 	h.master, h.alias, h.up, h.hairpin = v.Bridge, v.Alias, true, true
 	if v.BeforeUp != nil {
@@ -325,6 +343,18 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 	p := f.k.peers[id][v.PeerName]
 	p.up, p.addrs, p.gateway = true, []netip.Prefix{v.Address}, v.Gateway
 	return nil
+}
+
+// inheritDefaults gives a new interface dev in namespace id the settings its
+// namespace has for new interfaces (net/ipv6/conf/default/...), as the
+// kernel does when it registers one.
+func (k *fakeKernel) inheritDefaults(id netns.ID, dev string) {
+	prefix := id.String() + " net/ipv6/conf/default/"
+	for key, v := range k.sysctl {
+		if name, ok := strings.CutPrefix(key, prefix); ok {
+			k.sysctl[id.String()+" net/ipv6/conf/"+dev+"/"+name] = v
+		}
+	}
 }
 
 func (f fakeLinks) CheckVeth(v link.Veth) ([]string, error) {
@@ -385,6 +415,22 @@ func (f fakeLinks) SetMaster(name, bridge string) error {
 		return fmt.Errorf("look up link %s: not found", name)
 	}
 	l.master, l.up, l.hairpin = bridge, true, true
+	return nil
+}
+
+// ReleaseVeth sets a host veth down (its bridge disables the port) and
+// sets its alias.
+func (f fakeLinks) ReleaseVeth(name, alias string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	l := f.k.links[name]
+	if l == nil {
+		return nil
+	}
+	if err := f.k.step("release veth %s", name); err != nil {
+		return err
+	}
+	l.up, l.alias = false, alias
 	return nil
 }
 
@@ -578,12 +624,21 @@ func (f fakeNamespaces) Create(path string, before func(netns.ID) error) error {
 	}
 	f.k.mu.Lock()
 	id := f.k.newID()
+	f.k.inside = &id
 	f.k.mu.Unlock()
 	if before != nil {
-		if err := before(id); err != nil {
+		err := before(id)
+		if err != nil {
+			f.k.mu.Lock()
+			f.k.inside = nil
+			f.k.destroy(id) // never named: the kernel destroys it
+			f.k.mu.Unlock()
 			return err
 		}
 	}
+	f.k.mu.Lock()
+	f.k.inside = nil
+	f.k.mu.Unlock()
 	return f.mount(path, id)
 }
 
@@ -612,8 +667,9 @@ func (f fakeNamespaces) mount(path string, id netns.ID) error {
 	return nil
 }
 
-// Remove unmounts a name; a namespace no name refers to any more is
-// destroyed, with the veth pairs that have an end in it.
+// Remove unmounts a name; a namespace no name and no process refers to any
+// more is destroyed, with the veth pairs that have an end in it (lazy: later,
+// at reap).
 func (f fakeNamespaces) Remove(path string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
@@ -627,10 +683,24 @@ func (f fakeNamespaces) Remove(path string) error {
 		return err
 	}
 	delete(f.k.mounts, path)
-	if ok && !slices.Contains(mapValues(f.k.mounts), id) {
+	switch {
+	case !ok || slices.Contains(mapValues(f.k.mounts), id) || len(f.k.procs[id.Ino]) > 0:
+	case f.k.lazy:
+		f.k.dying = append(f.k.dying, id)
+	default:
 		f.k.destroy(id)
 	}
 	return nil
+}
+
+// reap destroys the namespaces that lost their last reference (lazy).
+func (k *fakeKernel) reap() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, id := range k.dying {
+		k.destroy(id)
+	}
+	k.dying = nil
 }
 
 // destroy ends namespace id, and with it the veth pairs with an end in it.
@@ -659,7 +729,17 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 // fakeSysctls implements sysctls; a key nobody set reads "0".
 type fakeSysctls struct{ k *fakeKernel }
 
-func (f fakeSysctls) Get(key string) (string, error) { return f.get(" " + key), nil }
+func (f fakeSysctls) Get(key string) (string, error) { return f.get(f.here() + " " + key), nil }
+
+// here is the prefix of the keys of the namespace the caller is in.
+func (f fakeSysctls) here() string {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if f.k.inside != nil {
+		return f.k.inside.String()
+	}
+	return ""
+}
 
 func (f fakeSysctls) get(key string) string {
 	f.k.mu.Lock()
@@ -671,10 +751,11 @@ func (f fakeSysctls) get(key string) string {
 }
 
 func (f fakeSysctls) Set(key, val string) (bool, error) {
-	if f.get(" "+key) == val {
+	key = f.here() + " " + key
+	if f.get(key) == val {
 		return false, nil
 	}
-	return true, f.set(" "+key, val)
+	return true, f.set(key, val)
 }
 
 func (f fakeSysctls) set(key, val string) error {

@@ -183,7 +183,7 @@ func (g *gc) forget(sb *Sandbox) error {
 		if err != nil || cur.ID != sb.ID {
 			return err // gone or replaced meanwhile: nothing to forget
 		}
-		return g.e.forgetAndTeardown(tx, cur, "")
+		return g.e.forgetAndTeardown(tx, cur, "", false)
 	})
 	if err != nil {
 		return fmt.Errorf("%w; the record of sandbox %s is kept: fix the cause and run nsnet gc again", err, sb.Name)
@@ -248,7 +248,15 @@ func expectedLinks(tx *store.Tx) (map[string]bool, error) {
 	return want, err
 }
 
-// strayLinks removes links marked as nsnet's that no record explains.
+// releaseGrace is how long a sandbox's host veth released with its
+// namespace (see releaseWithNamespace) is left to the kernel, which destroys
+// it with the namespace, usually within milliseconds. One still there after
+// that belongs to a namespace that something else keeps alive (a process that
+// entered it after the sandbox was removed, an open descriptor): gc removes it.
+const releaseGrace = time.Minute
+
+// strayLinks removes links marked as nsnet's that no record explains, but
+// leaves released host veths to the kernel for releaseGrace.
 func (g *gc) strayLinks() error {
 	want, err := expectedLinks(g.tx)
 	if err != nil {
@@ -264,6 +272,9 @@ func (g *gc) strayLinks() error {
 	}
 	for _, l := range links {
 		if !g.e.owner.Owns(l.Alias) || want[l.Name] || g.settled["link "+l.Name] {
+			continue
+		}
+		if at, ok := g.e.owner.Released(l.Alias); ok && g.e.clock().Sub(at) < releaseGrace {
 			continue
 		}
 		g.do(fmt.Sprintf("remove leftover %s %s (%s)", l.Kind, l.Name, l.Alias), func() error { return host.DeleteLink(l.Name) })

@@ -34,6 +34,7 @@ type links interface {
 	CheckVeth(v link.Veth) ([]string, error)
 	RepairVeth(v link.Veth) error
 	SetMaster(name, bridge string) error
+	ReleaseVeth(name, alias string) error // down (its bridge port disabled), marked: see link.Host.ReleaseVeth
 	DeleteLink(name string) error
 	UpLoopback(ns *os.File) error
 	Close()
@@ -57,12 +58,14 @@ type namespaces interface {
 	IDOf(f *os.File) (netns.ID, error)
 	Identify(path string) (netns.ID, error)
 	Self() (netns.ID, error)
-	Create(path string, before func(netns.ID) error) error
+	Create(path string, before func(netns.ID) error) error // before runs inside the new namespace
 	Bind(f *os.File, path string) error
 	Remove(path string) error
 }
 
-// sysctls are per-namespace kernel settings (package sysctl).
+// sysctls are per-namespace kernel settings (package sysctl). Get and Set
+// act on the namespace the calling thread is in: the engine's, or a new one
+// inside namespaces.Create's before.
 type sysctls interface {
 	Get(key string) (string, error)
 	Set(key, val string) (changed bool, err error)

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/validate"
 )
 
 // Process is a process found in a sandbox's namespace.
@@ -28,10 +31,59 @@ const maxListed = 5
 // container:NAME sandboxes only name a namespace that is not theirs, so
 // removing them never stops anything: they are not checked.
 func (e *Engine) checkNoProcesses(sb *Sandbox) error {
+	procs, err := e.processesOf(sb, nil)
+	return refuseRunning(sb, procs, err)
+}
+
+// processesOf returns the processes in sb's own namespace (none for host
+// and container:NAME sandboxes: that namespace is not theirs), from scan if
+// it looked at that very namespace, else by looking now.
+func (e *Engine) processesOf(sb *Sandbox, scan *procScan) ([]Process, error) {
 	if sb.Mode == store.ModeHost || sb.Mode == store.ModeContainer {
+		return nil, nil
+	}
+	if scan != nil && scan.path == sb.NetNS && sameNamespace(sb, scan.id) {
+		<-scan.done
+		return scan.procs, scan.err
+	}
+	return e.k.procs.In(sb.NetNS, sb.NetNSIno)
+}
+
+// procScan is a look for the processes in a namespace, started in the
+// background: looking at every process of the host takes as long as opening
+// the store and reading a record, so RemoveSandbox starts it from the name it
+// is given (a sandbox's own namespace is named after it) before it opens the
+// store, and processesOf uses it if the sandbox turns out to be that one.
+type procScan struct {
+	path  string
+	id    netns.ID // the namespace path named when the look started
+	done  chan struct{}
+	procs []Process
+	err   error
+}
+
+// startProcScan starts a procScan of the namespace that a sandbox named ref
+// would have; nil if ref is no sandbox name or no namespace has that name.
+func (e *Engine) startProcScan(ref string) *procScan {
+	if e.opts.ReadOnly || validate.Name("sandbox", ref) != nil {
 		return nil
 	}
-	procs, err := e.k.procs.In(sb.NetNS, sb.NetNSIno)
+	path := e.k.ns.Path(ref)
+	id, err := e.k.ns.Identify(path)
+	if err != nil {
+		return nil
+	}
+	s := &procScan{path: path, id: id, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.procs, s.err = e.k.procs.In(path, id.Ino)
+	}()
+	return s
+}
+
+// refuseRunning is the error for removing sb with procs in its namespace
+// (or when looking for them failed), nil if there are none.
+func refuseRunning(sb *Sandbox, procs []Process, err error) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: look for processes in its namespace: %w; use --force to remove it anyway", sb.Name, err)
 	}
@@ -50,10 +102,10 @@ func (e *Engine) checkNoProcesses(sb *Sandbox) error {
 		sb.Name, strings.Join(names, ", "))
 }
 
-// processesIn lists the processes (by their main thread) whose network
-// namespace is the one at path, other than this one. A namespace that is gone,
-// or that is not the one with inode ino (when ino is known), has none of the
-// sandbox's.
+// processesIn lists the processes (by their main thread, by pid) whose
+// network namespace is the one at path, other than this one. A namespace
+// that is gone, or that is not the one with inode ino (when ino is known),
+// has none of the sandbox's.
 func processesIn(path string, ino uint64) ([]Process, error) {
 	var ns unix.Stat_t
 	if err := unix.Stat(path, &ns); err != nil {
@@ -65,29 +117,36 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 	if ino != 0 && ns.Ino != ino {
 		return nil, nil
 	}
-	entries, err := os.ReadDir("/proc")
+	proc, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer proc.Close()
+	names, err := proc.Readdirnames(-1)
 	if err != nil {
 		return nil, err
 	}
 	// Namespace files all live on the one nsfs, whose inode numbers are
 	// unique: the link's text names the namespace (readlink is cheaper than
-	// stat here, and this runs over every process).
+	// stat here, and this runs over every process, relative to /proc).
 	want := fmt.Sprintf("net:[%d]", ns.Ino)
+	buf := make([]byte, len(want)+1)
 	var out []Process
 	self := os.Getpid()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
 		if err != nil || pid == self {
 			continue
 		}
-		if link, err := os.Readlink("/proc/" + e.Name() + "/ns/net"); err != nil || link != want {
+		if n, err := unix.Readlinkat(int(proc.Fd()), name+"/ns/net", buf); err != nil || string(buf[:n]) != want {
 			continue // gone meanwhile, or elsewhere
 		}
-		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		comm, err := os.ReadFile("/proc/" + name + "/comm")
 		if err != nil {
 			continue // exited meanwhile
 		}
 		out = append(out, Process{PID: pid, Comm: strings.TrimSpace(string(comm))})
 	}
+	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
 	return out, nil
 }

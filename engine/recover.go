@@ -123,7 +123,7 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 			return err
 		}
 		// The interrupted command's intent is being settled: no new one.
-		return removeTree(tx, sb, func(s *Sandbox) error { return e.forgetAndTeardown(tx, s, "") })
+		return removeTree(tx, sb, func(s *Sandbox) error { return e.forgetAndTeardown(tx, s, "", false) })
 	}
 	n, err := tx.Network(it.Name)
 	if err != nil {
@@ -135,17 +135,35 @@ func (e *Engine) finishRemoval(tx *store.Tx, it journal.Intent) error {
 	return e.teardownNetwork(tx, n)
 }
 
-// deleteOwnLink deletes the named link only if it is this root's: its alias
-// is this root's mark, or it has nsnet's device group and no alias yet (made
-// by a command that died before it could mark it). Anything else is left.
+// deleteOwnLink deletes the named link only if it is this root's (ownLink).
 func (e *Engine) deleteOwnLink(host links, name string) error {
+	if own, err := e.ownLink(host, name); err != nil || !own {
+		return err
+	}
+	return host.DeleteLink(name)
+}
+
+// releaseOwnLink releases the named host veth (links.ReleaseVeth) with the
+// alias mark only if it is this root's (ownLink).
+func (e *Engine) releaseOwnLink(host links, name, mark string) error {
+	if own, err := e.ownLink(host, name); err != nil || !own {
+		return err
+	}
+	return host.ReleaseVeth(name, mark)
+}
+
+// ownLink reports whether the named link exists and is this root's: its
+// alias is this root's mark, or it has nsnet's device group and no alias yet
+// (made by a command that died before it could mark it). Anything else is
+// left alone, with a warning.
+func (e *Engine) ownLink(host links, name string) (bool, error) {
 	alias, group, ok, err := host.Mark(name)
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
 	if !e.owner.Owns(alias) && (alias != "" || group != owner.Group) {
 		e.opts.Warn(fmt.Sprintf("left link %s alone: it is not this state root's (alias %q)", name, alias))
-		return nil
+		return false, nil
 	}
-	return host.DeleteLink(name)
+	return true, nil
 }

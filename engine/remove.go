@@ -16,13 +16,14 @@ import (
 // share (container:NAME), or whose own namespace still has processes in it;
 // force removes the sharers first, and leaves the processes running.
 func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err error) {
+	scan := e.startProcScan(ref)
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		removed = nil
 		sb, err := sandboxByRef(tx, ref)
 		if err != nil {
 			return err
 		}
-		return e.removeSandbox(tx, u, sb, force, &removed)
+		return e.removeSandbox(tx, u, sb, force, scan, &removed)
 	})
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func (e *Engine) RemoveSandbox(ref string, force bool) (removed []string, err er
 	return removed, nil
 }
 
-func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, removed *[]string) error {
+func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, scan *procScan, removed *[]string) error {
 	sharers, err := sharersOf(tx, sb.Name)
 	if err != nil {
 		return err
@@ -38,17 +39,19 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, r
 	if len(sharers) > 0 && !force {
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
 	}
+	procs, perr := e.processesOf(sb, scan)
 	if !force {
-		if err := e.checkNoProcesses(sb); err != nil {
+		if err := refuseRunning(sb, procs, perr); err != nil {
 			return err
 		}
 	}
+	noProcs := perr == nil && len(procs) == 0
 	return removeTree(tx, sb, func(s *Sandbox) error {
 		*removed = append(*removed, s.Name)
 		if err := e.intend(u, &journal.Intent{Op: journal.OpSandboxRemove, Name: s.Name, ObjectID: s.ID}); err != nil {
 			return err
 		}
-		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown")
+		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown", s == sb && noProcs)
 	})
 }
 
@@ -69,12 +72,13 @@ func removeTree(tx *store.Tx, sb *Sandbox, remove func(*Sandbox) error) error {
 
 // forgetAndTeardown deletes sb's records in tx, then its kernel objects (so
 // a firewall rebuilt from tx no longer has its ports). If the kernel part
-// fails, the caller's transaction rolls the records back.
-func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string) error {
+// fails, the caller's transaction rolls the records back. noProcs says the
+// caller found no process in sb's namespace just before.
+func (e *Engine) forgetAndTeardown(tx *store.Tx, sb *Sandbox, point string, noProcs bool) error {
 	if err := forgetSandbox(tx, sb); err != nil {
 		return err
 	}
-	if err := e.teardownSandbox(tx, sb); err != nil {
+	if err := e.teardownSandbox(tx, sb, noProcs); err != nil {
 		return err
 	}
 	e.checkpoint(point)
@@ -109,8 +113,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 }
 
 // teardownSandbox removes the kernel objects of sb (its published ports
-// first), keeping going past errors.
-func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
+// first), keeping going past errors. The veth pairs of a namespace nsnet made
+// go with it (releaseWithNamespace); those of any other are deleted.
+func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error {
 	var errs []error
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		errs = append(errs, err)
@@ -118,35 +123,99 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox) error {
 	if err := e.k.holders.Stop(sb.Name); err != nil {
 		errs = append(errs, err)
 	}
-	if len(sb.Endpoints) > 0 {
-		host, err := e.hostLinks()
-		if err != nil {
-			return err
-		}
-		for _, ep := range sb.Endpoints {
-			// Deleting the host end removes the pair at once; waiting for the
-			// namespace's destruction would leave it behind for a while.
-			if err := e.deleteOwnLink(host, ep.HostVeth); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	if e.pairsGoWithNamespace(sb, noProcs) {
+		errs = append(errs, e.releaseWithNamespace(sb)...)
+	} else {
+		errs = append(errs, e.deleteEndpoints(sb)...)
+		errs = append(errs, e.unmountSandbox(sb))
 	}
-	if sb.Mounted {
-		note, err := e.unmountOwn(sb.NetNS, netnsID(sb))
-		if note != "" {
-			e.opts.Warn(fmt.Sprintf("sandbox %s: %s", sb.Name, note))
-		}
-		if err == nil {
-			err = e.markers.Delete(sb.Name)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("remove sandbox %s: %w; the sandbox is kept, retry nsnet sandbox rm %s", sb.Name, errors.Join(errs...), sb.Name)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove sandbox %s: %w; the sandbox is kept, retry nsnet sandbox rm %s", sb.Name, err, sb.Name)
 	}
 	return nil
+}
+
+// pairsGoWithNamespace reports whether removing sb's namespace name is
+// enough to remove its veth pairs: nsnet made the namespace, the name still
+// names it, and no process is in it (noProcs: the caller looked already), so
+// the name is its last reference and the kernel destroys it, with every
+// interface in it and their veth peers. Anything else may outlive the name
+// (a namespace adopted with --netns, or one whose name was replaced): its
+// veths are deleted.
+func (e *Engine) pairsGoWithNamespace(sb *Sandbox, noProcs bool) bool {
+	if !sb.OwnsNetNS || !sb.Mounted || len(sb.Endpoints) == 0 || netnsID(sb).IsZero() {
+		return false
+	}
+	if id, err := e.k.ns.Identify(sb.NetNS); err != nil || id != netnsID(sb) {
+		return false
+	}
+	if noProcs {
+		return true
+	}
+	procs, err := e.k.procs.In(sb.NetNS, sb.NetNSIno)
+	return err == nil && len(procs) == 0
+}
+
+// releaseWithNamespace removes sb's namespace name and leaves its veth
+// pairs to the kernel, which destroys the namespace in the background, in
+// batches, a little later (deleting a veth instead waits for RCU grace
+// periods). The host ends are released first (ReleaseVeth: set down, so
+// their bridge disables their ports, forgets the MACs it learnt on them and
+// sends them nothing): until the kernel destroys them, a new sandbox given the
+// same address and MAC is the only one that gets their traffic. (Released before
+// the name goes, they are not contended for with the kernel's destruction of
+// this very namespace.) The lease is released only when the caller commits,
+// after all this; if removing the name fails, the sandbox is kept and sandbox
+// rm again finishes, or gc puts its veths back.
+func (e *Engine) releaseWithNamespace(sb *Sandbox) []error {
+	host, err := e.hostLinks()
+	if err != nil {
+		return []error{err}
+	}
+	at := e.clock()
+	for _, ep := range sb.Endpoints {
+		if err := e.releaseOwnLink(host, ep.HostVeth, e.owner.ReleasedMark(sb.Name, ep.Network, at)); err != nil {
+			return []error{err}
+		}
+	}
+	if err := e.k.ns.Remove(sb.NetNS); err != nil {
+		return []error{err}
+	}
+	return []error{e.markers.Delete(sb.Name)}
+}
+
+// deleteEndpoints deletes sb's host veths, which removes the pairs at once;
+// waiting for the namespace's destruction would leave them behind for a
+// while, or for good if the namespace outlives the sandbox.
+func (e *Engine) deleteEndpoints(sb *Sandbox) []error {
+	if len(sb.Endpoints) == 0 {
+		return nil
+	}
+	host, err := e.hostLinks()
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, ep := range sb.Endpoints {
+		errs = append(errs, e.deleteOwnLink(host, ep.HostVeth))
+	}
+	return errs
+}
+
+// unmountSandbox removes sb's namespace name (if it gave it one), unless it
+// names another namespace now, and its marker.
+func (e *Engine) unmountSandbox(sb *Sandbox) error {
+	if !sb.Mounted {
+		return nil
+	}
+	note, err := e.unmountOwn(sb.NetNS, netnsID(sb))
+	if note != "" {
+		e.opts.Warn(fmt.Sprintf("sandbox %s: %s", sb.Name, note))
+	}
+	if err != nil {
+		return err
+	}
+	return e.markers.Delete(sb.Name)
 }
 
 // claims reports whether sb holds its namespace as its own (bridge and none
@@ -158,19 +227,8 @@ func claims(sb *Sandbox) bool {
 // netnsID is the ID of the namespace sb was given (zero if not recorded).
 func netnsID(sb *Sandbox) netns.ID { return netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno} }
 
-func sharersOf(tx *store.Tx, name string) ([]Sandbox, error) {
-	all, err := tx.Sandboxes()
-	if err != nil {
-		return nil, err
-	}
-	var out []Sandbox
-	for _, s := range all {
-		if s.Mode == store.ModeContainer && s.Container == name {
-			out = append(out, s)
-		}
-	}
-	return out, nil
-}
+// sharersOf returns the sandboxes that share the named one's namespace.
+func sharersOf(tx *store.Tx, name string) ([]Sandbox, error) { return tx.Sharers(name) }
 
 func names(sbs []Sandbox) []string {
 	out := make([]string, len(sbs))

@@ -71,7 +71,7 @@ func (e *Engine) settleRuns(dryRun bool) (actions, removing []string, err error)
 			if err != nil {
 				return tx.DeleteRun(name) // removed meanwhile
 			}
-			return e.removeSandbox(tx, u, sb, false, new([]string))
+			return e.removeSandbox(tx, u, sb, false, nil, new([]string))
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))

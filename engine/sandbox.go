@@ -17,6 +17,7 @@ import (
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/internal/portspec"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/sysctl"
 	"github.com/nsnet/nsnet/internal/validate"
 	"github.com/nsnet/nsnet/types"
 )
@@ -316,10 +317,13 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
 			}
 		} else {
-			// Skip addresses whose derived MAC another sandbox has as its --mac.
-			free := func(a netip.Addr) bool { return held(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
+			// Skip addresses whose derived MAC another sandbox has as its
+			// --mac. Allocate asks in ascending order: leased walks the
+			// leases once, however many there are.
+			leased := tx.Leased(n.Name)
+			taken := func(a netip.Addr) bool { return leased(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
 			var err error
-			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, free); err != nil {
+			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, taken); err != nil {
 				return nil, fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
 			}
 		}
@@ -444,7 +448,7 @@ func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
 	}
 	var err error
 	if src == nil {
-		err = e.k.ns.Create(sb.NetNS, mark)
+		err = e.k.ns.Create(sb.NetNS, func(id netns.ID) error { return e.newNamespace(sb, id, mark) })
 	} else {
 		var id netns.ID
 		if id, err = e.k.ns.IDOf(src); err == nil {
@@ -458,6 +462,26 @@ func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
 		return err
 	}
 	u.push(func() error { return e.k.ns.Remove(sb.NetNS) })
+	return nil
+}
+
+// newNamespace prepares the namespace id that nsnet has just made for sb,
+// before it is named (netns.Create runs this on a thread inside it): it is
+// marked, and for a bridge sandbox IPv6 is turned off for every interface
+// made in it from now on (net.ipv6.conf.default.disable_ipv6), as Docker
+// does for sandboxes of IPv4-only networks, so that the sandbox's eth0 never
+// has IPv6 and needs no write of its own in the namespace (attachEndpoint).
+// lo, there already, keeps its ::1.
+func (e *Engine) newNamespace(sb *Sandbox, id netns.ID, mark func(netns.ID) error) error {
+	if err := mark(id); err != nil {
+		return err
+	}
+	if sb.Mode != store.ModeBridge {
+		return nil
+	}
+	if _, err := e.k.sys.Set(sysctl.DisableIPv6("default"), "1"); err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
+		return fmt.Errorf("turn IPv6 off in the new namespace: %w", err)
+	}
 	return nil
 }
 
@@ -524,11 +548,11 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 	if err != nil {
 		return err
 	}
-	err = e.attachEndpoint(host, ns, sb, n, ep)
+	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)
 	if errors.Is(err, link.ErrNoBridge) {
 		// Deleted from outside: restore it, with the ports it had, and retry.
 		if err = e.restoreBridge(tx, host, n); err == nil {
-			err = e.attachEndpoint(host, ns, sb, n, ep)
+			err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)
 		}
 	}
 	if err != nil {
@@ -566,9 +590,15 @@ func (e *Engine) restoreBridge(tx *store.Tx, host links, n *Network) error {
 }
 
 // attachEndpoint makes ep's veth pair as the store describes it, with its
-// peer in the namespace ns (sb's, opened with openOwnNamespace).
-func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
-	if err := host.AttachVeth(e.vethSpec(ns, sb, n, ep)); err != nil {
+// peer in the namespace ns (sb's, opened with openOwnNamespace). v6Off says
+// the namespace turns IPv6 off on every new interface already (one this
+// command made, see newNamespace): the peer then needs no write of its own.
+func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint, v6Off bool) error {
+	v := e.vethSpec(ns, sb, n, ep)
+	if v6Off {
+		v.BeforeUp = nil
+	}
+	if err := host.AttachVeth(v); err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, n.Name, err)
 	}
 	return nil
@@ -583,7 +613,8 @@ func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) lin
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway,
-		BeforeUp: func() error { return e.disableIPv6In(ns, ep.IfName) },
+		HostBeforeUp: func() error { return e.disableIPv6Here(ep.HostVeth) },
+		BeforeUp:     func() error { return e.disableIPv6In(ns, ep.IfName) },
 	}
 }
 

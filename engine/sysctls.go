@@ -46,6 +46,18 @@ func (e *Engine) enableForwarding(u *undo, n *Network) error {
 	return nil
 }
 
+// disableIPv6Here turns IPv6 off on the host end dev of a sandbox's veth,
+// before it comes up: a bridge port needs no address of its own, and each
+// one with IPv6 on adds routes to the host's IPv6 table, which the kernel
+// walks whenever a link there goes down (so releasing a sandbox's veth would
+// cost more with every sandbox).
+func (e *Engine) disableIPv6Here(dev string) error {
+	if _, err := e.k.sys.Set(sysctl.DisableIPv6(dev), "1"); err != nil && !errors.Is(err, sysctl.ErrNoIPv6) {
+		return err
+	}
+	return nil
+}
+
 // disableIPv6In turns IPv6 off on interface dev inside the namespace ns, as
 // Docker does for sandboxes of IPv4-only networks.
 func (e *Engine) disableIPv6In(ns *os.File, dev string) error {

@@ -391,6 +391,9 @@ func Probe(root, sandbox string) (Status, error) {
 // its ports are free again), and removes its control socket. A holder that
 // is already gone is not an error.
 func Stop(root, sandbox string) error {
+	if _, err := os.Lstat(SocketPath(root, sandbox)); errors.Is(err, os.ErrNotExist) {
+		return nil // no socket: no holder answers, and nothing to remove
+	}
 	h, err := dial(root, sandbox)
 	if err == nil {
 		err = h.stop()

@@ -176,7 +176,8 @@ func CheckStatic(subnet netip.Prefix, gw, ip netip.Addr, held Held) error {
 }
 
 // Allocate returns the lowest free host address of subnet: not the network,
-// broadcast or gateway address, and not held.
+// broadcast or gateway address, and not held. It asks held about addresses
+// in ascending order, each once.
 func Allocate(subnet netip.Prefix, gw netip.Addr, held Held) (netip.Addr, error) {
 	last := Broadcast(subnet)
 	for a := subnet.Addr().Next(); a.Less(last); a = a.Next() {

@@ -49,7 +49,7 @@ func (h *Host) RepairBridge(b Bridge) error {
 	if err := ensureAddress(h.h, l, b.Address); err != nil {
 		return fmt.Errorf("bridge %s: %w", b.Name, err)
 	}
-	if err := setLink(l.Attrs().Index, 0, b.Alias); err != nil {
+	if err := h.setLink(l.Attrs().Index, 0, b.Alias); err != nil {
 		return fmt.Errorf("raise and mark bridge %s: %w", b.Name, err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/nsnet/nsnet/internal/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +31,10 @@ const loopbackIndex = 1
 // Host is a netlink handle on the namespace nsnet runs in (the "host").
 type Host struct {
 	h *netlink.Handle
+	// raw carries the requests netlink.Handle has no call for (setLink,
+	// ReleaseVeth) on a socket of its own, opened on first use, instead of
+	// a new socket for each.
+	raw map[int]*nl.SocketHandle
 }
 
 // OpenHost opens a netlink handle on the current network namespace.
@@ -42,7 +47,27 @@ func OpenHost() (*Host, error) {
 }
 
 // Close releases the handle.
-func (h *Host) Close() { h.h.Close() }
+func (h *Host) Close() {
+	h.h.Close()
+	for _, s := range h.raw {
+		s.Socket.Close()
+	}
+	h.raw = nil
+}
+
+// request makes a netlink request to be sent on h's raw socket.
+func (h *Host) request(proto, flags int) (*nl.NetlinkRequest, error) {
+	if h.raw == nil {
+		s, err := nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("open netlink socket: %w", err)
+		}
+		h.raw = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+	}
+	req := nl.NewNetlinkRequest(proto, flags)
+	req.Sockets = h.raw
+	return req, nil
+}
 
 // Exists reports whether a link with this name exists in the host.
 func (h *Host) Exists(name string) (bool, error) {
@@ -87,7 +112,7 @@ func (h *Host) CreateBridge(b Bridge) error {
 			return err
 		}
 	}
-	if err := setLink(br.Attrs().Index, 0, b.Alias); err != nil {
+	if err := h.setLink(br.Attrs().Index, 0, b.Alias); err != nil {
 		h.h.LinkDel(br)
 		return fmt.Errorf("mark bridge %s: %w", b.Name, err)
 	}
@@ -96,8 +121,11 @@ func (h *Host) CreateBridge(b Bridge) error {
 
 // setLink raises a link and sets its master (if not 0) and alias in one
 // RTM_SETLINK message: the kernel ignores an alias given at creation.
-func setLink(index, master int, alias string) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+func (h *Host) setLink(index, master int, alias string) error {
+	req, err := h.request(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	if err != nil {
+		return err
+	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
@@ -108,7 +136,7 @@ func setLink(index, master int, alias string) error {
 	if alias != "" {
 		req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
 	}
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	_, err = req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
 }
 
@@ -158,6 +186,29 @@ func (h *Host) DeleteLink(name string) error {
 	return nil
 }
 
+// ReleaseVeth sets the host end of a veth pair down and gives it alias, in
+// one RTM_SETLINK. Its bridge then disables the port: it forgets the MACs it
+// learnt on it (the port's FDB entries are flushed), forwards and floods
+// nothing more to it and learns nothing from it, until the link is set up
+// again. Unlike deleting the link, this does not wait for an RCU grace period
+// (only for an expedited one, under the RTNL lock). A link that is gone is not
+// an error.
+func (h *Host) ReleaseVeth(name, alias string) error {
+	req, err := h.request(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	if err != nil {
+		return err
+	}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Change, msg.Flags = unix.IFF_UP, 0
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !isNotFound(err) {
+		return fmt.Errorf("release %s (set it down): %w", name, err)
+	}
+	return nil
+}
+
 // Veth describes a sandbox's attachment to a bridge.
 type Veth struct {
 	HostName string // host end, enslaved to Bridge
@@ -170,6 +221,9 @@ type Veth struct {
 	PeerMAC  net.HardwareAddr
 	Address  netip.Prefix // sandbox address with prefix length
 	Gateway  netip.Addr   // default route target; zero for none
+	// HostBeforeUp, if not nil, runs once the pair exists and before the
+	// host end is brought up (e.g. to disable IPv6 on it).
+	HostBeforeUp func() error
 	// BeforeUp, if not nil, runs once the peer is in the namespace and
 	// before it is brought up (e.g. to disable IPv6 on it).
 	BeforeUp func() error
@@ -188,7 +242,7 @@ func (h *Host) SetMaster(name, bridge string) error {
 	if err != nil {
 		return fmt.Errorf("look up bridge %s: %w", bridge, err)
 	}
-	if err := setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
+	if err := h.setLink(l.Attrs().Index, br.Attrs().Index, l.Attrs().Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge, err)
 	}
 	if err := h.h.LinkSetHairpin(l, true); err != nil {
@@ -238,6 +292,11 @@ func (h *Host) createVeth(v Veth, nsFd int) (netlink.Link, error) {
 }
 
 func (h *Host) finishVeth(v Veth, host, br netlink.Link) error {
+	if v.HostBeforeUp != nil {
+		if err := v.HostBeforeUp(); err != nil {
+			return err
+		}
+	}
 	if err := h.finishVethHost(v, host, br); err != nil {
 		return err
 	}
@@ -246,7 +305,7 @@ func (h *Host) finishVeth(v Veth, host, br netlink.Link) error {
 
 // finishVethHost enslaves, marks and raises the host end, with hairpin mode.
 func (h *Host) finishVethHost(v Veth, host, br netlink.Link) error {
-	if err := setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
+	if err := h.setLink(host.Attrs().Index, br.Attrs().Index, v.Alias); err != nil {
 		return fmt.Errorf("attach %s to bridge %s: %w", v.HostName, v.Bridge, err)
 	}
 	// Hairpin mode lets a sandbox reach its own published port through a

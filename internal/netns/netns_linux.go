@@ -116,7 +116,9 @@ func Open(path string) (*os.File, error) {
 
 // Create makes a new, empty network namespace and bind-mounts it at path.
 // The file at path must not exist yet. before, if not nil, is told the new
-// namespace's ID before it is mounted; if it fails, nothing is mounted.
+// namespace's ID before it is mounted, and runs on a thread inside it, so
+// what it writes under /proc/sys/net goes to the new namespace; if it fails,
+// nothing is mounted.
 func Create(path string, before func(ID) error) error {
 	prepared := false
 	err := onLockedThread(func() error {

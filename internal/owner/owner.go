@@ -8,15 +8,19 @@
 // Invariants: every link a root makes carries Group from its creation and,
 // right after, an alias made by Mark that names the root's ID; only links
 // whose alias names this root (or, for links listed in the root's own intents,
-// that carry Group and no alias yet) are ever deleted by that root. Each
-// root's firewall rules live in its own nftables table, Table(root).
+// that carry Group and no alias yet) are ever deleted by that root. A
+// sandbox's host veth that its root let go with the sandbox's namespace, for
+// the kernel to destroy, carries a ReleasedMark of the same root. Each root's
+// firewall rules live in its own nftables table, Table(root).
 package owner
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultRoot is the state root used when none is given.
@@ -63,9 +67,37 @@ func (o Owner) SandboxMark(sandbox, network string) string {
 	return prefix + o.ID + " sandbox " + sandbox + " network " + network
 }
 
+// ReleasedMark is the alias of a sandbox's host veth once the sandbox is
+// removed and the veth pair left to go with the sandbox's namespace, which
+// the kernel destroys in the background: at is when.
+func (o Owner) ReleasedMark(sandbox, network string, at time.Time) string {
+	return prefix + o.ID + " released " + strconv.FormatInt(at.Unix(), 10) + " sandbox " + sandbox + " network " + network
+}
+
+// Released reports whether alias is a ReleasedMark of this owner, and when
+// the link was released.
+func (o Owner) Released(alias string) (at time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(alias, prefix+o.ID+" released ")
+	if !ok {
+		return time.Time{}, false
+	}
+	secs, _, _ := strings.Cut(rest, " ")
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
 // Owns reports whether alias is a mark this owner wrote.
 func (o Owner) Owns(alias string) bool {
 	return strings.HasPrefix(alias, prefix+o.ID+" ")
+}
+
+// IsReleased reports whether alias is a ReleasedMark of any nsnet root.
+func IsReleased(alias string) bool {
+	id, rest, ok := strings.Cut(strings.TrimPrefix(alias, prefix), " ")
+	return strings.HasPrefix(alias, prefix) && ok && id != "" && strings.HasPrefix(rest, "released ")
 }
 
 // IsMark reports whether alias is a mark of any nsnet root.

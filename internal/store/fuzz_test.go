@@ -190,8 +190,8 @@ func FuzzNetworkRoundTrip(f *testing.F) {
 				return
 			}
 		}
-		if name == "" || len(name) > bolt.MaxKeySize {
-			return
+		if name == "" || len(name) > bolt.MaxKeySize || len(mac)+1+len(name) > bolt.MaxKeySize {
+			return // the sandbox (a container-mode one: mac is its Container) is a key of the sharers index too
 		}
 		a4 := func(v uint32) netip.Addr {
 			return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})

@@ -5,10 +5,13 @@
 // so at most one nsnet process mutates state at a time; readers take a shared
 // lock. A lease exists for an address, and a MAC index entry for a MAC,
 // exactly when a sandbox endpoint on that network has it, and callers keep it
-// so by changing them in one transaction.
+// so by changing them in one transaction. A sharers index entry exists
+// exactly for each container-mode sandbox (PutSandbox and DeleteSandbox keep
+// it so).
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -44,6 +47,7 @@ var (
 	bucketSbPorts   = []byte("sandbox-ports") // sandbox -> "proto/hostIP/port" -> mapping
 	bucketMACs      = []byte("macs")          // network -> MAC -> sandbox whose endpoint has it
 	bucketRuns      = []byte("runs")          // sandbox -> the run --rm process it goes with
+	bucketSharers   = []byte("sharers")       // sandbox "\x00" sharer -> "": container:NAME sandboxes by NAME
 )
 
 // Store is an open state file.
@@ -158,6 +162,9 @@ func (s *Store) Path() string { return s.db.Path() }
 func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := indexMACs(&Tx{tx: tx}); err != nil {
+			return err
+		}
+		if err := indexSharers(&Tx{tx: tx}); err != nil {
 			return err
 		}
 		for _, b := range [][]byte{bucketNetworks, bucketSandboxes, bucketLeases, bucketNetNS, bucketPorts, bucketSbPorts, bucketRuns} {
@@ -275,8 +282,92 @@ func (t *Tx) Sandboxes() ([]Sandbox, error) {
 	return out, err
 }
 
-// PutSandbox stores s under its name.
-func (t *Tx) PutSandbox(s *Sandbox) error { return t.put(bucketSandboxes, s.Name, s) }
+// Sharers returns the sandboxes, with their ports, that share the named
+// sandbox's namespace (mode container, Container == name), sorted by name,
+// from the sharers index: however many sandboxes there are, it reads only
+// these. (A state file older than the index, opened read-only, is searched.)
+func (t *Tx) Sharers(name string) ([]Sandbox, error) {
+	b := t.tx.Bucket(bucketSharers)
+	if b == nil {
+		return t.searchSharers(name)
+	}
+	var out []Sandbox
+	prefix := sharerKey(name, "")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		s, err := t.Sandbox(string(k[len(prefix):]))
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %s, which the sharers index names: %w", k[len(prefix):], err)
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+// searchSharers is Sharers without the index: it decodes only the records
+// of container-mode sandboxes.
+func (t *Tx) searchSharers(name string) ([]Sandbox, error) {
+	var out []Sandbox
+	err := t.each(bucketSandboxes, func(v []byte) error {
+		s, ok, err := decodeSharer(v)
+		if err != nil || !ok || s.Container != name {
+			return err
+		}
+		s.Ports, err = t.sandboxPorts(s.Name)
+		out = append(out, *s)
+		return err
+	})
+	return out, err
+}
+
+// decodeSharer decodes a sandbox record if it is a container-mode one.
+func decodeSharer(v []byte) (*Sandbox, bool, error) {
+	if !bytes.Contains(v, containerField) {
+		return nil, false, nil // only ModeContainer records have one (omitempty)
+	}
+	var s Sandbox
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, false, err
+	}
+	return &s, s.Mode == ModeContainer, nil
+}
+
+// containerField is how the Container field of a sandbox record starts.
+var containerField = []byte(`"container":`)
+
+// sharerKey is the sharers index key of sharer on sandbox (sharer "": the
+// prefix of all of sandbox's). Names hold no NUL.
+func sharerKey(sandbox, sharer string) []byte { return []byte(sandbox + "\x00" + sharer) }
+
+// indexSharers makes the sharers index of a state file older than it, from
+// the stored sandboxes; it does nothing once the index exists.
+func indexSharers(t *Tx) error {
+	if t.tx.Bucket(bucketSharers) != nil {
+		return nil
+	}
+	b, err := t.tx.CreateBucket(bucketSharers)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketSharers, err)
+	}
+	return t.each(bucketSandboxes, func(v []byte) error {
+		s, ok, err := decodeSharer(v)
+		if err != nil || !ok {
+			return err
+		}
+		return b.Put(sharerKey(s.Container, s.Name), nil)
+	})
+}
+
+// PutSandbox stores s under its name (and, for a container-mode sandbox, in
+// the sharers index).
+func (t *Tx) PutSandbox(s *Sandbox) error {
+	if s.Mode == ModeContainer {
+		if err := t.tx.Bucket(bucketSharers).Put(sharerKey(s.Container, s.Name), nil); err != nil {
+			return err
+		}
+	}
+	return t.put(bucketSandboxes, s.Name, s)
+}
 
 // DeleteSandbox removes the sandbox record and its (empty) port bucket; its
 // leases and ports are deleted by DeleteLease and DeletePort.
@@ -284,6 +375,13 @@ func (t *Tx) DeleteSandbox(name string) error {
 	err := t.tx.Bucket(bucketSbPorts).DeleteBucket([]byte(name))
 	if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
+	}
+	if raw := t.tx.Bucket(bucketSandboxes).Get([]byte(name)); raw != nil {
+		if s, ok, err := decodeSharer(raw); err == nil && ok {
+			if err := t.tx.Bucket(bucketSharers).Delete(sharerKey(s.Container, name)); err != nil {
+				return err
+			}
+		}
 	}
 	return t.tx.Bucket(bucketSandboxes).Delete([]byte(name))
 }
@@ -295,6 +393,30 @@ func (t *Tx) LeaseHolder(network string, ip netip.Addr) string {
 		return ""
 	}
 	return string(b.Get(ip.AsSlice()))
+}
+
+// Leased returns a function that reports whether an address is leased on
+// network, as LeaseHolder does, meant for addresses asked in ascending order
+// (as ipam.Allocate asks them): it walks the network's leases once with one
+// cursor instead of looking each address up, so finding a free address past
+// many leased ones stays cheap. Valid for the transaction's life.
+func (t *Tx) Leased(network string) func(netip.Addr) bool {
+	b := t.leases(network)
+	if b == nil {
+		return func(netip.Addr) bool { return false }
+	}
+	c := b.Cursor()
+	var k []byte // the cursor's key: the first leased address not below the last one asked
+	return func(a netip.Addr) bool {
+		want := a.AsSlice()
+		if k == nil || bytes.Compare(k, want) > 0 {
+			k, _ = c.Seek(want) // the first question, or one below the last
+		}
+		for k != nil && bytes.Compare(k, want) < 0 {
+			k, _ = c.Next()
+		}
+		return k != nil && bytes.Equal(k, want)
+	}
 }
 
 // Leases returns the addresses leased on network, ascending, with holders.

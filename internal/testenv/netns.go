@@ -67,9 +67,38 @@ type EchoServer struct {
 	conns map[net.Conn]bool
 }
 
+// sockets are what each test opened in namespaces and has not closed yet.
+var (
+	socketsMu sync.Mutex
+	sockets   = map[testing.TB][]io.Closer{}
+)
+
+// CloseAtEnd closes c, a socket (or server) t opened in a namespace, when t
+// ends or calls AssertClean, whichever comes first: a socket keeps the
+// namespace it was made in alive, and with it the veth pairs nsnet leaves to
+// go with a removed sandbox's namespace.
+func CloseAtEnd(t testing.TB, c io.Closer) {
+	socketsMu.Lock()
+	sockets[t] = append(sockets[t], c)
+	socketsMu.Unlock()
+	t.Cleanup(func() { closeSockets(t) })
+}
+
+// closeSockets closes what t registered with CloseAtEnd.
+func closeSockets(t testing.TB) {
+	socketsMu.Lock()
+	cs := sockets[t]
+	delete(sockets, t)
+	socketsMu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
 // StartTCPEcho listens on addr (an IP literal and port, e.g.
 // "198.51.100.7:7777" or "0.0.0.0:7777") inside netns ns and serves until
-// the test ends; a t.Cleanup stops it and closes its connections.
+// the test ends (or calls AssertClean); a t.Cleanup stops it and closes its
+// connections.
 func StartTCPEcho(t testing.TB, ns, addr string) *EchoServer {
 	t.Helper()
 	var ln net.Listener
@@ -83,7 +112,7 @@ func StartTCPEcho(t testing.TB, ns, addr string) *EchoServer {
 	s := &EchoServer{Addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go s.serve()
-	t.Cleanup(s.Close)
+	CloseAtEnd(t, s)
 	return s
 }
 
@@ -95,17 +124,18 @@ func (s *EchoServer) Seen() []string {
 }
 
 // Close stops the server, closes open connections and waits for them.
-func (s *EchoServer) Close() {
+func (s *EchoServer) Close() error {
 	s.once.Do(func() {
 		s.ln.Close()
 		s.mu.Lock()
 		for c := range s.conns {
-			c.Close()
+			reset(c)
 		}
 		s.conns = nil
 		s.mu.Unlock()
 		s.wg.Wait()
 	})
+	return nil
 }
 
 func (s *EchoServer) serve() {
@@ -138,11 +168,23 @@ func (s *EchoServer) handle(c net.Conn, ip string) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		c.Close()
+		reset(c)
 	}()
 	if _, err := fmt.Fprintf(c, "from %s\n", ip); err == nil {
 		io.Copy(c, c)
 	}
+}
+
+// reset closes a TCP connection with a reset instead of the closing
+// handshake, which leaves nothing of it in the kernel: a connection still
+// closing keeps its namespace alive (for up to minutes if the other end was
+// cut off meanwhile), and with it the veth pairs nsnet leaves to go with a
+// removed sandbox's namespace.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func remoteIP(c net.Conn) string {
@@ -161,7 +203,7 @@ func TCPHello(ns, addr string, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer reset(c)
 	c.SetDeadline(time.Now().Add(timeout))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {

@@ -21,6 +21,7 @@ type Link struct {
 	LinkType    string     `json:"link_type"` // "ether", "loopback", ...
 	Address     string     `json:"address"`   // MAC
 	Master      string     `json:"master"`    // bridge name when enslaved
+	IfAlias     string     `json:"ifalias"`
 	LinkIndex   int        `json:"link_index"`
 	LinkNetnsID *int       `json:"link_netnsid"` // set when the peer is in another namespace
 	LinkInfo    *LinkInfo  `json:"linkinfo"`

@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/owner"
 )
 
 // Snapshot is the host-namespace state that "nothing changed" assertions
@@ -127,9 +130,13 @@ func diffSection(b *strings.Builder, name string, a, c []string) {
 
 // AssertClean reports (t.Errorf) every link in the host namespace other
 // than lo and eth0, every nftables table there, and every namespace named
-// with Prefix other than Host and Inet.
+// with Prefix other than Host and Inet. It first closes the sockets and
+// servers t opened in namespaces (CloseAtEnd: a socket keeps its namespace
+// alive), then waits for released veths to go (WaitReleased).
 func (w *World) AssertClean(t testing.TB) {
 	t.Helper()
+	closeSockets(t)
+	w.WaitReleased(t)
 	for _, l := range Links(t, w.Host) {
 		if l.IfName != "lo" && l.IfName != "eth0" {
 			t.Errorf("testenv: leftover link %s (kind %q) in %s", l.IfName, l.Kind(), w.Host)
@@ -144,5 +151,38 @@ func (w *World) AssertClean(t testing.TB) {
 		if n != w.Host && n != w.Inet {
 			t.Errorf("testenv: leftover namespace %s", n)
 		}
+	}
+}
+
+// releaseWait bounds how long WaitReleased waits for the kernel: a TCP
+// connection of the removed sandbox still closing keeps its namespace for up
+// to about 100 s (tcp_orphan_retries) after the sandbox's veth went down.
+const releaseWait = 150 * time.Second
+
+// WaitReleased waits until the host namespace has no released veth left
+// and reports (t.Errorf) any still there after releaseWait. When nsnet
+// removes a sandbox whose namespace it made, it sets the sandbox's host veths
+// down with a released mark and unmounts the namespace; the kernel destroys
+// the namespace, and the pairs with it, a little later (milliseconds; longer
+// when it is busy with many namespaces). Products never wait for it; tests
+// that check that nothing is left do.
+func (w *World) WaitReleased(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(releaseWait)
+	for {
+		var left []string
+		for _, l := range Links(t, w.Host) {
+			if owner.IsReleased(l.IfAlias) {
+				left = append(left, l.IfName)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("testenv: released veths %v in %s are still there after %v: is something holding their namespaces?", left, w.Host, releaseWait)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
