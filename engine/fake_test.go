@@ -324,10 +324,7 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU}
 	f.k.inheritDefaults(id, v.PeerName)
 	if v.HostBeforeUp != nil {
-		f.k.mu.Unlock()
-		err := v.HostBeforeUp()
-		f.k.mu.Lock()
-		if err != nil {
+		if err := f.k.unlocked(v.HostBeforeUp); err != nil {
 			f.k.deleteLink(v.HostName)
 			return err
 		}
@@ -626,20 +623,27 @@ func (f fakeNamespaces) Create(path string, before func(netns.ID) error) error {
 	id := f.k.newID()
 	f.k.inside = &id
 	f.k.mu.Unlock()
-	if before != nil {
-		err := before(id)
-		if err != nil {
-			f.k.mu.Lock()
-			f.k.inside = nil
-			f.k.destroy(id) // never named: the kernel destroys it
-			f.k.mu.Unlock()
-			return err
-		}
+	if err := f.callBefore(before, id); err != nil {
+		f.k.mu.Lock()
+		f.k.destroy(id) // never named: the kernel destroys it
+		f.k.mu.Unlock()
+		return err
 	}
-	f.k.mu.Lock()
-	f.k.inside = nil
-	f.k.mu.Unlock()
 	return f.mount(path, id)
+}
+
+// callBefore runs Create's callback inside the new namespace id; the
+// thread leaves it afterwards, even if the callback crashes.
+func (f fakeNamespaces) callBefore(before func(netns.ID) error, id netns.ID) error {
+	defer func() {
+		f.k.mu.Lock()
+		f.k.inside = nil
+		f.k.mu.Unlock()
+	}()
+	if before == nil {
+		return nil
+	}
+	return before(id)
 }
 
 func (f fakeNamespaces) Bind(file *os.File, path string) error {

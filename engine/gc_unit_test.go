@@ -203,7 +203,11 @@ func drifts() []driftCase {
 			delete(w.holder("s1").held, w.someKey(w.s1))
 		}, plan: func(w *driftWorld) []string {
 			return []string{fmt.Sprintf("would forget sandbox s1: its namespace %s is gone", w.s1.NetNS)}
-		}, end: withoutS1},
+		}, end: func(t *testing.T, w *driftWorld, drifted []string) []string {
+			// The process keeps the namespace, with the IPv6 default nsnet set in it.
+			end := withoutS1(t, w, drifted)
+			return sortedLines(append(end, fmt.Sprintf("sysctl %s net/ipv6/conf/default/disable_ipv6=1", netnsID(w.s1))))
+		}},
 		{name: "namespace replaced", make: func(t *testing.T, w *driftWorld) {
 			mustDo(t, fakeNamespaces{w.k}.Remove(w.s1.NetNS))
 			mustDo(t, fakeNamespaces{w.k}.mount(w.s1.NetNS, w.k.newID()))

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -209,8 +210,10 @@ func (d *demo) cleanUp() error {
 }
 
 // proveClean checks that nothing of nsnet is left in the host namespace.
+// The veth pairs of removed sandboxes go with their namespaces, which the
+// kernel destroys in its own time: it waits for that, a few seconds at most.
 func (d *demo) proveClean() error {
-	links, err := netview.Links(d.host)
+	links, err := d.linksOnceSettled()
 	if err != nil {
 		return err
 	}
@@ -240,3 +243,16 @@ func (d *demo) proveClean() error {
 
 // table is the demo's state root's nftables table.
 func (d *demo) table() firewall.Table { return firewall.Table{Name: owner.Table(d.root)} }
+
+// linksOnceSettled lists the host's links once only eth0 and lo are left,
+// or after five seconds.
+func (d *demo) linksOnceSettled() ([]netview.Info, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		links, err := netview.Links(d.host)
+		if err != nil || len(links) <= 2 || time.Now().After(deadline) {
+			return links, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
