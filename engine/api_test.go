@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -473,7 +474,7 @@ func checkEndpoints(t *testing.T, k *fakeKernel, e *Engine, sb *Sandbox, want []
 		if got := k.sysctlOf(id.String() + " " + sysctl.DisableIPv6(ep.IfName)); got != "1" {
 			t.Errorf("sandbox %s: IPv6 on %s is not off", sb.Name, ep.IfName)
 		}
-		if !slices.Contains(n.Attached, Attachment{Sandbox: sb.Name, Endpoint: ep}) {
+		if !slices.ContainsFunc(n.Attached, func(a Attachment) bool { return a.Sandbox == sb.Name && reflect.DeepEqual(a.Endpoint, ep) }) {
 			t.Errorf("network %s does not list %s's endpoint: %+v", n.Name, sb.Name, n.Attached)
 		}
 	}

@@ -37,7 +37,8 @@ type NetworkSpec struct {
 	Gateway  string // first host of the subnet if empty
 	Bridge   string // br-<id> (nsnet0 for the default network) if empty
 	Internal bool
-	MTU      int // DefaultMTU if zero
+	MTU      int      // DefaultMTU if zero
+	DNS      []string // servers for names the network's resolver does not know (default: the host's)
 }
 
 // CreateNetwork validates spec, makes the bridge and its firewall rules, and
@@ -70,6 +71,10 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		return nil, fmt.Errorf("network name %q is reserved for the %s mode: choose another name", spec.Name, spec.Name)
 	}
 	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU}
+	var err error
+	if n.DNS, err = parseDNS("network "+spec.Name, spec.DNS); err != nil {
+		return nil, err
+	}
 	if n.MTU == 0 {
 		n.MTU = DefaultMTU
 	}
@@ -396,6 +401,19 @@ func attachedSandboxes(tx *store.Tx, network string) ([]string, error) {
 				out = append(out, s.Name)
 			}
 		}
+	}
+	return out, nil
+}
+
+// parseDNS parses --dns servers (IPv4 or IPv6 addresses), for what.
+func parseDNS(what string, servers []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range servers {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
+			return nil, fmt.Errorf("invalid --dns %q for %s: give the IP address of a DNS server", s, what)
+		}
+		out = append(out, a.Unmap())
 	}
 	return out, nil
 }

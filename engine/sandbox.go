@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -51,6 +52,12 @@ type SandboxSpec struct {
 	// --rm): if that process dies without removing it, the next nsnet
 	// command or gc does, once no process is left in its namespace.
 	AutoRemove bool
+	// Aliases are more names of the sandbox, on each of its networks but
+	// the default one (which has no resolver), as --alias gives them.
+	Aliases []string
+	// DNS are the servers that names its resolver does not know go to
+	// (default: its network's).
+	DNS []string
 }
 
 // sandboxPlan is a validated SandboxSpec.
@@ -65,6 +72,7 @@ type sandboxPlan struct {
 	bound       boundPorts // host-port sockets bound while checking them
 	auto        bool       // goes with the calling process (run --rm)
 	madeDefault *Network   // the default network, if this create made it
+	aliases     []string   // --alias, sorted, without repeats
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -109,6 +117,9 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 	if p.ports, err = parseSpecs(spec.Publish); err != nil {
 		return nil, err
 	}
+	if err := p.parseNames(spec); err != nil {
+		return nil, err
+	}
 	if len(p.ports) > 0 && p.sb.Mode != store.ModeBridge {
 		return nil, fmt.Errorf("-p needs a bridge network, not --network %s: a sandbox publishes ports on a bridge network's address", p.networks[0])
 	}
@@ -122,6 +133,23 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 		p.adopt = spec.NetNS
 	}
 	return p, nil
+}
+
+// parseNames checks --alias and --dns.
+func (p *sandboxPlan) parseNames(spec SandboxSpec) (err error) {
+	if p.sb.DNS, err = parseDNS("sandbox "+spec.Name, spec.DNS); err != nil {
+		return err
+	}
+	for _, a := range spec.Aliases {
+		if err := validate.Name("alias", a); err != nil {
+			return fmt.Errorf("sandbox %s: %w", spec.Name, err)
+		}
+	}
+	if len(spec.Aliases) > 0 && (p.sb.Mode != store.ModeBridge || (len(p.networks) == 1 && p.networks[0] == DefaultNetwork)) {
+		return fmt.Errorf("--alias needs a network made with network create: the default network %s and the host, none and container: modes have no resolver", DefaultNetwork)
+	}
+	p.aliases = slices.Compact(slices.Sorted(slices.Values(spec.Aliases)))
+	return nil
 }
 
 // openAdopted opens and checks the namespace given with --netns, refusing the
@@ -307,6 +335,9 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 	routed := false // the default route goes via the first non-internal network
 	for i, n := range nets {
 		ep := Endpoint{Network: n.Name, IfName: fmt.Sprintf("eth%d", i), HostVeth: hostVethName(p.sb.ID, n.Name)}
+		if n.Name != DefaultNetwork {
+			ep.Aliases = p.aliases
+		}
 		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
 		ip := p.ip
 		if i == 0 && ip.IsValid() {

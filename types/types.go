@@ -22,7 +22,10 @@ type Network struct {
 	Internal  bool         `json:"internal"`
 	MTU       int          `json:"mtu"`
 	BridgeMAC string       `json:"bridge_mac"`
-	Created   time.Time    `json:"created"`
+	// DNS are the servers the network's resolver asks for names it does not
+	// know itself (network create --dns); empty: the host's.
+	DNS     []netip.Addr `json:"dns,omitempty"`
+	Created time.Time    `json:"created"`
 }
 
 // Sandbox modes.
@@ -53,8 +56,11 @@ type Sandbox struct {
 	// Holder is the pid of the process that keeps the ports bound, as it
 	// was when nsnet last handed it ports: a hint only, never signalled
 	// (holders are known by their control socket, see internal/holder).
-	Holder  int       `json:"holder_pid,omitempty"`
-	Created time.Time `json:"created"`
+	Holder int `json:"holder_pid,omitempty"`
+	// DNS are the servers that names the sandbox's resolver does not know go
+	// to (sandbox create --dns); empty: its network's.
+	DNS     []netip.Addr `json:"dns,omitempty"`
+	Created time.Time    `json:"created"`
 }
 
 // Endpoint is a sandbox's attachment to one network.
@@ -65,6 +71,7 @@ type Endpoint struct {
 	MAC      string       `json:"mac"`
 	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
 	HostVeth string       `json:"host_veth"`
+	Aliases  []string     `json:"aliases,omitempty"` // more names of the sandbox on this network (--alias)
 }
 
 // Mapping is one published port: a host address (invalid: every host

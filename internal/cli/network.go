@@ -40,6 +40,7 @@ func (a *app) networkCreate() *cobra.Command {
 	f.StringVar(&spec.Bridge, "bridge", "", "bridge device name, at most 15 characters (default br-<id>)")
 	f.BoolVar(&spec.Internal, "internal", false, "no masquerade and no traffic beyond the bridge")
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
+	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the network's resolver does not know (repeatable; default: the host's)")
 	return cmd
 }
 
@@ -53,16 +54,18 @@ type networkJSON struct {
 	Gateway   string           `json:"gateway"`
 	Internal  bool             `json:"internal"`
 	MTU       int              `json:"mtu"`
+	DNS       []string         `json:"dns,omitempty"`
 	Created   time.Time        `json:"created"`
 	Sandboxes []attachmentJSON `json:"sandboxes"`
 }
 
 type attachmentJSON struct {
-	Sandbox   string `json:"sandbox"`
-	Interface string `json:"interface"`
-	Address   string `json:"address"`
-	MAC       string `json:"mac"`
-	HostVeth  string `json:"host_veth"`
+	Sandbox   string   `json:"sandbox"`
+	Interface string   `json:"interface"`
+	Address   string   `json:"address"`
+	MAC       string   `json:"mac"`
+	HostVeth  string   `json:"host_veth"`
+	Aliases   []string `json:"aliases,omitempty"`
 }
 
 func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
@@ -74,7 +77,11 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	for _, at := range attached {
 		j.Sandboxes = append(j.Sandboxes, attachmentJSON{
 			Sandbox: at.Sandbox, Interface: at.IfName, Address: at.Address.String(), MAC: at.MAC, HostVeth: at.HostVeth,
+			Aliases: at.Aliases,
 		})
+	}
+	for _, a := range n.DNS {
+		j.DNS = append(j.DNS, a.String())
 	}
 	return j
 }

@@ -25,6 +25,8 @@ func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec) {
 	f.StringVar(&spec.IP, "ip", "", "static IPv4 address on the first network")
 	f.StringArrayVarP(&spec.Publish, "publish", "p", nil,
 		"publish a port: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/tcp|/udp|/sctp] (repeatable)")
+	f.StringArrayVar(&spec.Aliases, "alias", nil, "another name of the sandbox on its networks, for their resolvers (repeatable)")
+	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the resolver does not know (repeatable; default: the network's)")
 }
 
 func (a *app) sandboxCreate() *cobra.Command {
@@ -65,6 +67,7 @@ type sandboxJSON struct {
 	Created   time.Time               `json:"created"`
 	Networks  map[string]endpointJSON `json:"networks"`
 	Ports     []portJSON              `json:"ports"`
+	DNS       []string                `json:"dns,omitempty"`
 	Holder    *holderJSON             `json:"holder,omitempty"`
 }
 
@@ -83,11 +86,12 @@ type portJSON struct {
 }
 
 type endpointJSON struct {
-	Interface string `json:"interface"`
-	Address   string `json:"address"`
-	MAC       string `json:"mac"`
-	Gateway   string `json:"gateway,omitempty"`
-	HostVeth  string `json:"host_veth"`
+	Interface string   `json:"interface"`
+	Address   string   `json:"address"`
+	MAC       string   `json:"mac"`
+	Gateway   string   `json:"gateway,omitempty"`
+	HostVeth  string   `json:"host_veth"`
+	Aliases   []string `json:"aliases,omitempty"`
 }
 
 func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
@@ -98,11 +102,14 @@ func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	if h := e.HolderStatus(&s); h.Alive || h.Needed {
 		j.Holder = &holderJSON{Pid: h.Pid, Alive: h.Alive}
 	}
+	for _, a := range s.DNS {
+		j.DNS = append(j.DNS, a.String())
+	}
 	for _, m := range s.Ports {
 		j.Ports = append(j.Ports, portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort})
 	}
 	for _, ep := range s.Endpoints {
-		e := endpointJSON{Interface: ep.IfName, Address: ep.Address.String(), MAC: ep.MAC, HostVeth: ep.HostVeth}
+		e := endpointJSON{Interface: ep.IfName, Address: ep.Address.String(), MAC: ep.MAC, HostVeth: ep.HostVeth, Aliases: ep.Aliases}
 		if ep.Gateway.IsValid() {
 			e.Gateway = ep.Gateway.String()
 		}
