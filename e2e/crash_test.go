@@ -48,6 +48,12 @@ func TestFaultInjection(t *testing.T) {
 			setup: [][]string{{"sandbox", "create", "--network", "n1", s}}, cmd: []string{"sandbox", "rm", s}, reset: [][]string{{"sandbox", "rm", s}}},
 		{points: append([]string{"network-rm:after-intent", "network-rm:after-teardown"}, common...),
 			setup: [][]string{{"network", "create", "--subnet", "10.81.0.0/24", "n2"}}, cmd: []string{"network", "rm", "n2"}, reset: [][]string{{"network", "rm", "n2"}}},
+		{points: append([]string{"network-connect:after-intent", "network-connect:after-veth"}, common...),
+			setup: [][]string{{"network", "create", "--subnet", "10.81.0.0/24", "n2"}, {"sandbox", "create", "--network", "n1", s}},
+			cmd:   []string{"network", "connect", "n2", s}, reset: [][]string{{"sandbox", "rm", s}, {"network", "rm", "n2"}}},
+		{points: append([]string{"network-disconnect:after-intent", "network-disconnect:after-teardown"}, common...),
+			setup: [][]string{{"network", "create", "--subnet", "10.81.0.0/24", "n2"}, {"sandbox", "create", "--network", "n1", "--network", "n2", "-p", "8080:80", s}},
+			cmd:   []string{"network", "disconnect", "n1", s}, reset: [][]string{{"sandbox", "rm", s}, {"network", "rm", "n2"}}},
 	}
 	tested := map[string]bool{}
 	for _, c := range cases {

@@ -100,7 +100,7 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 	defer ns.Close()
 	for _, ep := range sb.Endpoints {
 		n := nets[ep.Network]
-		if n == nil {
+		if n == nil || g.settled["link "+ep.HostVeth] { // an interrupted connect or disconnect is settled
 			continue
 		}
 		ok, err := host.Exists(ep.HostVeth)

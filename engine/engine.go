@@ -283,6 +283,8 @@ var FaultPoints = []string{
 	"sandbox-create:after-intent", "sandbox-create:after-netns", "sandbox-create:after-veth",
 	"network-rm:after-intent", "network-rm:after-teardown",
 	"sandbox-rm:after-intent", "sandbox-rm:after-teardown",
+	"network-connect:after-intent", "network-connect:after-veth",
+	"network-disconnect:after-intent", "network-disconnect:after-teardown",
 	"before-commit", "after-commit",
 }
 

@@ -129,6 +129,13 @@ func (g *gc) settling() error {
 				g.settle("mount ", it.Mounts...)
 			case it.Op == journal.OpNetworkCreate && !stored:
 				g.settle("link ", it.Links...)
+			case it.Op == journal.OpNetworkConnect:
+				g.settle("link ", it.Links...) // undone if not stored
+			case it.Op == journal.OpNetworkDisconnect:
+				if _, on := g.e.connectedIn(tx, it); on { // to finish: its route, ports and veths with it
+					g.gone[it.Name] = true
+					g.settle("link ", it.Links...)
+				}
 			}
 		}
 		return nil

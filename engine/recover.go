@@ -49,6 +49,9 @@ func (e *Engine) recoverPending(dryRun bool) ([]string, error) {
 }
 
 func (e *Engine) recoverIntent(tx *store.Tx, it journal.Intent, dryRun bool) (string, error) {
+	if it.Op == journal.OpNetworkConnect || it.Op == journal.OpNetworkDisconnect {
+		return e.recoverConnect(tx, it, dryRun)
+	}
 	committed := e.recordExists(tx, it)
 	switch {
 	case it.Op == journal.OpNetworkCreate || it.Op == journal.OpSandboxCreate:
@@ -65,6 +68,41 @@ func (e *Engine) recoverIntent(tx *store.Tx, it journal.Intent, dryRun bool) (st
 		return fmt.Sprintf("would finish interrupted %s %s", it.Op, it.Name), nil
 	}
 	return fmt.Sprintf("finished interrupted %s %s", it.Op, it.Name), e.finishRemoval(tx, it)
+}
+
+// recoverConnect settles an interrupted network connect (undone unless its
+// endpoint was stored) or disconnect (finished unless its endpoint is gone
+// from the store already).
+func (e *Engine) recoverConnect(tx *store.Tx, it journal.Intent, dryRun bool) (string, error) {
+	sb, connected := e.connectedIn(tx, it)
+	done := connected == (it.Op == journal.OpNetworkConnect)
+	verb, pastVerb := "finish", "finished"
+	if it.Op == journal.OpNetworkConnect {
+		verb, pastVerb = "undo", "undid"
+	}
+	switch {
+	case done || (sb == nil && it.Op == journal.OpNetworkDisconnect):
+		return fmt.Sprintf("interrupted %s %s had completed", it.Op, it.Name), nil
+	case dryRun:
+		return fmt.Sprintf("would %s interrupted %s %s", verb, it.Op, it.Name), nil
+	case it.Op == journal.OpNetworkConnect:
+		return fmt.Sprintf("%s interrupted %s %s", pastVerb, it.Op, it.Name), e.undoIntent(tx, it)
+	}
+	n, err := tx.Network(it.Networks[0])
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s interrupted %s %s", pastVerb, it.Op, it.Name), e.disconnect(tx, &undo{}, sb, n, true)
+}
+
+// connectedIn returns the intent's sandbox, if stored, and whether it has an
+// endpoint on the intent's network.
+func (e *Engine) connectedIn(tx *store.Tx, it journal.Intent) (*Sandbox, bool) {
+	sb, err := tx.Sandbox(it.Name)
+	if err != nil || sb.ID != it.ObjectID || len(it.Networks) == 0 {
+		return nil, false
+	}
+	return sb, endpointOn(sb, it.Networks[0]) != nil
 }
 
 // recordExists reports whether the intent's network or sandbox is stored.

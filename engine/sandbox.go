@@ -338,40 +338,54 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 		if n.Name != DefaultNetwork {
 			ep.Aliases = p.aliases
 		}
-		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
-		ip := p.ip
-		if i == 0 && ip.IsValid() {
-			if err := ipam.CheckStatic(n.Subnet, n.Gateway, ip, held); err != nil {
-				if holder := tx.LeaseHolder(n.Name, ip); holder != "" {
-					return nil, fmt.Errorf("--ip %s on network %s: held by sandbox %s: %w", ip, n.Name, holder, err)
-				}
-				return nil, fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
-			}
-		} else {
-			// Skip addresses whose derived MAC another sandbox has as its
-			// --mac. Allocate asks in ascending order: leased walks the
-			// leases once, however many there are.
-			leased := tx.Leased(n.Name)
-			taken := func(a netip.Addr) bool { return leased(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
-			var err error
-			if ip, err = ipam.Allocate(n.Subnet, n.Gateway, taken); err != nil {
-				return nil, fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
-			}
+		var ip netip.Addr
+		var mac net.HardwareAddr
+		if i == 0 {
+			ip, mac = p.ip, p.mac
 		}
-		mac := ipam.MACFromIP(ip)
-		if i == 0 && p.mac != nil {
-			mac = p.mac
-		}
-		if err := checkMAC(tx, n, mac.String(), i == 0 && p.mac != nil); err != nil {
+		if err := addressEndpoint(tx, n, &ep, ip, mac); err != nil {
 			return nil, err
 		}
-		ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
 		if !n.Internal && !routed {
 			ep.Gateway, routed = n.Gateway, true
 		}
 		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// addressEndpoint gives ep its address on n (ip if valid and free, else the
+// lowest free one) and its MAC (mac if given, else derived from the address),
+// refusing a MAC another interface on n has.
+func addressEndpoint(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr, mac net.HardwareAddr) error {
+	held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
+	if ip.IsValid() {
+		if err := ipam.CheckStatic(n.Subnet, n.Gateway, ip, held); err != nil {
+			if holder := tx.LeaseHolder(n.Name, ip); holder != "" {
+				return fmt.Errorf("--ip %s on network %s: held by sandbox %s: %w", ip, n.Name, holder, err)
+			}
+			return fmt.Errorf("--ip %s on network %s: %w", ip, n.Name, err)
+		}
+	} else {
+		// Skip addresses whose derived MAC another sandbox has as its
+		// --mac. Allocate asks in ascending order: leased walks the
+		// leases once, however many there are.
+		leased := tx.Leased(n.Name)
+		taken := func(a netip.Addr) bool { return leased(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
+		var err error
+		if ip, err = ipam.Allocate(n.Subnet, n.Gateway, taken); err != nil {
+			return fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
+		}
+	}
+	given := mac != nil
+	if !given {
+		mac = ipam.MACFromIP(ip)
+	}
+	if err := checkMAC(tx, n, mac.String(), given); err != nil {
+		return err
+	}
+	ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
+	return nil
 }
 
 // checkMAC refuses a MAC that the network's bridge or another sandbox on it

@@ -113,6 +113,31 @@ func withNetworkAndNamespace(t *testing.T, k *fakeKernel, e *Engine) {
 	mustDo(t, k.outsideNamespace("ADOPT"))
 }
 
+// withMultiSandbox has sandbox s1 on n1 and n2, publishing ports (through
+// n1, its first non-internal network).
+func withMultiSandbox(t *testing.T, k *fakeKernel, e *Engine) {
+	withNetwork(t, k, e)
+	_, err := e.CreateNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})
+	mustDo(t, err)
+	_, err = e.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"n1", "n2"}, Publish: []string{"8080:80", "53/udp"}})
+	mustDo(t, err)
+}
+
+// withInternalSandbox has sandbox s1 on the internal network in only.
+func withInternalSandbox(t *testing.T, k *fakeKernel, e *Engine) {
+	withTwoNetworks(t, k, e)
+	_, err := e.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"in"}})
+	mustDo(t, err)
+}
+
+func connect(spec ConnectSpec) func(e *Engine) error {
+	return func(e *Engine) error { _, err := e.Connect(spec); return err }
+}
+
+func disconnect(network string, force bool) func(e *Engine) error {
+	return func(e *Engine) error { _, err := e.Disconnect(network, "s1", force); return err }
+}
+
 var scenarios = []scenario{
 	{name: "network create", op: createNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})},
 	{name: "network create, subnet chosen", op: createNetwork(NetworkSpec{Name: "n2"})},
@@ -144,6 +169,16 @@ var scenarios = []scenario{
 		return err
 	}},
 	{name: "network rm", setup: withNetwork, removal: true, op: func(e *Engine) error { return e.RemoveNetwork("n1") }},
+	{name: "network connect, the first route", setup: withInternalSandbox,
+		op: connect(ConnectSpec{Network: "n1", Sandbox: "s1", Aliases: []string{"web"}})},
+	{name: "network connect, static address", setup: func(t *testing.T, k *fakeKernel, e *Engine) {
+		withSandbox("8080:80")(t, k, e)
+		_, err := e.CreateNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})
+		mustDo(t, err)
+	}, op: connect(ConnectSpec{Network: "n2", Sandbox: "s1", IP: "10.2.0.9"})},
+	{name: "network disconnect, route and ports move", setup: withMultiSandbox, removal: true, op: disconnect("n1", false)},
+	{name: "network disconnect, not the route", setup: withMultiSandbox, removal: true, op: disconnect("n2", false)},
+	{name: "network disconnect --force, the last network", setup: withSandbox("8080:80"), removal: true, op: disconnect("n1", true)},
 }
 
 // TestUndoAtEveryStep fails each scenario's kernel steps one by one, from the

@@ -12,7 +12,7 @@ import (
 
 func (a *app) networkCommand() *cobra.Command {
 	cmd := group("network", "Manage bridge networks")
-	cmd.AddCommand(a.networkCreate(), a.networkLs(), a.networkInspect(), a.networkRm())
+	cmd.AddCommand(a.networkCreate(), a.networkLs(), a.networkInspect(), a.networkRm(), a.networkConnect(), a.networkDisconnect())
 	return cmd
 }
 

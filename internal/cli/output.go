@@ -66,7 +66,7 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 			if n == 0 {
 				return fmt.Errorf("%q takes no arguments\nUsage: %s", cmd.CommandPath(), cmd.UseLine())
 			}
-			return fmt.Errorf("%q needs exactly %d argument (%s), got %d\nUsage: %s", cmd.CommandPath(), n, what, len(args), cmd.UseLine())
+			return fmt.Errorf("%q needs exactly %d %s (%s), got %d\nUsage: %s", cmd.CommandPath(), n, plural(n, "argument"), what, len(args), cmd.UseLine())
 		}
 		return nil
 	}
@@ -84,3 +84,11 @@ func minArgs(n int, what string) cobra.PositionalArgs {
 // shortID is the first 12 hex digits of an ID, as docker ls shows them; any
 // unique prefix is accepted where a name is.
 func shortID(id string) string { return id[:min(len(id), 12)] }
+
+// plural is word, or words when n is not 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

@@ -35,6 +35,10 @@ const (
 	OpNetworkRemove = "network-rm"
 	OpSandboxCreate = "sandbox-create"
 	OpSandboxRemove = "sandbox-rm"
+	// Connecting and disconnecting a sandbox: Name is the sandbox, Networks
+	// holds the network.
+	OpNetworkConnect    = "network-connect"
+	OpNetworkDisconnect = "network-disconnect"
 )
 
 // Intent is what one command is about to do.

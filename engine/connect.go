@@ -1,0 +1,326 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/nsnet/nsnet/internal/journal"
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/validate"
+)
+
+// ConnectSpec attaches a sandbox, while it runs, to one more network.
+type ConnectSpec struct {
+	Network string   // name, ID or unique ID prefix
+	Sandbox string   // name, ID or unique ID prefix
+	IP      string   // static address on the network (default: the lowest free one)
+	Aliases []string // more names of the sandbox on this network, for its resolver
+}
+
+// Connect adds the sandbox's next free interface (eth1, eth2, ...) on the
+// network, with its address and, if the sandbox has no default route yet and
+// the network is not internal, the default route; names follow. As in Docker,
+// sandboxes in host, none or container: mode cannot be connected, nor one
+// already on the network.
+func (e *Engine) Connect(spec ConnectSpec) (*Sandbox, error) {
+	ip, aliases, err := parseConnect(spec)
+	if err != nil {
+		return nil, err
+	}
+	var out *Sandbox
+	err = e.mutate(func(tx *store.Tx, u *undo) error {
+		sb, n, err := connectable(tx, spec.Sandbox, spec.Network)
+		if err != nil {
+			return err
+		}
+		ep := Endpoint{Network: n.Name, IfName: nextIfName(sb), HostVeth: hostVethName(sb.ID, n.Name)}
+		if n.Name != DefaultNetwork {
+			ep.Aliases = aliases
+		}
+		if err := addressEndpoint(tx, n, &ep, ip, nil); err != nil {
+			return err
+		}
+		if _, routed := publishingEndpoint(sb); !routed && !n.Internal {
+			ep.Gateway = n.Gateway
+		}
+		if err := e.intend(u, &journal.Intent{Op: journal.OpNetworkConnect, Name: sb.Name, ObjectID: sb.ID,
+			Networks: []string{n.Name}, Links: []string{ep.HostVeth}}); err != nil {
+			return err
+		}
+		if err := e.attachTo(tx, u, sb, n, ep); err != nil {
+			return err
+		}
+		e.checkpoint("network-connect:after-veth")
+		sb.Endpoints = append(sb.Endpoints, ep)
+		out = sb
+		return tx.PutSandbox(sb)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func parseConnect(spec ConnectSpec) (netip.Addr, []string, error) {
+	var ip netip.Addr
+	if spec.IP != "" {
+		var err error
+		if ip, err = validate.IPv4(spec.IP); err != nil {
+			return ip, nil, err
+		}
+	}
+	for _, a := range spec.Aliases {
+		if err := validate.Name("alias", a); err != nil {
+			return ip, nil, fmt.Errorf("sandbox %s: %w", spec.Sandbox, err)
+		}
+	}
+	return ip, slices.Compact(slices.Sorted(slices.Values(spec.Aliases))), nil
+}
+
+// connectable looks the sandbox and the network up and refuses, with
+// Docker's meaning, a connection that cannot be.
+func connectable(tx *store.Tx, sandbox, network string) (*Sandbox, *Network, error) {
+	sb, err := sandboxByRef(tx, sandbox)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := networkByRef(tx, network)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sb.Mode != store.ModeBridge {
+		return nil, nil, fmt.Errorf("sandbox %s is in %s mode: only sandboxes on bridge networks can be connected to others", sb.Name, modeName(sb))
+	}
+	if slices.ContainsFunc(sb.Endpoints, func(ep Endpoint) bool { return ep.Network == n.Name }) {
+		return nil, nil, fmt.Errorf("sandbox %s is already on network %s (as %s)", sb.Name, n.Name, endpointOn(sb, n.Name).IfName)
+	}
+	return sb, n, nil
+}
+
+func modeName(sb *Sandbox) string {
+	if sb.Mode == store.ModeContainer {
+		return "container:" + sb.Container
+	}
+	return sb.Mode
+}
+
+// nextIfName is the lowest ethN the sandbox does not use.
+func nextIfName(sb *Sandbox) string {
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("eth%d", i)
+		if !slices.ContainsFunc(sb.Endpoints, func(ep Endpoint) bool { return ep.IfName == name }) {
+			return name
+		}
+	}
+}
+
+func endpointOn(sb *Sandbox, network string) *Endpoint {
+	for i := range sb.Endpoints {
+		if sb.Endpoints[i].Network == network {
+			return &sb.Endpoints[i]
+		}
+	}
+	return nil
+}
+
+// attachTo makes ep in sb's namespace, as a sandbox create does.
+func (e *Engine) attachTo(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) error {
+	ns, err := e.openOwnNamespace(sb)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return e.attach(tx, u, ns, sb, n, ep)
+}
+
+// Disconnect removes the sandbox's interface on the network and everything
+// that followed it: its address, its names; if it carried the default route,
+// the route moves to the next network that is not internal, and so do the
+// sandbox's published ports. A sandbox that publishes ports and would be left
+// without such a network is refused, unless force, which unpublishes them.
+func (e *Engine) Disconnect(network, sandbox string, force bool) (*Sandbox, error) {
+	var out *Sandbox
+	err := e.mutate(func(tx *store.Tx, u *undo) error {
+		sb, n, err := disconnectable(tx, sandbox, network)
+		if err != nil {
+			return err
+		}
+		if err := e.intend(u, &journal.Intent{Op: journal.OpNetworkDisconnect, Name: sb.Name, ObjectID: sb.ID,
+			Networks: []string{n.Name}, Links: []string{endpointOn(sb, n.Name).HostVeth}}); err != nil {
+			return err
+		}
+		if err := e.disconnect(tx, u, sb, n, force); err != nil {
+			return err
+		}
+		e.checkpoint("network-disconnect:after-teardown")
+		out = sb
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func disconnectable(tx *store.Tx, sandbox, network string) (*Sandbox, *Network, error) {
+	sb, err := sandboxByRef(tx, sandbox)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := networkByRef(tx, network)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sb.Mode != store.ModeBridge {
+		return nil, nil, fmt.Errorf("sandbox %s is in %s mode: it is on no network to disconnect", sb.Name, modeName(sb))
+	}
+	if endpointOn(sb, n.Name) == nil {
+		return nil, nil, fmt.Errorf("sandbox %s is not on network %s", sb.Name, n.Name)
+	}
+	return sb, n, nil
+}
+
+// disconnect removes sb's endpoint on n in tx and the kernel: the default
+// route and the published ports move first, then the veth goes.
+func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, force bool) error {
+	gone := *endpointOn(sb, n.Name)
+	after := &Sandbox{Name: sb.Name, ID: sb.ID, Mode: sb.Mode, NetNS: sb.NetNS, Ports: sb.Ports,
+		Endpoints: slices.DeleteFunc(slices.Clone(sb.Endpoints), func(ep Endpoint) bool { return ep.Network == n.Name })}
+	if gone.Gateway.IsValid() {
+		rerouteTo(tx, after.Endpoints)
+	}
+	if _, ok := publishingEndpoint(after); !ok && len(sb.Ports) > 0 {
+		if !force {
+			return fmt.Errorf("sandbox %s publishes ports through network %s, and would have no network left to publish them on: remove them first (nsnet port rm %s ...), or use --force to unpublish them", sb.Name, n.Name, sb.Name)
+		}
+		if err := e.unpublishAll(tx, sb); err != nil {
+			return err
+		}
+		after.Ports = nil
+	}
+	if err := e.moveRoute(tx, u, sb, after); err != nil {
+		return err
+	}
+	if err := e.movePorts(tx, u, sb, after); err != nil {
+		return err
+	}
+	if err := e.releaseEndpoint(tx, sb, gone); err != nil {
+		return err
+	}
+	sb.Endpoints, sb.Ports = after.Endpoints, after.Ports
+	return tx.PutSandbox(sb)
+}
+
+// rerouteTo gives the default route to the first endpoint of eps on a
+// network that is not internal.
+func rerouteTo(tx *store.Tx, eps []Endpoint) {
+	for i := range eps {
+		if n, err := tx.Network(eps[i].Network); err == nil && !n.Internal {
+			eps[i].Gateway = n.Gateway
+			return
+		}
+	}
+}
+
+// moveRoute routes sb's namespace by default via the endpoint that takes
+// the default route over in after, if one does; undone, the route goes back.
+// (Undo steps run after the transaction: they take no tx.)
+func (e *Engine) moveRoute(tx *store.Tx, u *undo, sb, after *Sandbox) error {
+	for _, ep := range after.Endpoints {
+		old := *endpointOn(sb, ep.Network)
+		if !ep.Gateway.IsValid() || old.Gateway.IsValid() {
+			continue
+		}
+		n, err := tx.Network(ep.Network)
+		if err != nil {
+			return err
+		}
+		if err := e.repairEndpoint(sb, n, ep); err != nil {
+			return err
+		}
+		u.push(func() error { return e.repairEndpoint(sb, n, old) })
+	}
+	return nil
+}
+
+// repairEndpoint brings ep's veth pair on n to what ep describes, its
+// default route among the rest.
+func (e *Engine) repairEndpoint(sb *Sandbox, n *Network, ep Endpoint) error {
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	ns, err := e.openOwnNamespace(sb)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	if err := host.RepairVeth(e.vethSpec(ns, sb, n, ep)); err != nil {
+		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, ep.Network, err)
+	}
+	return nil
+}
+
+// movePorts sends sb's published ports to their address in after, if it
+// changed: the table's elements, the connections tracked to the old
+// address, and the holder's targets.
+func (e *Engine) movePorts(tx *store.Tx, u *undo, sb, after *Sandbox) error {
+	before, now := firewallPorts(sb), firewallPorts(after)
+	if len(before) == 0 || len(now) == 0 || now[0].CtrIP == before[0].CtrIP {
+		return nil
+	}
+	if err := e.dropPorts(tx, before); err != nil {
+		return err
+	}
+	u.push(func() error { return e.k.fw.AddPorts(before) })
+	if err := e.publish(tx, u, now); err != nil {
+		return err
+	}
+	if err := e.flushFlows(before); err != nil {
+		e.opts.Warn(fmt.Sprintf("sandbox %s: forget the connections to its old address: %v", sb.Name, err))
+	}
+	return e.reholdPorts(u, after)
+}
+
+// reholdPorts gives sb's held ports to its holder again, with their new
+// targets: released, then bound and held anew.
+func (e *Engine) reholdPorts(u *undo, sb *Sandbox) error {
+	if e.opts.PortHolder == "" || len(heldKeys(sb.Ports)) == 0 {
+		return nil
+	}
+	e.releasePorts(sb.Name, sb.Ports)
+	bound := boundPorts{}
+	defer bound.close()
+	return e.holdPorts(u, sb, sb.Ports, bound)
+}
+
+// unpublishAll forgets every port sb publishes, in tx and the kernel.
+func (e *Engine) unpublishAll(tx *store.Tx, sb *Sandbox) error {
+	for _, m := range sb.Ports {
+		if err := tx.DeletePort(m, sb.Name); err != nil {
+			return err
+		}
+	}
+	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
+		return err
+	}
+	e.releasePorts(sb.Name, sb.Ports)
+	return nil
+}
+
+// releaseEndpoint deletes ep's veth (the namespace stays) and its lease and
+// MAC.
+func (e *Engine) releaseEndpoint(tx *store.Tx, sb *Sandbox, ep Endpoint) error {
+	host, err := e.hostLinks()
+	if err != nil {
+		return err
+	}
+	if err := e.deleteOwnLink(host, ep.HostVeth); err != nil {
+		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, ep.Network, err)
+	}
+	if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+		return err
+	}
+	return tx.DeleteMAC(ep.Network, ep.MAC)
+}
