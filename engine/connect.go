@@ -54,7 +54,10 @@ func (e *Engine) Connect(spec ConnectSpec) (*Sandbox, error) {
 		e.checkpoint("network-connect:after-veth")
 		sb.Endpoints = append(sb.Endpoints, ep)
 		out = sb
-		return tx.PutSandbox(sb)
+		if err := tx.PutSandbox(sb); err != nil {
+			return err
+		}
+		return e.writeEtcOfShared(tx, u, sb)
 	})
 	if err != nil {
 		return nil, err
@@ -209,7 +212,28 @@ func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, forc
 		return err
 	}
 	sb.Endpoints, sb.Ports = after.Endpoints, after.Ports
-	return tx.PutSandbox(sb)
+	if err := tx.PutSandbox(sb); err != nil {
+		return err
+	}
+	return e.writeEtcOfShared(tx, u, sb)
+}
+
+// writeEtcOfShared writes sb's files and those of the sandboxes that share
+// its namespace, whose files are sb's.
+func (e *Engine) writeEtcOfShared(tx *store.Tx, u *undo, sb *Sandbox) error {
+	if err := e.writeEtc(tx, u, sb); err != nil {
+		return err
+	}
+	sharers, err := sharersOf(tx, sb.Name)
+	if err != nil {
+		return err
+	}
+	for i := range sharers {
+		if err := e.writeEtc(tx, u, &sharers[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rerouteTo gives the default route to the first endpoint of eps on a

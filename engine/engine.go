@@ -83,10 +83,16 @@ type Options struct {
 	// sandbox's published host ports bound (`nsnet __hold-ports`). Empty:
 	// ports are checked when published but not held afterwards.
 	PortHolder string
+	// ResolvConf is the host's resolv.conf, whose servers, search domains
+	// and options sandboxes get (DefaultResolvConf if empty).
+	ResolvConf string
 	// FaultPoint is for crash tests only: the process kills itself with
 	// SIGKILL when it reaches this point (one of FaultPoints). Empty: never.
 	FaultPoint string
 }
+
+// DefaultResolvConf is the host's resolv.conf.
+const DefaultResolvConf = "/etc/resolv.conf"
 
 // ErrReadOnly is wrapped by the errors of mutating calls on an engine opened
 // with Options.ReadOnly.
@@ -130,6 +136,9 @@ func Open(o Options) (*Engine, error) {
 	}
 	if o.RunDir == "" {
 		o.RunDir = DefaultRunDir
+	}
+	if o.ResolvConf == "" {
+		o.ResolvConf = DefaultResolvConf
 	}
 	if o.Warn == nil {
 		o.Warn = func(string) {}

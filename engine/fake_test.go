@@ -112,6 +112,7 @@ func (k *fakeKernel) kernel() kernel {
 		openLinks: func() (links, error) { return fakeLinks{k}, nil },
 		fw:        fakeFirewall{k}, ns: fakeNamespaces{k}, sys: fakeSysctls{k},
 		holders: fakeHolders{k}, ports: fakePorts{k}, flows: fakeFlows{k}, procs: fakeProcs{k},
+		etcDir: filepath.Join(k.dir, "etc"),
 	}
 }
 
@@ -944,6 +945,10 @@ func reopen(t *testing.T, k *fakeKernel, o Options) *Engine {
 	}
 	if o.Warn == nil {
 		o.Warn = func(msg string) { t.Logf("warning: %s", msg) }
+	}
+	if o.ResolvConf == "" { // never the machine's own
+		o.ResolvConf = filepath.Join(k.dir, "resolv.conf")
+		mustDo(t, os.WriteFile(o.ResolvConf, []byte("nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch example.test\n"), 0o644))
 	}
 	e, err := openWith(o, "nsnet-test", k.kernel())
 	if err != nil {

@@ -80,7 +80,7 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	var nets []Network
 	err = e.st.Update(func(tx *store.Tx) error {
 		g.tx = tx
-		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.holders, g.firewall}
+		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.holders, g.etcFiles, g.firewall}
 		for _, step := range steps {
 			if err := step(); err != nil {
 				return err
@@ -125,6 +125,7 @@ func (g *gc) settling() error {
 				g.settle("network ", it.Name)
 			case it.Op == journal.OpSandboxCreate && !stored: // to undo
 				g.settle("holder ", it.Name)
+				g.settle("etc ", it.Name)
 				g.settle("link ", it.Links...)
 				g.settle("mount ", it.Mounts...)
 			case it.Op == journal.OpNetworkCreate && !stored:

@@ -113,6 +113,7 @@ type kernel struct {
 	ports     hostPorts
 	flows     flowTable
 	procs     processLister
+	etcDir    string // where a sandbox's resolv.conf and hosts go, by name (netns.EtcDir)
 }
 
 // realKernel is the kernel of the host the engine runs in.
@@ -126,6 +127,7 @@ func realKernel(o Options, table string) kernel {
 		ports:     realHostPorts{},
 		flows:     realFlows{},
 		procs:     realProcesses{},
+		etcDir:    netns.EtcDir,
 	}
 }
 

@@ -128,7 +128,7 @@ func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 		errs = append(errs, e.deleteOwnLink(host, l))
 	}
 	if it.Op == journal.OpSandboxCreate {
-		errs = append(errs, e.k.holders.Stop(it.Name))
+		errs = append(errs, e.k.holders.Stop(it.Name), e.removeEtc(it.Name))
 	}
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)

@@ -241,13 +241,14 @@ func TestRecoverIntents(t *testing.T) {
 		{
 			name: "network-rm not committed is finished",
 			setup: func(t *testing.T, w *intentWorld) {
-				w.intent(t, journal.Intent{Op: journal.OpNetworkRemove, Name: "n1", ObjectID: w.net.ID, Links: []string{w.net.Bridge}})
+				n2, err := w.e.CreateNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})
+				mustDo(t, err)
+				w.intent(t, journal.Intent{Op: journal.OpNetworkRemove, Name: "n2", ObjectID: n2.ID, Links: []string{n2.Bridge}})
 			},
-			plan: []string{"would finish interrupted network-rm n1"},
+			plan: []string{"would finish interrupted network-rm n2"},
 			check: func(t *testing.T, w *intentWorld) {
-				w.noLinks(t, w.net.Bridge)
-				if nets, _ := w.e.Networks(); len(nets) != 0 || w.k.fw != nil {
-					t.Errorf("network n1 is not gone: records %v, table %v", nets, w.k.fw)
+				if nets, _ := w.e.Networks(); len(nets) != 1 || nets[0].Name != "n1" || len(w.k.fw.nets) != 1 {
+					t.Errorf("network n2 is not gone: records %v, table %v", nets, w.k.fw)
 				}
 			},
 		},

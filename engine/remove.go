@@ -123,6 +123,9 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error 
 	if err := e.k.holders.Stop(sb.Name); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.removeEtc(sb.Name); err != nil {
+		errs = append(errs, err)
+	}
 	if e.pairsGoWithNamespace(sb, noProcs) {
 		errs = append(errs, e.releaseWithNamespace(sb)...)
 	} else {

@@ -263,6 +263,9 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := putRun(tx, p); err != nil {
 		return err
 	}
+	if err := e.writeEtc(tx, u, sb); err != nil {
+		return err
+	}
 	return e.publish(tx, u, firewallPorts(sb))
 }
 

@@ -43,6 +43,11 @@ func state(t *testing.T, k *fakeKernel, e *Engine) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	etc, _ := filepath.Glob(filepath.Join(e.k.etcDir, "*", "*"))
+	for _, f := range etc {
+		raw, _ := os.ReadFile(f)
+		out = append(out, fmt.Sprintf("etc %s %q", strings.TrimPrefix(f, e.k.etcDir), strings.ReplaceAll(string(raw), e.owner.ID, "OWNER")))
+	}
 	for _, dir := range []string{filepath.Join(e.opts.Root, "intents"), filepath.Join(e.opts.RunDir, "netns")} {
 		entries, _ := os.ReadDir(dir)
 		for _, f := range entries {

@@ -283,13 +283,19 @@ func (w *World) reportLeftovers(t testing.TB) {
 	for pid, cmd := range rootProcesses(w.Root) {
 		t.Errorf("testenv: leftover process %d of the test's state root: %s", pid, cmd)
 	}
-	for _, pattern := range []string{filepath.Join(markerDir, w.Prefix+"-*"), filepath.Join(w.Root, "intents", "*.json")} {
+	for _, pattern := range []string{filepath.Join(markerDir, w.Prefix+"-*"), filepath.Join(w.Root, "intents", "*.json"), filepath.Join(etcNetns, w.Prefix+"-*")} {
 		left, _ := filepath.Glob(pattern)
 		for _, f := range left {
 			t.Errorf("testenv: leftover %s", f)
+			if strings.HasPrefix(f, etcNetns+"/") {
+				os.RemoveAll(f)
+			}
 		}
 	}
 }
+
+// etcNetns holds the resolv.conf and hosts nsnet writes for sandboxes.
+const etcNetns = "/etc/netns"
 
 // markerDir is where nsnet marks the namespace mounts it makes; a test that
 // stops half-way leaves its sandboxes' markers there.
