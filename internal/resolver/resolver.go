@@ -77,6 +77,11 @@ type Record struct {
 	Addr     netip.Addr       // the sandbox's address on the zone's network
 	Names    []string         // name, 12-hex short ID, aliases; case-insensitive, trailing dot optional
 	Upstream []netip.AddrPort // the sandbox's own upstream servers (empty: the zone's)
+	// Sandbox identifies the sandbox across zones (its ID; empty: none). A
+	// sandbox on several networks resolves, at any of their resolvers, the
+	// names of all of them, as in Docker: each at its address on its own
+	// network.
+	Sandbox string
 }
 
 // Zone is one user network: its names, answered on Listen:53.

@@ -109,7 +109,7 @@ func (l *listener) respond(req *dns.Msg, src netip.Addr, send func(*dns.Msg)) (u
 		send(failure(req, dns.RcodeRefused))
 		return nil, false
 	}
-	if m := g.t.answer(req); m != nil {
+	if m := g.t.answerFor(req, src); m != nil {
 		send(m)
 		return nil, false
 	}

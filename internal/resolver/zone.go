@@ -25,6 +25,11 @@ type table struct {
 	// members maps every record's address to its own upstream servers (nil:
 	// the zone's). Only members are answered.
 	members map[netip.Addr][]netip.AddrPort
+	// sandboxes maps records' addresses to their sandbox (Record.Sandbox),
+	// and linked a member's address to the other zones its sandbox is in,
+	// whose names it resolves too.
+	sandboxes map[netip.Addr]string
+	linked    map[netip.Addr][]*table
 }
 
 // canonical is the form names are compared in: lower case, without the
@@ -53,7 +58,31 @@ func compile(zones []Zone) (map[netip.Addr]*table, error) {
 			return nil, err
 		}
 	}
+	link(tables)
 	return tables, nil
+}
+
+// link gives each member of a sandbox on several zones the other zones.
+func link(tables map[netip.Addr]*table) {
+	type member struct {
+		t    *table
+		addr netip.Addr
+	}
+	bySandbox := map[string][]member{}
+	for _, t := range tables {
+		for addr, sb := range t.sandboxes {
+			bySandbox[sb] = append(bySandbox[sb], member{t, addr})
+		}
+	}
+	for _, ms := range bySandbox {
+		for _, m := range ms {
+			for _, o := range ms {
+				if o.t != m.t {
+					m.t.linked[m.addr] = append(m.t.linked[m.addr], o.t)
+				}
+			}
+		}
+	}
 }
 
 func compileZone(z Zone) (*table, error) {
@@ -65,12 +94,14 @@ func compileZone(z Zone) (*table, error) {
 		return nil, fmt.Errorf("network %s: %w", z.Network, err)
 	}
 	t := &table{
-		network:  z.Network,
-		internal: z.Internal,
-		upstream: slices.Clone(z.Upstream),
-		names:    map[string][]netip.Addr{},
-		reverse:  make(map[string]string, len(z.Records)),
-		members:  make(map[netip.Addr][]netip.AddrPort, len(z.Records)),
+		network:   z.Network,
+		internal:  z.Internal,
+		upstream:  slices.Clone(z.Upstream),
+		names:     map[string][]netip.Addr{},
+		reverse:   make(map[string]string, len(z.Records)),
+		members:   make(map[netip.Addr][]netip.AddrPort, len(z.Records)),
+		sandboxes: map[netip.Addr]string{},
+		linked:    map[netip.Addr][]*table{},
 	}
 	for _, r := range z.Records {
 		if err := t.add(r); err != nil {
@@ -105,6 +136,9 @@ func (t *table) add(r Record) error {
 		}
 	}
 	t.members[addr] = slices.Clip(slices.Clone(r.Upstream))
+	if r.Sandbox != "" {
+		t.sandboxes[addr] = r.Sandbox
+	}
 	t.reverse[reverseName(addr)] = dns.Fqdn(strings.TrimSuffix(r.Names[0], "."))
 	return nil
 }
@@ -174,18 +208,39 @@ func (t *table) member(src netip.Addr) (upstream []netip.AddrPort, ok bool) {
 // answer returns the zone's own reply to req (a query with one question),
 // or nil when the question is none of the zone's names and goes upstream.
 func (t *table) answer(req *dns.Msg) *dns.Msg {
-	q := req.Question[0]
+	if rrs, ok := t.find(req.Question[0]); ok {
+		return t.reply(req, rrs)
+	}
+	return nil
+}
+
+// answerFor is answer for a query from src: the names of the other zones
+// src's sandbox is in count too, after the zone's own.
+func (t *table) answerFor(req *dns.Msg, src netip.Addr) *dns.Msg {
+	if m := t.answer(req); m != nil {
+		return m
+	}
+	for _, o := range t.linked[src] {
+		if rrs, ok := o.find(req.Question[0]); ok {
+			return t.reply(req, rrs)
+		}
+	}
+	return nil
+}
+
+// find returns the zone's answers to q, and whether q is one of its names.
+func (t *table) find(q dns.Question) ([]dns.RR, bool) {
 	if q.Qclass != dns.ClassINET {
-		return nil
+		return nil, false
 	}
 	key := canonical(q.Name)
 	if addrs, ok := t.names[key]; ok {
-		return t.reply(req, addressRRs(q, addrs))
+		return addressRRs(q, addrs), true
 	}
 	if target, ok := t.reverse[key]; ok {
-		return t.reply(req, ptrRRs(q, target))
+		return ptrRRs(q, target), true
 	}
-	return nil
+	return nil, false
 }
 
 // addressRRs answers q with the addresses of its type: A for IPv4, AAAA for

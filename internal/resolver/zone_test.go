@@ -382,3 +382,28 @@ func TestParseQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxOnTwoZones: a sandbox on two networks resolves, at either
+// resolver, the names of both, each at its address on its own network; a
+// sandbox on one network only does not see the other's names.
+func TestSandboxOnTwoZones(t *testing.T) {
+	gwA, gwB := netip.MustParseAddr("10.5.0.1"), netip.MustParseAddr("10.6.0.1")
+	xA, xB, lone, db := netip.MustParseAddr("10.5.0.2"), netip.MustParseAddr("10.6.0.2"), netip.MustParseAddr("10.5.0.3"), netip.MustParseAddr("10.6.0.9")
+	tables, err := compile([]Zone{
+		{Network: "a", Listen: gwA, Records: []Record{{Addr: xA, Names: []string{"x"}, Sandbox: "X"}, {Addr: lone, Names: []string{"lone"}, Sandbox: "L"}}},
+		{Network: "b", Listen: gwB, Records: []Record{{Addr: xB, Names: []string{"x"}, Sandbox: "X"}, {Addr: db, Names: []string{"db"}, Sandbox: "D"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tables[gwA].answerFor(query("db.", dns.TypeA), xA)
+	if got := answerAddrs(t, m); len(got) != 1 || got[0] != db.String() {
+		t.Errorf("x asking a's resolver for db: %v, want %s (its address on b)", got, db)
+	}
+	if m := tables[gwA].answerFor(query("db.", dns.TypeA), lone); m != nil {
+		t.Errorf("lone, only on a, resolved db of b: %v", m)
+	}
+	if got := answerAddrs(t, tables[gwA].answerFor(query("x.", dns.TypeA), xA)); len(got) != 1 || got[0] != xA.String() {
+		t.Errorf("a's own name first: %v, want %s", got, xA)
+	}
+}
