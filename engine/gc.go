@@ -335,6 +335,9 @@ func (g *gc) holders() error {
 			continue
 		}
 		want := heldKeys(sb.Ports)
+		if runtimeHeld(sb) {
+			want = nil
+		}
 		if (pid == 0 || !g.holderContents(sb, want)) && len(want) > 0 {
 			g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error { return g.e.restartHolder(g.tx, sb) })
 		}

@@ -79,6 +79,9 @@ func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec,
 		if err := publishedBy(tx, m); err != nil {
 			return err
 		}
+		if runtimeHeld(sb) {
+			return nil // the runtime binds it: it may hold it already (a CNI ADD again)
+		}
 		f, err := e.k.ports.Hold(m.Proto, m.HostIP, m.HostPort)
 		if f != nil {
 			bound[m.Key()] = f // Expand takes every candidate that free accepts
@@ -129,7 +132,7 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 // the caller stores it). Ports not in bound are bound here (and closed by
 // the caller with bound).
 func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
-	if e.opts.PortHolder == "" || len(ms) == 0 {
+	if e.opts.PortHolder == "" || len(ms) == 0 || runtimeHeld(sb) {
 		return nil
 	}
 	ep, ok := publishingEndpoint(sb)
@@ -155,6 +158,12 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 	u.push(func() error { return e.k.holders.Release(sb.Name, keys) })
 	return nil
 }
+
+// runtimeHeld reports whether sb's host ports are bound and held by the
+// container runtime that owns it, as Podman's conmon holds them for a
+// container attached through CNI: nsnet then neither binds them to test them
+// nor holds them, and still refuses ports another sandbox publishes.
+func runtimeHeld(sb *Sandbox) bool { return sb.Runtime != nil }
 
 // bindAll returns the held mappings of ms (not SCTP) as the holder takes
 // them: each with its bound socket, from bound or bound now and added to it,
@@ -280,7 +289,7 @@ type HolderStatus struct {
 // socket (never through a recorded pid).
 func (e *Engine) HolderStatus(sb *Sandbox) HolderStatus {
 	pid, ok := e.k.holders.Alive(sb.Name)
-	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0}
+	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0 && !runtimeHeld(sb)}
 }
 
 // portsToHold are the ports a holder must be given for added: only those,
