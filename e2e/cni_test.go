@@ -101,14 +101,15 @@ func (r *runtime) removeContainer(t *testing.T, name string) {
 // namespace names, markers and files), and removes it.
 func (r *runtime) leftovers(t *testing.T) {
 	for id := range r.netnss {
-		name := cni.SandboxName(id)
-		for _, p := range []string{"/run/netns/" + name, "/run/nsnet/netns/" + name, "/etc/netns/" + name} {
-			if _, err := os.Stat(p); err == nil {
-				t.Errorf("leftover %s", p)
-				if strings.HasPrefix(p, "/run/netns/") {
-					testenv.RunIn(r.w.Host, "ip", "netns", "del", name)
+		for _, name := range cni.SandboxNames(id) {
+			for _, p := range []string{"/run/netns/" + name, "/run/nsnet/netns/" + name, "/etc/netns/" + name} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("leftover %s", p)
+					if strings.HasPrefix(p, "/run/netns/") {
+						exec.Command("ip", "netns", "del", name).Run()
+					}
+					os.RemoveAll(p)
 				}
-				os.RemoveAll(p)
 			}
 		}
 	}
@@ -508,5 +509,57 @@ func TestCNIGCAndStatus(t *testing.T) {
 		r.removeContainer(t, name)
 	}
 	w.MustNsnet(t, "network", "rm", "small")
+	w.AssertClean(t)
+}
+
+// TestCNISimilarContainerIDs attaches five containers whose IDs share all
+// but their last character: each gets a sandbox of its own (the first the
+// short name, the next the longer ones of cni.SandboxNames, the last ones
+// names with a hash of the whole ID), and DEL takes off only its own.
+func TestCNISimilarContainerIDs(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	r := newRuntime(t, w)
+	list := r.conflist(t, "1.0.0", "sim", map[string]any{"subnet": "10.75.0.0/24"})
+	var rts []*libcni.RuntimeConf
+	similar := []string{"s1", "s2", "s3", "s4", "s5"}
+	for i, name := range similar {
+		_, ns := r.container(t, name)
+		id := r.containerID("s")[:63] + fmt.Sprint(i) // the same for all but the last character
+		r.mu.Lock()
+		r.netnss[id] = ns
+		r.mu.Unlock()
+		rts = append(rts, r.rt(id, ns, "eth0", nil, nil))
+		if _, _, addr, _ := ctrEnd(t, r.mustAdd(t, list, rts[i])); addr != fmt.Sprintf("10.75.0.%d/24", i+2) {
+			t.Errorf("container %d: address %s", i, addr)
+		}
+	}
+	names := map[string]bool{}
+	for _, rt := range rts {
+		for _, n := range cni.SandboxNames(rt.ContainerID) {
+			if s := w.Nsnet("sandbox", "inspect", n); s.Code == 0 && strings.Contains(s.Stdout, rt.ContainerID) {
+				names[n] = true
+			}
+		}
+	}
+	if len(names) != len(similar) {
+		t.Errorf("sandboxes of the %d containers: %v", len(similar), names)
+	}
+	r.mustDel(t, list, rts[1])
+	for i, rt := range rts {
+		_, ok := testenv.FindLink(testenv.Links(t, rt.NetNS), "eth0")
+		if ok != (i != 1) {
+			t.Errorf("after DEL of container 1, container %d has eth0: %v", i, ok)
+		}
+	}
+	for i, rt := range rts {
+		if i != 1 {
+			r.mustDel(t, list, rt)
+		}
+	}
+	for _, name := range similar {
+		r.removeContainer(t, name)
+	}
+	w.MustNsnet(t, "network", "rm", "sim")
 	w.AssertClean(t)
 }

@@ -21,6 +21,8 @@
 package cni
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -106,16 +108,21 @@ func coded(err error) error {
 func SandboxName(containerID string) string { return SandboxNames(containerID)[0] }
 
 // SandboxNames are the names a container's sandbox may have, in the order
-// they are tried: "cni-" and the first 12, 24, 40 and 60 characters of the
-// container ID. (Container IDs are made of letters, digits, '_', '.' and
-// '-', as sandbox names are.)
+// they are tried: "cni-" and the first 12, 24 and 40 characters of the
+// container ID, then all of it if it fits in a name (60 characters), else
+// its first 20 characters and a hash of all of it. (Container IDs are made of
+// letters, digits, '_', '.' and '-', as sandbox names are.)
 func SandboxNames(containerID string) []string {
 	var out []string
-	for _, n := range []int{12, 24, 40, 60} {
-		name := "cni-" + containerID[:min(n, len(containerID))]
-		if len(out) == 0 || out[len(out)-1] != name {
-			out = append(out, name)
+	for _, n := range []int{12, 24, 40} {
+		if n >= len(containerID) {
+			break
 		}
+		out = append(out, "cni-"+containerID[:n])
 	}
-	return out
+	if len(containerID) <= 60 {
+		return append(out, "cni-"+containerID)
+	}
+	sum := sha256.Sum256([]byte(containerID))
+	return append(out, "cni-"+containerID[:20]+"-"+hex.EncodeToString(sum[:])[:39])
 }

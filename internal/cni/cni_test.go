@@ -6,6 +6,8 @@ package cni
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/validate"
 )
 
 func code(err error) uint {
@@ -116,15 +119,27 @@ func TestCheckAddRefusesBadConfigsWithCode7(t *testing.T) {
 
 func TestSandboxNames(t *testing.T) {
 	id := strings.Repeat("0123456789abcdef", 4)
-	want := []string{"cni-" + id[:12], "cni-" + id[:24], "cni-" + id[:40], "cni-" + id[:60]}
+	sum := sha256.Sum256([]byte(id))
+	want := []string{"cni-" + id[:12], "cni-" + id[:24], "cni-" + id[:40], "cni-" + id[:20] + "-" + hex.EncodeToString(sum[:])[:39]}
 	if got := SandboxNames(id); !slices.Equal(got, want) {
 		t.Errorf("names of %s: %v, want %v", id, got, want)
 	}
 	if got := SandboxNames("short"); !slices.Equal(got, []string{"cni-short"}) {
 		t.Errorf("names of a short ID: %v", got)
 	}
-	if got := SandboxName("0123456789abcdefXYZ"); got != "cni-0123456789ab" {
-		t.Errorf("name %s", got)
+	if got := SandboxNames("0123456789abcdefXYZ"); !slices.Equal(got, []string{"cni-0123456789ab", "cni-0123456789abcdefXYZ"}) {
+		t.Errorf("names of a 19-character ID: %v", got)
+	}
+	// IDs that differ only in their last character have different last names.
+	other := id[:63] + "0"
+	last := func(id string) string { n := SandboxNames(id); return n[len(n)-1] }
+	if last(id) == last(other) {
+		t.Errorf("%s and %s share every name: %v", id, other, SandboxNames(id))
+	}
+	for _, name := range append(SandboxNames(id), SandboxNames(strings.Repeat("x", 60))...) {
+		if err := validate.Name("sandbox", name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
