@@ -269,7 +269,8 @@ func TestInternalNetworkNeverForwards(t *testing.T) {
 
 // TestResidentKilledIsRestoredByGC kills the resident process with SIGKILL:
 // names go unanswered and the published port is free; gc starts it again
-// with the names and the ports of the store.
+// with the names and the ports of the store, and so does the next command
+// that needs it (a sandbox create, here).
 func TestResidentKilledIsRestoredByGC(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -296,8 +297,22 @@ func TestResidentKilledIsRestoredByGC(t *testing.T) {
 	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
 		t.Errorf("gc --dry-run after gc:\n%s", out)
 	}
+
+	// Killed again, a command that needs it starts it with everything too.
 	pid = inspectResident(t, w, a)
-	w.MustNsnet(t, "sandbox", "rm", a, b)
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatalf("kill resident %d: %v", pid, err)
+	}
+	waitExit(t, pid)
+	c := w.Name("c")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", c)
+	expectAnswer(t, "web after the next sandbox create", dig(t, c, gw, "web", "A"), "NOERROR", ipA)
+	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
+	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
+		t.Errorf("gc --dry-run after the resident was started by sandbox create:\n%s", out)
+	}
+	pid = inspectResident(t, w, a)
+	w.MustNsnet(t, "sandbox", "rm", a, b, c)
 	waitExit(t, pid) // nothing left to hold or serve
 	if _, err := os.Lstat(filepath.Join(w.Root, "resident.sock")); !os.IsNotExist(err) {
 		t.Errorf("the resident's control socket after the last sandbox went: %v", err)

@@ -35,6 +35,7 @@ type fakeKernel struct {
 	dir     string // namespace "mounts" are files under dir/netns
 	steps   int
 	failAt  int
+	failOn  string // the first step that starts with this fails (once)
 	crashAt int
 	log     []string // every step, in order
 
@@ -130,10 +131,11 @@ func (k *fakeKernel) step(format string, args ...any) error {
 	k.steps++
 	what := fmt.Sprintf(format, args...)
 	k.log = append(k.log, what)
-	switch k.steps {
-	case k.crashAt:
+	switch {
+	case k.steps == k.crashAt:
 		panic(errCrash)
-	case k.failAt:
+	case k.steps == k.failAt, k.failOn != "" && strings.HasPrefix(what, k.failOn):
+		k.failOn = ""
 		return fmt.Errorf("%s: %w (step %d)", what, errInjected, k.steps)
 	}
 	return nil

@@ -46,9 +46,14 @@ func (e *Engine) withResident(tx *store.Tx, u *undo, bound boundPorts, own strin
 func (e *Engine) warnError(err error) { e.opts.Warn(err.Error()) }
 
 // startResident starts the resident and gives it everything tx calls for;
-// u, if not nil, stops it again on undo. Ports of sandboxes other than own
+// u, if not nil, stops it again on undo. bound (nil: none) has the sockets
+// the command bound already, and gets those bound here. Ports of sandboxes other than own
 // that cannot be held are passed to report rather than failing the start.
 func (e *Engine) startResident(tx *store.Tx, u *undo, bound boundPorts, own string, report func(error)) error {
+	if bound == nil { // the command bound none: what is bound here is closed here
+		bound = boundPorts{}
+		defer bound.close()
+	}
 	if err := e.k.res.Stop(); err != nil { // the socket of one that died, or one that does not answer
 		return err
 	}
