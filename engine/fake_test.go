@@ -919,29 +919,52 @@ func (f fakeResidents) Drop(sandbox string) error {
 	return nil
 }
 
-func (f fakeResidents) Serve(zones []resolver.Zone, networks []string, all bool) error {
+func (f fakeResidents) Serve(n resident.Names) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	r := f.k.res
 	if r == nil {
 		return errFakeNotRunning
 	}
-	if err := f.k.step("serve %d zones for %v (all %t)", len(zones), networks, all); err != nil {
+	if err := f.k.step("serve %d zones for %v (all %t), %d patches", len(n.Zones), n.Networks, n.All, len(n.Patches)); err != nil {
 		return err
 	}
 	next := map[string]resolver.Zone{}
-	if !all {
-		for n, z := range r.zones {
-			if !slices.Contains(networks, n) {
-				next[n] = z
+	if !n.All {
+		for nw, z := range r.zones {
+			if !slices.Contains(n.Networks, nw) {
+				next[nw] = z
 			}
 		}
 	}
-	for _, z := range zones {
-		if !all && !slices.Contains(networks, z.Network) {
+	for _, z := range n.Zones {
+		if !n.All && !slices.Contains(n.Networks, z.Network) {
 			return fmt.Errorf("zone of network %s given, but not named among the networks to replace", z.Network)
 		}
 		next[z.Network] = z
+	}
+	for _, p := range n.Patches {
+		z := p.Zone
+		z.Records = nil
+		gone := map[netip.Addr]bool{}
+		for _, a := range p.Drop {
+			gone[a] = true
+		}
+		for _, rec := range p.Zone.Records {
+			gone[rec.Addr] = true
+		}
+		for _, rec := range next[z.Network].Records {
+			if !gone[rec.Addr] {
+				z.Records = append(z.Records, rec)
+			}
+		}
+		z.Records = append(z.Records, p.Zone.Records...)
+		slices.SortFunc(z.Records, func(a, b resolver.Record) int { return a.Addr.Compare(b.Addr) })
+		if len(z.Records) > 0 {
+			next[z.Network] = z
+		} else {
+			delete(next, z.Network)
+		}
 	}
 	r.zones = next
 	return nil

@@ -335,14 +335,17 @@ func drifts() []driftCase {
 			mustDo(t, err)
 			w.k.procs[s4.NetNSIno] = []Process{{PID: 77, Comm: "sleep"}}
 		}},
-		{name: "run --rm whose process is gone, its veth drifted and its ports misheld", make: func(t *testing.T, w *driftWorld) {
+		{name: "run --rm whose process is gone, its veth drifted, its ports misheld and its network's names missing", make: func(t *testing.T, w *driftWorld) {
 			run(deadPID, func() uint64 { return 1 })(t, w)
 			s4, err := w.e.InspectSandbox("s4")
 			mustDo(t, err)
 			w.veth(s4, 0).up = false
 			w.k.res.ports["s4"] = map[string]string{"tcp/0.0.0.0/02222": "10.1.0.9:22"}
 			delete(w.k.res.zones, "n1")
-		}, plan: planLines("would remove sandbox s4: the nsnet run --rm that made it is gone, and so is its program")},
+		}, plan: func(w *driftWorld) []string {
+			return []string{"would remove sandbox s4: the nsnet run --rm that made it is gone, and so is its program",
+				fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (missing: n1)", w.k.res.pid)}
+		}},
 		{name: "run --rm whose process is gone, but another sandbox shares its namespace", keep: true, make: func(t *testing.T, w *driftWorld) {
 			s4 := w.sandbox(t, SandboxSpec{Name: "s4", Networks: []string{"n1"}, AutoRemove: true})
 			w.sandbox(t, SandboxSpec{Name: "s5", Networks: []string{"container:s4"}})

@@ -19,9 +19,9 @@ type residentPlan struct {
 	sandboxes map[string]*Sandbox
 	zones     map[string]resolver.Zone
 	ports     int
-	// settled are the networks of the sandboxes gc forgets or removes,
-	// whose zones their removal serves anew (in a dry run).
-	settled map[string]bool
+	// gone are the addresses, by network, of the sandboxes gc forgets or
+	// removes (in a dry run: their removal drops them from the zones).
+	gone map[string][]netip.Addr
 }
 
 func (p residentPlan) empty() bool { return len(p.sandboxes) == 0 && len(p.zones) == 0 }
@@ -29,7 +29,7 @@ func (p residentPlan) empty() bool { return len(p.sandboxes) == 0 && len(p.zones
 // wantFromResident is what the store calls for from the resident, leaving
 // out the sandboxes gc forgets or removes (a dry run still has them).
 func (g *gc) wantFromResident() (residentPlan, error) {
-	p := residentPlan{sandboxes: map[string]*Sandbox{}, zones: map[string]resolver.Zone{}, settled: map[string]bool{}}
+	p := residentPlan{sandboxes: map[string]*Sandbox{}, zones: map[string]resolver.Zone{}, gone: map[string][]netip.Addr{}}
 	sbs, err := g.tx.Sandboxes()
 	if err != nil {
 		return p, err
@@ -37,8 +37,8 @@ func (g *gc) wantFromResident() (residentPlan, error) {
 	for i := range sbs {
 		sb := &sbs[i]
 		if g.gone[sb.Name] {
-			for _, n := range networksOf(sb) {
-				p.settled[n] = true
+			for _, ep := range sb.Endpoints {
+				p.gone[ep.Network] = append(p.gone[ep.Network], ep.Address.Addr())
 			}
 			continue
 		}
@@ -147,11 +147,11 @@ func (g *gc) residentZones(st resident.Status, want residentPlan) {
 	for _, z := range st.Zones {
 		have[z.Network] = z
 	}
+	g.dropGone(have, want)
 	var missing, stale, extra []string
 	for _, n := range slices.Sorted(maps.Keys(want.zones)) {
 		z, ok := have[n]
 		switch {
-		case want.settled[n]:
 		case !ok:
 			missing = append(missing, n)
 		case !sameZone(z, want.zones[n]):
@@ -159,7 +159,7 @@ func (g *gc) residentZones(st resident.Status, want residentPlan) {
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(have)) {
-		if _, ok := want.zones[n]; !ok && !want.settled[n] {
+		if _, ok := want.zones[n]; !ok {
 			extra = append(extra, n)
 		}
 	}
@@ -183,7 +183,28 @@ func (g *gc) residentZones(st resident.Status, want residentPlan) {
 		}
 	}
 	g.do(fmt.Sprintf("make the resident process (pid %d) serve the names of the store (%s)", st.Pid, strings.Join(why, "; ")),
-		func() error { return g.e.k.res.Serve(zones, nets, false) })
+		func() error { return g.e.k.res.Serve(resident.Names{Zones: zones, Networks: nets}) })
+}
+
+// dropGone changes have, the zones the resident serves, as removing the
+// sandboxes gc forgets or removes will (dropNames): their records go, and
+// their networks' zones get the store's address, flags and upstream.
+func (g *gc) dropGone(have map[string]resolver.Zone, want residentPlan) {
+	for n, addrs := range want.gone {
+		z, ok := have[n]
+		if !ok {
+			continue
+		}
+		if w, ok := want.zones[n]; ok {
+			z.Listen, z.Internal, z.Upstream = w.Listen, w.Internal, w.Upstream
+		}
+		z.Records = slices.DeleteFunc(slices.Clone(z.Records), func(r resolver.Record) bool { return slices.Contains(addrs, r.Addr) })
+		if len(z.Records) == 0 {
+			delete(have, n)
+		} else {
+			have[n] = z
+		}
+	}
 }
 
 // sameZone compares zones as the resident takes them.

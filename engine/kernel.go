@@ -17,7 +17,6 @@ import (
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/resident"
-	"github.com/nsnet/nsnet/internal/resolver"
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
 
@@ -84,7 +83,7 @@ type residentProcess interface {
 	Release(sandbox string, keys []string) error
 	Retarget(sandbox string, keys []string, targets []netip.AddrPort) error
 	Drop(sandbox string) error
-	Serve(zones []resolver.Zone, networks []string, all bool) error
+	Serve(n resident.Names) error
 	Status() (resident.Status, error)
 	Stop() error // a resident that is gone is no error
 }
@@ -167,10 +166,8 @@ func (r realResident) Release(sandbox string, keys []string) error {
 func (r realResident) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
 	return resident.Retarget(r.root, sandbox, keys, targets)
 }
-func (r realResident) Drop(sandbox string) error { return resident.Drop(r.root, sandbox) }
-func (r realResident) Serve(zones []resolver.Zone, networks []string, all bool) error {
-	return resident.Serve(r.root, zones, networks, all)
-}
+func (r realResident) Drop(sandbox string) error        { return resident.Drop(r.root, sandbox) }
+func (r realResident) Serve(n resident.Names) error     { return resident.Serve(r.root, n) }
 func (r realResident) Status() (resident.Status, error) { return resident.Probe(r.root) }
 func (r realResident) Stop() error                      { return resident.Stop(r.root) }
 

@@ -189,7 +189,7 @@ func (e *Engine) settleResident(tx *store.Tx) {
 	default:
 		var zones []resolver.Zone
 		if zones, err = e.allZones(tx, nil); err == nil {
-			err = e.k.res.Serve(zones, nil, true)
+			err = e.k.res.Serve(resident.Names{Zones: zones, All: true})
 		}
 	}
 	if err != nil && !errors.Is(err, resident.ErrNotRunning) {

@@ -86,7 +86,7 @@ func (e *Engine) giveEverything(tx *store.Tx, bound boundPorts, own string, repo
 	if err != nil {
 		return err
 	}
-	return e.k.res.Serve(zones, nil, true)
+	return e.k.res.Serve(resident.Names{Zones: zones, All: true})
 }
 
 // holdAll hands all of sb's held ports to the resident.
@@ -153,9 +153,89 @@ func residentNeeded(tx *store.Tx) (bool, error) {
 	return false, err
 }
 
-// pushNames makes the resident serve the zones of networks as tx has them
-// (the default network has none), starting it if it must serve one and none
-// runs. u, if not nil, serves the zones as the store has them again on undo.
+// putNames makes the resident serve sb's records on its user networks as
+// tx has them, with a patch of each zone (its cost does not grow with the
+// zones), starting the resident if none runs; u drops them again on undo.
+// sb is new on those networks.
+func (e *Engine) putNames(tx *store.Tx, u *undo, sb *Sandbox) error {
+	if !e.residentOn() {
+		return nil
+	}
+	patches, err := e.patchesOf(tx, sb, true)
+	if err != nil || len(patches) == 0 {
+		return err
+	}
+	started, err := e.withResident(tx, u, nil, "", true, func() error { return e.k.res.Serve(resident.Names{Patches: patches}) })
+	if err != nil || started || u == nil {
+		return err
+	}
+	drops := make([]resident.Patch, len(patches))
+	for i, p := range patches {
+		drops[i] = resident.Patch{Zone: p.Zone, Drop: []netip.Addr{p.Zone.Records[0].Addr}}
+		drops[i].Zone.Records = nil
+	}
+	u.push(func() error { return e.serveIfRunning(resident.Names{Patches: drops}) })
+	return nil
+}
+
+// dropNames makes the resident answer sb's names no more: a patch of each
+// of its user networks' zones drops the record at its address there.
+func (e *Engine) dropNames(tx *store.Tx, sb *Sandbox) error {
+	patches, err := e.patchesOf(tx, sb, false)
+	if err != nil || len(patches) == 0 {
+		return err
+	}
+	e.shrunk = true
+	return e.serveIfRunning(resident.Names{Patches: patches})
+}
+
+// patchesOf has a patch for each of sb's endpoints on a user network of tx:
+// the network's zone (its address, flags and upstream servers) with sb's
+// record there (put), or dropping sb's address there.
+func (e *Engine) patchesOf(tx *store.Tx, sb *Sandbox, put bool) ([]resident.Patch, error) {
+	resolvers, err := resolverAddrs(tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []resident.Patch
+	for _, ep := range sb.Endpoints {
+		n, err := tx.Network(ep.Network)
+		if errors.Is(err, store.ErrNotFound) || ep.Network == DefaultNetwork {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := resident.Patch{Zone: e.zoneHeader(n, resolvers)}
+		addr := ep.Address.Addr()
+		r, ok := recordOf(sb, n.Name, addr, resolvers)
+		switch {
+		case put && !ok:
+			continue
+		case put:
+			p.Zone.Records = []resolver.Record{r}
+		default:
+			p.Drop = []netip.Addr{addr}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// serveIfRunning sends n to the resident, if one runs.
+func (e *Engine) serveIfRunning(n resident.Names) error {
+	err := e.k.res.Serve(n)
+	if errors.Is(err, resident.ErrNotRunning) {
+		return nil
+	}
+	return err
+}
+
+// pushNames makes the resident serve the whole zones of networks as tx has
+// them (the default network has none), starting it if it must serve one and
+// none runs; u serves them as the store has them again on undo. Its cost
+// grows with the zones: commands that add or remove one sandbox use
+// putNames and dropNames.
 func (e *Engine) pushNames(tx *store.Tx, u *undo, networks ...string) error {
 	if !e.residentOn() {
 		return nil
@@ -168,7 +248,9 @@ func (e *Engine) pushNames(tx *store.Tx, u *undo, networks ...string) error {
 	if err != nil {
 		return err
 	}
-	started, err := e.withResident(tx, u, nil, "", len(zones) > 0, func() error { return e.k.res.Serve(zones, nets, false) })
+	started, err := e.withResident(tx, u, nil, "", len(zones) > 0, func() error {
+		return e.k.res.Serve(resident.Names{Zones: zones, Networks: nets})
+	})
 	if err != nil {
 		return err
 	}
@@ -188,11 +270,7 @@ func (e *Engine) restoreNames(networks []string) error {
 		if err != nil {
 			return err
 		}
-		err = e.k.res.Serve(zones, networks, false)
-		if errors.Is(err, resident.ErrNotRunning) {
-			return nil
-		}
-		return err
+		return e.serveIfRunning(resident.Names{Zones: zones, Networks: networks})
 	})
 }
 
@@ -283,10 +361,8 @@ func (e *Engine) zoneOf(tx *store.Tx, name string, resolvers map[netip.Addr]bool
 	if err != nil || len(leases) == 0 {
 		return nil, err
 	}
-	z := &resolver.Zone{Network: name, Listen: n.Gateway, Internal: n.Internal, Upstream: upstreams(n.DNS, resolvers)}
-	if len(n.DNS) == 0 {
-		z.Upstream = upstreams(nil, resolvers, e.hostUpstream()...)
-	}
+	header := e.zoneHeader(n, resolvers)
+	z := &header
 	for _, l := range leases {
 		if skip[l.Sandbox] {
 			continue
@@ -306,6 +382,16 @@ func (e *Engine) zoneOf(tx *store.Tx, name string, resolvers map[netip.Addr]bool
 		return nil, nil
 	}
 	return z, nil
+}
+
+// zoneHeader is n's zone without records: its gateway, whether it is
+// internal, and its upstream servers (its --dns, else the host's).
+func (e *Engine) zoneHeader(n *Network, resolvers map[netip.Addr]bool) resolver.Zone {
+	z := resolver.Zone{Network: n.Name, Listen: n.Gateway, Internal: n.Internal, Upstream: upstreams(n.DNS, resolvers)}
+	if len(n.DNS) == 0 {
+		z.Upstream = upstreams(nil, resolvers, e.hostUpstream()...)
+	}
+	return z
 }
 
 // recordOf is sb's record on network, where it holds addr.
@@ -451,7 +537,7 @@ func (e *Engine) dropFromResident(tx *store.Tx, sb *Sandbox) error {
 		return err
 	}
 	e.shrunk = true
-	return e.pushNames(tx, nil, networksOf(sb)...)
+	return e.dropNames(tx, sb)
 }
 
 // ResidentStatus is the state of the state root's resident process.

@@ -263,7 +263,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := e.holdPorts(tx, u, sb, sb.Ports, p.bound); err != nil {
 		return err
 	}
-	if err := e.pushNames(tx, u, networksOf(sb)...); err != nil {
+	if err := e.putNames(tx, u, sb); err != nil {
 		return err
 	}
 	return e.publish(tx, u, firewallPorts(sb))

@@ -108,14 +108,33 @@ type Port struct {
 // request is one control message, a JSON line; "hold" requests carry one
 // descriptor per key, in order.
 type request struct {
-	Op       string          `json:"op"` // ping, status, hold, release, retarget, drop, serve or stop
-	Sandbox  string          `json:"sandbox,omitempty"`
-	NetNS    *Namespace      `json:"netns,omitempty"`   // hold: the sandbox's namespace
-	Keys     []string        `json:"keys,omitempty"`    // hold, release, retarget
-	Targets  []string        `json:"targets,omitempty"` // hold, retarget: where each key's traffic goes, "IP:PORT"
-	Zones    []resolver.Zone `json:"zones,omitempty"`   // serve: the new zones
+	Op      string     `json:"op"` // ping, status, hold, release, retarget, drop, serve or stop
+	Sandbox string     `json:"sandbox,omitempty"`
+	NetNS   *Namespace `json:"netns,omitempty"`   // hold: the sandbox's namespace
+	Keys    []string   `json:"keys,omitempty"`    // hold, release, retarget
+	Targets []string   `json:"targets,omitempty"` // hold, retarget: where each key's traffic goes, "IP:PORT"
+	Names   *Names     `json:"names,omitempty"`   // serve
+}
+
+// Names is a change to the zones the resident serves: Zones replace those
+// of Networks (every zone, if All), then each of Patches changes records of
+// one zone. A command that adds or removes one sandbox sends a patch (its
+// cost does not grow with the zone); starting the resident and gc send whole
+// zones.
+type Names struct {
+	Zones    []resolver.Zone `json:"zones,omitempty"`
 	Networks []string        `json:"networks,omitempty"`
-	All      bool            `json:"all,omitempty"` // serve: Zones replace every zone, not only those of Networks
+	All      bool            `json:"all,omitempty"`
+	Patches  []Patch         `json:"patches,omitempty"`
+}
+
+// Patch changes the zone of network Zone.Network: it drops the records at
+// the addresses of Drop and puts those of Zone.Records (each replacing the
+// record at its address), and gives the zone Zone's address, internal flag
+// and upstream servers. A zone left without records is served no more.
+type Patch struct {
+	Zone resolver.Zone `json:"zone"`
+	Drop []netip.Addr  `json:"drop,omitempty"`
 }
 
 // reply answers a request, as a JSON line.
@@ -415,11 +434,11 @@ func Drop(root, sandbox string) error {
 	return err
 }
 
-// Serve makes root's resident serve zones in place of those of networks
-// (all zones, if all), all or none; it returns once the new zones' listeners
-// are bound and the replaced names are never answered again.
-func Serve(root string, zones []resolver.Zone, networks []string, all bool) error {
-	_, err := do(root, request{Op: "serve", Zones: zones, Networks: networks, All: all})
+// Serve makes root's resident serve the zones as n changes them, all or
+// none; it returns once the new zones' listeners are bound and the names
+// taken away are never answered again.
+func Serve(root string, n Names) error {
+	_, err := do(root, request{Op: "serve", Names: &n})
 	return err
 }
 

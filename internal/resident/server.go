@@ -273,7 +273,7 @@ func (s *server) handle(req request, fds []int) reply {
 	case "drop":
 		s.drop(req.Sandbox)
 	case "serve":
-		err = s.serveZones(req)
+		err = s.serveNames(req)
 	default:
 		err = fmt.Errorf("unknown op %q", req.Op)
 	}
@@ -456,19 +456,23 @@ func (s *server) retarget(req request) error {
 	return nil
 }
 
-// serveZones replaces the zones of req.Networks (every zone, if req.All) by
-// req.Zones, all or none: resolver.Update returns once new listeners are
-// bound and the replaced names are answered no more.
-func (s *server) serveZones(req request) error {
+// serveNames changes the zones as req.Names says, all or none:
+// resolver.Update returns once new listeners are bound and the names taken
+// away are answered no more.
+func (s *server) serveNames(req request) error {
+	n := req.Names
+	if n == nil {
+		return errors.New("serve needs names")
+	}
 	next := map[string]resolver.Zone{}
-	if !req.All {
+	if !n.All {
 		maps.Copy(next, s.zones)
-		for _, n := range req.Networks {
-			delete(next, n)
+		for _, nw := range n.Networks {
+			delete(next, nw)
 		}
 	}
-	for _, z := range req.Zones {
-		if !req.All && !slices.Contains(req.Networks, z.Network) {
+	for _, z := range n.Zones {
+		if !n.All && !slices.Contains(n.Networks, z.Network) {
 			return fmt.Errorf("zone of network %s given, but not named among the networks to replace", z.Network)
 		}
 		if _, dup := next[z.Network]; dup {
@@ -476,15 +480,45 @@ func (s *server) serveZones(req request) error {
 		}
 		next[z.Network] = z
 	}
+	for _, p := range n.Patches {
+		if z := patched(next[p.Zone.Network], p); len(z.Records) > 0 {
+			next[p.Zone.Network] = z
+		} else {
+			delete(next, p.Zone.Network)
+		}
+	}
 	all := make([]resolver.Zone, 0, len(next))
-	for _, n := range slices.Sorted(maps.Keys(next)) {
-		all = append(all, next[n])
+	for _, nw := range slices.Sorted(maps.Keys(next)) {
+		all = append(all, next[nw])
 	}
 	if err := s.dns.Update(all); err != nil {
 		return err
 	}
 	s.zones = next
 	return nil
+}
+
+// patched is zone z changed by p: p's address, flags and upstream servers,
+// z's records but those at p's addresses (dropped or put), and p's records,
+// by address.
+func patched(z resolver.Zone, p Patch) resolver.Zone {
+	out := p.Zone
+	out.Records = nil
+	gone := map[netip.Addr]bool{}
+	for _, a := range p.Drop {
+		gone[a.Unmap()] = true
+	}
+	for _, r := range p.Zone.Records {
+		gone[r.Addr.Unmap()] = true
+	}
+	for _, r := range z.Records {
+		if !gone[r.Addr.Unmap()] {
+			out.Records = append(out.Records, r)
+		}
+	}
+	out.Records = append(out.Records, p.Zone.Records...)
+	slices.SortFunc(out.Records, func(a, b resolver.Record) int { return a.Addr.Compare(b.Addr) })
+	return out
 }
 
 func closeAll(fds []int) {
