@@ -23,6 +23,11 @@
 //   - A lease exists exactly for the address, and a MAC index entry exactly
 //     for the MAC, of each stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.
+//   - The state root's resident process (resident.go) holds nothing the store
+//     does not: an operation that changes the published ports or the names of
+//     the user networks tells it before it returns, while it holds the store's
+//     lock, starts it with the whole state if none answers, and stops it once
+//     it has nothing left to hold or serve; gc puts it back in step.
 package engine
 
 import (
