@@ -184,6 +184,20 @@ var scenarios = []scenario{
 	{name: "network disconnect, route and ports move", setup: withMultiSandbox, removal: true, op: disconnect("n1", false)},
 	{name: "network disconnect, not the route", setup: withMultiSandbox, removal: true, op: disconnect("n2", false)},
 	{name: "network disconnect --force, the last network", setup: withSandbox("8080:80"), removal: true, op: disconnect("n1", true)},
+	// The resident runs already: the names of n1 change.
+	{name: "sandbox create beside another, with aliases and ports", setup: withSandbox("8080:80"),
+		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db", "web"}, DNS: []string{"192.0.2.53"}, Publish: []string{"8081:81"}})},
+	{name: "sandbox rm beside another", setup: withTwoSandboxes, removal: true, op: func(e *Engine) error {
+		_, err := e.RemoveSandbox("s2", false)
+		return err
+	}},
+}
+
+// withTwoSandboxes adds s2, on n1 with an alias and a port, beside s1.
+func withTwoSandboxes(t *testing.T, k *fakeKernel, e *Engine) {
+	withSandbox("8080:80")(t, k, e)
+	_, err := e.CreateSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db"}, Publish: []string{"8081:81"}})
+	mustDo(t, err)
 }
 
 // TestUndoAtEveryStep fails each scenario's kernel steps one by one, from the
