@@ -369,3 +369,40 @@ func TestTwoRootsHaveTheirOwnResident(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "na")
 	w.AssertClean(t)
 }
+
+// TestNamesFollowConnect checks that names follow network connect and
+// disconnect at once: connected, a sandbox's name and its alias on the new
+// network resolve there, to its address there, at the first query, and it
+// resolves the new network's names; disconnected, they are gone at the
+// first query (before the connect, the same questions were not answered:
+// the control).
+func TestNamesFollowConnect(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	startUpstreamDNS(t, w, testenv.PublicIP, nil)
+	a, b := w.Name("a"), w.Name("b")
+	const gw1, gw2 = "10.84.0.1", "10.84.1.1"
+	w.MustNsnet(t, "network", "create", "--subnet", "10.84.0.0/24", "n1")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.84.1.0/24", "n2")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n2", "--alias", "db", b)
+
+	expectAnswer(t, "a from b, before the connect", dig(t, b, gw2, a, "A"), "NXDOMAIN")
+	expectAnswer(t, "db from a, before the connect", dig(t, a, gw1, "db", "A"), "NXDOMAIN")
+
+	w.MustNsnet(t, "network", "connect", "--ip", "10.84.1.50", "--alias", "web", "n2", a)
+	expectAnswer(t, "a from b, at once after the connect", dig(t, b, gw2, a, "A"), "NOERROR", "10.84.1.50")
+	expectAnswer(t, "a's alias on n2 from b", dig(t, b, gw2, "web", "A"), "NOERROR", "10.84.1.50")
+	expectAnswer(t, "db from a, at n2's gateway", dig(t, a, gw2, "db", "A"), "NOERROR", sandboxAddr(t, w, b, "n2"))
+	expectAnswer(t, "db from a, at n1's gateway", dig(t, a, gw1, "db", "A"), "NOERROR", sandboxAddr(t, w, b, "n2"))
+
+	w.MustNsnet(t, "network", "disconnect", "n2", a)
+	expectAnswer(t, "a from b, at once after the disconnect", dig(t, b, gw2, a, "A"), "NXDOMAIN")
+	expectAnswer(t, "a's alias from b, after the disconnect", dig(t, b, gw2, "web", "A"), "NXDOMAIN")
+	expectAnswer(t, "db from a, after the disconnect", dig(t, a, gw1, "db", "A"), "NXDOMAIN")
+	expectAnswer(t, "a's own name, on n1 still", dig(t, a, gw1, a, "A"), "NOERROR", sandboxAddr(t, w, a, "n1"))
+
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "network", "rm", "n1", "n2")
+	w.AssertClean(t)
+}
