@@ -35,8 +35,8 @@
 #
 # Everything happens in throwaway network namespaces; the root network
 # namespace is never changed. The trap on EXIT stops the iperf3 servers,
-# removes nsnet's sandboxes and network through nsnet (which stops their port
-# holders), and deletes every namespace this script made.
+# removes nsnet's sandboxes and network through nsnet (which stops the
+# resident process), and deletes every namespace this script made.
 set -euo pipefail
 export LC_ALL=C
 
@@ -181,7 +181,7 @@ cleanup() {
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	# Let nsnet undo its own state: sandbox rm stops the port holder and
+	# Let nsnet undo its own state: sandbox rm stops the resident process and
 	# removes the sandbox's marker in /run/nsnet.
 	if ((nsnet_world)) && [[ -e /run/netns/$PREFIX-nsnet-host ]]; then
 		for m in "$PREFIX-nsnet-sb1" "$PREFIX-nsnet-sb2"; do
@@ -193,11 +193,11 @@ cleanup() {
 			nsnet_in network rm dp >/dev/null 2>&1 || echo "WARNING: nsnet network rm dp failed" >&2
 		fi
 	fi
-	# A port holder of our state root that sandbox rm could not stop.
+	# A resident process of our state root that sandbox rm could not stop.
 	for p in /proc/[0-9]*; do
 		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-		if [[ $cmd == *"__hold-ports --root $tmp/root "* ]]; then
-			echo "WARNING: stopping a port holder left behind: pid ${p#/proc/}" >&2
+		if [[ $cmd == *"__resident --root $tmp/root "* ]]; then
+			echo "WARNING: stopping a resident process left behind: pid ${p#/proc/}" >&2
 			kill "${p#/proc/}" 2>/dev/null || true
 		fi
 	done

@@ -6,6 +6,12 @@
 # local names (a sandbox's name) and forwarded ones (to an upstream resolver
 # the script runs in a namespace of its own). See bench/README.md.
 #
+# nsnet's side is `dnsbench serve`, which runs internal/resolver as nsnet's
+# resident process does, on a bridge this script makes by hand (one per
+# gateway address for each resolver); it does not drive the resident itself,
+# whose control socket no query touches. bench/resident.sh measures the
+# resident: its memory, and a name's first lookup after `sandbox create`.
+#
 # Run as root from anywhere:  bench/dns.sh
 # Environment:
 #   T=5          timed seconds per run          WARMUP=1  untimed seconds before

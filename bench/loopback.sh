@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/loopback.sh: what it costs the host to reach a published port at
-# 127.0.0.1, which nsnet's port holder proxies (as docker-proxy does), against
+# 127.0.0.1, which nsnet's resident process proxies (as docker-proxy does), against
 # the host's own address, which the kernel translates (DNAT in the output
 # chain). Prints connect latencies for both. See bench/README.md.
 #
@@ -91,7 +91,7 @@ grep -q ready "$tmp/server.log" || die "the server in the sandbox did not start:
 field() { grep -o "$2=[0-9.]*" "$1" | cut -d= -f2; }
 printf "load %s, M=%s connects per cell, from the host namespace to the sandbox's port 80\n\n" "$(cut -d' ' -f1 /proc/loadavg)" "$M"
 printf "%-34s %-12s %10s %10s\n" "path" "measure" "p50_us" "p99_us"
-for path in "127.0.0.1:8080 port holder (proxy)" "203.0.113.2:8080 kernel DNAT"; do
+for path in "127.0.0.1:8080 resident (proxy)" "203.0.113.2:8080 kernel DNAT"; do
 	addr=${path%% *}
 	for measure in connect until-eof; do
 		flag=()
@@ -103,6 +103,6 @@ for path in "127.0.0.1:8080 port holder (proxy)" "203.0.113.2:8080 kernel DNAT";
 done
 cat <<'EOF'
 
-connect:   connect(2) alone; through the proxy the holder's listening socket answers the SYN itself.
+connect:   connect(2) alone; through the proxy the resident's listening socket answers the SYN itself.
 until-eof: until the server's close arrives, the whole way to the server and back.
 EOF

@@ -395,15 +395,18 @@ func TestCNIParallel(t *testing.T) {
 
 // TestCNITwoNetworks attaches one container to two networks (two conflists,
 // eth1 first, as Podman may): one sandbox with both interfaces, the default
-// route via the first attached; DEL of one leaves the other.
+// route via the first attached; DEL of one leaves the other. The network
+// whose config has resolver gives its gateway as the nameserver, which
+// answers the container's aliases until the DEL.
 func TestCNITwoNetworks(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	r := newRuntime(t, w)
 	front := r.conflist(t, "1.0.0", "front", map[string]any{"subnet": "10.73.0.0/24"})
-	back := r.conflist(t, "1.0.0", "back", map[string]any{"subnet": "10.73.1.0/24", "resolver": true})
+	back := r.conflist(t, "1.0.0", "back", map[string]any{"subnet": "10.73.1.0/24", "resolver": true, "resolvConf": w.ResolvConf})
 	id, ns := r.container(t, "c")
-	rtBack, rtFront := r.rt(id, ns, "eth1", nil, nil), r.rt(id, ns, "eth0", nil, nil)
+	aliases := map[string]any{"aliases": map[string][]string{"back": {"webalias"}, "front": {"frontalias"}}}
+	rtBack, rtFront := r.rt(id, ns, "eth1", nil, aliases), r.rt(id, ns, "eth0", nil, aliases)
 	resBack := r.mustAdd(t, back, rtBack)
 	resFront := r.mustAdd(t, front, rtFront)
 	if len(resBack.Routes) != 1 || len(resFront.Routes) != 0 || !slices.Equal(resBack.DNS.Nameservers, []string{"10.73.1.1"}) || len(resFront.DNS.Nameservers) != 0 {
@@ -422,7 +425,11 @@ func TestCNITwoNetworks(t *testing.T) {
 	if gw := defaultGateway(t, ns); gw != "10.73.1.1" {
 		t.Errorf("default route via %q, want back's", gw)
 	}
+	expectAnswer(t, "the alias on back", dig(t, w.Name("c"), "10.73.1.1", "webalias", "A"), "NOERROR", "10.73.1.2")
 	r.mustDel(t, back, rtBack)
+	if a := dig(t, w.Name("c"), "10.73.0.1", "webalias", "A"); slices.Contains(a.answers, "10.73.1.2") {
+		t.Errorf("the alias after DEL: %v", a)
+	}
 	if gw := defaultGateway(t, ns); gw != "10.73.0.1" {
 		t.Errorf("after DEL of back, the default route via %q, want front's", gw)
 	}

@@ -100,6 +100,9 @@ func TestConnectDisconnect(t *testing.T) {
 	if got := reach(t, w.Inet, testenv.UplinkIP+":8080", true, "the published port, through n2 now"); got != "from "+testenv.RouterIP {
 		t.Errorf("the server saw %q, want the real client", got)
 	}
+	if _, err := testenv.TCPHello(w.Host, "127.0.0.1:8080", dialTimeout); err != nil {
+		t.Errorf("the published port at the host's 127.0.0.1 (the resident's proxy), after disconnect: %v", err)
+	}
 	if err := testenv.Ping(a, testenv.PublicIP); err != nil {
 		t.Errorf("after disconnect, no way out via n2: %v", err)
 	}

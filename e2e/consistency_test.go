@@ -20,7 +20,7 @@ func nsnetEnv(t *testing.T, w *testenv.World, env []string, args ...string) test
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := nsnetCmd(ctx, t, w, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Run()
@@ -31,9 +31,12 @@ func nsnetEnv(t *testing.T, w *testenv.World, env []string, args ...string) test
 	return testenv.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }
 
-// nsnetCmd is the command that runs nsnet in the world's host namespace.
+// nsnetCmd is the command that runs nsnet in the world's host namespace,
+// with the world's resolv.conf as the host's.
 func nsnetCmd(ctx context.Context, t *testing.T, w *testenv.World, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + w.HostPath(), "--", testenv.Binary(t), "--root", w.Root}, args...)...)
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + w.HostPath(), "--", testenv.Binary(t), "--root", w.Root}, args...)...)
+	cmd.Env = append(os.Environ(), "NSNET_RESOLV_CONF="+w.ResolvConf)
+	return cmd
 }
 
 // storeState reads networks, sandboxes and leases straight from the state

@@ -17,18 +17,19 @@ import (
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
-// TestHoldersAreReaped runs a program that embeds the engine as a library
+// TestResidentsAreReaped runs a program that embeds the engine as a library
 // (this test binary, entered into the world's host namespace) and publishes
-// and removes ports, kills a holder and lets gc replace it: afterwards the
-// program has no zombie children.
-func TestHoldersAreReaped(t *testing.T) {
+// and removes ports, which starts and stops the resident process, kills the
+// resident and lets gc replace it: afterwards the program has no zombie
+// children.
+func TestResidentsAreReaped(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", "--net="+w.HostPath(), "--", os.Args[0])
 	cmd.Env = append(os.Environ(), roleEnv+"=embed", "NSNET_E2E_ROOT="+w.Root,
-		"NSNET_E2E_BIN="+testenv.Binary(t), "NSNET_E2E_PREFIX="+w.Prefix)
+		"NSNET_E2E_BIN="+testenv.Binary(t), "NSNET_E2E_PREFIX="+w.Prefix, "NSNET_E2E_RESOLV_CONF="+w.ResolvConf)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Errorf("embedding program: %v\n%s", err, out)
@@ -36,7 +37,7 @@ func TestHoldersAreReaped(t *testing.T) {
 	w.AssertClean(t)
 }
 
-// embedMain is the embedding program of TestHoldersAreReaped.
+// embedMain is the embedding program of TestResidentsAreReaped.
 func embedMain() int {
 	if err := embedScenario(); err != nil {
 		fmt.Println(err)
@@ -55,7 +56,8 @@ func embedMain() int {
 }
 
 func embedScenario() error {
-	e, err := engine.Open(engine.Options{Root: os.Getenv("NSNET_E2E_ROOT"), PortHolder: os.Getenv("NSNET_E2E_BIN")})
+	e, err := engine.Open(engine.Options{Root: os.Getenv("NSNET_E2E_ROOT"), Resident: os.Getenv("NSNET_E2E_BIN"),
+		ResolvConf: os.Getenv("NSNET_E2E_RESOLV_CONF")})
 	if err != nil {
 		return err
 	}
@@ -77,7 +79,7 @@ func embedScenario() error {
 			_, err := e.CreateSandbox(engine.SandboxSpec{Name: b, Networks: []string{"n1"}, Publish: []string{"8082:82"}})
 			return err
 		},
-		func() error { return killHolder(e, b) }, // it dies: the engine is its parent
+		func() error { return killResident(e, b) }, // it dies: the engine is its parent
 		func() error { _, err := e.GC(false); return err },
 		func() error { _, err := e.RemoveSandbox(b, false); return err },
 		func() error { return e.RemoveNetwork("n1") },
@@ -90,20 +92,21 @@ func embedScenario() error {
 	return nil
 }
 
-// killHolder kills the port holder that the engine just started for name
-// (its pid as the store records it: the test knows it is the holder).
-func killHolder(e *engine.Engine, name string) error {
+// killResident kills the resident process that the engine just started
+// (the pid its control socket answers with, as inspect shows it).
+func killResident(e *engine.Engine, name string) error {
 	sb, err := e.InspectSandbox(name)
 	if err != nil {
 		return err
 	}
-	if sb.Holder <= 0 { // never kill(0) or kill(-1)
-		return fmt.Errorf("sandbox %s has no port holder (recorded pid %d)", name, sb.Holder)
+	st := e.ResidentStatus(sb)
+	if !st.Alive || st.Pid <= 0 { // never kill(0) or kill(-1)
+		return fmt.Errorf("sandbox %s: no resident process answers (%+v)", name, st)
 	}
-	if err := syscall.Kill(sb.Holder, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
 		return err
 	}
-	for alive(sb.Holder) {
+	for alive(st.Pid) {
 		time.Sleep(time.Millisecond)
 	}
 	return nil

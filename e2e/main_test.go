@@ -14,7 +14,7 @@ import (
 
 // roleEnv makes the test binary play another program when a test starts it:
 // "sleep" (a process that only looks like something, by its command line) or
-// "embed" (a program embedding the engine, see TestHoldersAreReaped) or
+// "embed" (a program embedding the engine, see TestResidentsAreReaped) or
 // "daemon" (one that keeps an engine open, see
 // TestEmbeddedEngineAndCLISideBySide).
 const roleEnv = "NSNET_E2E_ROLE"

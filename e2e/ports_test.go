@@ -281,7 +281,7 @@ func TestManyPorts(t *testing.T) {
 
 // limitedBinary returns a script that runs nsnet with an open-file limit of
 // n (soft and hard) and without CAP_SYS_RESOURCE, so the limit cannot be
-// raised; the port holders nsnet starts inherit both.
+// raised; the resident process nsnet starts inherits both.
 func limitedBinary(t *testing.T, n int) string {
 	t.Helper()
 	script := filepath.Join(t.TempDir(), "nsnet-limited")
@@ -319,7 +319,7 @@ func mapElements(t *testing.T, w *testenv.World) int {
 
 // TestPortsAreHeld checks that a published host port stays bound while the
 // sandbox publishes it, so no host process can take it, and is free again
-// when unpublished; a holder that dies is restarted by gc.
+// when unpublished; a resident process that dies is restarted by gc.
 func TestPortsAreHeld(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -331,21 +331,21 @@ func TestPortsAreHeld(t *testing.T) {
 	canListen(t, w, "udp4", "0.0.0.0:5353", false)
 	canListen(t, w, "tcp4", "0.0.0.0:8081", true)
 
-	pid := inspectHolder(t, w, s)
+	pid := inspectResident(t, w, s)
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
-		t.Fatalf("kill holder %d: %v", pid, err)
+		t.Fatalf("kill resident %d: %v", pid, err)
 	}
 	waitExit(t, pid)
 	canListen(t, w, "tcp4", "0.0.0.0:8080", true)
-	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "restart the port holder of sandbox "+s) {
-		t.Errorf("gc after the holder died:\n%s", out)
+	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "start the resident process: 2 ports of 1 sandboxes to hold") {
+		t.Errorf("gc after the resident died:\n%s", out)
 	}
 	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
 
 	w.MustNsnet(t, "port", "rm", s, "8080:80")
 	canListen(t, w, "tcp4", "0.0.0.0:8080", true)
 	canListen(t, w, "udp4", "0.0.0.0:5353", false)
-	pid = inspectHolder(t, w, s)
+	pid = inspectResident(t, w, s)
 	w.MustNsnet(t, "sandbox", "rm", s)
 	waitExit(t, pid)
 	canListen(t, w, "udp4", "0.0.0.0:5353", true)

@@ -46,7 +46,7 @@ func (w *apiWarnings) all() []string {
 	return slices.Clone(w.msgs)
 }
 
-// apiEngine opens an engine that runs port holders on a fresh fake kernel;
+// apiEngine opens an engine that runs a resident on a fresh fake kernel;
 // change adjusts its options first (nil: none).
 func apiEngine(t *testing.T, change func(*Options)) (*fakeKernel, *Engine, *apiWarnings) {
 	t.Helper()
@@ -54,8 +54,8 @@ func apiEngine(t *testing.T, change func(*Options)) (*fakeKernel, *Engine, *apiW
 	w := &apiWarnings{}
 	o := Options{
 		Root: filepath.Join(k.dir, "root"), RunDir: filepath.Join(k.dir, "run"), LockTimeout: NoWait,
-		PortHolder: "/fake/nsnet",
-		Warn:       func(msg string) { t.Logf("warning: %s", msg); w.add(msg) },
+		Resident: "/fake/nsnet",
+		Warn:     func(msg string) { t.Logf("warning: %s", msg); w.add(msg) },
 	}
 	if change != nil {
 		change(&o)
@@ -177,17 +177,16 @@ func (k *fakeKernel) sysctlOf(key string) string {
 	return k.sysctl[key]
 }
 
-// held is what sandbox's holder holds, as "KEY -> TARGET" lines; nil if it
-// runs no holder.
+// held is what the resident holds for sandbox, as "KEY -> TARGET" lines;
+// nil if it holds nothing for it.
 func (k *fakeKernel) held(sandbox string) []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	h := k.holders[sandbox]
-	if h == nil {
+	if k.res == nil || k.res.ports[sandbox] == nil {
 		return nil
 	}
 	out := []string{}
-	for key, target := range h.held {
+	for key, target := range k.res.ports[sandbox] {
 		out = append(out, key+" -> "+target)
 	}
 	sort.Strings(out)
@@ -919,7 +918,7 @@ func TestRefsByIDAndPrefix(t *testing.T) {
 		t.Errorf("RemovePorts by ID prefix: %v, %v", removedPorts, err)
 	}
 	if held := k.held("s1"); !slices.Equal(held, []string{"tcp/0.0.0.0/08080 -> 10.1.0.2:80"}) {
-		t.Errorf("after removing by ID, s1's holder holds %v", held)
+		t.Errorf("after removing by ID, the resident holds %v for s1", held)
 	}
 	if removed, err := e.RemoveSandbox(s2.ID, false); err != nil || !slices.Equal(removed, []string{"s2"}) {
 		t.Errorf("RemoveSandbox by ID: %v, %v", removed, err)
@@ -1008,7 +1007,7 @@ func TestPublish(t *testing.T) {
 }
 
 // checkPublished checks that the firewall publishes sb's ports to ctr and
-// that its holder holds exactly the TCP and UDP ones, for ctr.
+// that the resident holds exactly the TCP and UDP ones for it, for ctr.
 func checkPublished(t *testing.T, k *fakeKernel, e *Engine, sb *Sandbox, ctr string) {
 	t.Helper()
 	var wantHeld []string
@@ -1024,14 +1023,17 @@ func checkPublished(t *testing.T, k *fakeKernel, e *Engine, sb *Sandbox, ctr str
 	sort.Strings(wantHeld)
 	got := k.held(sb.Name)
 	if len(wantHeld) == 0 && got != nil {
-		t.Errorf("sandbox %s publishes nothing held, yet runs a holder holding %v", sb.Name, got)
+		t.Errorf("sandbox %s publishes nothing held, yet the resident holds %v", sb.Name, got)
 	}
 	if len(wantHeld) > 0 && !slices.Equal(got, wantHeld) {
-		t.Errorf("sandbox %s's holder holds %v, want %v", sb.Name, got, wantHeld)
+		t.Errorf("the resident holds %v for sandbox %s, want %v", got, sb.Name, wantHeld)
 	}
-	st := e.HolderStatus(sb)
-	if st.Needed != (len(wantHeld) > 0) || st.Alive != (got != nil) || (got != nil && (st.Pid == 0 || st.Pid != sb.Holder)) {
-		t.Errorf("holder status %+v; the sandbox records holder %d", st, sb.Holder)
+	st := e.ResidentStatus(sb)
+	k.mu.Lock()
+	running := k.res
+	k.mu.Unlock()
+	if !st.Needed || !st.Alive || running == nil || st.Pid != running.pid {
+		t.Errorf("resident status %+v, want that of the live resident %+v", st, running)
 	}
 }
 
@@ -1222,10 +1224,10 @@ func TestRemoveNetwork(t *testing.T) {
 func TestAddPorts(t *testing.T) {
 	n1 := apiNet("n1", "10.1.0.0/24")
 	s1 := apiSb(SandboxSpec{Name: "s1", Networks: []string{"n1"}, Publish: []string{"8080:80"}})
-	t.Run("to a sandbox with a holder", func(t *testing.T) {
+	t.Run("to a sandbox with held ports", func(t *testing.T) {
 		k, e, _ := apiEngine(t, nil)
 		apiRun(t, k, e, n1, s1)
-		pid := mustSandbox(t, e, "s1").Holder
+		pid := k.res.pid
 		added, err := e.AddPorts("s1", []string{"8081:81", "53/udp", "9000/sctp"})
 		if err != nil {
 			t.Fatal(err)
@@ -1235,8 +1237,8 @@ func TestAddPorts(t *testing.T) {
 			t.Errorf("added %v, want %v", got, want)
 		}
 		sb := mustSandbox(t, e, "s1")
-		if got := mappingStrings(sb.Ports); len(got) != 4 || sb.Holder != pid {
-			t.Errorf("ports %v, holder %d (was %d)", got, sb.Holder, pid)
+		if got := mappingStrings(sb.Ports); len(got) != 4 || k.res.pid != pid {
+			t.Errorf("ports %v, resident %d (was %d)", got, k.res.pid, pid)
 		}
 		checkPublished(t, k, e, sb, "10.1.0.2")
 	})
@@ -1249,23 +1251,22 @@ func TestAddPorts(t *testing.T) {
 		}
 		checkPublished(t, k, e, mustSandbox(t, e, "s1"), "10.1.0.2")
 	})
-	t.Run("the first held port starts a holder", func(t *testing.T) {
+	t.Run("the first held port starts the resident", func(t *testing.T) {
 		k, e, _ := apiEngine(t, nil)
-		apiRun(t, k, e, n1, apiSb(SandboxSpec{Name: "s1", Networks: []string{"n1"}}))
+		apiRun(t, k, e, apiSb(SandboxSpec{Name: "s1"})) // the default network: no names to serve
+		if k.res != nil {
+			t.Fatalf("a sandbox without ports or names started the resident: %+v", k.res)
+		}
 		if _, err := e.AddPorts("s1", []string{"9000/sctp"}); err != nil {
 			t.Fatal(err)
 		}
-		if sb := mustSandbox(t, e, "s1"); k.held("s1") != nil || sb.Holder != 0 || e.HolderStatus(sb).Needed {
-			t.Errorf("an SCTP port started a holder: %v, %d", k.held("s1"), sb.Holder)
+		if sb := mustSandbox(t, e, "s1"); k.res != nil || e.ResidentStatus(sb).Needed {
+			t.Errorf("an SCTP port started the resident: %+v", k.res)
 		}
 		if _, err := e.AddPorts("s1", []string{"8080:80"}); err != nil {
 			t.Fatal(err)
 		}
-		sb := mustSandbox(t, e, "s1")
-		if sb.Holder == 0 {
-			t.Errorf("the holder's pid is not recorded")
-		}
-		checkPublished(t, k, e, sb, "10.1.0.2")
+		checkPublished(t, k, e, mustSandbox(t, e, "s1"), "172.17.0.2")
 	})
 	t.Run("refused", func(t *testing.T) {
 		for _, c := range []struct {
@@ -1418,39 +1419,41 @@ func TestReads(t *testing.T) {
 	}
 }
 
-func TestHolderStatus(t *testing.T) {
+func TestResidentStatus(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		holders bool
-		publish []string
-		kill    bool
-		want    HolderStatus // Pid: nonzero if set
+		name     string
+		resident bool
+		networks []string
+		publish  []string
+		kill     bool
+		want     ResidentStatus // Pid: nonzero if set
 	}{
-		{"held ports", true, []string{"8080:80"}, false, HolderStatus{Pid: 1, Alive: true, Needed: true}},
-		{"its holder died", true, []string{"8080:80"}, true, HolderStatus{Needed: true}},
-		{"SCTP only", true, []string{"9000/sctp"}, false, HolderStatus{}},
-		{"no ports", true, nil, false, HolderStatus{}},
-		{"an engine without holders", false, []string{"8080:80"}, false, HolderStatus{}},
+		{"held ports", true, nil, []string{"8080:80"}, false, ResidentStatus{Pid: 1, Alive: true, Needed: true}},
+		{"names", true, []string{"n1"}, nil, false, ResidentStatus{Pid: 1, Alive: true, Needed: true}},
+		{"the resident died", true, []string{"n1"}, []string{"8080:80"}, true, ResidentStatus{Needed: true}},
+		{"SCTP only, on the default network", true, nil, []string{"9000/sctp"}, false, ResidentStatus{}},
+		{"no ports, on the default network", true, nil, nil, false, ResidentStatus{}},
+		{"an engine without a resident", false, []string{"n1"}, []string{"8080:80"}, false, ResidentStatus{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k, e, _ := apiEngine(t, func(o *Options) {
-				if !c.holders {
-					o.PortHolder = ""
+				if !c.resident {
+					o.Resident = ""
 				}
 			})
-			apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"), apiSb(SandboxSpec{Name: "s1", Networks: []string{"n1"}, Publish: c.publish}))
+			apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"), apiSb(SandboxSpec{Name: "s1", Networks: c.networks, Publish: c.publish}))
 			if c.kill {
 				k.mu.Lock()
-				delete(k.holders, "s1")
+				k.res = nil
 				k.mu.Unlock()
 			}
 			sb := mustSandbox(t, e, "s1")
-			got := e.HolderStatus(sb)
+			got := e.ResidentStatus(sb)
 			if got.Pid != 0 {
 				got.Pid = 1
 			}
 			if got != c.want {
-				t.Errorf("holder status %+v, want %+v", got, c.want)
+				t.Errorf("resident status %+v, want %+v", got, c.want)
 			}
 			if len(c.publish) > 0 && len(k.fwPorts()) != len(c.publish) {
 				t.Errorf("published %v, want %v", k.fwPorts(), c.publish)
@@ -1794,23 +1797,33 @@ func TestOpenRefusesUntrustedState(t *testing.T) {
 	}
 }
 
-// TestAddPortsRestartsADeadHolderWithAllPorts: when a sandbox's holder died,
-// adding a port starts a new one holding every port of the sandbox, not only
-// the new one.
-func TestAddPortsRestartsADeadHolderWithAllPorts(t *testing.T) {
+// TestAddPortsRestartsADeadResidentWithEverything: when the resident died,
+// adding a port starts a new one holding every port of every sandbox, not
+// only the new one, and serving every zone.
+func TestAddPortsRestartsADeadResidentWithEverything(t *testing.T) {
 	k := newFakeKernel(t)
 	e := fakeEngine(t, k, true)
 	withSandbox("8080:80")(t, k, e)
-	delete(k.holders, "s1") // it died
+	_, err := e.CreateSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Publish: []string{"5353:53/udp"}, Aliases: []string{"db"}})
+	mustDo(t, err)
+	before := state(t, k, e)
+	k.res = nil // it died
 	if _, err := e.AddPorts("s1", []string{"8081:81"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := fakeHolders{k}.Probe("s1")
+	st, err := fakeResidents{k}.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"tcp/0.0.0.0/08080", "tcp/0.0.0.0/08081"}; !slices.Equal(st.Keys, want) {
-		t.Errorf("the new holder holds %v, want %v", st.Keys, want)
+	if len(st.Sandboxes) != 2 || !slices.Equal(st.Sandboxes[0].Keys, []string{"tcp/0.0.0.0/08080", "tcp/0.0.0.0/08081"}) ||
+		!slices.Equal(st.Sandboxes[1].Keys, []string{"udp/0.0.0.0/05353"}) {
+		t.Errorf("the new resident holds %+v, want s1's two ports and s2's", st.Sandboxes)
+	}
+	if _, err := e.RemovePorts("s1", []string{"8081:81"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(t, k, e); !slices.Equal(before, after) {
+		t.Errorf("the new resident, once the port is removed again, differs from the old one:\n%s", diffLines(before, after))
 	}
 }
 

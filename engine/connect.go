@@ -83,6 +83,9 @@ func (e *Engine) connect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, c conne
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}
+	if err := e.syncResident(tx, u, sb); err != nil {
+		return err
+	}
 	return e.writeEtcOfShared(tx, u, sb)
 }
 
@@ -237,7 +240,7 @@ func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, forc
 		if !force {
 			return fmt.Errorf("sandbox %s publishes ports through network %s, and would have no network left to publish them on: remove them first (nsnet port rm %s ...), or use --force to unpublish them", sb.Name, n.Name, sb.Name)
 		}
-		if err := e.unpublishAll(tx, sb); err != nil {
+		if err := e.unpublishAll(tx, u, sb); err != nil {
 			return err
 		}
 		after.Ports = nil
@@ -253,6 +256,9 @@ func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, forc
 	}
 	sb.Endpoints, sb.Ports = after.Endpoints, after.Ports
 	if err := tx.PutSandbox(sb); err != nil {
+		return err
+	}
+	if err := e.syncResident(tx, u, sb, n.Name); err != nil {
 		return err
 	}
 	return e.writeEtcOfShared(tx, u, sb)
@@ -327,8 +333,8 @@ func (e *Engine) repairEndpoint(sb *Sandbox, n *Network, ep Endpoint) error {
 }
 
 // movePorts sends sb's published ports to their address in after, if it
-// changed: the table's elements, the connections tracked to the old
-// address, and the holder's targets.
+// changed: the table's elements and the connections tracked to the old
+// address. (The resident's targets follow in syncResident.)
 func (e *Engine) movePorts(tx *store.Tx, u *undo, sb, after *Sandbox) error {
 	before, now := firewallPorts(sb), firewallPorts(after)
 	if len(before) == 0 || len(now) == 0 || now[0].CtrIP == before[0].CtrIP {
@@ -344,23 +350,11 @@ func (e *Engine) movePorts(tx *store.Tx, u *undo, sb, after *Sandbox) error {
 	if err := e.flushFlows(before); err != nil {
 		e.opts.Warn(fmt.Sprintf("sandbox %s: forget the connections to its old address: %v", sb.Name, err))
 	}
-	return e.reholdPorts(u, after)
-}
-
-// reholdPorts gives sb's held ports to its holder again, with their new
-// targets: released, then bound and held anew.
-func (e *Engine) reholdPorts(u *undo, sb *Sandbox) error {
-	if e.opts.PortHolder == "" || len(heldKeys(sb.Ports)) == 0 || runtimeHeld(sb) {
-		return nil
-	}
-	e.releasePorts(sb.Name, sb.Ports)
-	bound := boundPorts{}
-	defer bound.close()
-	return e.holdPorts(u, sb, sb.Ports, bound)
+	return nil
 }
 
 // unpublishAll forgets every port sb publishes, in tx and the kernel.
-func (e *Engine) unpublishAll(tx *store.Tx, sb *Sandbox) error {
+func (e *Engine) unpublishAll(tx *store.Tx, u *undo, sb *Sandbox) error {
 	for _, m := range sb.Ports {
 		if err := tx.DeletePort(m, sb.Name); err != nil {
 			return err
@@ -369,7 +363,7 @@ func (e *Engine) unpublishAll(tx *store.Tx, sb *Sandbox) error {
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		return err
 	}
-	e.releasePorts(sb.Name, sb.Ports)
+	e.releasePorts(u, sb.Name, heldPorts(sb))
 	return nil
 }
 

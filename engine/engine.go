@@ -23,6 +23,11 @@
 //   - A lease exists exactly for the address, and a MAC index entry exactly
 //     for the MAC, of each stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.
+//   - The state root's resident process (resident.go) holds nothing the store
+//     does not: an operation that changes the published ports or the names of
+//     the user networks tells it before it returns, while it holds the store's
+//     lock, starts it with the whole state if none answers, and stops it once
+//     it has nothing left to hold or serve; gc puts it back in step.
 package engine
 
 import (
@@ -30,6 +35,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,19 +85,23 @@ type Options struct {
 	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero; NoWait: not at all)
 	ReadOnly     bool          // only reads: takes a shared lock
 	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)
-	// PortHolder is an nsnet binary to run as the process that keeps a
-	// sandbox's published host ports bound (`nsnet __hold-ports`). Empty:
-	// ports are checked when published but not held afterwards.
-	PortHolder string
-	// ResolvConf is the host's resolv.conf, whose servers, search domains
-	// and options sandboxes get (DefaultResolvConf if empty).
+	// Resident is an nsnet binary to run as the state root's resident
+	// process (`nsnet __resident`), which keeps published host ports bound
+	// and serves the embedded DNS of the root's user networks. Empty: ports
+	// are checked when published but not held afterwards, and no names are
+	// served.
+	Resident string
+	// ResolvConf is the host's resolver configuration, whose nameservers
+	// answer the names a user network's resolver does not know, unless the
+	// network has --dns servers, and whose servers, search domains and
+	// options sandboxes' resolv.conf get (DefaultResolvConf if empty).
 	ResolvConf string
 	// FaultPoint is for crash tests only: the process kills itself with
 	// SIGKILL when it reaches this point (one of FaultPoints). Empty: never.
 	FaultPoint string
 }
 
-// DefaultResolvConf is the host's resolv.conf.
+// DefaultResolvConf is the host's resolver configuration.
 const DefaultResolvConf = "/etc/resolv.conf"
 
 // ErrReadOnly is wrapped by the errors of mutating calls on an engine opened
@@ -120,6 +130,12 @@ type Engine struct {
 	newID   func() string // IDs of networks, sandboxes and intents
 	fault   string        // Options.FaultPoint: the point at which to die (tests)
 	die     func()        // how to die there: killSelf (the unit tests panic instead)
+	// Per operation: the host's upstream DNS servers, read once
+	// (hostUpstream), and whether the operation took something from the
+	// resident, which then stops if it holds and serves nothing.
+	hostDNS   []netip.AddrPort
+	hostDNSOK bool
+	shrunk    bool
 }
 
 // Open checks the options and the state root, whose store each operation
@@ -142,6 +158,9 @@ func Open(o Options) (*Engine, error) {
 	}
 	if o.Warn == nil {
 		o.Warn = func(string) {}
+	}
+	if o.ResolvConf == "" {
+		o.ResolvConf = DefaultResolvConf
 	}
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
@@ -180,7 +199,7 @@ func (e *Engine) op(write bool, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	e.st = st
+	e.st, e.hostDNS, e.hostDNSOK, e.shrunk = st, nil, false, false
 	defer func() {
 		e.st = nil
 		st.Close()
@@ -267,7 +286,23 @@ func (e *Engine) apply(fn func(tx *store.Tx, u *undo) error) error {
 	for _, id := range u.intents {
 		e.journal.Done(id)
 	}
+	if err == nil {
+		e.afterCommit(u)
+	}
 	return err
+}
+
+// afterCommit runs what an operation left for after its commit (releasing
+// host ports it unpublished), still under the store's lock, and stops the
+// resident if the operation took something from it and it now holds and
+// serves nothing.
+func (e *Engine) afterCommit(u *undo) {
+	for _, f := range u.after {
+		f()
+	}
+	if e.shrunk {
+		e.stopIdleResident()
+	}
 }
 
 // intend records what the command is about to do before it touches the
@@ -318,10 +353,12 @@ func (e *Engine) read(fn func(tx *store.Tx) error) error {
 	return e.op(false, func() error { return e.st.View(fn) })
 }
 
-// undo is a stack of compensating actions, and the intents to settle.
+// undo is a stack of compensating actions, the intents to settle, and what
+// to do once the change is committed.
 type undo struct {
 	steps   []func() error
 	intents []string
+	after   []func()
 }
 
 func (u *undo) push(f func() error) { u.steps = append(u.steps, f) }

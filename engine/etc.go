@@ -87,6 +87,7 @@ func rehead(files map[string]string, root, owner, sandbox string) map[string]str
 	return out
 }
 
+// shortID is the first 12 digits of an ID, as ls shows it.
 func shortID(id string) string { return id[:min(12, len(id))] }
 
 // hostResolvConf reads the host's resolv.conf; a missing one has nothing.

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,14 +15,15 @@ import (
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/resident"
+	"github.com/nsnet/nsnet/internal/resolver"
 )
 
 // fakeKernel is an in-memory kernel for the engine's unit tests: links,
-// namespaces, sysctls, the firewall table, port holders and bound host
-// ports, as plain data. It implements every interface of kernel.go.
+// namespaces, sysctls, the firewall table, the resident process and bound
+// host ports, as plain data. It implements every interface of kernel.go.
 //
 // Every call that would change the kernel is a step. The step numbered
 // failAt (counting from 1) fails with errInjected, to test the undo of each
@@ -33,6 +35,7 @@ type fakeKernel struct {
 	dir     string // namespace "mounts" are files under dir/netns
 	steps   int
 	failAt  int
+	failOn  string // the first step that starts with this fails (once)
 	crashAt int
 	log     []string // every step, in order
 
@@ -43,7 +46,7 @@ type fakeKernel struct {
 	self    netns.ID
 	sysctl  map[string]string // "ID key" -> value; ID "" is the host
 	fw      *fakeTable
-	holders map[string]*fakeHolder
+	res     *fakeResident   // nil: no resident runs
 	taken   map[string]bool // host ports a host process holds: "tcp/0.0.0.0/08080"
 	procs   map[uint64][]Process
 	flushed int // conntrack flows deleted
@@ -76,9 +79,12 @@ type fakeTable struct {
 	drift []string // set by tests: what Diff reports besides missing or extra state
 }
 
-type fakeHolder struct {
-	pid  int
-	held map[string]string // key -> target
+// fakeResident is a running resident: what it holds and serves.
+type fakeResident struct {
+	pid   int
+	ports map[string]map[string]string // sandbox -> key -> target
+	netns map[string]resident.Namespace
+	zones map[string]resolver.Zone // by network
 }
 
 var (
@@ -91,7 +97,7 @@ func newFakeKernel(t *testing.T) *fakeKernel {
 	k := &fakeKernel{
 		dir: dir, links: map[string]*fakeLink{}, peers: map[netns.ID]map[string]*fakeLink{},
 		mounts: map[string]netns.ID{}, nextIno: 4026531840, sysctl: map[string]string{},
-		holders: map[string]*fakeHolder{}, taken: map[string]bool{}, procs: map[uint64][]Process{},
+		taken: map[string]bool{}, procs: map[uint64][]Process{},
 	}
 	k.self = k.newID()
 	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o700); err != nil {
@@ -111,7 +117,7 @@ func (k *fakeKernel) kernel() kernel {
 	return kernel{
 		openLinks: func() (links, error) { return fakeLinks{k}, nil },
 		fw:        fakeFirewall{k}, ns: fakeNamespaces{k}, sys: fakeSysctls{k},
-		holders: fakeHolders{k}, ports: fakePorts{k}, flows: fakeFlows{k}, procs: fakeProcs{k},
+		res: fakeResidents{k}, ports: fakePorts{k}, flows: fakeFlows{k}, procs: fakeProcs{k},
 		etcDir: filepath.Join(k.dir, "etc"),
 	}
 }
@@ -126,10 +132,11 @@ func (k *fakeKernel) step(format string, args ...any) error {
 	k.steps++
 	what := fmt.Sprintf(format, args...)
 	k.log = append(k.log, what)
-	switch k.steps {
-	case k.crashAt:
+	switch {
+	case k.steps == k.crashAt:
 		panic(errCrash)
-	case k.failAt:
+	case k.steps == k.failAt, k.failOn != "" && strings.HasPrefix(what, k.failOn):
+		k.failOn = ""
 		return fmt.Errorf("%s: %w (step %d)", what, errInjected, k.steps)
 	}
 	return nil
@@ -177,8 +184,14 @@ func (k *fakeKernel) dump() []string {
 			out = append(out, fmt.Sprintf("port %+v", p))
 		}
 	}
-	for name, h := range k.holders {
-		out = append(out, fmt.Sprintf("holder %s %v", name, h.held))
+	if r := k.res; r != nil {
+		out = append(out, "resident running")
+		for name, held := range r.ports {
+			out = append(out, fmt.Sprintf("resident ports %s %v", name, held))
+		}
+		for name, z := range r.zones {
+			out = append(out, fmt.Sprintf("resident zone %s %s", name, zoneString(z)))
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -688,6 +701,7 @@ func (f fakeNamespaces) Remove(path string) error {
 		return err
 	}
 	delete(f.k.mounts, path)
+	f.k.vanish()
 	switch {
 	case !ok || slices.Contains(mapValues(f.k.mounts), id) || len(f.k.procs[id.Ino]) > 0:
 	case f.k.lazy:
@@ -789,100 +803,220 @@ func (f fakeSysctls) SetIn(ns *os.File, key, val string) error {
 	return f.set(id.String()+" "+key, val)
 }
 
-// fakeHolders implements portHolders.
-type fakeHolders struct{ k *fakeKernel }
-
-func (f fakeHolders) Spawn(sandbox, _ string) (int, error) {
-	f.k.mu.Lock()
-	defer f.k.mu.Unlock()
-	if err := f.k.step("spawn holder %s", sandbox); err != nil {
-		return 0, err
+// zoneString shows a zone in one line: its address and flags, and
+// each record's address, names and upstream servers.
+func zoneString(z resolver.Zone) string {
+	out := fmt.Sprintf("%s internal=%t up=%v", z.Listen, z.Internal, z.Upstream)
+	for _, r := range z.Records {
+		out += fmt.Sprintf(" %s=%v", r.Addr, r.Names)
+		if len(r.Upstream) > 0 {
+			out += fmt.Sprintf("/up=%v", r.Upstream)
+		}
 	}
-	pid := 1000 + f.k.steps
-	f.k.holders[sandbox] = &fakeHolder{pid: pid, held: map[string]string{}}
-	return pid, nil
+	return out
 }
 
-func (f fakeHolders) Hold(sandbox string, ports []holder.Port) error {
+// fakeResidents implements residentProcess.
+type fakeResidents struct{ k *fakeKernel }
+
+var errFakeNotRunning = fmt.Errorf("resident process (fake): %w", resident.ErrNotRunning)
+
+func (f fakeResidents) Start() (int, error) {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
+	if err := f.k.step("start resident"); err != nil {
+		return 0, err
+	}
+	r := &fakeResident{pid: 1000 + f.k.steps, ports: map[string]map[string]string{}, netns: map[string]resident.Namespace{}, zones: map[string]resolver.Zone{}}
+	f.k.res = r
+	return r.pid, nil
+}
+
+func (f fakeResidents) Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	r := f.k.res
+	if r == nil {
+		return errFakeNotRunning
+	}
 	if err := f.k.step("hold %d ports for %s", len(ports), sandbox); err != nil {
 		return err
 	}
-	h := f.k.holders[sandbox]
-	if h == nil {
-		return fmt.Errorf("reach the port holder of sandbox %s: %w", sandbox, holder.ErrNotRunning)
+	if id, ok := f.k.mounts[ns.Path]; !ok || id != (netns.ID{Dev: ns.Dev, Ino: ns.Ino}) {
+		return fmt.Errorf("namespace of sandbox %s: %s is not namespace %d:%d: it was replaced", sandbox, ns.Path, ns.Dev, ns.Ino)
 	}
+	if r.netns[sandbox] != ns {
+		delete(r.ports, sandbox)
+	}
+	if r.ports[sandbox] == nil {
+		r.ports[sandbox] = map[string]string{}
+	}
+	r.netns[sandbox] = ns
 	for _, p := range ports {
-		h.held[p.Key] = p.Target.String()
+		r.ports[sandbox][p.Key] = p.Target.String()
 	}
 	return nil
 }
 
-func (f fakeHolders) Release(sandbox string, keys []string) error {
+func (f fakeResidents) Release(sandbox string, keys []string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	h := f.k.holders[sandbox]
-	if h == nil {
-		return fmt.Errorf("reach the port holder of sandbox %s: %w", sandbox, holder.ErrNotRunning)
+	r := f.k.res
+	if r == nil {
+		return errFakeNotRunning
 	}
 	if err := f.k.step("release %d ports of %s", len(keys), sandbox); err != nil {
 		return err
 	}
 	for _, key := range keys {
-		delete(h.held, key)
+		delete(r.ports[sandbox], key)
+	}
+	if len(r.ports[sandbox]) == 0 {
+		r.drop(sandbox)
 	}
 	return nil
 }
 
-func (f fakeHolders) Stop(sandbox string) error {
+func (r *fakeResident) drop(sandbox string) {
+	delete(r.ports, sandbox)
+	delete(r.netns, sandbox)
+}
+
+func (f fakeResidents) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	if f.k.holders[sandbox] == nil {
-		return nil
+	r := f.k.res
+	if r == nil {
+		return errFakeNotRunning
 	}
-	if err := f.k.step("stop holder %s", sandbox); err != nil {
+	if err := f.k.step("retarget %d ports of %s", len(keys), sandbox); err != nil {
 		return err
 	}
-	delete(f.k.holders, sandbox)
+	for _, key := range keys {
+		if _, ok := r.ports[sandbox][key]; !ok {
+			return fmt.Errorf("sandbox %s: key %s is not held", sandbox, key)
+		}
+	}
+	for i, key := range keys {
+		r.ports[sandbox][key] = targets[i].String()
+	}
 	return nil
 }
 
-func (f fakeHolders) Find() map[string]int {
+func (f fakeResidents) Drop(sandbox string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	out := map[string]int{}
-	for name, h := range f.k.holders {
-		out[name] = h.pid
+	r := f.k.res
+	switch {
+	case r == nil:
+		return errFakeNotRunning
+	case r.ports[sandbox] == nil:
+		return nil
 	}
-	return out
+	if err := f.k.step("drop the ports of %s", sandbox); err != nil {
+		return err
+	}
+	r.drop(sandbox)
+	return nil
 }
 
-func (f fakeHolders) Probe(sandbox string) (holder.Status, error) {
+func (f fakeResidents) Serve(n resident.Names) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	h := f.k.holders[sandbox]
-	if h == nil {
-		return holder.Status{}, holder.ErrNotRunning
+	r := f.k.res
+	if r == nil {
+		return errFakeNotRunning
 	}
-	st := holder.Status{Pid: h.pid}
-	for key := range h.held {
-		st.Keys = append(st.Keys, key)
+	if err := f.k.step("serve %d zones for %v (all %t), %d patches", len(n.Zones), n.Networks, n.All, len(n.Patches)); err != nil {
+		return err
 	}
-	sort.Strings(st.Keys)
-	for _, key := range st.Keys {
-		st.Targets = append(st.Targets, h.held[key])
+	next := map[string]resolver.Zone{}
+	if !n.All {
+		for nw, z := range r.zones {
+			if !slices.Contains(n.Networks, nw) {
+				next[nw] = z
+			}
+		}
+	}
+	for _, z := range n.Zones {
+		if !n.All && !slices.Contains(n.Networks, z.Network) {
+			return fmt.Errorf("zone of network %s given, but not named among the networks to replace", z.Network)
+		}
+		next[z.Network] = z
+	}
+	for _, p := range n.Patches {
+		z := p.Zone
+		z.Records = nil
+		gone := map[netip.Addr]bool{}
+		for _, a := range p.Drop {
+			gone[a] = true
+		}
+		for _, rec := range p.Zone.Records {
+			gone[rec.Addr] = true
+		}
+		for _, rec := range next[z.Network].Records {
+			if !gone[rec.Addr] {
+				z.Records = append(z.Records, rec)
+			}
+		}
+		z.Records = append(z.Records, p.Zone.Records...)
+		slices.SortFunc(z.Records, func(a, b resolver.Record) int { return a.Addr.Compare(b.Addr) })
+		if len(z.Records) > 0 {
+			next[z.Network] = z
+		} else {
+			delete(next, z.Network)
+		}
+	}
+	r.zones = next
+	return nil
+}
+
+func (f fakeResidents) Status() (resident.Status, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	r := f.k.res
+	if r == nil {
+		return resident.Status{}, errFakeNotRunning
+	}
+	st := resident.Status{Pid: r.pid}
+	for _, name := range slices.Sorted(maps.Keys(r.ports)) {
+		h := resident.Held{Sandbox: name, NetNS: r.netns[name], Keys: slices.Sorted(maps.Keys(r.ports[name]))}
+		for _, key := range h.Keys {
+			h.Targets = append(h.Targets, r.ports[name][key])
+		}
+		st.Sandboxes = append(st.Sandboxes, h)
+	}
+	for _, n := range slices.Sorted(maps.Keys(r.zones)) {
+		st.Zones = append(st.Zones, r.zones[n])
 	}
 	return st, nil
 }
 
-func (f fakeHolders) Alive(sandbox string) (int, bool) {
+func (f fakeResidents) Stop() error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	if h := f.k.holders[sandbox]; h != nil {
-		return h.pid, true
+	if f.k.res == nil {
+		return nil
 	}
-	return 0, false
+	if err := f.k.step("stop resident"); err != nil {
+		return err
+	}
+	f.k.res = nil
+	return nil
+}
+
+// vanish lets go of the ports of the sandboxes whose namespace path no
+// longer names the namespace they were held with, as the real resident does
+// within a second.
+func (k *fakeKernel) vanish() {
+	if k.res == nil {
+		return
+	}
+	for name, ns := range k.res.netns {
+		if id, ok := k.mounts[ns.Path]; !ok || id != (netns.ID{Dev: ns.Dev, Ino: ns.Ino}) {
+			k.res.drop(name)
+		}
+	}
 }
 
 // fakePorts implements hostPorts: a port is free unless a test took it.
@@ -926,12 +1060,12 @@ func (f fakeProcs) In(_ string, ino uint64) ([]Process, error) {
 }
 
 // fakeEngine opens an engine on a fresh state root over the fake kernel k;
-// port holders are "run" when holders is set.
-func fakeEngine(t *testing.T, k *fakeKernel, holders bool) *Engine {
+// the resident is "run" when resident is set.
+func fakeEngine(t *testing.T, k *fakeKernel, resident bool) *Engine {
 	t.Helper()
 	o := Options{Root: filepath.Join(k.dir, "root"), RunDir: filepath.Join(k.dir, "run"), LockTimeout: NoWait}
-	if holders {
-		o.PortHolder = "/fake/nsnet"
+	if resident {
+		o.Resident = "/fake/nsnet"
 	}
 	return reopen(t, k, o)
 }

@@ -3,11 +3,9 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -42,7 +40,7 @@ func (g *gc) do(what string, fn func() error) {
 // mounts of this root that no record explains, recreates missing bridges and
 // veths, repairs those that drifted (down, another MTU, an address or route
 // missing, off their bridge, IPv6 on), turns the sysctls nsnet owns back,
-// keeps port holders exact, and rewrites the nftables table if any rule or
+// keeps the resident process exact, and rewrites the nftables table if any rule or
 // element drifted. It returns what it did (or, with dryRun, would do):
 // nothing when all is in order, so after a gc a dry run reports nothing. A
 // dry run lists what settling an interrupted command takes care of once, as
@@ -80,7 +78,7 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	var nets []Network
 	err = e.st.Update(func(tx *store.Tx) error {
 		g.tx = tx
-		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.holders, g.etcFiles, g.firewall}
+		steps := []func() error{g.strayLeases, g.strayLinks, g.strayMounts, g.bridges, g.endpoints, g.forwarding, g.resident, g.etcFiles, g.firewall}
 		for _, step := range steps {
 			if err := step(); err != nil {
 				return err
@@ -103,9 +101,9 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 
 // settling notes, in a dry run, what settling the intents would take care
 // of, so that the plan does not list it a second time, or contradict it: the
-// links and mounts of creates to undo and their holders, the sandboxes and
-// networks whose removal is to be finished, and the firewall table, which
-// settling rewrites.
+// links and mounts of creates to undo and their ports in the resident, the
+// sandboxes and networks whose removal is to be finished, and the firewall
+// table and the resident's names, which settling rewrites.
 func (g *gc) settling() error {
 	if !g.dryRun {
 		return nil
@@ -114,7 +112,7 @@ func (g *gc) settling() error {
 	if err != nil || len(pending)+len(bad) == 0 {
 		return err
 	}
-	g.settled["table"] = true
+	g.settled["table"], g.settled["names"] = true, true
 	return g.e.view(func(tx *store.Tx) error {
 		for _, it := range pending {
 			stored := g.e.recordExists(tx, it)
@@ -124,7 +122,7 @@ func (g *gc) settling() error {
 			case it.Op == journal.OpNetworkRemove && stored:
 				g.settle("network ", it.Name)
 			case it.Op == journal.OpSandboxCreate && !stored: // to undo
-				g.settle("holder ", it.Name)
+				g.settle("ports ", it.Name)
 				g.settle("etc ", it.Name)
 				g.settle("link ", it.Links...)
 				g.settle("mount ", it.Mounts...)
@@ -311,90 +309,6 @@ func (g *gc) strayMounts() error {
 		g.do(what, func() error { return g.e.removeMarkedMount(m) })
 	}
 	return nil
-}
-
-// holders makes each sandbox's port holder hold exactly the sandbox's
-// published TCP and UDP ports: it restarts holders that do not answer, gives
-// live ones the ports they lack and takes back those they should not hold,
-// and stops holders whose sandbox is gone. A sandbox with no such ports needs
-// no holder (SCTP ports are not held).
-func (g *gc) holders() error {
-	if g.e.opts.PortHolder == "" {
-		return nil
-	}
-	running := g.e.k.holders.Find() // by control socket; 0: nobody answers on it
-	sbs, err := g.tx.Sandboxes()
-	if err != nil {
-		return err
-	}
-	for i := range sbs {
-		sb := &sbs[i]
-		pid := running[sb.Name]
-		delete(running, sb.Name)
-		if g.gone[sb.Name] {
-			continue
-		}
-		want := heldKeys(sb.Ports)
-		if runtimeHeld(sb) {
-			want = nil
-		}
-		if (pid == 0 || !g.holderContents(sb, want)) && len(want) > 0 {
-			g.do(fmt.Sprintf("restart the port holder of sandbox %s", sb.Name), func() error { return g.e.restartHolder(g.tx, sb) })
-		}
-	}
-	for name, pid := range running {
-		if g.settled["holder "+name] {
-			continue
-		}
-		what := fmt.Sprintf("stop the port holder of missing sandbox %s (pid %d)", name, pid)
-		if pid == 0 {
-			what = "remove the control socket of the dead port holder of missing sandbox " + name
-		}
-		g.do(what, func() error { return g.e.k.holders.Stop(name) })
-	}
-	return nil
-}
-
-// holderContents compares what sb's live holder holds with want; it returns
-// false if the holder no longer answers.
-func (g *gc) holderContents(sb *Sandbox, want []string) bool {
-	st, err := g.e.k.holders.Probe(sb.Name)
-	if err != nil {
-		if !errors.Is(err, holder.ErrNotRunning) {
-			g.errs = append(g.errs, err)
-		}
-		return !errors.Is(err, holder.ErrNotRunning)
-	}
-	if n := misdirected(sb, st); n > 0 {
-		g.do(fmt.Sprintf("restart the port holder of sandbox %s (pid %d): it sends %d ports elsewhere than the sandbox's address",
-			sb.Name, st.Pid, n), func() error { return g.e.restartHolder(g.tx, sb) })
-		return true
-	}
-	missing, extra := keyDiff(want, st.Keys)
-	if len(missing)+len(extra) > 0 {
-		g.do(fmt.Sprintf("make the port holder of sandbox %s (pid %d) hold the %d published host ports it lacks and let go of %d unpublished ones",
-			sb.Name, st.Pid, len(missing), len(extra)), func() error { return g.e.syncHolder(sb, missing, extra) })
-	}
-	return true
-}
-
-// misdirected counts the ports sb's holder holds with a target other than
-// the sandbox's container port on its publishing address (as a holder of an
-// older nsnet, which did not proxy, holds them).
-func misdirected(sb *Sandbox, st holder.Status) int {
-	want := map[string]string{}
-	if ep, ok := publishingEndpoint(sb); ok {
-		for _, m := range sb.Ports {
-			want[m.Key()] = netip.AddrPortFrom(ep.Address.Addr(), m.CtrPort).String()
-		}
-	}
-	n := 0
-	for i, k := range st.Keys {
-		if t, ok := want[k]; ok && (i >= len(st.Targets) || st.Targets[i] != t) {
-			n++
-		}
-	}
-	return n
 }
 
 // firewall rewrites the root's table if any chain, rule or element differs

@@ -15,6 +15,7 @@ import (
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/owner"
+	"github.com/nsnet/nsnet/internal/resolver"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
@@ -22,7 +23,7 @@ import (
 // driftWorld is a root with a network n1 (10.1.0.0/24) and an internal
 // network in (10.3.0.0/24); sandbox s1 on n1 publishing 8080:80 and
 // 5353:53/udp, s2 on in and n1 publishing 9090:90, and s3 with no network;
-// port holders on.
+// the resident on.
 type driftWorld struct {
 	k          *fakeKernel
 	e          *Engine
@@ -77,9 +78,10 @@ func (w *driftWorld) marker(t *testing.T, name string, owns bool, id netns.ID) {
 	mustDo(t, w.e.markers.Put(journal.Marker{Name: name, Root: w.e.opts.Root, Owns: owns, NetNS: id}))
 }
 
-func (w *driftWorld) holder(name string) *fakeHolder { return w.k.holders[name] }
+// held is what the resident holds for the named sandbox: key -> target.
+func (w *driftWorld) held(name string) map[string]string { return w.k.res.ports[name] }
 
-// someKey is one of the keys sb's holder holds.
+// someKey is one of the keys the resident holds for sb.
 func (w *driftWorld) someKey(sb *Sandbox) string { return heldKeys(sb.Ports)[0] }
 
 // deadPID is a pid no process has: above the kernel's largest (2^22).
@@ -196,11 +198,11 @@ func drifts() []driftCase {
 		}, plan: func(w *driftWorld) []string {
 			return []string{fmt.Sprintf("would forget sandbox s1: its namespace %s is gone", w.s1.NetNS)}
 		}, end: withoutS1},
-		{name: "namespace vanished, but alive, with a veth, holder and firewall that drifted", make: func(t *testing.T, w *driftWorld) {
+		{name: "namespace vanished, but alive, with a veth, held ports and firewall that drifted", make: func(t *testing.T, w *driftWorld) {
 			delete(w.k.mounts, w.s1.NetNS) // a process keeps the namespace, and so its veth
 			mustDo(t, os.Remove(w.s1.NetNS))
 			w.veth(w.s1, 0).up, w.peer(w.s1, 0).mtu = false, 1280
-			delete(w.holder("s1").held, w.someKey(w.s1))
+			delete(w.held("s1"), w.someKey(w.s1))
 		}, plan: func(w *driftWorld) []string {
 			return []string{fmt.Sprintf("would forget sandbox s1: its namespace %s is gone", w.s1.NetNS)}
 		}, end: func(t *testing.T, w *driftWorld, drifted []string) []string {
@@ -270,28 +272,59 @@ func drifts() []driftCase {
 		{name: "stray lease", make: func(t *testing.T, w *driftWorld) {
 			w.update(t, func(tx *store.Tx) error { return tx.PutLease("n1", netip.MustParseAddr("10.1.0.77"), "ghost") })
 		}, plan: planLines("would release 10.1.0.77 on network n1 (held by missing sandbox ghost)")},
-		{name: "holder dead", make: func(t *testing.T, w *driftWorld) { delete(w.k.holders, "s1") },
-			plan: planLines("would restart the port holder of sandbox s1")},
-		{name: "holder dead, its socket left", make: func(t *testing.T, w *driftWorld) { w.holder("s1").pid = 0 },
-			plan: planLines("would restart the port holder of sandbox s1")},
-		{name: "holder lacks a port", make: func(t *testing.T, w *driftWorld) { delete(w.holder("s1").held, w.someKey(w.s1)) },
+		{name: "resident dead", make: func(t *testing.T, w *driftWorld) { w.k.res = nil },
+			plan: planLines("would start the resident process: 3 ports of 2 sandboxes to hold, 2 networks to serve")},
+		{name: "resident lacks a port", make: func(t *testing.T, w *driftWorld) { delete(w.held("s1"), w.someKey(w.s1)) },
 			plan: func(w *driftWorld) []string {
-				return []string{fmt.Sprintf("would make the port holder of sandbox s1 (pid %d) hold the 1 published host ports it lacks and let go of 0 unpublished ones", w.holder("s1").pid)}
+				return []string{fmt.Sprintf("would make the resident process (pid %d) hold the 1 published host ports of sandbox s1 it lacks and let go of 0 unpublished ones", w.k.res.pid)}
 			}},
-		{name: "holder holds an unpublished port", make: func(t *testing.T, w *driftWorld) { w.holder("s1").held["tcp/0.0.0.0/02222"] = "10.1.0.2:22" },
+		{name: "resident holds an unpublished port", make: func(t *testing.T, w *driftWorld) { w.held("s1")["tcp/0.0.0.0/02222"] = "10.1.0.2:22" },
 			plan: func(w *driftWorld) []string {
-				return []string{fmt.Sprintf("would make the port holder of sandbox s1 (pid %d) hold the 0 published host ports it lacks and let go of 1 unpublished ones", w.holder("s1").pid)}
+				return []string{fmt.Sprintf("would make the resident process (pid %d) hold the 0 published host ports of sandbox s1 it lacks and let go of 1 unpublished ones", w.k.res.pid)}
 			}},
-		{name: "holder sends a port elsewhere", make: func(t *testing.T, w *driftWorld) { w.holder("s1").held[w.someKey(w.s1)] = "10.1.0.99:80" },
+		{name: "resident sends a port elsewhere", make: func(t *testing.T, w *driftWorld) { w.held("s1")[w.someKey(w.s1)] = "10.1.0.99:80" },
 			plan: func(w *driftWorld) []string {
-				return []string{fmt.Sprintf("would restart the port holder of sandbox s1 (pid %d): it sends 1 ports elsewhere than the sandbox's address", w.holder("s1").pid)}
+				return []string{fmt.Sprintf("would make the resident process (pid %d) send 1 ports of sandbox s1 to the sandbox's address", w.k.res.pid)}
 			}},
-		{name: "holder of a missing sandbox", make: func(t *testing.T, w *driftWorld) {
-			w.k.holders["ghost"] = &fakeHolder{pid: 4242, held: map[string]string{}}
-		},
-			plan: planLines("would stop the port holder of missing sandbox ghost (pid 4242)")},
-		{name: "dead holder's socket of a missing sandbox", make: func(t *testing.T, w *driftWorld) { w.k.holders["ghost"] = &fakeHolder{held: map[string]string{}} },
-			plan: planLines("would remove the control socket of the dead port holder of missing sandbox ghost")},
+		{name: "resident lacks a sandbox's ports", make: func(t *testing.T, w *driftWorld) { w.k.res.drop("s2") },
+			plan: func(w *driftWorld) []string {
+				return []string{fmt.Sprintf("would make the resident process (pid %d) hold the 1 published host ports of sandbox s2", w.k.res.pid)}
+			}},
+		{name: "resident holds a sandbox's ports in another namespace", make: func(t *testing.T, w *driftWorld) {
+			ns := w.k.res.netns["s2"]
+			ns.Ino++
+			w.k.res.netns["s2"] = ns
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would make the resident process (pid %d) hold the 1 published host ports of sandbox s2", w.k.res.pid)}
+		}},
+		{name: "resident holds the ports of a missing sandbox", make: func(t *testing.T, w *driftWorld) {
+			w.k.res.ports["ghost"] = map[string]string{"tcp/0.0.0.0/02222": "10.1.0.9:22"}
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would make the resident process (pid %d) let go of the 1 ports of missing sandbox ghost", w.k.res.pid)}
+		}},
+		{name: "resident lacks a zone", make: func(t *testing.T, w *driftWorld) { delete(w.k.res.zones, "in") },
+			plan: func(w *driftWorld) []string {
+				return []string{fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (missing: in)", w.k.res.pid)}
+			}},
+		{name: "resident serves a name too many", make: func(t *testing.T, w *driftWorld) {
+			z := w.k.res.zones["n1"]
+			z.Records = append(slices.Clone(z.Records), resolver.Record{Addr: netip.MustParseAddr("10.1.0.77"), Names: []string{"ghost"}})
+			w.k.res.zones["n1"] = z
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (stale: n1)", w.k.res.pid)}
+		}},
+		{name: "resident serves another upstream", make: func(t *testing.T, w *driftWorld) {
+			z := w.k.res.zones["n1"]
+			z.Upstream = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")}
+			w.k.res.zones["n1"] = z
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (stale: n1)", w.k.res.pid)}
+		}},
+		{name: "resident serves a network without sandboxes", make: func(t *testing.T, w *driftWorld) {
+			w.k.res.zones["ghost"] = resolver.Zone{Network: "ghost", Listen: netip.MustParseAddr("10.9.0.1")}
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (not to be served: ghost)", w.k.res.pid)}
+		}},
 		{name: "run --rm whose process is gone", make: run(deadPID, func() uint64 { return 1 }),
 			plan: planLines("would remove sandbox s4: the nsnet run --rm that made it is gone, and so is its program")},
 		{name: "run --rm whose pid is another process now", make: run(os.Getpid(), func() uint64 { return myStart() + 1 }),
@@ -302,13 +335,17 @@ func drifts() []driftCase {
 			mustDo(t, err)
 			w.k.procs[s4.NetNSIno] = []Process{{PID: 77, Comm: "sleep"}}
 		}},
-		{name: "run --rm whose process is gone, its veth drifted and its holder dead", make: func(t *testing.T, w *driftWorld) {
+		{name: "run --rm whose process is gone, its veth drifted, its ports misheld and its network's names missing", make: func(t *testing.T, w *driftWorld) {
 			run(deadPID, func() uint64 { return 1 })(t, w)
 			s4, err := w.e.InspectSandbox("s4")
 			mustDo(t, err)
 			w.veth(s4, 0).up = false
-			w.k.holders["s4"] = &fakeHolder{pid: 4242, held: map[string]string{"tcp/0.0.0.0/02222": "10.1.0.9:22"}}
-		}, plan: planLines("would remove sandbox s4: the nsnet run --rm that made it is gone, and so is its program")},
+			w.k.res.ports["s4"] = map[string]string{"tcp/0.0.0.0/02222": "10.1.0.9:22"}
+			delete(w.k.res.zones, "n1")
+		}, plan: func(w *driftWorld) []string {
+			return []string{"would remove sandbox s4: the nsnet run --rm that made it is gone, and so is its program",
+				fmt.Sprintf("would make the resident process (pid %d) serve the names of the store (missing: n1)", w.k.res.pid)}
+		}},
 		{name: "run --rm whose process is gone, but another sandbox shares its namespace", keep: true, make: func(t *testing.T, w *driftWorld) {
 			s4 := w.sandbox(t, SandboxSpec{Name: "s4", Networks: []string{"n1"}, AutoRemove: true})
 			w.sandbox(t, SandboxSpec{Name: "s5", Networks: []string{"container:s4"}})
@@ -319,14 +356,14 @@ func drifts() []driftCase {
 			w.bridge(w.in).up = false
 			w.veth(w.s2, 1).mtu = 1400
 			w.k.fw = nil
-			delete(w.k.holders, "s2")
+			w.k.res.drop("s2")
 			w.update(t, func(tx *store.Tx) error { return tx.PutLease("in", netip.MustParseAddr("10.3.0.77"), "ghost") })
 		}, plan: func(w *driftWorld) []string {
 			return []string{
 				"would repair bridge " + w.in.Bridge + " of network in (is down)",
 				"would repair veth " + w.s2.Endpoints[1].HostVeth + " of sandbox s2 on network n1 (has MTU 1400, not 1500)",
 				"would rewrite nftables table inet nsnet-test (table is missing)",
-				"would restart the port holder of sandbox s2",
+				fmt.Sprintf("would make the resident process (pid %d) hold the 1 published host ports of sandbox s2", w.k.res.pid),
 				"would release 10.3.0.77 on network in (held by missing sandbox ghost)",
 			}
 		}},
@@ -465,7 +502,7 @@ func TestGCNothingToDo(t *testing.T) {
 }
 
 // TestGCAfterReboot: after a reboot the kernel has none of nsnet's objects
-// (bridges, namespaces, table, holders, sysctls, and the markers in the
+// (bridges, namespaces, table, the resident, sysctls, and the markers in the
 // run directory are gone); gc forgets the sandboxes and makes the networks
 // again, as they were.
 func TestGCAfterReboot(t *testing.T) {
@@ -476,7 +513,7 @@ func TestGCAfterReboot(t *testing.T) {
 		mustDo(t, err)
 	}
 	fresh := newFakeKernel(t)
-	w.k.links, w.k.peers, w.k.sysctl, w.k.fw, w.k.holders = fresh.links, fresh.peers, fresh.sysctl, nil, fresh.holders
+	w.k.links, w.k.peers, w.k.sysctl, w.k.fw, w.k.res = fresh.links, fresh.peers, fresh.sysctl, nil, nil
 	for path := range w.k.mounts {
 		if filepath.Dir(path) == filepath.Join(w.k.dir, "netns") {
 			delete(w.k.mounts, path)

@@ -3,7 +3,7 @@ package engine
 // The kernel behind the engine. Everything the engine changes or reads
 // outside its state root goes through the small interfaces below, defined
 // here where they are used: the real implementations are the wrapper
-// packages (link, firewall, netns, sysctl, holder, hostport, conntrack), and
+// packages (link, firewall, netns, sysctl, resident, hostport, conntrack), and
 // the unit tests put an in-memory fake in their place (fake_test.go), so the
 // engine's own logic is tested without root.
 
@@ -13,10 +13,10 @@ import (
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/hostport"
 	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/resident"
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
 
@@ -73,16 +73,19 @@ type sysctls interface {
 	SetIn(ns *os.File, key, val string) error
 }
 
-// portHolders are the processes that keep the state root's published host
-// ports bound (package holder), by sandbox.
-type portHolders interface {
-	Spawn(sandbox, netnsPath string) (int, error)
-	Hold(sandbox string, ports []holder.Port) error
+// residentProcess is the state root's resident process (package resident):
+// it keeps published host ports bound, by sandbox, and serves the names of
+// the root's user networks, a zone each. Every call but Start and Stop
+// returns an error wrapping resident.ErrNotRunning when none answers.
+type residentProcess interface {
+	Start() (pid int, err error) // an empty one, replacing the socket of one that is gone
+	Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error
 	Release(sandbox string, keys []string) error
-	Stop(sandbox string) error
-	Find() map[string]int
-	Probe(sandbox string) (holder.Status, error)
-	Alive(sandbox string) (int, bool)
+	Retarget(sandbox string, keys []string, targets []netip.AddrPort) error
+	Drop(sandbox string) error
+	Serve(n resident.Names) error
+	Status() (resident.Status, error)
+	Stop() error // a resident that is gone is no error
 }
 
 // hostPorts bind host ports and say which are free to choose (package
@@ -109,7 +112,7 @@ type kernel struct {
 	fw        firewaller
 	ns        namespaces
 	sys       sysctls
-	holders   portHolders
+	res       residentProcess
 	ports     hostPorts
 	flows     flowTable
 	procs     processLister
@@ -123,7 +126,7 @@ func realKernel(o Options, table string) kernel {
 		fw:        firewall.Table{Name: table},
 		ns:        realNamespaces{},
 		sys:       realSysctls{},
-		holders:   realHolders{root: o.Root, self: o.PortHolder},
+		res:       realResident{root: o.Root, self: o.Resident},
 		ports:     realHostPorts{},
 		flows:     realFlows{},
 		procs:     realProcesses{},
@@ -153,23 +156,22 @@ func (realSysctls) Set(key, val string) (bool, error)             { return sysct
 func (realSysctls) GetIn(ns *os.File, key string) (string, error) { return sysctl.GetIn(ns, key) }
 func (realSysctls) SetIn(ns *os.File, key, val string) error      { return sysctl.SetIn(ns, key, val) }
 
-type realHolders struct{ root, self string }
+type realResident struct{ root, self string }
 
-func (h realHolders) Spawn(sandbox, netnsPath string) (int, error) {
-	return holder.Spawn(h.self, h.root, sandbox, netnsPath)
+func (r realResident) Start() (int, error) { return resident.Start(r.self, r.root) }
+func (r realResident) Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error {
+	return resident.Hold(r.root, sandbox, ns, ports)
 }
-func (h realHolders) Hold(sandbox string, ports []holder.Port) error {
-	return holder.Hold(h.root, sandbox, ports)
+func (r realResident) Release(sandbox string, keys []string) error {
+	return resident.Release(r.root, sandbox, keys)
 }
-func (h realHolders) Release(sandbox string, keys []string) error {
-	return holder.Release(h.root, sandbox, keys)
+func (r realResident) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
+	return resident.Retarget(r.root, sandbox, keys, targets)
 }
-func (h realHolders) Stop(sandbox string) error { return holder.Stop(h.root, sandbox) }
-func (h realHolders) Find() map[string]int      { return holder.Find(h.root) }
-func (h realHolders) Probe(sandbox string) (holder.Status, error) {
-	return holder.Probe(h.root, sandbox)
-}
-func (h realHolders) Alive(sandbox string) (int, bool) { return holder.Alive(h.root, sandbox) }
+func (r realResident) Drop(sandbox string) error        { return resident.Drop(r.root, sandbox) }
+func (r realResident) Serve(n resident.Names) error     { return resident.Serve(r.root, n) }
+func (r realResident) Status() (resident.Status, error) { return resident.Probe(r.root) }
+func (r realResident) Stop() error                      { return resident.Stop(r.root) }
 
 type realHostPorts struct{}
 

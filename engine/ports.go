@@ -7,9 +7,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nsnet/nsnet/internal/holder"
 	"github.com/nsnet/nsnet/internal/hostport"
 	"github.com/nsnet/nsnet/internal/portspec"
+	"github.com/nsnet/nsnet/internal/resident"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/types"
 )
@@ -51,8 +51,8 @@ func checkPublishable(sb *Sandbox) error {
 }
 
 // boundPorts are host-port sockets bound while a command publishes, by
-// mapping key; they go to the sandbox's holder, and the command closes its
-// copies when it ends, whatever happened.
+// mapping key; they go to the resident, and the command closes its copies
+// when it ends, whatever happened.
 type boundPorts map[string]*os.File
 
 func (b boundPorts) close() {
@@ -66,7 +66,7 @@ func (b boundPorts) close() {
 // host port binds it, and the socket is kept in bound for holdPorts.
 func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
 	lo, hi := e.k.ports.LocalPortRange()
-	if err := holder.RaiseFileLimit(portCount(specs)); err != nil {
+	if err := resident.RaiseFileLimit(portCount(specs)); err != nil {
 		return nil, err
 	}
 	var planned []Mapping
@@ -126,13 +126,13 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 	return nil
 }
 
-// holdPorts hands the host ports of ms to sb's holder process, which holds
-// them and proxies what reaches them to sb's publishing address, starting
-// one if none answers on sb's control socket (sb.Holder is set to its pid;
-// the caller stores it). Ports not in bound are bound here (and closed by
-// the caller with bound).
-func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
-	if e.opts.PortHolder == "" || len(ms) == 0 || runtimeHeld(sb) {
+// holdPorts hands the host ports of ms, published by sb (whose ports tx
+// has), to the resident, which holds them and proxies what reaches them to
+// sb's publishing address; if no resident answers, it starts one and gives
+// it everything. Ports not in bound are bound here (and closed by the caller
+// with bound); u lets them go again on undo.
+func (e *Engine) holdPorts(tx *store.Tx, u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
+	if !e.residentOn() || len(heldKeys(ms)) == 0 || runtimeHeld(sb) {
 		return nil
 	}
 	ep, ok := publishingEndpoint(sb)
@@ -140,22 +140,19 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 		return fmt.Errorf("sandbox %s has no network that its published ports can go to", sb.Name)
 	}
 	ports, err := e.bindAll(ms, ep.Address.Addr(), bound)
-	if err != nil || len(ports) == 0 {
+	if err != nil {
 		return err
 	}
-	pid, ok := e.k.holders.Alive(sb.Name)
-	if !ok {
-		if pid, err = e.k.holders.Spawn(sb.Name, sb.NetNS); err != nil {
-			return err
-		}
-		u.push(func() error { return e.k.holders.Stop(sb.Name) })
+	ns, err := e.namespaceOf(sb)
+	if err != nil {
+		return err
 	}
-	sb.Holder = pid
-	if err := e.k.holders.Hold(sb.Name, ports); err != nil {
+	started, err := e.withResident(tx, u, bound, sb.Name, true, func() error { return e.k.res.Hold(sb.Name, ns, ports) })
+	if err != nil || started {
 		return err
 	}
 	keys := heldKeys(ms)
-	u.push(func() error { return e.k.holders.Release(sb.Name, keys) })
+	u.push(func() error { return e.k.res.Release(sb.Name, keys) })
 	return nil
 }
 
@@ -165,20 +162,29 @@ func (e *Engine) holdPorts(u *undo, sb *Sandbox, ms []Mapping, bound boundPorts)
 // nor holds them, and still refuses ports another sandbox publishes.
 func runtimeHeld(sb *Sandbox) bool { return sb.Runtime != nil }
 
-// bindAll returns the held mappings of ms (not SCTP) as the holder takes
+// heldPorts are the ports of sb that nsnet holds: none of a sandbox whose
+// runtime holds them (runtimeHeld), all of any other's.
+func heldPorts(sb *Sandbox) []Mapping {
+	if runtimeHeld(sb) {
+		return nil
+	}
+	return sb.Ports
+}
+
+// bindAll returns the held mappings of ms (not SCTP) as the resident takes
 // them: each with its bound socket, from bound or bound now and added to it,
 // and its target, the container port at addr.
-func (e *Engine) bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]holder.Port, error) {
+func (e *Engine) bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]resident.Port, error) {
 	unbound := 0
 	for _, m := range ms {
 		if hostport.Held(m.Proto) && bound[m.Key()] == nil {
 			unbound++
 		}
 	}
-	if err := holder.RaiseFileLimit(unbound); err != nil { // the sockets in bound are counted already
+	if err := resident.RaiseFileLimit(unbound); err != nil { // the sockets in bound are counted already
 		return nil, err
 	}
-	var ports []holder.Port
+	var ports []resident.Port
 	for _, m := range ms {
 		f := bound[m.Key()]
 		if f == nil {
@@ -189,7 +195,7 @@ func (e *Engine) bindAll(ms []Mapping, addr netip.Addr, bound boundPorts) ([]hol
 		}
 		if f != nil {
 			bound[m.Key()] = f
-			ports = append(ports, holder.Port{Key: m.Key(), Sock: f, Target: netip.AddrPortFrom(addr, m.CtrPort)})
+			ports = append(ports, resident.Port{Key: m.Key(), Sock: f, Target: netip.AddrPortFrom(addr, m.CtrPort)})
 		}
 	}
 	return ports, nil
@@ -206,41 +212,22 @@ func heldKeys(ms []Mapping) []string {
 	return keys
 }
 
-// releasePorts lets the host ports of ms go. It runs after the change that
-// unpublished them is committed, so a failure leaves a port bound that is no
-// longer published (gc releases it), never one unbound that still is.
-func (e *Engine) releasePorts(name string, ms []Mapping) {
+// releasePorts lets the host ports of ms go, once the change that
+// unpublished them is committed (u.after), so a failure leaves a port bound
+// that is no longer published (gc releases it), never one unbound that still
+// is.
+func (e *Engine) releasePorts(u *undo, name string, ms []Mapping) {
 	keys := heldKeys(ms)
-	if len(keys) == 0 {
+	if !e.residentOn() || len(keys) == 0 {
 		return
 	}
-	err := e.k.holders.Release(name, keys)
-	if err != nil && !errors.Is(err, holder.ErrNotRunning) {
-		e.opts.Warn(fmt.Sprintf("%v: the host ports stay bound until nsnet gc releases them", err))
-	}
-}
-
-// syncHolder makes sb's live holder hold exactly the held ports of sb:
-// it takes back the extra keys, then binds and hands over the missing ones.
-func (e *Engine) syncHolder(sb *Sandbox, missing, extra []string) error {
-	if len(extra) > 0 {
-		if err := e.k.holders.Release(sb.Name, extra); err != nil {
-			return err
+	u.after = append(u.after, func() {
+		err := e.k.res.Release(name, keys)
+		if err != nil && !errors.Is(err, resident.ErrNotRunning) {
+			e.opts.Warn(fmt.Sprintf("%v: the host ports stay bound until nsnet gc releases them", err))
 		}
-	}
-	want := map[string]bool{}
-	for _, k := range missing {
-		want[k] = true
-	}
-	var ms []Mapping
-	for _, m := range sb.Ports {
-		if want[m.Key()] {
-			ms = append(ms, m)
-		}
-	}
-	bound := boundPorts{}
-	defer bound.close()
-	return e.holdPorts(&undo{}, sb, ms, bound)
+	})
+	e.shrunk = true
 }
 
 // keyDiff returns the keys of want that got lacks, and those of got that
@@ -264,48 +251,6 @@ func keyDiff(want, got []string) (missing, extra []string) {
 	return missing, extra
 }
 
-// restartHolder replaces sb's holder, which does not answer, with a new one
-// holding sb's ports.
-func (e *Engine) restartHolder(tx *store.Tx, sb *Sandbox) error {
-	if err := e.k.holders.Stop(sb.Name); err != nil {
-		return err
-	}
-	bound := boundPorts{}
-	defer bound.close()
-	if err := e.holdPorts(&undo{}, sb, sb.Ports, bound); err != nil {
-		return err
-	}
-	return tx.PutSandbox(sb)
-}
-
-// HolderStatus is the state of a sandbox's port holder.
-type HolderStatus struct {
-	Pid    int  // the pid of the holder that answers on the sandbox's control socket; 0 if none
-	Alive  bool // a holder answers
-	Needed bool // the sandbox publishes ports that are held (TCP or UDP), and the engine holds ports
-}
-
-// HolderStatus reports on sb's port holder, checked through its control
-// socket (never through a recorded pid).
-func (e *Engine) HolderStatus(sb *Sandbox) HolderStatus {
-	pid, ok := e.k.holders.Alive(sb.Name)
-	return HolderStatus{Pid: pid, Alive: ok, Needed: e.opts.PortHolder != "" && len(heldKeys(sb.Ports)) > 0 && !runtimeHeld(sb)}
-}
-
-// portsToHold are the ports a holder must be given for added: only those,
-// if the sandbox's holder is alive, or all its ports, if it must be started
-// again (it died: the ports it held are unbound).
-func (e *Engine) portsToHold(tx *store.Tx, sb *Sandbox, added []Mapping) ([]Mapping, error) {
-	if _, alive := e.k.holders.Alive(sb.Name); alive || e.opts.PortHolder == "" {
-		return added, nil
-	}
-	full, err := tx.Sandbox(sb.Name) // the added ports are in tx already
-	if err != nil {
-		return nil, err
-	}
-	return full.Ports, nil
-}
-
 // AddPorts publishes more ports of an existing sandbox.
 func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 	parsed, err := parseSpecs(specs)
@@ -326,18 +271,8 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if added, err = e.allocatePorts(tx, sb, parsed, bound); err != nil {
 			return err
 		}
-		before := sb.Holder
-		hold, err := e.portsToHold(tx, sb, added)
-		if err != nil {
+		if err := e.holdPorts(tx, u, sb, added, bound); err != nil {
 			return err
-		}
-		if err := e.holdPorts(u, sb, hold, bound); err != nil {
-			return err
-		}
-		if sb.Holder != before {
-			if err := tx.PutSandbox(sb); err != nil {
-				return err
-			}
 		}
 		return e.publish(tx, u, firewallPorts(&Sandbox{Endpoints: sb.Endpoints, Ports: added}))
 	})
@@ -356,13 +291,11 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		return nil, err
 	}
 	var removed []Mapping
-	var sandbox string // the sandbox's name, which name may only refer to (an ID)
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
 		sb, err := sandboxRecordByRef(tx, name)
 		if err != nil {
 			return err
 		}
-		sandbox = sb.Name
 		if sb.Ports, err = candidatePorts(tx, sb.Name, parsed); err != nil {
 			return err
 		}
@@ -381,12 +314,17 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		if len(ports) > 0 {
 			u.push(func() error { return e.k.fw.AddPorts(ports) })
 		}
-		return e.flushFlows(ports)
+		if err := e.flushFlows(ports); err != nil {
+			return err
+		}
+		if !runtimeHeld(sb) {
+			e.releasePorts(u, sb.Name, removed)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.releasePorts(sandbox, removed)
 	return removed, nil
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/owner"
+	"github.com/nsnet/nsnet/internal/resident"
+	"github.com/nsnet/nsnet/internal/resolver"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
@@ -37,6 +39,7 @@ func (e *Engine) recoverPending(dryRun bool) ([]string, error) {
 		if dryRun {
 			return nil
 		}
+		e.settleResident(tx)
 		return e.syncFirewall(tx)
 	})
 	if err != nil || dryRun {
@@ -115,9 +118,9 @@ func (e *Engine) recordExists(tx *store.Tx, it journal.Intent) bool {
 	return err == nil && s.ID == it.ObjectID
 }
 
-// undoIntent removes the links and this root's mounts an intent lists, and
-// turns IPv4 forwarding back off if it turned it on and no stored network
-// needs it.
+// undoIntent removes the links and this root's mounts an intent lists (and
+// the ports of an uncommitted sandbox from the resident), and turns IPv4
+// forwarding back off if it turned it on and no stored network needs it.
 func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 	host, err := e.hostLinks()
 	if err != nil {
@@ -128,7 +131,12 @@ func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 		errs = append(errs, e.deleteOwnLink(host, l))
 	}
 	if it.Op == journal.OpSandboxCreate {
-		errs = append(errs, e.k.holders.Stop(it.Name), e.removeEtc(it.Name))
+		errs = append(errs, e.removeEtc(it.Name))
+	}
+	if it.Op == journal.OpSandboxCreate && e.residentOn() {
+		if err := e.k.res.Drop(it.Name); !errors.Is(err, resident.ErrNotRunning) {
+			errs = append(errs, err)
+		}
 	}
 	marks, err := e.markers.List(e.opts.Root)
 	errs = append(errs, err)
@@ -204,4 +212,28 @@ func (e *Engine) ownLink(host links, name string) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// settleResident makes a running resident serve the zones tx calls for
+// once interrupted commands are settled (a create undone, a removal
+// finished), or stops it if nothing is left for it; a failure is a warning,
+// which gc reports again as drift.
+func (e *Engine) settleResident(tx *store.Tx) {
+	if !e.residentOn() {
+		return
+	}
+	needed, err := residentNeeded(tx)
+	switch {
+	case err != nil:
+	case !needed:
+		err = e.k.res.Stop()
+	default:
+		var zones []resolver.Zone
+		if zones, err = e.allZones(tx, nil); err == nil {
+			err = e.k.res.Serve(resident.Names{Zones: zones, All: true})
+		}
+	}
+	if err != nil && !errors.Is(err, resident.ErrNotRunning) {
+		e.opts.Warn(fmt.Sprintf("after settling interrupted commands: %v (nsnet gc puts the resident process in order)", err))
+	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/owner"
+	"github.com/nsnet/nsnet/internal/resolver"
 	"github.com/nsnet/nsnet/internal/sysctl"
 )
 
@@ -260,10 +262,13 @@ func TestRecoverIntents(t *testing.T) {
 			plan: []string{"interrupted network-rm n7 had completed"},
 		},
 		{
-			name: "sandbox-create not committed: its veth, holder and namespace go",
+			name: "sandbox-create not committed: its veth, held ports, names and namespace go",
 			setup: func(t *testing.T, w *intentWorld) {
 				w.link("vethnew", owner.Of(w.e.opts.Root).SandboxMark("s9", "n1"), owner.Group)
-				w.k.holders["s9"] = &fakeHolder{pid: 99, held: map[string]string{}}
+				w.k.res.ports["s9"] = map[string]string{"tcp/0.0.0.0/09999": "10.1.0.9:99"}
+				z := w.k.res.zones["n1"]
+				z.Records = append(slices.Clone(z.Records), resolver.Record{Addr: netip.MustParseAddr("10.1.0.9"), Names: []string{"s9"}})
+				w.k.res.zones["n1"] = z
 				w.mount(t, "s9", true, true)
 				w.intent(t, journal.Intent{Op: journal.OpSandboxCreate, Name: "s9", ObjectID: "new",
 					Links: []string{"vethnew"}, Mounts: []string{w.k.kernel().ns.Path("s9")}})
@@ -272,8 +277,8 @@ func TestRecoverIntents(t *testing.T) {
 			check: func(t *testing.T, w *intentWorld) {
 				w.noLinks(t, "vethnew")
 				w.noMount(t, "s9")
-				if w.k.holders["s9"] != nil {
-					t.Error("the port holder of s9 still runs")
+				if w.k.res.ports["s9"] != nil || len(w.k.res.zones["n1"].Records) != 1 {
+					t.Errorf("the resident still holds %v for s9, or serves its name: %+v", w.k.res.ports["s9"], w.k.res.zones["n1"])
 				}
 			},
 		},
@@ -368,8 +373,8 @@ func TestRecoverIntents(t *testing.T) {
 			plan: []string{"would finish interrupted sandbox-rm s1", "would finish interrupted network-rm n1"},
 			check: func(t *testing.T, w *intentWorld) {
 				w.noLinks(t, w.net.Bridge, w.sb.Endpoints[0].HostVeth)
-				if w.k.fw != nil || len(w.k.holders) > 0 {
-					t.Errorf("left: table %v, holders %v", w.k.fw, w.k.holders)
+				if w.k.fw != nil || w.k.res != nil {
+					t.Errorf("left: table %v, resident %+v", w.k.fw, w.k.res)
 				}
 			},
 		},

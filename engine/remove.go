@@ -118,14 +118,15 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 }
 
 // teardownSandbox removes the kernel objects of sb (its published ports
-// first), keeping going past errors. The veth pairs of a namespace nsnet made
+// first, then its ports and names in the resident), keeping going past
+// errors. The veth pairs of a namespace nsnet made
 // go with it (releaseWithNamespace); those of any other are deleted.
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error {
 	var errs []error
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := e.k.holders.Stop(sb.Name); err != nil {
+	if err := e.dropFromResident(tx, sb); err != nil {
 		errs = append(errs, err)
 	}
 	if err := e.removeEtc(sb.Name); err != nil {

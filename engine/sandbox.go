@@ -296,13 +296,16 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := e.attachAll(tx, u, sb, nets, eps); err != nil {
 		return err
 	}
-	if err := e.holdPorts(u, sb, sb.Ports, p.bound); err != nil {
-		return err
-	}
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}
 	if err := putRun(tx, p); err != nil {
+		return err
+	}
+	if err := e.holdPorts(tx, u, sb, sb.Ports, p.bound); err != nil {
+		return err
+	}
+	if err := e.putNames(tx, u, sb); err != nil {
 		return err
 	}
 	if err := e.writeEtc(tx, u, sb); err != nil {

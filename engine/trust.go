@@ -14,7 +14,7 @@ import (
 // runs as) and writable by nobody else. Paths that do not exist yet are
 // fine: nsnet makes them itself, mode 0700.
 func checkTrusted(o Options) error {
-	paths := []string{o.Root, filepath.Join(o.Root, "intents"), filepath.Join(o.Root, "holders"),
+	paths := []string{o.Root, filepath.Join(o.Root, "intents"),
 		filepath.Join(o.Root, "nsnet.db"), o.RunDir, filepath.Join(o.RunDir, "netns")}
 	for _, p := range paths {
 		if err := trusted(p); err != nil {

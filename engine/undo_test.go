@@ -189,6 +189,20 @@ var scenarios = []scenario{
 	{name: "attach to a second network (CNI ADD)", setup: withAttached, op: attach("n2", "10.2.0.0/24", "eth1", "8080:80", "9090:90")},
 	{name: "detach, one network of two (CNI DEL)", setup: withAttachedTwice, removal: true, op: detach("n1")},
 	{name: "detach, the last network (CNI DEL)", setup: withAttached, removal: true, op: detach("n1")},
+	// The resident runs already: the names of n1 change.
+	{name: "sandbox create beside another, with aliases and ports", setup: withSandbox("8080:80"),
+		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db", "web"}, DNS: []string{"192.0.2.53"}, Publish: []string{"8081:81"}})},
+	{name: "sandbox rm beside another", setup: withTwoSandboxes, removal: true, op: func(e *Engine) error {
+		_, err := e.RemoveSandbox("s2", false)
+		return err
+	}},
+}
+
+// withTwoSandboxes adds s2, on n1 with an alias and a port, beside s1.
+func withTwoSandboxes(t *testing.T, k *fakeKernel, e *Engine) {
+	withSandbox("8080:80")(t, k, e)
+	_, err := e.CreateSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db"}, Publish: []string{"8081:81"}})
+	mustDo(t, err)
 }
 
 // withNamespace adds a namespace made by a container runtime (ADOPT).

@@ -53,10 +53,6 @@ type Sandbox struct {
 	// apart from the record , so adding one costs the same however
 	// many the sandbox has; Sandbox and Sandboxes fill this field in.
 	Ports []Mapping `json:"-"`
-	// Holder is the pid of the process that keeps the ports bound, as it
-	// was when nsnet last handed it ports: a hint only, never signalled
-	// (holders are known by their control socket, see internal/holder).
-	Holder int `json:"holder_pid,omitempty"`
 	// DNS are the servers that names the sandbox's resolver does not know go
 	// to (sandbox create --dns); empty: its network's.
 	DNS []netip.Addr `json:"dns,omitempty"`

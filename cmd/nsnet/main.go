@@ -1,5 +1,6 @@
 // Command nsnet is Docker-style container networking without a daemon. Run
-// with CNI_COMMAND set, it is a CNI plugin (internal/cni).
+// as a CNI plugin is (CNI_COMMAND set, no arguments), it is one
+// (internal/cni).
 package main
 
 import (
@@ -10,7 +11,7 @@ import (
 )
 
 func main() {
-	if os.Getenv("CNI_COMMAND") != "" {
+	if len(os.Args) == 1 && os.Getenv("CNI_COMMAND") != "" {
 		os.Exit(cni.Main())
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))

@@ -90,7 +90,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.holderCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand())
 	return root
 }
 
@@ -105,8 +105,9 @@ func (a *app) open(readOnly bool) (*engine.Engine, error) {
 		o.LockTimeout = engine.NoWait
 	}
 	if self, err := os.Executable(); err == nil {
-		o.PortHolder = self
+		o.Resident = self
 	}
+	o.ResolvConf = resolvConf()
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {

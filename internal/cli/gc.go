@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
-	"github.com/nsnet/nsnet/internal/holder"
+	"github.com/nsnet/nsnet/internal/resident"
 )
 
 // codePending is the exit code of `gc --dry-run` when there is work to do.
@@ -55,20 +55,16 @@ func (a *app) firewallCommand() *cobra.Command {
 	return cmd
 }
 
-// holderCommand runs the process that keeps a sandbox's host ports bound; nsnet
-// starts it itself (see internal/holder).
-func (a *app) holderCommand() *cobra.Command {
-	var args holder.Args
-	cmd := &cobra.Command{
-		Use:    holder.Command + " --root ROOT --sandbox NAME --netns PATH",
+// residentCommand runs the state root's resident process, which keeps
+// published host ports bound and serves the names of the root's user
+// networks; nsnet starts it itself (see internal/resident).
+func (a *app) residentCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    resident.Command + " --root ROOT",
 		Hidden: true,
 		Args:   exactArgs(0, ""),
 		RunE: func(*cobra.Command, []string) error {
-			args.Root = a.root
-			return holder.Main(args)
+			return resident.Main(resident.Args{Root: a.root})
 		},
 	}
-	cmd.Flags().StringVar(&args.Sandbox, "sandbox", "", "sandbox whose ports are held")
-	cmd.Flags().StringVar(&args.NetNS, "netns", "", "the sandbox's namespace: the holder exits when it is gone")
-	return cmd
 }

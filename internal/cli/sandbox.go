@@ -69,13 +69,14 @@ type sandboxJSON struct {
 	Networks  map[string]endpointJSON `json:"networks"`
 	Ports     []portJSON              `json:"ports"`
 	DNS       []string                `json:"dns,omitempty"`
-	Holder    *holderJSON             `json:"holder,omitempty"`
+	Resident  *residentJSON           `json:"resident,omitempty"`
 	Runtime   *types.Runtime          `json:"runtime,omitempty"` // the container runtime's container that owns it (CNI)
 }
 
-// holderJSON is the sandbox's port holder, as its control socket answers;
-// shown when the sandbox publishes held ports or a holder answers.
-type holderJSON struct {
+// residentJSON is the state root's resident process, as its control socket
+// answers; shown when the sandbox needs it (it publishes held ports, or is on
+// a user network, whose resolver the resident is).
+type residentJSON struct {
 	Pid   int  `json:"pid,omitempty"`
 	Alive bool `json:"alive"`
 }
@@ -101,8 +102,8 @@ func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
 		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{}, Runtime: s.Runtime,
 	}
-	if h := e.HolderStatus(&s); h.Alive || h.Needed {
-		j.Holder = &holderJSON{Pid: h.Pid, Alive: h.Alive}
+	if r := e.ResidentStatus(&s); r.Needed {
+		j.Resident = &residentJSON{Pid: r.Pid, Alive: r.Alive}
 	}
 	for _, a := range s.DNS {
 		j.DNS = append(j.DNS, a.String())

@@ -63,13 +63,28 @@ type plugin struct {
 }
 
 // open opens the engine of the config's state root. The runtime holds the
-// host ports: the engine holds none (Options.PortHolder is empty).
+// host ports of its containers (the engine never holds a runtime's ports).
+// The state root's resident process, which serves the networks' names, runs
+// as this very binary when the config has resolver, and is kept up to date
+// whenever it runs (started by another config or the CLI): otherwise the
+// engine neither starts nor tells it anything.
 func (p *plugin) open(c *netConf, readOnly bool) (*engine.Engine, error) {
-	e, err := engine.Open(engine.Options{
-		Root: c.Root, LockTimeout: c.lockTimeout, ReadOnly: readOnly,
+	o := engine.Options{
+		Root: c.Root, LockTimeout: c.lockTimeout, ReadOnly: readOnly, ResolvConf: c.ResolvConf,
 		Warn: func(msg string) { fmt.Fprintf(p.stderr, "nsnet: warning: %s\n", msg) },
-	})
+	}
+	e, err := engine.Open(o)
 	if err != nil {
+		return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("open nsnet's state root %s", c.Root), err.Error())
+	}
+	if !c.Resolver && !e.ResidentStatus(&engine.Sandbox{}).Alive {
+		return e, nil
+	}
+	e.Close()
+	if o.Resident, err = os.Executable(); err != nil {
+		return nil, types.NewError(types.ErrInternal, "find the nsnet binary to run as the resident process", err.Error())
+	}
+	if e, err = engine.Open(o); err != nil {
 		return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("open nsnet's state root %s", c.Root), err.Error())
 	}
 	return e, nil

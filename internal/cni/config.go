@@ -30,6 +30,10 @@ type netConf struct {
 	// DNS object, whose nameservers, domain, search and options the result
 	// carries too.)
 	Resolver bool `json:"resolver"`
+	// ResolvConf is the host's resolver configuration, whose nameservers
+	// answer what the network's resolver does not know (default
+	// /etc/resolv.conf).
+	ResolvConf string `json:"resolvConf"`
 	// LockTimeout bounds the wait for other nsnet commands ("30s" by
 	// default; "0s": do not wait). A store still busy then fails with code
 	// 11, try again later.

@@ -150,6 +150,11 @@ func reverseName(addr netip.Addr) string {
 	return canonical(rev)
 }
 
+// ValidName reports whether a zone takes name as a record's name (see
+// checkName): callers leave out the names it would refuse rather than fail
+// a whole update.
+func ValidName(name string) bool { return checkName(name) == nil }
+
 // checkName accepts host names as Docker allows them for containers and
 // aliases: letters, digits, '-', '_' and '.', in labels of 1 to 63
 // characters, 253 at most in all, with an optional trailing dot. Nothing in

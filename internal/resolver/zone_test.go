@@ -407,3 +407,20 @@ func TestSandboxOnTwoZones(t *testing.T) {
 		t.Errorf("a's own name first: %v, want %s", got, xA)
 	}
 }
+
+// TestValidName: what callers ask before they give a name, the same as
+// compile accepts.
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"web": true, "db.internal.test.": true, "a_b-1": true, "0123456789ab": true,
+		"": false, "a..b": false, "a b": false, strings.Repeat("x", 64): false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %t, want %t", name, got, want)
+		}
+		_, err := compile([]Zone{{Network: "n", Listen: netip.MustParseAddr("10.0.0.1"), Records: []Record{{Addr: netip.MustParseAddr("10.0.0.2"), Names: []string{name}}}}})
+		if (err == nil) != want {
+			t.Errorf("compile with name %q: %v, want it accepted %t", name, err, want)
+		}
+	}
+}

@@ -437,6 +437,17 @@ func (t *Tx) Leases(network string) ([]Lease, error) {
 	return out, err
 }
 
+// HasLeases reports whether any address is leased on network, without
+// reading them.
+func (t *Tx) HasLeases(network string) bool {
+	b := t.leases(network)
+	if b == nil {
+		return false
+	}
+	k, _ := b.Cursor().First()
+	return k != nil
+}
+
 // PutLease records that sandbox holds ip on network.
 func (t *Tx) PutLease(network string, ip netip.Addr, sandbox string) error {
 	b, err := t.tx.Bucket(bucketLeases).CreateBucketIfNotExists([]byte(network))
@@ -538,6 +549,18 @@ func (t *Tx) PortHolders(proto string, port uint16) (map[string]string, error) {
 		return nil, fmt.Errorf("decode port record %s/%d: %w", proto, port, err)
 	}
 	return holders, nil
+}
+
+// HasPorts reports whether any sandbox publishes a port of proto, without
+// reading them.
+func (t *Tx) HasPorts(proto string) bool {
+	b := t.tx.Bucket(bucketPorts)
+	if b == nil {
+		return false
+	}
+	prefix := []byte(proto + "/")
+	k, _ := b.Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
 // PutPort records that sandbox publishes m.

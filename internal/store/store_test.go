@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nsnet/nsnet/internal/portspec"
 )
 
 // openTest opens a read-write store in a fresh directory and closes it when
@@ -690,6 +693,43 @@ func TestReadOnlyWithoutBuckets(t *testing.T) {
 		}
 		if l, err := tx.Leases("front"); err != nil || len(l) != 0 {
 			t.Errorf("Leases = %v, %v", l, err)
+		}
+		return nil
+	})
+}
+
+// TestHasPortsAndLeases checks the cheap questions the engine asks to know
+// whether the resident process is still needed: any port of a protocol, any
+// lease on a network; a protocol whose name is a prefix of another's is
+// not taken for it.
+func TestHasPortsAndLeases(t *testing.T) {
+	s, _ := openTest(t)
+	m := portspec.Mapping{Proto: "udp", HostPort: 5353, CtrPort: 53}
+	mustUpdate(t, s, func(tx *Tx) error {
+		if tx.HasPorts("udp") || tx.HasPorts("tcp") || tx.HasLeases("n1") {
+			t.Error("an empty store has ports or leases")
+		}
+		if err := tx.PutPort(m, "s1"); err != nil {
+			return err
+		}
+		if err := tx.PutPort(portspec.Mapping{Proto: "sctp", HostPort: 9, CtrPort: 9}, "s1"); err != nil {
+			return err
+		}
+		return tx.PutLease("n1", netip.MustParseAddr("10.1.0.2"), "s1")
+	})
+	mustView(t, s, func(tx *Tx) error {
+		if !tx.HasPorts("udp") || tx.HasPorts("tcp") || tx.HasPorts("sc") || !tx.HasLeases("n1") || tx.HasLeases("n2") {
+			t.Errorf("HasPorts udp %t tcp %t sc %t, HasLeases n1 %t n2 %t; want true false false true false",
+				tx.HasPorts("udp"), tx.HasPorts("tcp"), tx.HasPorts("sc"), tx.HasLeases("n1"), tx.HasLeases("n2"))
+		}
+		return nil
+	})
+	mustUpdate(t, s, func(tx *Tx) error {
+		return errors.Join(tx.DeletePort(m, "s1"), tx.DeleteLease("n1", netip.MustParseAddr("10.1.0.2")))
+	})
+	mustView(t, s, func(tx *Tx) error {
+		if tx.HasPorts("udp") || tx.HasLeases("n1") {
+			t.Error("ports or leases left after their removal")
 		}
 		return nil
 	})

@@ -107,7 +107,8 @@ func (w *World) binary() (string, error) {
 }
 
 // Nsnet runs "nsenter --net=<HostPath> -- <Bin> --root <Root> args..." with
-// NSNET_ROOT removed from the environment and a 60 s timeout. Only the
+// NSNET_ROOT removed from the environment, NSNET_RESOLV_CONF set to
+// ResolvConf, and a 60 s timeout. Only the
 // network namespace is entered (never "ip netns exec", which would also
 // give nsnet a private mount namespace). The first call builds the binary
 // (see Binary); a build failure is returned as Code -1.
@@ -120,7 +121,7 @@ func (w *World) Nsnet(args ...string) Result {
 	defer cancel()
 	argv := append([]string{"--net=" + w.HostPath(), "--", bin, "--root", w.Root}, args...)
 	cmd := exec.CommandContext(ctx, "nsenter", argv...)
-	cmd.Env = envWithout(os.Environ(), "NSNET_ROOT")
+	cmd.Env = append(envWithout(os.Environ(), "NSNET_ROOT"), "NSNET_RESOLV_CONF="+w.ResolvConf)
 	cmd.WaitDelay = cmdTimeout / 10
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

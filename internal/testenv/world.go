@@ -70,6 +70,11 @@ type World struct {
 	Host   string // netns name of the host namespace: Prefix+"-host"
 	Inet   string // netns name of the internet namespace: Prefix+"-inet"
 	Root   string // a fresh temp dir passed to nsnet as --root (t.TempDir())
+	// ResolvConf is the host's resolver configuration that Nsnet gives
+	// nsnet (NSNET_RESOLV_CONF, read by the test binary only): a file of
+	// the world's, naming PublicIP, in the internet namespace, as the host's
+	// nameserver, so that no test ever asks the machine's own resolvers.
+	ResolvConf string
 	// Bin is the absolute path of the nsnet binary. New leaves it empty; the
 	// first Nsnet/MustNsnet call fills it with Binary's result. Set it before
 	// that to run a different binary.
@@ -89,6 +94,10 @@ func New(t testing.TB) *World {
 	t.Helper()
 	NeedRoot(t)
 	w := &World{Root: t.TempDir()} // TempDir first: its removal runs after our cleanup
+	w.ResolvConf = filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(w.ResolvConf, []byte("nameserver "+PublicIP+"\n"), 0o644); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	if err := w.claimPrefix(); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -250,8 +259,8 @@ func (w *World) destroy(t testing.TB) {
 }
 
 // killRootProcesses kills what nsnet started for this world's state root and
-// left running when a test stopped half-way (port holders: `nsnet
-// __hold-ports --root ROOT ...`), since they keep the host namespace alive.
+// left running when a test stopped half-way (the resident process: `nsnet
+// __resident --root ROOT`), since it keeps the host namespace alive.
 func killRootProcesses(root string) {
 	for pid := range rootProcesses(root) {
 		unix.Kill(pid, unix.SIGKILL)
@@ -276,7 +285,7 @@ func rootProcesses(root string) map[int]string {
 }
 
 // reportLeftovers fails the test for what nsnet left of the world's state
-// root: running port holders, namespace markers, pending intents. A test
+// root: a running resident process, namespace markers, pending intents. A test
 // must end what it started; the world only cleans up after a failure.
 func (w *World) reportLeftovers(t testing.TB) {
 	t.Helper()

@@ -14,37 +14,38 @@ import (
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
-// holderState mirrors the "holder" object of `sandbox inspect`.
-type holderState struct {
+// residentState mirrors the "resident" object of `sandbox inspect`.
+type residentState struct {
 	Pid   int  `json:"pid"`
 	Alive bool `json:"alive"`
 }
 
-// inspectHolderState returns what `sandbox inspect` says of s's port holder
-// (nil when it says nothing).
-func inspectHolderState(t *testing.T, w *testenv.World, s string) *holderState {
+// inspectResidentState returns what `sandbox inspect` says of the resident
+// process, for sandbox s (nil when it says nothing).
+func inspectResidentState(t *testing.T, w *testenv.World, s string) *residentState {
 	t.Helper()
 	return inspectOne[struct {
-		Holder *holderState `json:"holder"`
-	}](t, w, "sandbox", s).Holder
+		Resident *residentState `json:"resident"`
+	}](t, w, "sandbox", s).Resident
 }
 
-// inspectHolder returns the pid of s's live port holder.
-func inspectHolder(t *testing.T, w *testenv.World, s string) int {
+// inspectResident returns the pid of the live resident process, as `sandbox
+// inspect` of s shows it.
+func inspectResident(t *testing.T, w *testenv.World, s string) int {
 	t.Helper()
-	h := inspectHolderState(t, w, s)
-	if h == nil || !h.Alive || h.Pid <= 0 { // never kill(0) or kill(-1)
-		t.Fatalf("sandbox %s has no live port holder: %+v", s, h)
+	r := inspectResidentState(t, w, s)
+	if r == nil || !r.Alive || r.Pid <= 0 { // never kill(0) or kill(-1)
+		t.Fatalf("sandbox %s has no live resident process: %+v", s, r)
 	}
-	return h.Pid
+	return r.Pid
 }
 
-// startImpostor starts a process whose command line is that of root's port
-// holder of sandbox (the test binary, sleeping: see TestMain), but which has
+// startImpostor starts a process whose command line is that of root's
+// resident process (the test binary, sleeping: see TestMain), but which has
 // no control socket. It returns its pid; the test kills it at the end.
-func startImpostor(t *testing.T, root, sandbox string) int {
+func startImpostor(t *testing.T, root string) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "__hold-ports", "--root", root, "--sandbox", sandbox)
+	cmd := exec.Command(os.Args[0], "__resident", "--root", root)
 	cmd.Env = append(os.Environ(), roleEnv+"=sleep")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,57 +65,58 @@ func alive(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
-// TestHolderIdentity checks that port holders are known by their control
-// socket, not by their command line: processes that only look like holders
-// are neither stopped nor taken for a live holder, and `sandbox inspect`
-// tells whether the real one is alive.
-func TestHolderIdentity(t *testing.T) {
+// TestResidentIdentity checks that the resident process is known by its
+// control socket, not by its command line: processes that only look like it
+// are neither stopped nor taken for it, and `sandbox inspect` tells whether
+// the real one is alive.
+func TestResidentIdentity(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	s := w.Name("s")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.70.0.0/24", "n1")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", s)
-	pid := inspectHolder(t, w, s)
-	ghost := startImpostor(t, w.Root, w.Name("ghost"))
-	twin := startImpostor(t, w.Root, s)
+	pid := inspectResident(t, w, s)
+	ghost := startImpostor(t, w.Root+".other")
+	twin := startImpostor(t, w.Root)
 
 	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "nothing to do") {
-		t.Errorf("gc with look-alike holders running:\n%s", out)
+		t.Errorf("gc with look-alike residents running:\n%s", out)
 	}
 	if !alive(ghost) || !alive(twin) {
-		t.Errorf("gc stopped processes that only look like port holders (ghost alive %t, twin alive %t)", alive(ghost), alive(twin))
+		t.Errorf("gc stopped processes that only look like the resident (ghost alive %t, twin alive %t)", alive(ghost), alive(twin))
 	}
-	if got := inspectHolder(t, w, s); got != pid {
-		t.Errorf("inspect names holder %d, want %d", got, pid)
+	if got := inspectResident(t, w, s); got != pid {
+		t.Errorf("inspect names resident %d, want %d", got, pid)
 	}
 
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
-		t.Fatalf("kill holder %d: %v", pid, err)
+		t.Fatalf("kill resident %d: %v", pid, err)
 	}
 	waitExit(t, pid)
-	if h := inspectHolderState(t, w, s); h == nil || h.Alive {
-		t.Errorf("inspect after the holder was killed (a look-alike still runs): %+v, want alive false", h)
+	if r := inspectResidentState(t, w, s); r == nil || r.Alive {
+		t.Errorf("inspect after the resident was killed (a look-alike still runs): %+v, want alive false", r)
 	}
-	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "restart the port holder of sandbox "+s) {
-		t.Errorf("gc after the holder died:\n%s", out)
+	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "start the resident process: 1 ports of 1 sandboxes to hold, 1 networks to serve") {
+		t.Errorf("gc after the resident died:\n%s", out)
 	}
-	if got := inspectHolder(t, w, s); got == pid || got == twin {
-		t.Errorf("inspect after gc names holder %d (old %d, look-alike %d)", got, pid, twin)
+	if got := inspectResident(t, w, s); got == pid || got == twin {
+		t.Errorf("inspect after gc names resident %d (old %d, look-alike %d)", got, pid, twin)
 	}
 	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
 	w.MustNsnet(t, "sandbox", "rm", s)
 	canListen(t, w, "tcp4", "0.0.0.0:8080", true)
 	if !alive(ghost) || !alive(twin) {
-		t.Errorf("sandbox rm stopped processes that only look like port holders")
+		t.Errorf("sandbox rm stopped processes that only look like the resident")
 	}
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
 }
 
-// TestHolderExitsWithItsSandbox checks that a port holder lets its ports go
-// by itself when its sandbox's namespace or its state root is gone, while
-// another sandbox's holder keeps its port (the control).
-func TestHolderExitsWithItsSandbox(t *testing.T) {
+// TestResidentLetsGoOfVanishedSandboxes checks that the resident process
+// lets a sandbox's ports go by itself when the sandbox's namespace is gone,
+// while it keeps another sandbox's port (the control), and that it exits
+// when its state root is gone; gc then starts it again.
+func TestResidentLetsGoOfVanishedSandboxes(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	a, b := w.Name("a"), w.Name("b")
@@ -123,10 +125,11 @@ func TestHolderExitsWithItsSandbox(t *testing.T) {
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8081:81", "-p", "5353:53/udp", b)
 	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
 	canListen(t, w, "tcp4", "0.0.0.0:8081", false)
+	pid := inspectResident(t, w, b)
 
 	mustRun(t, w.Host, "ip", "netns", "del", a)
 	waitBindable(t, w, "tcp4", "0.0.0.0:8080")
-	canListen(t, w, "tcp4", "0.0.0.0:8081", false) // b's holder stays
+	canListen(t, w, "tcp4", "0.0.0.0:8081", false) // b's stays held
 	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "forget sandbox "+a) {
 		t.Errorf("gc after a's namespace was deleted:\n%s", out)
 	}
@@ -135,12 +138,13 @@ func TestHolderExitsWithItsSandbox(t *testing.T) {
 	if err := os.Rename(w.Root, away); err != nil {
 		t.Fatal(err)
 	}
-	waitBindable(t, w, "tcp4", "0.0.0.0:8081")
-	waitBindable(t, w, "udp4", "0.0.0.0:5353")
+	waitExit(t, pid)
+	canListen(t, w, "tcp4", "0.0.0.0:8081", true)
+	canListen(t, w, "udp4", "0.0.0.0:5353", true)
 	if err := os.Rename(away, w.Root); err != nil {
 		t.Fatal(err)
 	}
-	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "restart the port holder of sandbox "+b) {
+	if out := w.MustNsnet(t, "gc"); !strings.Contains(out, "start the resident process: 2 ports of 1 sandboxes to hold, 1 networks to serve") {
 		t.Errorf("gc after the state root came back:\n%s", out)
 	}
 	canListen(t, w, "tcp4", "0.0.0.0:8081", false)
@@ -164,37 +168,43 @@ func waitBindable(t *testing.T, w *testenv.World, network, addr string) {
 }
 
 // TestSCTPOnlyConverges checks that gc is content with a sandbox whose only
-// published ports are SCTP (which no holder holds).
+// published ports are SCTP (which the resident does not hold), on the
+// default network (which has no resolver): no resident runs for it.
 func TestSCTPOnlyConverges(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	s := w.Name("s")
-	w.MustNsnet(t, "network", "create", "--subnet", "10.72.0.0/24", "n1")
-	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "9000:9000/sctp", s)
+	w.MustNsnet(t, "network", "create", "--subnet", "10.72.0.0/24", "bridge")
+	w.MustNsnet(t, "sandbox", "create", "-p", "9000:9000/sctp", s)
 	w.MustNsnet(t, "gc")
 	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do: the store and the kernel agree") {
 		t.Errorf("gc --dry-run after gc:\n%s", out)
 	}
-	if h := inspectHolderState(t, w, s); h != nil {
-		t.Errorf("inspect of a sandbox with only SCTP ports shows a holder: %+v", h)
+	if r := inspectResidentState(t, w, s); r != nil {
+		t.Errorf("inspect of a sandbox with only SCTP ports on the default network shows a resident: %+v", r)
+	}
+	if _, err := os.Lstat(filepath.Join(w.Root, "resident.sock")); !os.IsNotExist(err) {
+		t.Errorf("a resident process runs for nothing: %v", err)
 	}
 	w.MustNsnet(t, "sandbox", "rm", s)
-	w.MustNsnet(t, "network", "rm", "n1")
+	w.MustNsnet(t, "network", "rm", "bridge")
 	w.AssertClean(t)
 }
 
 // TestFailedPublishPrintsNothing checks that a command that fails prints no
 // mapping as published and changes nothing, when it fails early (a host port
-// taken in the middle of a range) or late (no port holder can be started).
+// taken in the middle of a range) or late (no resident process can be
+// started: its control socket's path is taken).
 func TestFailedPublishPrintsNothing(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	s, s2 := w.Name("s"), w.Name("s2")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.73.0.0/24", "n1")
-	w.MustNsnet(t, "sandbox", "create", "--network", "n1", s)
+	w.MustNsnet(t, "network", "create", "--subnet", "10.73.1.0/24", "bridge")
+	w.MustNsnet(t, "sandbox", "create", s) // the default network: no resident yet
 	testenv.StartTCPEcho(t, w.Host, "0.0.0.0:7001")
-	blocker := filepath.Join(w.Root, "holders")
-	if err := os.WriteFile(blocker, []byte("not a directory\n"), 0o600); err != nil {
+	blocker := filepath.Join(w.Root, "resident.sock")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	before := w.Snapshot(t)
@@ -205,6 +215,7 @@ func TestFailedPublishPrintsNothing(t *testing.T) {
 		{1, []string{"port", "add", s, "7000-7002:80-82"}},
 		{1, []string{"port", "add", s, "7070:80"}},
 		{1, []string{"sandbox", "create", "--network", "n1", "-p", "7070:80", s2}},
+		{1, []string{"sandbox", "create", "--network", "n1", s2}}, // its names need the resident too
 		{125, []string{"run", "--network", "n1", "-p", "7070:80", "--", "true"}},
 	} {
 		r := w.Nsnet(c.args...)
@@ -221,22 +232,22 @@ func TestFailedPublishPrintsNothing(t *testing.T) {
 		t.Errorf("port ls after failed commands:\n%s", out)
 	}
 
-	if err := os.Remove(blocker); err != nil {
+	if err := os.RemoveAll(blocker); err != nil {
 		t.Fatal(err)
 	}
 	if out := w.MustNsnet(t, "port", "add", s, "7070:80"); out != "80/tcp -> 0.0.0.0:7070\n" {
 		t.Errorf("port add printed %q", out)
 	}
 	w.MustNsnet(t, "sandbox", "rm", s)
-	w.MustNsnet(t, "network", "rm", "n1")
+	w.MustNsnet(t, "network", "rm", "n1", "bridge")
 	w.AssertClean(t)
 }
 
 // TestKilledPortChanges kills `port add` and `port rm` just before and just
 // after their commit, and checks that a published port is never left unheld,
 // that a port left held after it was unpublished does not answer from
-// outside (the holder proxies only the host's traffic to 127.0.0.0/8), and
-// that gc makes the holder hold exactly the published ports.
+// outside (the resident proxies only the host's traffic to 127.0.0.0/8), and
+// that gc makes the resident hold exactly the published ports.
 func TestKilledPortChanges(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)

@@ -1,4 +1,4 @@
-package holder
+package resident
 
 import (
 	"io"
@@ -14,12 +14,13 @@ import (
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
-// proxyWorld is a holder in a throwaway world's host namespace, whose
+// proxyWorld is a resident in a throwaway world's host namespace, whose
 // targets are servers in the world's internet.
 type proxyWorld struct {
 	*testenv.World
 	root string
 	pid  int
+	ns   Namespace // a file that stands in for the sandbox's namespace
 }
 
 func newProxyWorld(t *testing.T) proxyWorld {
@@ -29,20 +30,20 @@ func newProxyWorld(t *testing.T) proxyWorld {
 	if err := os.WriteFile(netns, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pw := proxyWorld{World: w, root: w.Root}
-	err := testenv.InNS(w.HostPath(), func() (err error) { // the holder starts in the host namespace
-		pw.pid, err = Spawn(os.Args[0], w.Root, "s", netns)
+	pw := proxyWorld{World: w, root: w.Root, ns: identify(t, netns)}
+	err := testenv.InNS(w.HostPath(), func() (err error) { // the resident starts in the host namespace
+		pw.pid, err = Start(os.Args[0], w.Root)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("Spawn: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { Stop(w.Root, "s") })
+	t.Cleanup(func() { Stop(w.Root) })
 	return pw
 }
 
 // hold binds proto/ip:port (ip "": every address) in the host namespace and
-// hands it to the holder with target.
+// hands it to the resident with target, as sandbox s's.
 func (w proxyWorld) hold(t *testing.T, proto, ip string, port uint16, target string) string {
 	t.Helper()
 	var f *os.File
@@ -59,7 +60,7 @@ func (w proxyWorld) hold(t *testing.T, proto, ip string, port uint16, target str
 	}
 	defer f.Close()
 	key := f.Name()
-	if err := Hold(w.root, "s", []Port{{Key: key, Sock: f, Target: netip.MustParseAddrPort(target)}}); err != nil {
+	if err := Hold(w.root, "s", w.ns, []Port{{Key: key, Sock: f, Target: netip.MustParseAddrPort(target)}}); err != nil {
 		t.Fatalf("Hold: %v", err)
 	}
 	return key

@@ -1,4 +1,4 @@
-package holder
+package resident
 
 import (
 	"context"
@@ -38,6 +38,9 @@ const maxDatagram = 65535
 // is refused, a TCP connection closed and a datagram dropped, so that a held
 // port never answers from outside by itself.
 type proxy interface {
+	// retarget sends what reaches the socket from now on to target, and
+	// closes the connections or flows opened to the previous one.
+	retarget(target netip.AddrPort)
 	// close closes the held socket and every connection or flow it opened.
 	close()
 }
@@ -87,10 +90,10 @@ func socketKind(f *os.File) (int, error) {
 // one to the target.
 type tcpProxy struct {
 	ln     net.Listener
-	target string
 	ctx    context.Context // cancelled on close: dials in progress give up
 	cancel context.CancelFunc
 	mu     sync.Mutex
+	target string                // "IP:PORT"
 	conns  map[net.Conn]struct{} // both ends of every proxied connection; nil once closed
 }
 
@@ -128,7 +131,10 @@ func (p *tcpProxy) relay(client net.Conn) {
 	}
 	defer p.untrack(client)
 	d := net.Dialer{Timeout: dialTimeout}
-	server, err := d.DialContext(p.ctx, "tcp4", p.target)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	server, err := d.DialContext(p.ctx, "tcp4", target)
 	if err != nil { // the client sees its connection closed, as with docker-proxy
 		return
 	}
@@ -180,6 +186,15 @@ func (p *tcpProxy) untrack(c net.Conn) {
 	delete(p.conns, c)
 }
 
+func (p *tcpProxy) retarget(target netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target.String()
+	for c := range p.conns {
+		c.Close() // its relay untracks it
+	}
+}
+
 func (p *tcpProxy) close() {
 	p.ln.Close()
 	p.cancel()
@@ -196,8 +211,8 @@ func (p *tcpProxy) close() {
 // the client from the held socket.
 type udpProxy struct {
 	pc     *net.UDPConn
-	target *net.UDPAddr
 	mu     sync.Mutex
+	target *net.UDPAddr
 	flows  map[netip.AddrPort]*udpFlow // by client; nil once closed
 }
 
@@ -284,6 +299,16 @@ func (p *udpProxy) forget(client netip.AddrPort, f *udpFlow) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.flows != nil && p.flows[client] == f {
+		delete(p.flows, client)
+	}
+}
+
+func (p *udpProxy) retarget(target netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = net.UDPAddrFromAddrPort(target)
+	for client, f := range p.flows {
+		f.c.Close() // its replies goroutine ends
 		delete(p.flows, client)
 	}
 }
