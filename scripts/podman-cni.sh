@@ -6,12 +6,12 @@
 #
 # A container on nsnet's network gets its address and egress (masqueraded:
 # the internet sees pm-host's uplink address), two containers reach each
-# other, -p 8080:80 answers from the internet and from pm-host while Podman's
+# other, by address and by name at the network's resolver, -p 8080:80 answers from the internet and from pm-host while Podman's
 # conmon holds the port (also after podman network reload, which re-ADDs),
 # --ip and --mac-address are honoured, nsnet sandbox ls shows the container
 # and sandbox rm refuses it, and podman rm -f leaves nothing of nsnet behind
-# (no sandbox, veth, namespace name, marker, file or published port; nsnet gc
-# finds nothing to do). Exits 1 if any check fails.
+# (no sandbox, veth, namespace name, marker, file or published port, no
+# resident process; nsnet gc finds nothing to do). Exits 1 if any check fails.
 set -uo pipefail
 . "$(dirname "$0")/podman-env.sh"
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
@@ -45,6 +45,7 @@ expect "egress: the internet sees pm-host's uplink address (masquerade)" '^203\.
 "$PM" run -d --name web2 --network nsn -p 8080:80 $IMG httpd -f -p 80 -h /www >/dev/null
 WEB1=$(ip_of web1)
 expect "two containers reach each other (web1 at $WEB1)" 'pm-anchor' "$PM" exec web2 timeout 5 wget -q -O- "http://$WEB1/"
+expect "the network's resolver (its gateway) answers web1's name" "Address:? *(1: )?$WEB1" "$PM" exec web2 timeout 5 nslookup web1 10.89.5.1
 expect "-p 8080:80 answers from the internet" 'pm-anchor' ip netns exec "$INET" timeout 5 busybox wget -q -O- http://203.0.113.2:8080/
 expect "-p 8080:80 answers from pm-host" 'pm-anchor' inside timeout 5 busybox wget -q -O- http://192.0.2.1:8080/
 expect "conmon, not nsnet, holds host port 8080" '"conmon"' inside ss -Hltnp 'sport = :8080'
@@ -67,6 +68,7 @@ expect "after podman rm -f: no namespace name, marker or file of nsnet's" '^none
   inside sh -c 'ls -d /run/netns/cni-* /run/nsnet/netns/cni-* /etc/netns/cni-* 2>/dev/null || echo none'
 expect "after podman rm -f: no published port left in the rules" '^none$' \
   inside sh -c 'nft list ruleset | grep -q 8080 && echo left || echo none'
+expect "after podman rm -f: nsnet's resident process has stopped" '^none$' sh -c "pgrep -f -- '[_]_resident --root $WORK/root' || echo none"
 expect "after podman rm -f: nsnet gc has nothing to do" 'nothing to do' nsnet gc --dry-run
 
 [ "$failed" = 0 ] && echo "all Podman checks passed" || echo "some Podman checks FAILED"

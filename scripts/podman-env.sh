@@ -6,7 +6,7 @@
 # shared/TESTING.md. Nothing here touches the machine's own network.
 #
 # pm_setup builds nsnet, writes the conflists (nsnet's "nsn" on 10.89.5.0/24,
-# and the harness's reference "pm-ref": bridge + host-local + portmap +
+# with its resolver, and the harness's reference "pm-ref": bridge + host-local + portmap +
 # firewall + tuning) and starts the harness; pm_teardown removes all of it.
 # Afterwards: $PM (the podman wrapper), $NSNET (nsnet, run inside the harness
 # with its state root), $INET (the internet namespace: 203.0.113.1 on its
@@ -32,9 +32,13 @@ pm_setup() {
   mkdir -p "$WORK/plugins" "$WORK/net.d" "$WORK/www/cgi-bin"
   mkdir -m 700 "$WORK/root"
   (cd "$REPO" && CGO_ENABLED=0 go build -ldflags='-s -w' -o "$WORK/plugins/nsnet" ./cmd/nsnet) || return 1
+  # Names the network's resolver does not know go to pm-host's own address,
+  # where nothing answers: never to the machine's resolvers.
+  echo "nameserver 192.0.2.1" > "$WORK/resolv.conf"
   cat > "$WORK/net.d/nsn.conflist" <<EOF
 { "cniVersion": "1.0.0", "name": "nsn",
   "plugins": [ { "type": "nsnet", "network": "nsn", "subnet": "10.89.5.0/24", "root": "$WORK/root",
+                 "resolver": true, "resolvConf": "$WORK/resolv.conf",
                  "capabilities": { "portMappings": true, "ips": true, "mac": true, "aliases": true } } ] }
 EOF
   # The harness's reference network; its state goes where start.sh puts the harness's.

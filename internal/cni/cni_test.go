@@ -68,8 +68,11 @@ func TestParseRequest(t *testing.T) {
 	}
 	podman := "IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.88.0.9;MAC=02:00:00:00:00:09"
 	r, err := parseRequest(conf(`{}`), &skel.CmdArgs{Args: podman})
-	if err != nil || r.ip != "10.88.0.9" || r.mac != "02:00:00:00:00:09" {
+	if err != nil || r.ip != "10.88.0.9" || r.mac != "02:00:00:00:00:09" || !slices.Equal(r.aliases, []string{"web"}) {
 		t.Errorf("CNI_ARGS: %+v %v", r, err)
+	}
+	if r, _ := parseRequest(conf(`{}`), &skel.CmdArgs{Args: "K8S_POD_NAME=-bad"}); len(r.aliases) != 0 {
+		t.Errorf("a pod name that is no name became an alias: %v", r.aliases)
 	}
 	r, err = parseRequest(conf(`{"ips":["10.88.0.7/24"],"mac":"02:00:00:00:00:07","aliases":{"podnet":["web","a1b2c3d4e5f6"],"other":["x"]},
 		"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"},{"hostPort":5353,"containerPort":53,"protocol":"UDP","hostIP":"127.0.0.1"},
@@ -77,7 +80,7 @@ func TestParseRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := request{ip: "10.88.0.7", mac: "02:00:00:00:00:07", aliases: []string{"web", "a1b2c3d4e5f6"},
+	want := request{ip: "10.88.0.7", mac: "02:00:00:00:00:07", aliases: []string{"web", "a1b2c3d4e5f6", "web"},
 		publish: []string{"8080:80/tcp", "127.0.0.1:5353:53/udp", "9000:9000/tcp", "7000:7000/sctp"}}
 	if fmt.Sprint(r) != fmt.Sprint(want) {
 		t.Errorf("capabilities over CNI_ARGS: %+v, want %+v", r, want)

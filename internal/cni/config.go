@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/validate"
 )
 
 // netConf is the plugin's object in the conflist, as the runtime passes it
@@ -114,8 +115,9 @@ type request struct {
 }
 
 // parseRequest reads the capabilities' arguments (runtimeConfig) and the
-// CNI_ARGS IP= and MAC= that Podman passes for --ip and --mac-address; the
-// capabilities win.
+// CNI_ARGS IP= and MAC= that Podman passes for --ip and --mac-address (the
+// capabilities win), and K8S_POD_NAME (Podman's container name, Kubernetes'
+// pod name), which becomes one more alias.
 func parseRequest(c *netConf, args *skel.CmdArgs) (request, error) {
 	var r request
 	kv := cniArgs(args.Args)
@@ -144,6 +146,9 @@ func parseRequest(c *netConf, args *skel.CmdArgs) (request, error) {
 		r.publish = append(r.publish, spec)
 	}
 	r.aliases = c.RuntimeConfig.Aliases[c.Name]
+	if name := kv["K8S_POD_NAME"]; name != "" && validate.Name("alias", name) == nil {
+		r.aliases = append(r.aliases, name) // Podman's container name, Kubernetes' pod name
+	}
 	return r, nil
 }
 
