@@ -335,13 +335,15 @@ func TestCNIChain(t *testing.T) {
 }
 
 // TestCNIParallel starts and removes 32 containers at once, as runtimes
-// call plugins: no ADD or DEL fails, no address is given twice, and each
-// container has its result's address in the kernel.
+// call plugins, on a network with its resolver (the first ADDs race to start
+// the resident): no ADD or DEL fails, no address is given twice, each
+// container has its result's address in the kernel, and its name resolves.
 func TestCNIParallel(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	r := newRuntime(t, w)
-	list := r.conflist(t, "1.0.0", "podnet", map[string]any{"network": "pnet", "subnet": "10.72.0.0/24"}, tuningAndBandwidth...)
+	list := r.conflist(t, "1.0.0", "podnet", map[string]any{"network": "pnet", "subnet": "10.72.0.0/24", "resolver": true, "resolvConf": w.ResolvConf},
+		tuningAndBandwidth...)
 	const n = 32
 	rts := make([]*libcni.RuntimeConf, n)
 	for i := range n {
@@ -373,6 +375,8 @@ func TestCNIParallel(t *testing.T) {
 		if l := mustLink(t, rts[i].NetNS, "eth0"); !slices.Contains(l.IPs("inet"), addrs[i]) {
 			t.Errorf("container %d: eth0 has %v, its result %s", i, l.IPs("inet"), addrs[i])
 		}
+		name := cni.SandboxName(rts[i].ContainerID)
+		expectAnswer(t, name, dig(t, w.Name("p00"), "10.72.0.1", name, "A"), "NOERROR", strings.TrimSuffix(addrs[i], "/24"))
 	}
 	for i := range n {
 		wg.Go(func() { errs[i] = r.del(list, rts[i]) })
