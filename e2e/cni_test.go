@@ -452,7 +452,8 @@ func TestCNITwoNetworks(t *testing.T) {
 // sandbox of nsnet's own on the same network. STATUS says whether an ADD
 // can succeed: yes with no state yet; no (code 50) with the network's
 // addresses used up, yes again after a DEL; try again later (code 11) while
-// another program holds the store, as ADD then does.
+// another program holds the store, as ADD then does; no (code 50) with a
+// state file that cannot be read.
 func TestCNIGCAndStatus(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -508,6 +509,18 @@ func TestCNIGCAndStatus(t *testing.T) {
 	}
 	st.Close()
 	r.mustAdd(t, busy, r.rt(id5, ns5, "eth0", nil, nil))
+
+	// A state file that cannot be read: code 50.
+	broken := filepath.Join(t.TempDir(), "broken")
+	if err := os.Mkdir(broken, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, store.FileName), []byte("not a state file, but long enough to be read as one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.status(r.conflist(t, "1.1.0", "small", map[string]any{"network": "small", "root": broken})); cniCode(err) != 50 || !strings.Contains(err.Error(), "cannot read its state") {
+		t.Errorf("STATUS with a state file that cannot be read: %v (code %d), want 50", err, cniCode(err))
+	}
 
 	if err := r.gc(list); err != nil { // none valid: all of the runtime's go
 		t.Fatalf("GC: %v", err)
