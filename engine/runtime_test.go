@@ -290,6 +290,13 @@ func wantDiff(t *testing.T, what string, diffs []string, want string) {
 // containers at once: none fails, no address is given twice.
 func TestParallelAttachAndDetach(t *testing.T) {
 	k, e, _ := apiEngine(t, func(o *Options) { o.LockTimeout = DefaultLockTimeout })
+	var idMu sync.Mutex
+	next := e.newID // the test's counter; the real one is random, safe from any goroutine
+	e.newID = func() string {
+		idMu.Lock()
+		defer idMu.Unlock()
+		return next()
+	}
 	const n = 16
 	for i := range n {
 		apiRun(t, k, e, apiOutside(fmt.Sprintf("C%d", i)))
