@@ -335,3 +335,34 @@ func TestParallelAttachAndDetach(t *testing.T) {
 		t.Errorf("left: %v %v", sbs, err)
 	}
 }
+
+// TestConnectWithInterfaceNameAndMAC: network connect takes the interface's
+// name and a MAC, as a runtime's second ADD does, and refuses bad ones.
+func TestConnectWithInterfaceNameAndMAC(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"), apiNet("n2", "10.2.0.0/24"), apiSb(SandboxSpec{Name: "s1", Networks: []string{"n1"}}))
+	for _, c := range []struct {
+		spec ConnectSpec
+		want string
+	}{
+		{ConnectSpec{Network: "n2", Sandbox: "s1", IfName: "eth0"}, "sandbox s1 has an interface eth0 already, on network n1"},
+		{ConnectSpec{Network: "n2", Sandbox: "s1", IfName: "lo"}, "interface name lo"},
+		{ConnectSpec{Network: "n2", Sandbox: "s1", IfName: "a/b"}, "invalid interface name"},
+		{ConnectSpec{Network: "n2", Sandbox: "s1", MAC: "01:00:00:00:00:01"}, "is multicast"},
+		{ConnectSpec{Network: "n2", Sandbox: "s1", MAC: "02:42:0a:02:00:01"}, "it is the MAC of the network's bridge"},
+	} {
+		refused(t, k, e, func() error { _, err := e.Connect(c.spec); return err }, c.want)
+	}
+	sb, err := e.Connect(ConnectSpec{Network: "n2", Sandbox: "s1", IfName: "net1", MAC: "02:00:00:00:02:09"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := sb.Endpoints[1]
+	if ep.IfName != "net1" || ep.MAC != "02:00:00:00:02:09" {
+		t.Errorf("endpoint %+v, want net1 with 02:00:00:00:02:09", ep)
+	}
+	id, _ := k.mountAt(e.k.ns.Path("s1"))
+	if _, ok := k.peerLink(id, "net1"); !ok {
+		t.Error("no net1 in the sandbox")
+	}
+}
