@@ -39,6 +39,9 @@ type NetworkSpec struct {
 	Internal bool
 	MTU      int      // DefaultMTU if zero
 	DNS      []string // servers for names the network's resolver does not know (default: the host's)
+	// Overlay makes this host's part of an overlay network (see overlay.go):
+	// the overlay agent sets it; Device is chosen here.
+	Overlay *types.Overlay
 }
 
 // CreateNetwork validates spec, makes the bridge and its firewall rules, and
@@ -97,6 +100,9 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		}
 		n.Subnet = s
 	}
+	if err := parseOverlay(spec, n); err != nil {
+		return nil, err
+	}
 	if spec.Gateway != "" {
 		if spec.Subnet == "" {
 			return nil, fmt.Errorf("--gateway %s needs --subnet: a gateway is only meaningful in a subnet you choose", spec.Gateway)
@@ -142,6 +148,9 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	}
 	if err := chooseBridge(host, n, nets); err != nil {
 		return err
+	}
+	if n.Overlay != nil {
+		n.Overlay.Device = overlayDevice(n.ID)
 	}
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
 	n.Created = e.clock().UTC()
@@ -321,6 +330,9 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 		errs = append(errs, err)
 	}
 	host, err := e.hostLinks()
+	if err == nil && n.Overlay != nil {
+		err = host.DeleteLink(n.Overlay.Device)
+	}
 	if err == nil {
 		err = host.DeleteLink(n.Bridge)
 	}

@@ -26,6 +26,17 @@ type Network struct {
 	// know itself (network create --dns); empty: the host's.
 	DNS     []netip.Addr `json:"dns,omitempty"`
 	Created time.Time    `json:"created"`
+	// Overlay is set on this host's part of an overlay network, one that
+	// spans hosts (network create --driver overlay): nil for local networks.
+	Overlay *Overlay `json:"overlay,omitempty"`
+}
+
+// Overlay is what makes a network an overlay: its bridge also has a VXLAN
+// device, and its addresses are allocated cluster-wide in Store (etcd).
+type Overlay struct {
+	VNI    uint32   `json:"vni"`
+	Store  []string `json:"store"`  // the etcd endpoints (http://HOST:PORT)
+	Device string   `json:"device"` // the VXLAN device on the bridge, vx-<ID[:12]>
 }
 
 // Sandbox modes.

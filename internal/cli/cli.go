@@ -19,6 +19,7 @@ import (
 
 	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/overlay"
 )
 
 // exitError carries a specific exit code (e.g. a program's own, from run).
@@ -64,6 +65,7 @@ type app struct {
 	root           string
 	pools          []string
 	lockTimeout    time.Duration
+	cluster        *overlay.Client // the overlay networks' addresses, connected on first use
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -90,7 +92,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(), a.agentCommand())
 	return root
 }
 
@@ -108,6 +110,10 @@ func (a *app) open(readOnly bool) (*engine.Engine, error) {
 		o.Resident = self
 	}
 	o.ResolvConf = resolvConf()
+	if a.cluster == nil {
+		a.cluster = overlay.NewClient(a.root)
+	}
+	o.Cluster = a.cluster
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {
@@ -125,6 +131,7 @@ func (a *app) withEngine(readOnly bool, fn func(*engine.Engine) error) error {
 		return err
 	}
 	defer e.Close()
+	defer a.cluster.Close()
 	return fn(e)
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -18,12 +19,16 @@ func (a *app) networkCommand() *cobra.Command {
 
 func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
+	var ov overlayFlags
 	cmd := &cobra.Command{
-		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] NAME",
-		Short: "Create a bridge network",
+		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] [--driver overlay --store etcd://HOST:PORT [--vni N]] NAME",
+		Short: "Create a bridge network, or an overlay network across hosts",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
+			if overlay, err := ov.check(); overlay || err != nil {
+				return errors.Join(err, a.createOverlay(spec, ov))
+			}
 			return a.withEngine(false, func(e *engine.Engine) error {
 				n, err := e.CreateNetwork(spec)
 				if err != nil {
@@ -41,6 +46,7 @@ func (a *app) networkCreate() *cobra.Command {
 	f.BoolVar(&spec.Internal, "internal", false, "no masquerade and no traffic beyond the bridge")
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
 	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the network's resolver does not know (repeatable; default: the host's)")
+	ov.flags(cmd)
 	return cmd
 }
 
@@ -150,15 +156,21 @@ func (a *app) networkInspect() *cobra.Command {
 }
 
 func (a *app) networkRm() *cobra.Command {
-	return &cobra.Command{
+	var store string
+	cmd := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks (refused while sandboxes are attached)",
 		Args:    minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if store != "" {
+				return a.removeOverlays(store, args)
+			}
 			return a.withEngine(false, func(e *engine.Engine) error {
 				return a.forEach(args, e.RemoveNetwork)
 			})
 		},
 	}
+	cmd.Flags().StringVar(&store, "store", "", "remove overlay networks from this cluster store (etcd://HOST:PORT[,...]); every host's agent then removes its part")
+	return cmd
 }

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+// vxlanInfo is the info_data of a VXLAN device in `ip -d -j link`.
+type vxlanInfo struct {
+	ID       int    `json:"id"`
+	Local    string `json:"local"`
+	Port     int    `json:"port"`
+	Learning bool   `json:"learning"`
+	Proxy    bool   `json:"proxy"`
+}
+
+// TestOverlayAcrossHosts: an overlay network made once in etcd appears on
+// three hosts; sandboxes on different hosts reach each other by address,
+// over ICMP and TCP, without NAT (the server sees the client's own overlay
+// address); each host's VXLAN device has the VNI, its underlay address,
+// port 4789, no learning, proxy ARP, the underlay MTU minus 50, and one
+// static FDB entry and neighbour per remote sandbox (no all-zeros flooding
+// entry). A second overlay and a local network are out of reach, each with
+// a control through the same kind of path.
+func TestOverlayAcrossHosts(t *testing.T) {
+	c := newCluster(t, 3)
+	h := c.hosts
+	c.createOverlay("ova", "10.200.0.0/16", "--vni", "4242")
+	ips := make([]string, 3)
+	names := make([]string, 3)
+	for i := range 3 {
+		names[i] = c.w.Name(fmt.Sprintf("a%d", i))
+		ips[i] = c.sandbox(i, names[i], "--network", "ova")
+	}
+	if ips[0] == ips[1] || ips[1] == ips[2] || ips[0] == ips[2] {
+		t.Fatalf("hosts handed out one address twice: %v", ips)
+	}
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				mustPing(t, names[i], ips[j])
+			}
+		}
+	}
+	srv := testenv.StartTCPEcho(t, names[1], ips[1]+":7000")
+	if got, err := testenv.TCPHello(names[0], ips[1]+":7000", 3*time.Second); err != nil {
+		t.Fatalf("TCP from %s to %s:7000: %v (%q)", names[0], ips[1], err, got)
+	}
+	if seen := srv.Seen(); len(seen) != 1 || seen[0] != ips[0] {
+		t.Fatalf("the server on host 1 saw %v, want the client's own address %s (no NAT)", seen, ips[0])
+	}
+	srv.Close()
+
+	for i := range 3 {
+		dev := vxlanDevice(t, h[i], "ova")
+		var info vxlanInfo
+		if err := json.Unmarshal(dev.LinkInfo.InfoData, &info); err != nil {
+			t.Fatal(err)
+		}
+		want := vxlanInfo{ID: 4242, Local: underlayIP(i), Port: 4789, Learning: false, Proxy: true}
+		if info != want || dev.MTU != 1450 || !strings.HasPrefix(dev.IfAlias, "nsnet:") {
+			t.Errorf("host %d: VXLAN device %s: %+v, MTU %d, alias %q; want %+v, MTU 1450, an owner mark", i, dev.IfName, info, dev.MTU, dev.IfAlias, want)
+		}
+		macs, neigh := remoteEntries(t, h[i].Host, dev.IfName)
+		for j := range 3 {
+			if j == i {
+				continue
+			}
+			mac := inspectSandbox(t, h[j], names[j]).Networks["ova"].MAC
+			if macs[mac] != underlayIP(j) || neigh[ips[j]] != mac {
+				t.Errorf("host %d: sandbox %s (%s, %s on host %d): FDB %v, neighbours %v", i, names[j], ips[j], mac, j, macs, neigh)
+			}
+		}
+		if len(macs) != 2 || len(neigh) != 2 {
+			t.Errorf("host %d: want exactly the 2 remote sandboxes' entries, have FDB %v (an all-zeros entry would flood), neighbours %v", i, macs, neigh)
+		}
+	}
+
+	// Isolation: a second overlay, and a local network on host 1.
+	c.createOverlay("ovb", "10.201.0.0/16")
+	b0, b1 := c.w.Name("b0"), c.w.Name("b1")
+	c.sandbox(0, b0, "--network", "ovb")
+	ipb1 := c.sandbox(1, b1, "--network", "ovb")
+	mustPing(t, b0, ipb1) // control: b1 answers over VXLAN from host 0
+	mustNotPing(t, names[0], ipb1)
+	h[1].MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "loc")
+	l1, l2 := c.w.Name("l1"), c.w.Name("l2")
+	ipl1 := c.sandbox(1, l1, "--network", "loc")
+	c.sandbox(1, l2, "--network", "loc")
+	mustPing(t, l2, ipl1) // control: l1 answers on its network
+	mustNotPing(t, names[0], ipl1)
+	mustNotPing(t, names[1], ipl1)
+
+	// Removal: a sandbox's entries leave the other hosts.
+	h[2].MustNsnet(t, "sandbox", "rm", names[2])
+	for _, i := range []int{0, 1} {
+		dev := vxlanDevice(t, h[i], "ova").IfName
+		err := waitFor(5*time.Second, func() error {
+			if _, neigh := remoteEntries(t, h[i].Host, dev); neigh[ips[2]] != "" {
+				return fmt.Errorf("host %d still has the neighbour entry of removed sandbox %s (%s)", i, names[2], ips[2])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.teardown(map[int][]string{0: {names[0], b0}, 1: {names[1], b1, l1, l2}}, "ova", "ovb")
+	h[1].MustNsnet(t, "network", "rm", "loc")
+	c.stopAll()
+}
+
+// teardown removes sandboxes (by host) and overlay networks.
+func (c *cluster) teardown(sbs map[int][]string, overlays ...string) {
+	c.t.Helper()
+	for i, names := range sbs {
+		if len(names) > 0 {
+			c.hosts[i].MustNsnet(c.t, append([]string{"sandbox", "rm"}, names...)...)
+		}
+	}
+	for _, o := range overlays {
+		c.removeOverlay(o)
+	}
+}
+
+// stopAll stops the agents and etcd and checks that each host is clean.
+func (c *cluster) stopAll() {
+	c.t.Helper()
+	for i := range c.agents {
+		c.stopAgent(i, unix.SIGTERM)
+	}
+	c.stopEtcd()
+	for i, h := range c.hosts {
+		h.WaitReleased(c.t)
+		if d := c.clean[i].Diff(h.Snapshot(c.t)); d != "" {
+			c.t.Errorf("host %d is not as it was before the test:\n%s", i, d)
+		}
+	}
+}
+
+// TestOverlayConcurrentAllocation: three hosts create sandboxes on one
+// overlay network at the same moment; every sandbox has an address of its
+// own (checked in the kernel, in each sandbox), and one on the last host is
+// reachable from the first.
+func TestOverlayConcurrentAllocation(t *testing.T) {
+	const perHost = 30
+	c := newCluster(t, 3)
+	c.createOverlay("ovc", "10.200.0.0/24")
+	names := make([][]string, 3)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*perHost)
+	for i := range 3 {
+		for k := range perHost {
+			names[i] = append(names[i], c.w.Name(fmt.Sprintf("c%d-%d", i, k)))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, n := range names[i] {
+				if r := c.hosts[i].Nsnet("sandbox", "create", "--network", "ovc", n); r.Code != 0 {
+					errs <- fmt.Errorf("host %d: sandbox create %s: %s", i, n, r.Stderr)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	owner := map[string]string{}
+	for i := range 3 {
+		for _, n := range names[i] {
+			ip := ""
+			for _, l := range testenv.Addrs(t, n) {
+				if l.IfName == "eth0" && len(l.AddrInfo) > 0 {
+					ip = l.AddrInfo[0].Local
+				}
+			}
+			if ip == "" {
+				t.Fatalf("sandbox %s has no address on eth0", n)
+			}
+			if o, ok := owner[ip]; ok {
+				t.Fatalf("address %s is held by both %s and %s", ip, o, n)
+			}
+			owner[ip] = n
+		}
+	}
+	last := names[2][perHost-1]
+	mustPing(t, names[0][0], strings.Split(inspectSandbox(t, c.hosts[2], last).Networks["ovc"].Address, "/")[0])
+	c.teardown(map[int][]string{0: names[0], 1: names[1], 2: names[2]}, "ovc")
+	c.stopAll()
+}

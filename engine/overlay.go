@@ -1,0 +1,101 @@
+package engine
+
+// Overlay networks span hosts: each host has its own part of one (a bridge,
+// as for a local network, plus a VXLAN device on it that the overlay agent
+// programs), and the network's addresses are allocated cluster-wide, through
+// Options.Cluster, so that no two hosts ever hand out the same one. The
+// engine only asks the cluster for an address when a sandbox joins such a
+// network and gives it back when the sandbox goes; everything that crosses
+// hosts (the cluster store, the VXLAN forwarding entries) is the overlay
+// package's.
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/types"
+)
+
+// Cluster allocates the addresses of overlay networks across hosts (package
+// overlay implements it over etcd). Reserve takes ip (or, if ip is not
+// valid, the lowest free address of n's subnet) for sandbox on this host,
+// all or nothing; Release gives it back, and succeeds if it is gone already.
+type Cluster interface {
+	Reserve(n *Network, sandbox string, ip netip.Addr) (netip.Addr, error)
+	Release(n *Network, sandbox string, ip netip.Addr) error
+}
+
+// overlayDevice is the name of the VXLAN device of overlay network n.
+func overlayDevice(id string) string { return "vx-" + id[:12] }
+
+// parseOverlay checks the overlay part of spec into n.
+func parseOverlay(spec NetworkSpec, n *Network) error {
+	o := spec.Overlay
+	if o == nil {
+		return nil
+	}
+	if spec.Subnet == "" {
+		return fmt.Errorf("overlay network %s needs --subnet: every host must use the same one", spec.Name)
+	}
+	if o.VNI == 0 || o.VNI > 1<<24-1 {
+		return fmt.Errorf("invalid VNI %d for overlay network %s: it must be between 1 and 16777215", o.VNI, spec.Name)
+	}
+	if len(o.Store) == 0 {
+		return fmt.Errorf("overlay network %s needs the cluster store's endpoints", spec.Name)
+	}
+	if spec.Internal {
+		return fmt.Errorf("overlay network %s cannot be --internal (not supported yet)", spec.Name)
+	}
+	c := *o
+	c.Store = append([]string(nil), o.Store...)
+	n.Overlay = &c
+	return nil
+}
+
+// reserveCluster takes the cluster-wide addresses of p's overlay networks,
+// undone by u, and returns them by network name.
+func (e *Engine) reserveCluster(u *undo, p *sandboxPlan, nets []*Network) (map[string]netip.Addr, error) {
+	out := map[string]netip.Addr{}
+	for i, n := range nets {
+		if n.Overlay == nil {
+			continue
+		}
+		if e.opts.Cluster == nil {
+			return nil, fmt.Errorf("network %s is an overlay network, and this engine has no cluster store (Options.Cluster): use the nsnet command", n.Name)
+		}
+		var want netip.Addr
+		if i == 0 {
+			if p.mac != nil {
+				return nil, fmt.Errorf("--mac on overlay network %s: its MACs are derived from the addresses, unique across hosts: leave --mac out", n.Name)
+			}
+			want = p.ip
+		}
+		ip, err := e.opts.Cluster.Reserve(n, p.sb.Name, want)
+		if err != nil {
+			return nil, err
+		}
+		u.push(func() error { return e.opts.Cluster.Release(n, p.sb.Name, ip) })
+		out[n.Name] = ip
+	}
+	return out, nil
+}
+
+// releaseCluster gives back sb's cluster-wide addresses once it is gone. A
+// failure does not fail the removal: it is reported, and the host's overlay
+// agent deletes the stale entry when it next compares the store with the
+// cluster.
+func (e *Engine) releaseCluster(tx *store.Tx, sb *Sandbox) {
+	for _, ep := range sb.Endpoints {
+		n, err := tx.Network(ep.Network)
+		if err != nil || n.Overlay == nil || e.opts.Cluster == nil {
+			continue
+		}
+		if err := e.opts.Cluster.Release(n, sb.Name, ep.Address.Addr()); err != nil {
+			e.opts.Warn(fmt.Sprintf("sandbox %s is removed, but its address %s on overlay network %s is still registered in the cluster (%v): the overlay agent releases it when the store answers again", sb.Name, ep.Address.Addr(), n.Name, err))
+		}
+	}
+}
+
+// IsOverlay reports whether n spans hosts.
+func IsOverlay(n *types.Network) bool { return n.Overlay != nil }
