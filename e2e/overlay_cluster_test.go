@@ -33,6 +33,7 @@ type cluster struct {
 	logs    []string
 	ttl     string
 	clean   []testenv.Snapshot // each host as built, before any agent ran
+	dead    []string           // namespaces of hosts killed (kill)
 }
 
 const (

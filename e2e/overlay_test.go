@@ -137,11 +137,8 @@ func (c *cluster) stopAll() {
 		c.stopAgent(i, unix.SIGTERM)
 	}
 	c.stopEtcd()
-	for i, h := range c.hosts {
-		h.WaitReleased(c.t)
-		if d := c.clean[i].Diff(h.Snapshot(c.t)); d != "" {
-			c.t.Errorf("host %d is not as it was before the test:\n%s", i, d)
-		}
+	for i := range c.hosts {
+		c.assertClean(i)
 	}
 }
 

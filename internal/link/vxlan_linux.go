@@ -162,6 +162,13 @@ func (h *Host) DeletePeer(dev string, p Peer) error {
 	if err := h.h.NeighDel(fdb); err != nil && !isNotFound(err) && !isNoEnt(err) {
 		return fmt.Errorf("delete FDB entry %s on %s: %w", p.MAC, dev, err)
 	}
+	// The bridge may have learnt the MAC behind the device: forget it, or a
+	// sandbox of this host given the same address (and so MAC) next would
+	// get nothing from other hosts until it sent a frame itself.
+	learnt := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER, HardwareAddr: p.MAC}
+	if err := h.h.NeighDel(learnt); err != nil && !isNotFound(err) && !isNoEnt(err) {
+		return fmt.Errorf("delete the bridge's FDB entry %s on %s: %w", p.MAC, dev, err)
+	}
 	return nil
 }
 
