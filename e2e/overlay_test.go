@@ -37,7 +37,14 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	names := make([]string, 3)
 	for i := range 3 {
 		names[i] = c.w.Name(fmt.Sprintf("a%d", i))
-		ips[i] = c.sandbox(i, names[i], "--network", "ova")
+		args := []string{"--network", "ova"}
+		if i == 0 {
+			args = append(args, "-p", "8080:7000")
+		}
+		ips[i] = c.sandbox(i, names[i], args...)
+		if l := mustLink(t, names[i], "eth0"); l.MTU != 1450 {
+			t.Errorf("sandbox %s: eth0 MTU %d, want the underlay's 1500 minus VXLAN's 50", names[i], l.MTU)
+		}
 	}
 	if ips[0] == ips[1] || ips[1] == ips[2] || ips[0] == ips[2] {
 		t.Fatalf("hosts handed out one address twice: %v", ips)
@@ -57,6 +64,19 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Fatalf("the server on host 1 saw %v, want the client's own address %s (no NAT)", seen, ips[0])
 	}
 	srv.Close()
+
+	// A port published on host 0 reaches its overlay sandbox from outside.
+	pub := testenv.StartTCPEcho(t, names[0], ips[0]+":7000")
+	if got, err := testenv.TCPHello(c.w.Inet, testenv.UplinkIP+":8080", 3*time.Second); err != nil {
+		t.Fatalf("published port 8080 of %s from the internet: %v (%q)", names[0], err, got)
+	}
+	if seen := pub.Seen(); len(seen) != 1 || seen[0] != testenv.RouterIP {
+		t.Fatalf("the overlay sandbox behind the published port saw %v, want %s", seen, testenv.RouterIP)
+	}
+	pub.Close()
+	for i := range 3 {
+		gcClean(t, h[i], fmt.Sprintf("host %d with an overlay network", i))
+	}
 
 	for i := range 3 {
 		dev := vxlanDevice(t, h[i], "ova")
