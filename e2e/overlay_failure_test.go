@@ -144,7 +144,13 @@ func TestOverlayStoreOutage(t *testing.T) {
 	s0, s1 := c.w.Name("o0"), c.w.Name("o1")
 	c.sandbox(0, s0, "--network", "ovo")
 	ip1 := c.sandbox(1, s1, "--network", "ovo")
+	s4 := c.w.Name("o4")
+	ip4 := c.sandbox(1, s4, "--network", "ovo")
 	c.stopEtcd()
+	r4 := c.hosts[1].Nsnet("sandbox", "rm", s4)
+	if r4.Code != 0 || !strings.Contains(r4.Stderr, "still registered") {
+		t.Fatalf("sandbox rm of an overlay sandbox with etcd stopped: exit %d, stderr %q; want success and a warning", r4.Code, r4.Stderr)
+	}
 	before := c.hosts[0].MustNsnet(t, "sandbox", "ls")
 	r := c.hosts[0].Nsnet("sandbox", "create", "--network", "ovo", c.w.Name("o2"))
 	if r.Code == 0 || !strings.Contains(r.Stderr, "unreachable") {
@@ -159,12 +165,37 @@ func TestOverlayStoreOutage(t *testing.T) {
 	c.sandbox(0, l1, "--network", "loc")
 	mustPing(t, l1, ipl)
 	c.startEtcd()
+	// The agent of host 1 releases the address of the sandbox removed while
+	// etcd was down: host 0 can then be given it.
+	s5 := c.w.Name("o5")
+	err := waitFor(agentWait, func() error {
+		r := c.hosts[0].Nsnet("sandbox", "create", "--network", "ovo", "--ip", ip4, s5)
+		if r.Code != 0 {
+			return fmt.Errorf("%s", r.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the address %s of the sandbox removed during the outage was not released: %v", ip4, err)
+	}
+	// Host 1's agent needs a moment to take a new lease (the old one expired
+	// with the outage); until then its creates say so.
 	s3 := c.w.Name("o3")
-	ip3 := c.sandbox(1, s3, "--network", "ovo")
+	err = waitFor(agentWait, func() error {
+		r := c.hosts[1].Nsnet("sandbox", "create", "--network", "ovo", s3)
+		if r.Code != 0 {
+			return fmt.Errorf("%s", r.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no overlay sandbox create on host 1 after etcd came back: %v", err)
+	}
+	ip3 := strings.Split(inspectSandbox(t, c.hosts[1], s3).Networks["ovo"].Address, "/")[0]
 	if err := waitFor(agentWait, func() error { return testenv.Ping(s0, ip3) }); err != nil {
 		t.Fatalf("after etcd came back, %s cannot reach the new sandbox %s: %v", s0, ip3, err)
 	}
-	c.teardown(map[int][]string{0: {s0, l0, l1}, 1: {s1, s3}}, "ovo")
+	c.teardown(map[int][]string{0: {s0, s5, l0, l1}, 1: {s1, s3}}, "ovo")
 	c.hosts[0].MustNsnet(t, "network", "rm", "loc")
 	c.stopAll()
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/nsnet/nsnet/internal/ipam"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Key prefixes.
@@ -100,8 +102,12 @@ func ParseURL(url string) ([]string, error) {
 
 // Open connects to endpoints; it does not wait for etcd to answer.
 func Open(endpoints []string) (*Store, error) {
+	// Reconnect at least every second: gRPC's default backoff grows to two
+	// minutes, and an agent must resync soon after etcd is back.
+	retry := grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
+		Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}})
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: Timeout, DialKeepAliveTime: 2 * time.Second,
-		DialKeepAliveTimeout: 2 * time.Second, Logger: quietLogger()})
+		DialKeepAliveTimeout: 2 * time.Second, Logger: quietLogger(), DialOptions: []grpc.DialOption{retry}})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster store %v: %w", endpoints, err)
 	}
