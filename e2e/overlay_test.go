@@ -77,6 +77,35 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	for i := range 3 {
 		gcClean(t, h[i], fmt.Sprintf("host %d with an overlay network", i))
 	}
+	var insp []struct {
+		Driver  string `json:"driver"`
+		Overlay struct {
+			VNI int `json:"vni"`
+		} `json:"overlay"`
+	}
+	decode(t, h[1].MustNsnet(t, "network", "inspect", "ova"), &insp)
+	if len(insp) != 1 || insp[0].Driver != "overlay" || insp[0].Overlay.VNI != 4242 {
+		t.Errorf("network inspect ova on host 1: %+v, want driver overlay, VNI 4242", insp)
+	}
+	expectFail(t, h[1], 1, []string{"is an overlay network", "network rm --store " + storeURL + " ova"}, "network", "rm", "ova")
+
+	// Drift: the VXLAN device deleted by hand comes back, with its entries.
+	gone := vxlanDevice(t, h[1], "ova").IfName
+	c.mustIP("-n", h[1].Host, "link", "del", gone)
+	err := waitFor(agentWait, func() error {
+		for _, l := range testenv.Links(t, h[1].Host) {
+			if l.IfName == gone {
+				if _, neigh := remoteEntries(t, h[1].Host, gone); len(neigh) == 2 {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("the VXLAN device %s on host 1 was not made again with its 2 neighbours", gone)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPing(t, names[1], ips[2])
 
 	for i := range 3 {
 		dev := vxlanDevice(t, h[i], "ova")

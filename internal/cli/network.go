@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/clusterstore"
 )
 
 func (a *app) networkCommand() *cobra.Command {
@@ -61,8 +62,16 @@ type networkJSON struct {
 	Internal  bool             `json:"internal"`
 	MTU       int              `json:"mtu"`
 	DNS       []string         `json:"dns,omitempty"`
+	Overlay   *overlayJSON     `json:"overlay,omitempty"` // driver overlay only
 	Created   time.Time        `json:"created"`
-	Sandboxes []attachmentJSON `json:"sandboxes"`
+	Sandboxes []attachmentJSON `json:"sandboxes"` // this host's
+}
+
+// overlayJSON is the overlay part of a network in `network inspect`.
+type overlayJSON struct {
+	VNI    uint32   `json:"vni"`
+	Device string   `json:"device"`
+	Store  []string `json:"store"`
 }
 
 type attachmentJSON struct {
@@ -79,6 +88,9 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
 		Sandboxes: []attachmentJSON{},
+	}
+	if o := n.Overlay; o != nil {
+		j.Driver, j.Overlay = "overlay", &overlayJSON{VNI: o.VNI, Device: o.Device, Store: o.Store}
 	}
 	for _, at := range attached {
 		j.Sandboxes = append(j.Sandboxes, attachmentJSON{
@@ -167,10 +179,20 @@ func (a *app) networkRm() *cobra.Command {
 				return a.removeOverlays(store, args)
 			}
 			return a.withEngine(false, func(e *engine.Engine) error {
-				return a.forEach(args, e.RemoveNetwork)
+				return a.forEach(args, func(name string) error { return removeLocal(e, name) })
 			})
 		},
 	}
 	cmd.Flags().StringVar(&store, "store", "", "remove overlay networks from this cluster store (etcd://HOST:PORT[,...]); every host's agent then removes its part")
 	return cmd
+}
+
+// removeLocal removes a network of this host; an overlay network's part is
+// the agent's to remove, once the network is gone from the cluster store.
+func removeLocal(e *engine.Engine, name string) error {
+	if d, err := e.InspectNetwork(name); err == nil && d.Overlay != nil {
+		return fmt.Errorf("network %s is an overlay network, which spans hosts: remove it from the cluster store (nsnet network rm --store %s %s), and every host's agent removes its part",
+			d.Name, clusterstore.URL(d.Overlay.Store), d.Name)
+	}
+	return e.RemoveNetwork(name)
 }

@@ -87,8 +87,8 @@ func NewClient(root string) *Client {
 func (c *Client) agent(n *types.Network) (*agentState, error) {
 	a, err := readAgentState(c.Root)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && unix.Kill(a.PID, 0) != nil) {
-		return nil, fmt.Errorf("network %s is an overlay network, and no overlay agent runs for this state root: start one (nsnet agent --store etcd://%s)",
-			n.Name, strings.TrimPrefix(strings.Join(n.Overlay.Store, ","), "http://"))
+		return nil, fmt.Errorf("network %s is an overlay network, and no overlay agent runs for this state root: start one (nsnet agent --store %s)",
+			n.Name, clusterstore.URL(n.Overlay.Store))
 	}
 	return a, err
 }
