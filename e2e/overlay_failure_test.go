@@ -50,7 +50,28 @@ func TestOverlayHostDeath(t *testing.T) {
 		t.Fatalf("the dead host's address %s was not reclaimed: got %s", ip2, got)
 	}
 	mustPing(t, s1, ip2)
-	c.teardown(map[int][]string{0: {s0, s3}, 1: {s1}}, "ovd")
+
+	// A create killed half-way on host 1, after it reserved its address:
+	// host 1's agent finds the address held for no sandbox of its own and
+	// releases it, so host 0 can be given it. (Without that, the agent's
+	// lease would keep it forever.)
+	const crashIP = "10.200.0.99"
+	r := nsnetEnv(t, c.hosts[1], []string{"NSNET_FAULT=sandbox-create:after-netns"}, "sandbox", "create", "--network", "ovd", "--ip", crashIP, c.w.Name("dx"))
+	if r.Code == 0 {
+		t.Fatalf("the create with a fault point did not die: %s", r.Stdout)
+	}
+	c.hosts[1].MustNsnet(t, "gc")
+	s4 := c.w.Name("d4")
+	err := waitFor(agentWait, func() error {
+		if r := c.hosts[0].Nsnet("sandbox", "create", "--network", "ovd", "--ip", crashIP, s4); r.Code != 0 {
+			return fmt.Errorf("%s", r.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the address %s of the create killed on host 1 was never released: %v", crashIP, err)
+	}
+	c.teardown(map[int][]string{0: {s0, s3, s4}, 1: {s1}}, "ovd")
 	c.stopAgents(0, 1)
 	c.stopEtcd()
 	for i := range 2 {

@@ -277,7 +277,7 @@ func (s *Store) Reserve(ctx context.Context, ep Endpoint, lease clientv3.LeaseID
 	static := ep.IP.IsValid()
 	if static {
 		if err := ipam.CheckStatic(n.Subnet, n.Gateway, ep.IP, func(a netip.Addr) bool { return taken[a] }); err != nil {
-			return netip.Addr{}, fmt.Errorf("--ip %s on overlay network %s: %w", ep.IP, ep.Network, err)
+			return netip.Addr{}, fmt.Errorf("--ip %s on overlay network %s%s: %w", ep.IP, ep.Network, s.holder(ctx, ep.Network, ep.IP), err)
 		}
 	}
 	for range 512 {
@@ -296,6 +296,19 @@ func (s *Store) Reserve(ctx context.Context, ep Endpoint, lease clientv3.LeaseID
 		taken[ep.IP] = true // another host was faster: try the next
 	}
 	return netip.Addr{}, fmt.Errorf("overlay network %s: no address could be reserved after 512 tries: too many hosts allocate at once, retry", ep.Network)
+}
+
+// holder says who holds ip on network, for an error message.
+func (s *Store) holder(ctx context.Context, network string, ip netip.Addr) string {
+	resp, err := s.C.Get(ctx, endpointKey(network, ip))
+	if err != nil || len(resp.Kvs) == 0 {
+		return ""
+	}
+	ep, err := DecodeEndpoint(resp.Kvs[0].Value)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(": held by sandbox %s on host %s", ep.Sandbox, ep.VTEP)
 }
 
 // put writes ep if its key is absent and the network is the one read.
