@@ -19,6 +19,7 @@ import (
 	"github.com/nsnet/nsnet/internal/owner"
 	"github.com/nsnet/nsnet/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 )
 
 // Local is the state root's engine as the agent uses it.
@@ -65,7 +66,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.TTL <= 0 {
 		a.TTL = DefaultTTL
 	}
-	var err error
+	unlock, err := lockAgent(a.Root)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if a.host, err = hostID(a.Root); err != nil {
 		return err
 	}
@@ -415,4 +420,24 @@ func sourceAddress(store []string) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return ap.Addr().Unmap(), nil
+}
+
+// lockAgent makes sure one agent runs per state root: it holds an exclusive
+// lock on ROOT/overlay/agent.lock while it runs.
+func lockAgent(root string) (func(), error) {
+	if err := os.MkdirAll(stateDir(root), 0o700); err != nil {
+		return nil, fmt.Errorf("make the overlay state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir(root), "agent.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the agent's lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another nsnet agent runs for state root %s: one per state root", root)
+		}
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
