@@ -180,6 +180,12 @@ func TestOverlayStoreOutage(t *testing.T) {
 	if after := c.hosts[0].MustNsnet(t, "sandbox", "ls"); after != before || testenv.Ping(s0, ip1) != nil {
 		t.Fatalf("the failed create changed the sandboxes (%q -> %q), or the overlay stopped forwarding", before, after)
 	}
+	for _, args := range [][]string{
+		{"network", "create", "--driver", "overlay", "--store", storeURL, "--subnet", "10.201.0.0/16", "ovx"},
+		{"network", "rm", "--store", storeURL, "ovo"},
+	} {
+		expectFail(t, c.hosts[0], 1, []string{"the cluster store (etcd) is unreachable"}, args...)
+	}
 	c.hosts[0].MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "loc")
 	l0, l1 := c.w.Name("l0"), c.w.Name("l1")
 	ipl := c.sandbox(0, l0, "--network", "loc")
