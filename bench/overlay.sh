@@ -14,7 +14,7 @@
 #   REPS=8        iperf3 runs per path (the median is reported)
 #   TIME=2        seconds per iperf3 run (-t), after OMIT=1 (-O)
 #   PREFIX=ovb    name prefix of the namespaces this script makes
-#   NSNET=path    use this nsnet binary instead of building ./cmd/nsnet
+#   NSNET=path    use this nsnet binary (with nsnet-overlay next to it) instead of building ./cmd/nsnet and ./cmd/nsnet-overlay
 #
 # Everything happens in throwaway namespaces with documentation addresses
 # (192.0.2.0/24 underlay, 10.200.0.0/16 overlay); the root namespace is never
@@ -26,7 +26,7 @@ N=${N:-50} REPS=${REPS:-8} TIME=${TIME:-2} OMIT=${OMIT:-1} P=${PREFIX:-ovb}
 command -v etcd >/dev/null || { echo "needs etcd (apt-get install etcd-server)"; exit 1; }
 command -v iperf3 >/dev/null || { echo "needs iperf3 (apt-get install iperf3)"; exit 1; }
 work=$(mktemp -d /tmp/ovb.XXXXXX)
-if [ -z "${NSNET:-}" ]; then CGO_ENABLED=0 go build -o "$work/nsnet" ./cmd/nsnet; NSNET=$work/nsnet; fi
+if [ -z "${NSNET:-}" ]; then CGO_ENABLED=0 go build -o "$work/nsnet" ./cmd/nsnet; CGO_ENABLED=0 go build -o "$work/nsnet-overlay" ./cmd/nsnet-overlay; NSNET=$work/nsnet; fi
 go build -o "$work/overlaybench" ./bench/overlaybench
 STORE=etcd://192.0.2.2:2379
 pids=()

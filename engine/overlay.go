@@ -6,15 +6,15 @@ package engine
 // Options.Cluster, so that no two hosts ever hand out the same one. The
 // engine only asks the cluster for an address when a sandbox joins such a
 // network and gives it back when the sandbox goes; everything that crosses
-// hosts (the cluster store, the VXLAN forwarding entries) is the overlay
-// package's.
+// hosts (the cluster store, the VXLAN device and its forwarding entries) is
+// the overlay agent's (package overlay). gc keeps the VXLAN device of each
+// overlay network, and removing the network removes it.
 
 import (
 	"fmt"
 	"net/netip"
 
 	"github.com/nsnet/nsnet/internal/store"
-	"github.com/nsnet/nsnet/types"
 )
 
 // Cluster allocates the addresses of overlay networks across hosts (package
@@ -26,7 +26,8 @@ type Cluster interface {
 	Release(n *Network, sandbox string, ip netip.Addr) error
 }
 
-// overlayDevice is the name of the VXLAN device of overlay network n.
+// overlayDevice is the name of the VXLAN device of the overlay network with
+// ID id.
 func overlayDevice(id string) string { return "vx-" + id[:12] }
 
 // parseOverlay checks the overlay part of spec into n.
@@ -96,6 +97,3 @@ func (e *Engine) releaseCluster(tx *store.Tx, sb *Sandbox) {
 		}
 	}
 }
-
-// IsOverlay reports whether n spans hosts.
-func IsOverlay(n *types.Network) bool { return n.Overlay != nil }

@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/agentapi"
 	"github.com/nsnet/nsnet/internal/ipam"
-	"github.com/nsnet/nsnet/internal/overlay"
 )
 
 // exitError carries a specific exit code (e.g. a program's own, from run).
@@ -37,9 +37,16 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// Main runs the command line and returns the process exit code.
+// Main runs the command line and returns the process exit code. Overlay
+// commands execute the nsnet-overlay binary in place of this process (Reexec).
 func Main(args []string, stdout, stderr io.Writer) int {
-	app := &app{stdout: stdout, stderr: stderr}
+	return MainWith(args, stdout, stderr, Reexec{Args: args})
+}
+
+// MainWith is Main with the Overlay that runs the overlay commands
+// (cmd/nsnet-overlay gives the one that talks to etcd).
+func MainWith(args []string, stdout, stderr io.Writer, ov Overlay) int {
+	app := &app{stdout: stdout, stderr: stderr, overlay: ov}
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -65,7 +72,7 @@ type app struct {
 	root           string
 	pools          []string
 	lockTimeout    time.Duration
-	cluster        *overlay.Client // the overlay networks' addresses, connected on first use
+	overlay        Overlay // the commands that talk to etcd
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -110,10 +117,7 @@ func (a *app) open(readOnly bool) (*engine.Engine, error) {
 		o.Resident = self
 	}
 	o.ResolvConf = resolvConf()
-	if a.cluster == nil {
-		a.cluster = overlay.NewClient(a.root)
-	}
-	o.Cluster = a.cluster
+	o.Cluster = agentapi.Client{Root: a.root} // overlay networks' addresses, through the agent
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {
@@ -131,7 +135,6 @@ func (a *app) withEngine(readOnly bool, fn func(*engine.Engine) error) error {
 		return err
 	}
 	defer e.Close()
-	defer a.cluster.Close()
 	return fn(e)
 }
 

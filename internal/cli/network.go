@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
-	"github.com/nsnet/nsnet/internal/clusterstore"
+	"github.com/nsnet/nsnet/internal/agentapi"
 )
 
 func (a *app) networkCommand() *cobra.Command {
@@ -192,7 +192,7 @@ func (a *app) networkRm() *cobra.Command {
 func removeLocal(e *engine.Engine, name string) error {
 	if d, err := e.InspectNetwork(name); err == nil && d.Overlay != nil {
 		return fmt.Errorf("network %s is an overlay network, which spans hosts: remove it from the cluster store (nsnet network rm --store %s %s), and every host's agent removes its part",
-			d.Name, clusterstore.URL(d.Overlay.Store), d.Name)
+			d.Name, agentapi.StoreURL(d.Overlay.Store), d.Name)
 	}
 	return e.RemoveNetwork(name)
 }

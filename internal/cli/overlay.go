@@ -1,27 +1,70 @@
 package cli
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
-	"os/signal"
-	"strings"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/engine"
-	"github.com/nsnet/nsnet/internal/clusterstore"
-	"github.com/nsnet/nsnet/internal/ipam"
-	"github.com/nsnet/nsnet/internal/overlay"
-	"github.com/nsnet/nsnet/internal/validate"
-	"github.com/nsnet/nsnet/types"
 )
+
+// Overlay runs the commands that talk to the cluster store (etcd) of overlay
+// networks: network create --driver overlay, network rm --store, agent. The
+// etcd client is large and slow to start (it more than doubles the binary
+// and the start of every command), so the nsnet binary does not link it: its
+// Overlay (Reexec) replaces the process with the nsnet-overlay binary
+// (cmd/nsnet-overlay), which runs the same command line with an Overlay that
+// does the work. Sandboxes reach the agent through its socket
+// (internal/agentapi) without it.
+type Overlay interface {
+	CreateNetwork(spec engine.NetworkSpec, store string, vni uint32) (name string, err error)
+	RemoveNetworks(store string, names []string) (removed []string, err error) // every name tried; err says why each other failed
+	Agent(a AgentArgs) error
+}
+
+// AgentArgs are the agent command's.
+type AgentArgs struct {
+	Root      string
+	Store     string // etcd://HOST:PORT[,...]
+	Advertise string // empty: the address this host reaches the store from
+	TTL       time.Duration
+	Open      func() (*engine.Engine, error) // the state root's engine, with the global options
+	Log       func(string)
+}
+
+// OverlayBinary is the name of the binary that links the etcd client.
+const OverlayBinary = "nsnet-overlay"
+
+// Reexec is the nsnet binary's Overlay: it executes nsnet-overlay (next to
+// the running binary, or else in PATH) with the same arguments, in place of
+// this process.
+type Reexec struct{ Args []string }
+
+func (r Reexec) CreateNetwork(engine.NetworkSpec, string, uint32) (string, error) {
+	return "", r.exec()
+}
+func (r Reexec) RemoveNetworks(string, []string) ([]string, error) { return nil, r.exec() }
+func (r Reexec) Agent(AgentArgs) error                             { return r.exec() }
+
+func (r Reexec) exec() error {
+	path := ""
+	if self, err := os.Executable(); err == nil {
+		path = filepath.Join(filepath.Dir(self), OverlayBinary)
+	}
+	if _, err := os.Stat(path); err != nil {
+		if path, err = exec.LookPath(OverlayBinary); err != nil {
+			return fmt.Errorf("overlay networks need the %s binary, next to nsnet or in PATH (go build ./cmd/%s): %w", OverlayBinary, OverlayBinary, err)
+		}
+	}
+	err := unix.Exec(path, append([]string{path}, r.Args...), os.Environ())
+	return fmt.Errorf("run %s: %w", path, err)
+}
 
 // overlayFlags are network create's flags for overlay networks.
 type overlayFlags struct {
@@ -57,132 +100,44 @@ func (o *overlayFlags) check() (bool, error) {
 // createOverlay stores an overlay network in the cluster store; every
 // host's agent then makes its part.
 func (a *app) createOverlay(spec engine.NetworkSpec, o overlayFlags) error {
-	n, err := overlayNetwork(spec, o)
+	name, err := a.overlay.CreateNetwork(spec, o.store, o.vni)
 	if err != nil {
 		return err
 	}
-	eps, err := clusterstore.ParseURL(o.store)
-	if err != nil {
-		return err
-	}
-	st, err := clusterstore.Open(eps)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), clusterstore.Timeout)
-	defer cancel()
-	if err := st.CreateNetwork(ctx, n); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout, n.Name)
+	fmt.Fprintln(a.stdout, name)
 	return nil
 }
 
-// overlayNetwork checks spec for an overlay network before anything is
-// asked of the store.
-func overlayNetwork(spec engine.NetworkSpec, o overlayFlags) (clusterstore.Network, error) {
-	n := clusterstore.Network{Name: spec.Name, VNI: o.vni, MTU: spec.MTU, Created: time.Now().UTC()}
-	if err := validate.Name("network", spec.Name); err != nil {
-		return n, err
-	}
-	if spec.Subnet == "" {
-		return n, fmt.Errorf("overlay network %s needs --subnet: every host uses the same one", spec.Name)
-	}
-	if spec.Bridge != "" || spec.Internal || len(spec.DNS) > 0 {
-		return n, fmt.Errorf("overlay network %s: --bridge, --internal and --dns are for bridge networks only", spec.Name)
-	}
-	if n.VNI > 1<<24-1 {
-		return n, fmt.Errorf("invalid --vni %d: it must be between 1 and 16777215", n.VNI)
-	}
-	if n.MTU != 0 && (n.MTU < 68 || n.MTU > 65535) {
-		return n, fmt.Errorf("invalid MTU %d for network %s: it must be between 68 and 65535", n.MTU, spec.Name)
-	}
-	var err error
-	if n.Subnet, err = ipam.ParseSubnet(spec.Subnet); err != nil {
-		return n, err
-	}
-	n.Gateway = ipam.DefaultGateway(n.Subnet)
-	if spec.Gateway != "" {
-		if n.Gateway, err = validate.IPv4(spec.Gateway); err != nil {
-			return n, fmt.Errorf("invalid gateway: %w", err)
-		}
-		if err := ipam.CheckGateway(n.Subnet, n.Gateway); err != nil {
-			return n, err
-		}
-	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	n.ID = hex.EncodeToString(b)
-	return n, nil
-}
-
-// removeOverlays removes overlay networks from the cluster store.
-func (a *app) removeOverlays(url string, names []string) error {
-	eps, err := clusterstore.ParseURL(url)
-	if err != nil {
-		return err
-	}
-	st, err := clusterstore.Open(eps)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return a.forEach(names, func(name string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterstore.Timeout)
-		defer cancel()
-		return st.RemoveNetwork(ctx, name)
-	})
-}
-
 func (a *app) agentCommand() *cobra.Command {
-	var store, advertise string
-	var ttl time.Duration
+	args := AgentArgs{Open: func() (*engine.Engine, error) { return a.open(false) }}
 	cmd := &cobra.Command{
 		Use:   "agent --store etcd://HOST:PORT[,...] [--advertise IP] [--ttl D]",
 		Short: "Run this host's overlay agent (resident): joins the overlay networks of the store and forwards to the other hosts' sandboxes",
 		Args:  exactArgs(0, ""),
 		RunE: func(*cobra.Command, []string) error {
-			eps, err := clusterstore.ParseURL(store)
-			if err != nil {
-				return err
+			if args.TTL < time.Second {
+				return fmt.Errorf("--ttl %s is too short: give at least 1s", args.TTL)
 			}
-			var adv netip.Addr
-			if advertise != "" {
-				if adv, err = validate.IPv4(advertise); err != nil {
-					return fmt.Errorf("invalid --advertise: %w", err)
-				}
-			}
-			if ttl < time.Second {
-				return fmt.Errorf("--ttl %s is too short: give at least 1s", ttl)
-			}
-			e, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
-			defer stop()
-			ag := &overlay.Agent{Root: a.root, Store: eps, Advertise: adv, TTL: ttl, Local: agentLocal{e},
-				Log: func(s string) { fmt.Fprintln(a.stderr, strings.TrimSpace(s)) }}
-			return ag.Run(ctx)
+			args.Root = a.root
+			args.Log = func(s string) { fmt.Fprintln(a.stderr, s) }
+			return a.overlay.Agent(args)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&store, "store", "", "the cluster store: etcd://HOST:PORT[,HOST:PORT...]")
-	f.StringVar(&advertise, "advertise", "", "this host's underlay address, the VXLAN tunnels' end (default: the address it reaches the store from)")
-	f.DurationVar(&ttl, "ttl", overlay.DefaultTTL, "how long this host's sandboxes stay known to the others after the agent stops")
+	f.StringVar(&args.Store, "store", "", "the cluster store: etcd://HOST:PORT[,HOST:PORT...]")
+	f.StringVar(&args.Advertise, "advertise", "", "this host's underlay address, the VXLAN tunnels' end (default: the address it reaches the store from)")
+	f.DurationVar(&args.TTL, "ttl", 10*time.Second, // overlay.DefaultTTL, which nsnet does not link
+		"how long this host's sandboxes stay known to the others after the agent stops")
 	cmd.MarkFlagRequired("store")
 	return cmd
 }
 
-// agentLocal is the engine as the agent uses it.
-type agentLocal struct{ e *engine.Engine }
-
-func (l agentLocal) Networks() ([]types.Network, error)  { return l.e.Networks() }
-func (l agentLocal) Sandboxes() ([]types.Sandbox, error) { return l.e.Sandboxes() }
-func (l agentLocal) RemoveNetwork(name string) error     { return l.e.RemoveNetwork(name) }
-func (l agentLocal) CreateOverlay(n clusterstore.Network, mtu int, o types.Overlay) error {
-	_, err := l.e.CreateNetwork(engine.NetworkSpec{Name: n.Name, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: mtu, Overlay: &o})
+// removeOverlays removes overlay networks from the cluster store, printing
+// each removed.
+func (a *app) removeOverlays(store string, names []string) error {
+	removed, err := a.overlay.RemoveNetworks(store, names)
+	for _, n := range removed {
+		fmt.Fprintln(a.stdout, n)
+	}
 	return err
 }

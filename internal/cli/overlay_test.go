@@ -3,8 +3,6 @@ package cli
 import (
 	"strings"
 	"testing"
-
-	"github.com/nsnet/nsnet/engine"
 )
 
 func TestOverlayFlags(t *testing.T) {
@@ -23,33 +21,6 @@ func TestOverlayFlags(t *testing.T) {
 		overlay, err := c.o.check()
 		if overlay != c.overlay || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%+v: %v, %v; want %v, %q", c.o, overlay, err, c.overlay, c.err)
-		}
-	}
-}
-
-func TestOverlayNetworkSpec(t *testing.T) {
-	ok := engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16"}
-	n, err := overlayNetwork(ok, overlayFlags{vni: 42})
-	if err != nil || n.Gateway.String() != "10.200.0.1" || n.VNI != 42 || len(n.ID) != 64 || n.MTU != 0 {
-		t.Fatalf("overlayNetwork: %+v, %v", n, err)
-	}
-	for _, c := range []struct {
-		spec engine.NetworkSpec
-		o    overlayFlags
-		err  string
-	}{
-		{engine.NetworkSpec{Name: "ov"}, overlayFlags{}, "needs --subnet"},
-		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Bridge: "br9"}, overlayFlags{}, "bridge networks only"},
-		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Internal: true}, overlayFlags{}, "bridge networks only"},
-		{ok, overlayFlags{vni: 1 << 24}, "invalid --vni"},
-		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", MTU: 40}, overlayFlags{}, "invalid MTU"},
-		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Gateway: "10.201.0.1"}, overlayFlags{}, ""},
-		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.1/16"}, overlayFlags{}, ""},
-		{engine.NetworkSpec{Name: "bad name!", Subnet: "10.200.0.0/16"}, overlayFlags{}, ""},
-	} {
-		_, err := overlayNetwork(c.spec, c.o)
-		if err == nil || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("%+v %+v: %v, want an error saying %q", c.spec, c.o, err, c.err)
 		}
 	}
 }

@@ -402,12 +402,3 @@ func DecodeEndpoint(v []byte) (Endpoint, error) {
 // quietLogger keeps the client's retries and reconnects off stderr: what
 // fails is returned as an error.
 func quietLogger() *zap.Logger { return zap.NewNop() }
-
-// URL is the etcd://HOST:PORT[,...] form of endpoints, as --store takes it.
-func URL(endpoints []string) string {
-	hps := make([]string, len(endpoints))
-	for i, e := range endpoints {
-		hps[i] = strings.TrimPrefix(e, "http://")
-	}
-	return "etcd://" + strings.Join(hps, ",")
-}

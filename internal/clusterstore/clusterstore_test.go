@@ -5,13 +5,6 @@ import (
 	"testing"
 )
 
-func TestURLRoundTrip(t *testing.T) {
-	eps, err := ParseURL("etcd://192.0.2.2:2379,192.0.2.3:2379")
-	if err != nil || URL(eps) != "etcd://192.0.2.2:2379,192.0.2.3:2379" {
-		t.Fatalf("URL(ParseURL(...)) = %q, %v", URL(eps), err)
-	}
-}
-
 func TestParseURL(t *testing.T) {
 	for _, c := range []struct {
 		in   string

@@ -87,3 +87,31 @@ func TestImportsPointOneWay(t *testing.T) {
 		}
 	}
 }
+
+// TestNsnetLinksNoEtcdClient keeps the etcd client (and gRPC) out of the
+// nsnet binary, which every command starts: it more than doubles the binary
+// and the start of every command. Only cmd/nsnet-overlay, which nsnet
+// executes for the commands that talk to etcd, links it.
+func TestNsnetLinksNoEtcdClient(t *testing.T) {
+	imps := imports(t)
+	seen := map[string]bool{}
+	var walk func(pkg string)
+	walk = func(pkg string) {
+		if seen[pkg] {
+			return
+		}
+		seen[pkg] = true
+		for imp := range imps[pkg] {
+			if strings.HasPrefix(imp, "go.etcd.io/etcd/") || strings.HasPrefix(imp, "google.golang.org/grpc") {
+				t.Errorf("cmd/nsnet links %s (through %s)", imp, pkg)
+			}
+			if _, ours := imps[imp]; ours {
+				walk(imp)
+			}
+		}
+	}
+	walk("cmd/nsnet")
+	if !seen["engine"] {
+		t.Fatal("the walk from cmd/nsnet never reached the engine")
+	}
+}

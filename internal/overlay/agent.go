@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/clusterstore"
@@ -20,6 +22,8 @@ import (
 	"github.com/nsnet/nsnet/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/agentapi"
 )
 
 // Local is the state root's engine as the agent uses it.
@@ -56,8 +60,10 @@ type Agent struct {
 	st    *clusterstore.Store
 	links *link.Host
 	owner owner.Owner
-	lease clientv3.LeaseID
 	nets  map[string]types.Network // the local overlay networks, by name
+
+	mu    sync.Mutex       // guards lease, which the socket's handlers read
+	lease clientv3.LeaseID // the current session's
 }
 
 // Run runs the agent until ctx ends: sessions with the store, each from a
@@ -88,6 +94,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.links.Close()
 	a.owner = owner.Of(a.Root)
+	ln, err := listen(a.Root)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go a.serve(ln)
 	a.Log(fmt.Sprintf("overlay agent: host %s, advertise %s, store %s", a.host, a.Advertise, strings.Join(a.Store, ",")))
 	for ctx.Err() == nil {
 		err := a.session(ctx)
@@ -118,11 +130,13 @@ func (a *Agent) session(parent context.Context) error {
 	if err != nil {
 		return fmt.Errorf("keep lease alive: %w", err)
 	}
-	old := a.lease
+	old := a.currentLease()
 	if prev, err := readAgentState(a.Root); err == nil && old == 0 {
 		old = prev.Lease // the agent before this one, restarted
 	}
+	a.mu.Lock()
 	a.lease = lease
+	a.mu.Unlock()
 	rev, err := a.start(ctx, old)
 	if err != nil {
 		return err
@@ -156,10 +170,10 @@ func (a *Agent) session(parent context.Context) error {
 func (a *Agent) start(ctx context.Context, old clientv3.LeaseID) (int64, error) {
 	rctx, cancel := context.WithTimeout(ctx, clusterstore.Timeout)
 	defer cancel()
-	if err := a.st.PutHost(rctx, clusterstore.Host{ID: a.host, Advertise: a.Advertise}, a.lease); err != nil {
+	if err := a.st.PutHost(rctx, clusterstore.Host{ID: a.host, Advertise: a.Advertise}, a.currentLease()); err != nil {
 		return 0, err
 	}
-	err := writeAgentState(a.Root, agentState{PID: os.Getpid(), Host: a.host, Advertise: a.Advertise, Lease: a.lease, Store: a.Store})
+	err := writeAgentState(a.Root, agentState{PID: os.Getpid(), Host: a.host, Advertise: a.Advertise, Lease: a.currentLease(), Store: a.Store})
 	if err != nil {
 		return 0, fmt.Errorf("write the agent's state: %w", err)
 	}
@@ -167,7 +181,7 @@ func (a *Agent) start(ctx context.Context, old clientv3.LeaseID) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if old != 0 && old != a.lease {
+	if old != 0 && old != a.currentLease() {
 		a.st.C.Revoke(rctx, old) // what it still held is ours again, or stale
 	}
 	return rev, nil
@@ -292,7 +306,7 @@ func (a *Agent) syncOwn(ctx context.Context, st *clusterstore.State) error {
 			}
 			e := clusterstore.Endpoint{Network: ep.Network, IP: ep.Address.Addr(), Sandbox: sb.Name, Host: a.host, VTEP: a.Advertise}
 			mine[ep.Network+"/"+e.IP.String()] = true
-			ok, err := a.st.Renew(ctx, e, a.lease)
+			ok, err := a.st.Renew(ctx, e, a.currentLease())
 			if err != nil {
 				return err
 			}
@@ -440,4 +454,72 @@ func lockAgent(root string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil
+}
+
+func (a *Agent) currentLease() clientv3.LeaseID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lease
+}
+
+// listen opens the agent's socket (agentapi.Socket), root's only: the lock
+// held makes any socket file there a dead agent's.
+func listen(root string) (net.Listener, error) {
+	p := agentapi.Socket(root)
+	os.Remove(p)
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, fmt.Errorf("listen on the agent's socket: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict the agent's socket: %w", err)
+	}
+	return ln, nil
+}
+
+// serve answers the commands of the root's, one connection each, until ln
+// is closed.
+func (a *Agent) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go a.handle(c)
+	}
+}
+
+func (a *Agent) handle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(agentapi.Timeout))
+	var req agentapi.Request
+	if err := json.NewDecoder(c).Decode(&req); err != nil {
+		return
+	}
+	var resp agentapi.Response
+	if err := a.answer(&req, &resp); err != nil {
+		resp.Error = err.Error()
+	}
+	json.NewEncoder(c).Encode(resp)
+}
+
+// answer reserves or releases an address under the current lease.
+func (a *Agent) answer(req *agentapi.Request, resp *agentapi.Response) error {
+	lease := a.currentLease()
+	if lease == 0 {
+		return fmt.Errorf("the overlay agent has not reached the cluster store yet (%s): check that etcd runs", agentapi.StoreURL(a.Store))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterstore.Timeout)
+	defer cancel()
+	switch req.Op {
+	case agentapi.OpReserve:
+		ep := clusterstore.Endpoint{Network: req.Network, IP: req.IP, Sandbox: req.Sandbox, Host: a.host, VTEP: a.Advertise}
+		ip, err := a.st.Reserve(ctx, ep, lease)
+		resp.IP = ip
+		return err
+	case agentapi.OpRelease:
+		return a.st.Release(ctx, req.Network, req.IP, a.host, req.Sandbox)
+	}
+	return fmt.Errorf("unknown request %q", req.Op)
 }
