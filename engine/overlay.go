@@ -18,9 +18,10 @@ import (
 )
 
 // Cluster allocates the addresses of overlay networks across hosts (package
-// overlay implements it over etcd). Reserve takes ip (or, if ip is not
-// valid, the lowest free address of n's subnet) for sandbox on this host,
-// all or nothing; Release gives it back, and succeeds if it is gone already.
+// agentapi asks the host's overlay agent, which uses etcd). Reserve takes ip
+// (or, if ip is not valid, the lowest free address of n's subnet) for
+// sandbox on this host, all or nothing; Release gives it back, and succeeds
+// if it is gone already.
 type Cluster interface {
 	Reserve(n *Network, sandbox string, ip netip.Addr) (netip.Addr, error)
 	Release(n *Network, sandbox string, ip netip.Addr) error
