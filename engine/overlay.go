@@ -94,7 +94,7 @@ func (e *Engine) releaseCluster(tx *store.Tx, sb *Sandbox) {
 			continue
 		}
 		if err := e.opts.Cluster.Release(n, sb.Name, ep.Address.Addr()); err != nil {
-			e.opts.Warn(fmt.Sprintf("sandbox %s is removed, but its address %s on overlay network %s is still registered in the cluster (%v): the overlay agent releases it when the store answers again", sb.Name, ep.Address.Addr(), n.Name, err))
+			e.opts.Warn(fmt.Sprintf("sandbox %s is removed, but its address %s on overlay network %s is still registered in the cluster (%v): the host's overlay agent releases it once it runs and reaches the store", sb.Name, ep.Address.Addr(), n.Name, err))
 		}
 	}
 }
