@@ -24,8 +24,12 @@ type Network struct {
 	BridgeMAC string       `json:"bridge_mac"`
 	// DNS are the servers the network's resolver asks for names it does not
 	// know itself (network create --dns); empty: the host's.
-	DNS     []netip.Addr `json:"dns,omitempty"`
-	Created time.Time    `json:"created"`
+	DNS []netip.Addr `json:"dns,omitempty"`
+	// NoAntiSpoof turns anti-spoofing off (network create --antispoof=false):
+	// the sandboxes' ports then forward whatever source MAC and address their
+	// sandboxes send from, as a sandbox that routes or moves addresses needs.
+	NoAntiSpoof bool      `json:"no_antispoof,omitempty"`
+	Created     time.Time `json:"created"`
 }
 
 // Sandbox modes.

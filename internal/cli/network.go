@@ -18,12 +18,14 @@ func (a *app) networkCommand() *cobra.Command {
 
 func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
+	antispoof := true
 	cmd := &cobra.Command{
-		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] NAME",
+		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] [--antispoof=false] NAME",
 		Short: "Create a bridge network",
 		Args:  exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
+			spec.NoAntiSpoof = !antispoof
 			return a.withEngine(false, func(e *engine.Engine) error {
 				n, err := e.CreateNetwork(spec)
 				if err != nil {
@@ -41,6 +43,7 @@ func (a *app) networkCreate() *cobra.Command {
 	f.BoolVar(&spec.Internal, "internal", false, "no masquerade and no traffic beyond the bridge")
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
 	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the network's resolver does not know (repeatable; default: the host's)")
+	f.BoolVar(&antispoof, "antispoof", true, "each sandbox sends only from its own MAC and addresses (--antispoof=false: any, e.g. for a sandbox that routes)")
 	return cmd
 }
 
@@ -53,6 +56,7 @@ type networkJSON struct {
 	Subnet    string           `json:"subnet"`
 	Gateway   string           `json:"gateway"`
 	Internal  bool             `json:"internal"`
+	AntiSpoof bool             `json:"antispoof"`
 	MTU       int              `json:"mtu"`
 	DNS       []string         `json:"dns,omitempty"`
 	Created   time.Time        `json:"created"`
@@ -71,7 +75,7 @@ type attachmentJSON struct {
 func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	j := networkJSON{
 		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
-		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
+		Gateway: n.Gateway.String(), Internal: n.Internal, AntiSpoof: !n.NoAntiSpoof, MTU: n.MTU, Created: n.Created,
 		Sandboxes: []attachmentJSON{},
 	}
 	for _, at := range attached {
