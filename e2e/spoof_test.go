@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -373,4 +374,80 @@ func TestSpoofRouterAndDHCP(t *testing.T) {
 		}
 	}
 	removeSpoofNets(t, w, guarded, open)
+}
+
+// guardSet is `nft list set bridge <table> set` in the world's host.
+func guardSet(t *testing.T, w *testenv.World, set string) string {
+	t.Helper()
+	out, err := testenv.RunIn(w.Host, "nft", "list", "set", "bridge", w.Table(), set)
+	if err != nil {
+		t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+	}
+	return out
+}
+
+// guardsOf checks that set holds the element of each sandbox port in in,
+// and of none in out.
+func guardsOf(t *testing.T, w *testenv.World, when string, in, out []spoofSandbox) {
+	t.Helper()
+	ips, macs := guardSet(t, w, "guard-ipv4"), guardSet(t, w, "guard-mac")
+	for _, sb := range in {
+		if !strings.Contains(ips, fmt.Sprintf("%q . %s", sb.veth, sb.ip)) || !strings.Contains(macs, fmt.Sprintf("%q . %s", sb.veth, sb.mac)) {
+			t.Errorf("%s: the bridge table does not guard %s's port %s:\n%s%s", when, sb.name, sb.veth, ips, macs)
+		}
+	}
+	for _, sb := range out {
+		if strings.Contains(ips+macs, fmt.Sprintf("%q", sb.veth)) {
+			t.Errorf("%s: the bridge table guards %s's port %s:\n%s%s", when, sb.name, sb.veth, ips, macs)
+		}
+	}
+}
+
+// TestSpoofElements: attaching a sandbox to a guarded network adds its
+// port's elements and detaching removes them, a network with
+// --antispoof=false adds none; gc puts back a missing element and removes a
+// stranger's, firewall reload rebuilds the table after a flush.
+func TestSpoofElements(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	g, o := w.Name("g"), w.Name("o")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.98.9.0/24", g)
+	w.MustNsnet(t, "network", "create", "--subnet", "10.98.10.0/24", "--antispoof=false", o)
+	if n := inspectOne[map[string]any](t, w, "network", o); n["antispoof"] != false {
+		t.Errorf("network inspect %s: antispoof %v, want false", o, n["antispoof"])
+	}
+	s1 := spoofSandboxOn(t, w, g, w.Name("s1"), "10.98.9.10")
+	s2 := spoofSandboxOn(t, w, o, w.Name("s2"), "10.98.10.10")
+	guardsOf(t, w, "after sandbox create", []spoofSandbox{s1}, []spoofSandbox{s2})
+
+	w.MustNsnet(t, "network", "connect", "--ip", "10.98.9.20", g, s2.name)
+	ep := inspectSandbox(t, w, s2.name).Networks[g]
+	mac, _ := net.ParseMAC(ep.MAC)
+	s2g := spoofSandbox{name: s2.name, ip: netip.MustParseAddr("10.98.9.20"), mac: mac, veth: ep.HostVeth}
+	guardsOf(t, w, "after network connect", []spoofSandbox{s1, s2g}, []spoofSandbox{s2})
+	w.MustNsnet(t, "network", "disconnect", g, s2.name)
+	guardsOf(t, w, "after network disconnect", []spoofSandbox{s1}, []spoofSandbox{s2, s2g})
+
+	mustRun(t, w.Host, "nft", "delete", "element", "bridge", w.Table(), "guard-mac", fmt.Sprintf("{ %q . %s }", s1.veth, s1.mac))
+	gcPending(t, w, "set guard-mac: 1 elements missing")
+	w.MustNsnet(t, "gc")
+	guardsOf(t, w, "after gc put a deleted element back", []spoofSandbox{s1}, nil)
+	gcClean(t, w, "after gc")
+
+	mustRun(t, w.Host, "nft", "add", "element", "bridge", w.Table(), "guard-ipv4", `{ "vethdead" . 10.98.9.99 }`)
+	gcPending(t, w, "set guard-ipv4: 0 elements missing, 1 not nsnet's")
+	w.MustNsnet(t, "gc")
+	if set := guardSet(t, w, "guard-ipv4"); strings.Contains(set, "vethdead") {
+		t.Errorf("gc left a stranger's element:\n%s", set)
+	}
+
+	mustRun(t, w.Host, "nft", "flush", "ruleset")
+	w.MustNsnet(t, "firewall", "reload")
+	guardsOf(t, w, "after nft flush ruleset and firewall reload", []spoofSandbox{s1}, []spoofSandbox{s2})
+	gcClean(t, w, "after firewall reload")
+
+	w.MustNsnet(t, "sandbox", "rm", s1.name, s2.name)
+	guardsOf(t, w, "after sandbox rm", nil, []spoofSandbox{s1, s2})
+	w.MustNsnet(t, "network", "rm", g, o)
+	w.AssertClean(t)
 }
