@@ -76,3 +76,41 @@ func TestAntiSpoofUndo(t *testing.T) {
 		t.Errorf("guards after a create whose elements failed: %q, want s1's (rebuilt)", got)
 	}
 }
+
+// TestAntiSpoofRebuildKeepsEarlierPorts: when the second endpoint's elements
+// cannot be added and the tables are rebuilt from the store, the first
+// endpoint of the same create keeps its elements.
+func TestAntiSpoofRebuildKeepsEarlierPorts(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiNet("g1", "10.1.0.0/24"), apiNet("g2", "10.2.0.0/24"))
+	// A first create of the same shape finds the step of its second add.
+	k.mu.Lock()
+	k.steps, k.log = 0, nil
+	k.mu.Unlock()
+	apiRun(t, k, e, apiSb(SandboxSpec{Name: "s0", Networks: []string{"g1", "g2"}}))
+	k.mu.Lock()
+	second, adds := 0, 0
+	for i, step := range k.log {
+		if step == "add 1 guards" {
+			if adds++; adds == 2 {
+				second = i + 1
+			}
+		}
+	}
+	k.mu.Unlock()
+	if second == 0 {
+		t.Fatalf("no second add of guards in a create on two networks: %q", k.log)
+	}
+	_, err := e.RemoveSandbox("s0", false)
+	mustDo(t, err)
+	k.mu.Lock()
+	k.steps, k.failAt = 0, second
+	k.mu.Unlock()
+	apiRun(t, k, e, apiSb(SandboxSpec{Name: "s1", Networks: []string{"g1", "g2"}}))
+	k.mu.Lock()
+	k.failAt = 0
+	k.mu.Unlock()
+	if got := guardLines(k); len(got) != 2 {
+		t.Errorf("guards after a create whose second add failed: %q, want both ports", got)
+	}
+}

@@ -110,10 +110,10 @@ func firewallState(tx *store.Tx) (fwState, error) {
 }
 
 // guard lets ep's port on n forward only ep's MAC and addresses, before its
-// veth exists (so it never forwards anything else); if the table is not as
-// the store says, it rebuilds it from the store with ep added. Undone by
-// removing the elements.
-func (e *Engine) guard(tx *store.Tx, u *undo, n *Network, ep Endpoint) error {
+// veth exists (so it never forwards anything else); if the tables are not as
+// the store says, it rebuilds them from the store with ep and the endpoints
+// sb has so far in this operation added. Undone by removing the elements.
+func (e *Engine) guard(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) error {
 	g, ok := firewallGuard(n, ep)
 	if !ok {
 		return nil
@@ -123,7 +123,8 @@ func (e *Engine) guard(tx *store.Tx, u *undo, n *Network, ep Endpoint) error {
 		if err != nil {
 			return err
 		}
-		if err := e.k.fw.Sync(s.nets, s.ports, append(s.guards, g)); err != nil {
+		guards := append(s.guards, endpointGuards(tx, sb.Endpoints)...)
+		if err := e.k.fw.Sync(s.nets, s.ports, uniqueGuards(append(guards, g))); err != nil {
 			return fmt.Errorf("guard sandbox port %s on network %s: %w", ep.HostVeth, n.Name, err)
 		}
 	}
@@ -131,18 +132,37 @@ func (e *Engine) guard(tx *store.Tx, u *undo, n *Network, ep Endpoint) error {
 	return nil
 }
 
+// endpointGuards are the guards of eps on networks with anti-spoofing.
+func endpointGuards(tx *store.Tx, eps []Endpoint) []firewall.Guard {
+	var out []firewall.Guard
+	for _, ep := range eps {
+		if n, err := tx.Network(ep.Network); err == nil {
+			if g, ok := firewallGuard(n, ep); ok {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// uniqueGuards keeps the first guard of each port.
+func uniqueGuards(guards []firewall.Guard) []firewall.Guard {
+	seen := map[string]bool{}
+	var out []firewall.Guard
+	for _, g := range guards {
+		if !seen[g.Port] {
+			seen[g.Port] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // unguardEndpoints removes the elements of sandbox ports that are gone
 // (their veths deleted or released), or rebuilds the tables from tx, which no
 // longer has them, if the elements are not there.
 func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
-	var guards []firewall.Guard
-	for _, ep := range eps {
-		if n, err := tx.Network(ep.Network); err == nil {
-			if g, ok := firewallGuard(n, ep); ok {
-				guards = append(guards, g)
-			}
-		}
-	}
+	guards := endpointGuards(tx, eps)
 	if len(guards) == 0 {
 		return nil
 	}

@@ -645,7 +645,7 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 	if err != nil {
 		return err
 	}
-	if err := e.guard(tx, u, n, ep); err != nil {
+	if err := e.guard(tx, u, sb, n, ep); err != nil {
 		return err
 	}
 	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)
