@@ -58,6 +58,8 @@ type SandboxSpec struct {
 	// DNS are the servers that names its resolver does not know go to
 	// (default: its network's).
 	DNS []string
+	// Labels are the user's metadata, kept with the sandbox.
+	Labels map[string]string
 }
 
 // sandboxPlan is a validated SandboxSpec.
@@ -105,6 +107,9 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 		return nil, err
 	}
 	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks, auto: spec.AutoRemove}
+	if p.sb.Labels, err = parseLabels("sandbox "+spec.Name, spec.Labels); err != nil {
+		return nil, err
+	}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -294,7 +299,7 @@ func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) erro
 		return err
 	}
 	var err error
-	sb.Ports, err = e.allocatePorts(tx, sb, p.ports, p.bound)
+	sb.Ports, err = e.allocatePorts(tx, sb, eps, p.ports, p.bound)
 	return err
 }
 
