@@ -32,8 +32,8 @@ var (
 	SandboxPruneFilterKeys = []string{"id", "label", "label!", "name", "network", "publish", "until"}
 )
 
-// CheckFilters checks f as the call that takes keys (what: "network
-// prune") does, e.g. before the user is asked to confirm it.
+// CheckFilters checks f as the call that takes keys does (what: "pruning
+// networks"), e.g. before the user is asked to confirm it.
 func CheckFilters(what string, f Filters, keys []string) error {
 	_, err := compileFilters(what, f, keys, time.Now())
 	return err
@@ -48,8 +48,8 @@ type selector struct {
 	networks map[string]bool // network= of sandboxes, as network names
 }
 
-// compileFilters checks f against the keys of a call (what: "network ls")
-// and parses its values.
+// compileFilters checks f against the keys of a call (what: "listing
+// networks") and parses its values.
 func compileFilters(what string, f Filters, keys []string, now time.Time) (*selector, error) {
 	s := &selector{f: f}
 	for k, vals := range f {

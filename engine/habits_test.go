@@ -255,23 +255,23 @@ func TestFiltersRefused(t *testing.T) {
 		want []string
 	}{
 		{func(f Filters) error { _, err := e.ListNetworks(f); return err }, Filters{"network": {"web"}},
-			[]string{`invalid filter "network" for network ls: the keys are dangling, driver, id, label, name`}},
+			[]string{`invalid filter "network" for listing networks: the keys are dangling, driver, id, label, name`}},
 		{func(f Filters) error { _, err := e.ListNetworks(f); return err }, Filters{"dangling": {"maybe"}},
-			[]string{"invalid filter dangling=maybe for network ls: give true or false"}},
+			[]string{"invalid filter dangling=maybe for listing networks: give true or false"}},
 		{func(f Filters) error { _, err := e.ListNetworks(f); return err }, Filters{"dangling": {"true", "false"}},
 			[]string{"dangling is given both true and false"}},
 		{func(f Filters) error { _, err := e.ListSandboxes(f); return err }, Filters{"publish": {"8080:80"}},
-			[]string{"invalid filter publish=8080:80 for sandbox ls", "container port"}},
+			[]string{"invalid filter publish=8080:80 for listing sandboxes", "container port"}},
 		{func(f Filters) error { _, err := e.ListSandboxes(f); return err }, Filters{"label": {"=x"}},
-			[]string{"invalid filter label==x for sandbox ls: give KEY or KEY=VALUE"}},
+			[]string{"invalid filter label==x for listing sandboxes: give KEY or KEY=VALUE"}},
 		{func(f Filters) error { _, err := e.ListSandboxes(f); return err }, Filters{"until": {"1h"}},
-			[]string{`invalid filter "until" for sandbox ls`}},
+			[]string{`invalid filter "until" for listing sandboxes`}},
 		{func(f Filters) error { _, err := e.PruneNetworks(f); return err }, Filters{"until": {"yesterday"}},
-			[]string{"invalid filter until=yesterday for network prune", "duration"}},
+			[]string{"invalid filter until=yesterday for pruning networks", "duration"}},
 		{func(f Filters) error { _, err := e.PruneNetworks(f); return err }, Filters{"dangling": {"true"}},
-			[]string{`invalid filter "dangling" for network prune`}},
+			[]string{`invalid filter "dangling" for pruning networks`}},
 		{func(f Filters) error { _, err := e.PruneSandboxes(f); return err }, Filters{"name": {""}},
-			[]string{"invalid filter name= for sandbox prune: the value is empty"}},
+			[]string{"invalid filter name= for pruning sandboxes: the value is empty"}},
 	} {
 		refused(t, k, e, func() error { return c.call(c.f) }, c.want...)
 	}

@@ -12,7 +12,7 @@ import (
 // ListNetworks returns the networks that f selects (NetworkFilterKeys), by
 // name, each with the sandboxes attached to it.
 func (e *Engine) ListNetworks(f Filters) ([]NetworkDetail, error) {
-	sel, err := compileFilters("network ls", f, NetworkFilterKeys, e.clock())
+	sel, err := compileFilters("listing networks", f, NetworkFilterKeys, e.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func networkDetails(tx *store.Tx) ([]NetworkDetail, error) {
 // ListSandboxes returns the sandboxes that f selects (SandboxFilterKeys),
 // by name, with their published ports.
 func (e *Engine) ListSandboxes(f Filters) ([]Sandbox, error) {
-	sel, err := compileFilters("sandbox ls", f, SandboxFilterKeys, e.clock())
+	sel, err := compileFilters("listing sandboxes", f, SandboxFilterKeys, e.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (e *Engine) ListSandboxes(f Filters) ([]Sandbox, error) {
 // it, so one that fails keeps its record, is reported in the error, and
 // leaves the others removed. It returns the names removed.
 func (e *Engine) PruneNetworks(f Filters) (removed []string, err error) {
-	sel, err := compileFilters("network prune", f, NetworkPruneFilterKeys, e.clock())
+	sel, err := compileFilters("pruning networks", f, NetworkPruneFilterKeys, e.clock())
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (e *Engine) PruneNetworks(f Filters) (removed []string, err error) {
 // sandbox itself). Each is removed on its own, as sandbox rm removes it. It
 // returns the names removed.
 func (e *Engine) PruneSandboxes(f Filters) (removed []string, err error) {
-	sel, err := compileFilters("sandbox prune", f, SandboxPruneFilterKeys, e.clock())
+	sel, err := compileFilters("pruning sandboxes", f, SandboxPruneFilterKeys, e.clock())
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 func (a *app) networkPrune() *cobra.Command {
 	return a.pruneCommand(pruneKind{
 		what:    "networks",
-		command: "network prune",
+		command: "pruning networks",
 		warning: "WARNING! This will remove all networks not used by at least one sandbox (but the default network bridge).",
 		example: `  nsnet network prune
   nsnet network prune -f --filter label=test
@@ -28,7 +28,7 @@ func (a *app) networkPrune() *cobra.Command {
 func (a *app) sandboxPrune() *cobra.Command {
 	return a.pruneCommand(pruneKind{
 		what:    "sandboxes",
-		command: "sandbox prune",
+		command: "pruning sandboxes",
 		warning: "WARNING! This will remove all sandboxes whose namespace no process is in (but host-mode sandboxes, " +
 			"those adopted with --netns, and those of a running nsnet run --rm).",
 		example: `  nsnet sandbox prune
