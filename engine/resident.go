@@ -547,6 +547,9 @@ type ResidentStatus struct {
 // ResidentStatus reports on the state root's resident, checked through its
 // control socket (never through a pid), and whether sb needs it.
 func (e *Engine) ResidentStatus(sb *Sandbox) ResidentStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer e.k.res.Close()
 	var st ResidentStatus
 	if s, err := e.k.res.Status(); err == nil {
 		st.Pid, st.Alive = s.Pid, true
