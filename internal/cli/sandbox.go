@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/types"
 )
 
 func (a *app) sandboxCommand() *cobra.Command {
@@ -79,6 +80,7 @@ type sandboxJSON struct {
 	DNS       []string                `json:"dns,omitempty"`
 	Labels    map[string]string       `json:"labels"`
 	Resident  *residentJSON           `json:"resident,omitempty"`
+	Runtime   *types.Runtime          `json:"runtime,omitempty"` // the container runtime's container that owns it (CNI)
 }
 
 // residentJSON is the state root's resident process, as its control socket
@@ -108,7 +110,7 @@ type endpointJSON struct {
 func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
-		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{},
+		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{}, Runtime: s.Runtime,
 		Labels: orEmpty(s.Labels),
 	}
 	if r := e.ResidentStatus(&s); r.Needed {
@@ -165,7 +167,7 @@ func (a *app) sandboxRm() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rm [--force] NAME...",
 		Aliases: []string{"remove"},
-		Short:   "Remove sandboxes (refused while processes run in their namespace, or others share it)",
+		Short:   "Remove sandboxes (refused while processes run in their namespace, others share it, or a container runtime owns it)",
 		Example: `  nsnet sandbox rm ns01 ns02
   nsnet sandbox rm --force busy
   nsnet sandbox rm $(nsnet sandbox ls -q --filter label=test)`,
@@ -183,7 +185,7 @@ func (a *app) sandboxRm() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false,
-		"remove it even if processes run in its namespace, and remove the sandboxes sharing it too")
+		"remove it even if processes run in its namespace or a container runtime owns it, and remove the sandboxes sharing it too")
 	return cmd
 }
 
