@@ -10,10 +10,11 @@ import (
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of TestRulesetGolden")
+var update = flag.Bool("update", false, "rewrite the golden files of TestRulesetGolden and TestInspectGolden")
 
 // TestRulesetGolden shows the exact ruleset for each kind of network and
-// mapping (testdata/*.golden, as `nft list table inet nsnet` prints it), and
+// mapping (testdata/*.golden, as `nft list table inet nsnet` prints it; a
+// network with Docker's driver options in options.golden), and
 // that removing them restores the table to its earlier form, then to nothing.
 func TestRulesetGolden(t *testing.T) {
 	t.Parallel()
@@ -29,6 +30,11 @@ func TestRulesetGolden(t *testing.T) {
 	golden(t, w, "internal")
 	w.MustNsnet(t, "sandbox", "rm", s)
 	w.MustNsnet(t, "network", "rm", "g2")
+	golden(t, w, "network")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.98.0.0/24", "--bridge", "br-g3",
+		"-o", optICC+"=false", "-o", optMasquerade+"=false", "g3") // no "within the network", no masquerade
+	golden(t, w, "options")
+	w.MustNsnet(t, "network", "rm", "g3")
 	golden(t, w, "network")
 	w.MustNsnet(t, "network", "rm", "g1")
 	if tables := testenv.NftTables(t, w.Host); len(tables) != 0 {

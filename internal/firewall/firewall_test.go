@@ -25,6 +25,8 @@ var (
 	testNets = []Network{
 		{Name: "n1", Bridge: "br-n1", Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1")},
 		{Name: "in", Bridge: "br-in", Subnet: netip.MustParsePrefix("10.97.0.0/24"), Gateway: netip.MustParseAddr("10.97.0.1"), Internal: true},
+		{Name: "iso", Bridge: "br-iso", Subnet: netip.MustParsePrefix("10.98.0.0/24"), Gateway: netip.MustParseAddr("10.98.0.1"),
+			NoMasquerade: true, NoICC: true},
 	}
 	testPorts = []Port{
 		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
@@ -62,6 +64,19 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
 		t.Fatalf("right after Sync: diff %v", d)
 	}
+	// n1 has both rules (the control); iso, without icc and routed, neither.
+	ruleset, err := testenv.RunIn(w.Host, "nft", "list", "table", "inet", tab.Name)
+	if err != nil {
+		t.Fatalf("nft list table: %v\n%s", err, ruleset)
+	}
+	for rule, want := range map[string]bool{
+		"nsnet network n1: within the network": true, "nsnet network n1: masquerade": true,
+		"nsnet network iso: within the network": false, "nsnet network iso: masquerade": false,
+	} {
+		if got := strings.Contains(ruleset, `"`+rule+`"`); got != want {
+			t.Errorf("rule %q in the table: %t, want %t\n%s", rule, got, want, ruleset)
+		}
+	}
 	drifts := []struct {
 		name, want string
 		args       []string
@@ -71,6 +86,10 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		{"policy", "chain forward has another", []string{"add", "chain", "inet", tab.Name, "forward", "{ policy drop; }"}},
 		{"map element", "set ports-any-ip", []string{"add", "element", "inet", tab.Name, "ports-any-ip", "{ tcp . 9999 : 10.96.0.99 . 80 }"}},
 		{"set element", "set bridges", []string{"delete", "element", "inet", tab.Name, "bridges", `{ "br-n1" }`}},
+		{"traffic within a network without icc", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward",
+			"iifname", `"br-iso"`, "oifname", `"br-iso"`, "accept"}},
+		{"masquerade of a routed network", "chain postrouting has", []string{"add", "rule", "inet", tab.Name, "postrouting",
+			"ip", "saddr", "10.98.0.0/24", "masquerade"}},
 		{"flush", "table inet nsnet-test is missing", []string{"flush", "ruleset"}},
 	}
 	for _, d := range drifts {
