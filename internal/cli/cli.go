@@ -90,7 +90,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(),
+		a.diagnoseCommand())
 	return root
 }
 
