@@ -161,6 +161,7 @@ func (w *walker) toAddress(dst netip.Addr, title string) Path {
 		p.Hops = append(p.Hops, w.toHost(ep, n, dst)...)
 	default:
 		p.Hops = append(p.Hops, w.beyond(ep, n, dst)...)
+		p.Remote = true
 	}
 	return p
 }

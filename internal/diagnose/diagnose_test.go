@@ -381,6 +381,7 @@ func TestAgree(t *testing.T) {
 	s = testWorld()
 	s.Spaces["ns01"].Sockets = nil
 	refused := analyze(t, s, Query{Sandbox: "ns01", FromOutside: true})
+	local := analyze(t, testWorld(), Query{Sandbox: "ns02", Target: target(t, "ns02", "ns01:80")})
 	for _, c := range []struct {
 		r       *Report
 		reached string
@@ -390,6 +391,8 @@ func TestAgree(t *testing.T) {
 		{healthy, Answered, "icmp", "yes"}, {healthy, Silent, "icmp", "no"}, {healthy, Silent, "udp", "unknown"},
 		{brk, Silent, "icmp", "yes"}, {brk, Unreachable, "tcp", "yes"}, {brk, Answered, "icmp", "no"},
 		{refused, Refused, "tcp", "yes"}, {refused, Answered, "tcp", "no"},
+		// beyond the host the analysis cannot see a listener; within it, it can
+		{healthy, Refused, "tcp", "yes"}, {local, Answered, "tcp", "yes"}, {local, Refused, "tcp", "no"},
 	} {
 		c.r.Agree(ProbeResult{Reached: c.reached, Proto: c.proto})
 		got := "unknown"

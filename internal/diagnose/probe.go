@@ -40,6 +40,9 @@ func (r *Report) Agree(p ProbeResult) {
 	case p.Reached == exp, exp == Silent && p.Reached == Unreachable:
 		p.Agrees = &yes
 		p.Agreement = "the kernel agrees with the analysis: " + predicted(exp)
+	case exp == Answered && p.Reached == Refused && r.remoteEnd():
+		p.Agrees = &yes
+		p.Agreement = "the kernel agrees with the analysis: the packet gets through; nothing listens at the far end, beyond the host, which the analysis cannot see"
 	case p.Reached == Silent && p.Proto == "udp":
 		p.Agreement = "cannot tell: a UDP server that does not reply looks like a lost datagram; the analysis predicts " + predicted(exp)
 	default:
@@ -57,4 +60,9 @@ func predicted(exp string) string {
 		return "the packet gets through and is refused, as nothing listens"
 	}
 	return "the packet does not get through"
+}
+
+// remoteEnd reports whether the path a probe follows ends beyond the host.
+func (r *Report) remoteEnd() bool {
+	return len(r.Paths) > 0 && r.Paths[len(r.Paths)-1].Remote
 }

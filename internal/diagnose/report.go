@@ -50,6 +50,9 @@ type Path struct {
 	// interface it leaves by: what a probe sends.
 	To  netip.Addr `json:"to,omitzero"`
 	MTU int        `json:"-"`
+	// Remote is set when the path ends beyond the host, where the snapshot
+	// cannot show whether anything listens on the port.
+	Remote bool `json:"remote,omitempty"`
 }
 
 // Report is the answer of Analyze.
