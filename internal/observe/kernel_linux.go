@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -59,12 +61,15 @@ func (Kernel) Sockets(path string) ([]Socket, error) {
 	var out []Socket
 	var inodes []string
 	read := func() error {
-		for _, proto := range []string{"tcp", "udp"} {
-			raw, err := os.ReadFile("/proc/thread-self/net/" + proto)
+		for _, file := range []string{"tcp", "udp", "tcp6", "udp6"} {
+			raw, err := os.ReadFile("/proc/thread-self/net/" + file)
+			if errors.Is(err, fs.ErrNotExist) && strings.HasSuffix(file, "6") {
+				continue // IPv6 is off in this kernel
+			}
 			if err != nil {
 				return err
 			}
-			socks, ino := parseSockets(proto, raw)
+			socks, ino := parseSockets(file, raw)
 			out, inodes = append(out, socks...), append(inodes, ino...)
 		}
 		return nil
@@ -87,9 +92,14 @@ func (Kernel) Sockets(path string) ([]Socket, error) {
 	return out, nil
 }
 
-// parseSockets reads /proc/net/tcp or udp: TCP sockets that listen, UDP
-// sockets that are bound, and their inodes.
-func parseSockets(proto string, raw []byte) ([]Socket, []string) {
+// parseSockets reads /proc/net/tcp, udp, tcp6 or udp6: TCP sockets that
+// listen, UDP sockets that are bound, and their inodes. An IPv6 socket
+// counts for the IPv4 address it takes: one bound to :: takes every IPv4
+// address too (as Go's net.Listen("tcp", ":80") does; /proc does not show
+// IPV6_V6ONLY, so a v6-only socket is counted wrongly), one bound to
+// ::ffff:a.b.c.d takes a.b.c.d; others are left out.
+func parseSockets(file string, raw []byte) ([]Socket, []string) {
+	proto := strings.TrimSuffix(file, "6")
 	var out []Socket
 	var inodes []string
 	sc := bufio.NewScanner(bytes.NewReader(raw))
@@ -102,15 +112,36 @@ func parseSockets(proto string, raw []byte) ([]Socket, []string) {
 		hexAddr, hexPort, ok := strings.Cut(f[1], ":")
 		b, err := hex.DecodeString(hexAddr)
 		port, perr := strconv.ParseUint(hexPort, 16, 16)
-		if !ok || err != nil || perr != nil || len(b) != 4 {
+		a, aok := procAddr(b)
+		if !ok || err != nil || perr != nil || !aok {
 			continue
 		}
-		var a [4]byte
-		binary.LittleEndian.PutUint32(a[:], binary.BigEndian.Uint32(b))
-		out = append(out, Socket{Proto: proto, Addr: netip.AddrFrom4(a), Port: uint16(port)})
+		out = append(out, Socket{Proto: proto, Addr: a, Port: uint16(port)})
 		inodes = append(inodes, f[9])
 	}
 	return out, inodes
+}
+
+// procAddr decodes an address of /proc/net/*: 32-bit words in host order
+// (little-endian here), mapped to the IPv4 address it takes.
+func procAddr(b []byte) (netip.Addr, bool) {
+	if len(b) != 4 && len(b) != 16 {
+		return netip.Addr{}, false
+	}
+	w := make([]byte, len(b))
+	for i := 0; i < len(b); i += 4 {
+		binary.BigEndian.PutUint32(w[i:], binary.LittleEndian.Uint32(b[i:]))
+	}
+	a, _ := netip.AddrFromSlice(w)
+	switch {
+	case a.Is4():
+		return a, true
+	case a.IsUnspecified():
+		return netip.IPv4Unspecified(), true
+	case a.Is4In6():
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 type owner struct {
