@@ -91,7 +91,7 @@ func (a *app) rootCommand() *cobra.Command {
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
 		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(),
-		a.diagnoseCommand())
+		a.diagnoseCommand(), a.topologyCommand())
 	return root
 }
 
