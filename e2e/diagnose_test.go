@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -329,5 +333,104 @@ func repair(t *testing.T, f *faultWorld, c seededFault, args []string, r diagRep
 			f.run(t, f.w.Host, "sh", "-c", fix)
 		}
 		r = diagnose(t, f.w, args...)
+	}
+}
+
+// TestTopology draws a world's networks and checks each drawing against
+// the kernel as ip -j shows it: every interface's MAC and address, the
+// bridges, the published port, the internal network marked, and a state the
+// store cannot know (a host veth set down by hand, and the ruleset flushed:
+// NAT shown missing).
+func TestTopology(t *testing.T) {
+	t.Parallel()
+	f := newFaultWorld(t)
+	f.run(t, f.w.Host, "ip", "link", "set", f.aVeth, "down")
+	var g struct {
+		Host struct {
+			TableExists bool `json:"table_exists"`
+		} `json:"host"`
+		Networks []struct {
+			Name     string `json:"name"`
+			Internal bool   `json:"internal"`
+			Bridge   struct {
+				Name, MAC string
+				Addrs     []string
+			} `json:"bridge"`
+			Sandboxes []struct {
+				Sandbox string
+				Inside  struct {
+					Name, MAC, State string
+					Addrs            []string
+				} `json:"inside"`
+				HostVeth struct{ Name, MAC, State string } `json:"host_veth"`
+				Ports    []string
+			} `json:"sandboxes"`
+		} `json:"networks"`
+	}
+	if err := json.Unmarshal([]byte(f.w.MustNsnet(t, "topology", "--format", "json")), &g); err != nil {
+		t.Fatal(err)
+	}
+	hostLinks := testenv.Addrs(t, f.w.Host)
+	var objects []string
+	for _, n := range g.Networks {
+		br, ok := testenv.FindLink(hostLinks, n.Bridge.Name)
+		if !ok || br.Address != n.Bridge.MAC || strings.Join(br.IPs("inet"), ",") != strings.Join(n.Bridge.Addrs, ",") {
+			t.Errorf("network %s: bridge %+v, ip -j shows %+v", n.Name, n.Bridge, br)
+		}
+		if n.Internal != (n.Name == "in") {
+			t.Errorf("network %s: internal %v", n.Name, n.Internal)
+		}
+		objects = append(objects, n.Name, n.Bridge.Name)
+		for _, a := range n.Sandboxes {
+			in, _ := testenv.FindLink(testenv.Addrs(t, a.Sandbox), a.Inside.Name)
+			veth, _ := testenv.FindLink(hostLinks, a.HostVeth.Name)
+			if in.Address != a.Inside.MAC || strings.Join(in.IPs("inet"), ",") != strings.Join(a.Inside.Addrs, ",") || veth.Address != a.HostVeth.MAC {
+				t.Errorf("sandbox %s: %+v / %+v, ip -j shows %+v / %+v", a.Sandbox, a.Inside, a.HostVeth, in, veth)
+			}
+			if up := a.HostVeth.State == "up"; up != veth.IsUp() {
+				t.Errorf("sandbox %s: host veth %s state %q, ip -j flags %v", a.Sandbox, veth.IfName, a.HostVeth.State, veth.Flags)
+			}
+			objects = append(objects, a.Sandbox, a.Inside.MAC, a.HostVeth.Name, a.HostVeth.MAC)
+			objects = append(objects, a.Inside.Addrs...)
+			objects = append(objects, a.Ports...)
+		}
+	}
+	if !slices.Contains(objects, f.a) || !slices.Contains(objects, "0.0.0.0:8080->80/tcp") || !g.Host.TableExists {
+		t.Errorf("the drawing lacks sandbox %s, its published port or nsnet's table: %v", f.a, objects)
+	}
+	text := f.w.MustNsnet(t, "topology")
+	dot := f.w.MustNsnet(t, "topology", "--format", "dot")
+	svg := f.w.MustNsnet(t, "topology", "--format", "svg")
+	for _, o := range objects {
+		if !strings.Contains(text, o) || !strings.Contains(dot, o) || !svgShows(t, svg, o) {
+			t.Errorf("%q missing from the text, dot or svg drawing", o)
+		}
+	}
+	f.run(t, f.w.Host, "nft", "flush", "ruleset")
+	if text := f.w.MustNsnet(t, "topology", "n1"); !strings.Contains(text, "MISSING") || strings.Contains(text, "network n2") {
+		t.Errorf("after nft flush ruleset, topology n1 shows:\n%s", text)
+	}
+	f.w.MustNsnet(t, "firewall", "reload")
+	f.run(t, f.w.Host, "ip", "link", "set", f.aVeth, "up")
+}
+
+// svgShows reports whether the text of the SVG's elements holds s
+// (Graphviz writes "-" as &#45;, which the decoder turns back).
+func svgShows(t *testing.T, svg, s string) bool {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(svg))
+	var text strings.Builder
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return strings.Contains(text.String(), s)
+		}
+		if err != nil {
+			t.Fatalf("the SVG is not well-formed XML: %v", err)
+		}
+		if cd, ok := tok.(xml.CharData); ok {
+			text.Write(cd)
+			text.WriteByte('\n')
+		}
 	}
 }
