@@ -27,6 +27,10 @@ func TestDemo(t *testing.T) {
 		"80/tcp           0.0.0.0:8080",
 		"host links now: eth0, lo",
 		"present: false",
+		"└── network br01 192.168.88.0/24, bridge br01, gateway 192.168.88.1 (masquerade)",
+		"published 0.0.0.0:8080->80/tcp",
+		"result: the path works",
+		"probe verdict: the kernel agrees with the analysis",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)

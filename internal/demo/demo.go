@@ -42,11 +42,14 @@ type demo struct {
 	root string // throwaway state directory
 	host string // path of the host namespace
 	inet string // path of the internet namespace
+	svg  string // where to write the topology's SVG, if anywhere
 }
 
-// Run performs the walkthrough. self is the nsnet binary to run commands with.
-func Run(w io.Writer, self string) (err error) {
-	d := &demo{w: w, self: self, host: netns.Path(HostNS), inet: netns.Path(InetNS)}
+// Run performs the walkthrough. self is the nsnet binary to run commands
+// with; svg, unless empty, is a file to write the drawing of the demo's
+// network to (nsnet topology --format svg).
+func Run(w io.Writer, self, svg string) (err error) {
+	d := &demo{w: w, self: self, host: netns.Path(HostNS), inet: netns.Path(InetNS), svg: svg}
 	if err := d.checkFree(); err != nil {
 		return err
 	}
@@ -57,7 +60,7 @@ func Run(w io.Writer, self string) (err error) {
 	if err := d.buildWorld(); err != nil {
 		return err
 	}
-	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.publish, d.cleanUp}
+	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.publish, d.explain, d.cleanUp}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
