@@ -3,6 +3,7 @@ module github.com/nsnet/nsnet
 go 1.26.8
 
 require (
+	github.com/containernetworking/cni v1.3.0
 	github.com/goccy/go-graphviz v0.2.10
 	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42

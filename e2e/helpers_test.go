@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
+	"github.com/nsnet/nsnet/types"
 )
 
 // network and sandbox mirror the JSON printed by `inspect`.
@@ -41,6 +42,7 @@ type sandbox struct {
 	NetNS     string              `json:"netns"`
 	OwnsNetNS bool                `json:"owns_netns"`
 	Networks  map[string]endpoint `json:"networks"`
+	Runtime   *types.Runtime      `json:"runtime"`
 }
 
 func inspectNetwork(t *testing.T, w *testenv.World, name string) network {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -16,6 +17,16 @@ type ConnectSpec struct {
 	Sandbox string   // name, ID or unique ID prefix
 	IP      string   // static address on the network (default: the lowest free one)
 	Aliases []string // more names of the sandbox on this network, for its resolver
+	MAC     string   // static MAC (default: derived from the address)
+	IfName  string   // the interface's name in the sandbox (default: the lowest free ethN)
+}
+
+// connectPlan is a checked ConnectSpec.
+type connectPlan struct {
+	ip      netip.Addr
+	mac     net.HardwareAddr
+	aliases []string // sorted, without repeats
+	ifName  string
 }
 
 // Connect adds the sandbox's next free interface (eth1, eth2, ...) on the
@@ -24,7 +35,7 @@ type ConnectSpec struct {
 // sandboxes in host, none or container: mode cannot be connected, nor one
 // already on the network.
 func (e *Engine) Connect(spec ConnectSpec) (*Sandbox, error) {
-	ip, aliases, err := parseConnect(spec)
+	c, err := parseConnect(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -34,33 +45,8 @@ func (e *Engine) Connect(spec ConnectSpec) (*Sandbox, error) {
 		if err != nil {
 			return err
 		}
-		ep := Endpoint{Network: n.Name, IfName: nextIfName(sb), HostVeth: hostVethName(sb.ID, n.Name)}
-		if n.Name != DefaultNetwork {
-			ep.Aliases = aliases
-		}
-		if err := addressEndpoint(tx, n, &ep, ip, nil); err != nil {
-			return err
-		}
-		if _, routed := publishingEndpoint(sb); !routed && !n.Internal {
-			ep.Gateway = n.Gateway
-		}
-		if err := e.intend(u, &journal.Intent{Op: journal.OpNetworkConnect, Name: sb.Name, ObjectID: sb.ID,
-			Networks: []string{n.Name}, Links: []string{ep.HostVeth}}); err != nil {
-			return err
-		}
-		if err := e.attachTo(tx, u, sb, n, ep); err != nil {
-			return err
-		}
-		e.checkpoint("network-connect:after-veth")
-		sb.Endpoints = append(sb.Endpoints, ep)
 		out = sb
-		if err := tx.PutSandbox(sb); err != nil {
-			return err
-		}
-		if err := e.syncResident(tx, u, sb); err != nil {
-			return err
-		}
-		return e.writeEtcOfShared(tx, u, sb)
+		return e.connect(tx, u, sb, n, c)
 	})
 	if err != nil {
 		return nil, err
@@ -68,20 +54,64 @@ func (e *Engine) Connect(spec ConnectSpec) (*Sandbox, error) {
 	return out, nil
 }
 
-func parseConnect(spec ConnectSpec) (netip.Addr, []string, error) {
-	var ip netip.Addr
+// connect attaches sb to n as c asks, in tx and the kernel.
+func (e *Engine) connect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, c connectPlan) error {
+	ep := Endpoint{Network: n.Name, IfName: c.ifName, HostVeth: hostVethName(sb.ID, n.Name)}
+	if ep.IfName == "" {
+		ep.IfName = nextIfName(sb)
+	} else if other := endpointNamed(sb, ep.IfName); other != nil {
+		return fmt.Errorf("sandbox %s has an interface %s already, on network %s: choose another interface name", sb.Name, ep.IfName, other.Network)
+	}
+	if n.Name != DefaultNetwork {
+		ep.Aliases = c.aliases
+	}
+	if err := addressEndpoint(tx, n, &ep, c.ip, c.mac); err != nil {
+		return err
+	}
+	if _, routed := publishingEndpoint(sb); !routed && !n.Internal {
+		ep.Gateway = n.Gateway
+	}
+	if err := e.intend(u, &journal.Intent{Op: journal.OpNetworkConnect, Name: sb.Name, ObjectID: sb.ID,
+		Networks: []string{n.Name}, Links: []string{ep.HostVeth}}); err != nil {
+		return err
+	}
+	if err := e.attachTo(tx, u, sb, n, ep); err != nil {
+		return err
+	}
+	e.checkpoint("network-connect:after-veth")
+	sb.Endpoints = append(sb.Endpoints, ep)
+	if err := tx.PutSandbox(sb); err != nil {
+		return err
+	}
+	if err := e.syncResident(tx, u, sb); err != nil {
+		return err
+	}
+	return e.writeEtcOfShared(tx, u, sb)
+}
+
+func parseConnect(spec ConnectSpec) (c connectPlan, err error) {
 	if spec.IP != "" {
-		var err error
-		if ip, err = validate.IPv4(spec.IP); err != nil {
-			return ip, nil, err
+		if c.ip, err = validate.IPv4(spec.IP); err != nil {
+			return c, err
+		}
+	}
+	if spec.MAC != "" {
+		if c.mac, err = validate.MAC(spec.MAC); err != nil {
+			return c, err
+		}
+	}
+	if spec.IfName != "" {
+		if err := validIfName(spec.IfName); err != nil {
+			return c, fmt.Errorf("sandbox %s: %w", spec.Sandbox, err)
 		}
 	}
 	for _, a := range spec.Aliases {
 		if err := validate.Name("alias", a); err != nil {
-			return ip, nil, fmt.Errorf("sandbox %s: %w", spec.Sandbox, err)
+			return c, fmt.Errorf("sandbox %s: %w", spec.Sandbox, err)
 		}
 	}
-	return ip, slices.Compact(slices.Sorted(slices.Values(spec.Aliases))), nil
+	c.aliases, c.ifName = slices.Compact(slices.Sorted(slices.Values(spec.Aliases))), spec.IfName
+	return c, nil
 }
 
 // connectable looks the sandbox and the network up and refuses, with
@@ -119,6 +149,16 @@ func nextIfName(sb *Sandbox) string {
 			return name
 		}
 	}
+}
+
+// endpointNamed is sb's endpoint whose interface is named ifName, or nil.
+func endpointNamed(sb *Sandbox, ifName string) *Endpoint {
+	for i := range sb.Endpoints {
+		if sb.Endpoints[i].IfName == ifName {
+			return &sb.Endpoints[i]
+		}
+	}
+	return nil
 }
 
 func endpointOn(sb *Sandbox, network string) *Endpoint {
@@ -191,7 +231,7 @@ func disconnectable(tx *store.Tx, sandbox, network string) (*Sandbox, *Network, 
 // route and the published ports move first, then the veth goes.
 func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, force bool) error {
 	gone := *endpointOn(sb, n.Name)
-	after := &Sandbox{Name: sb.Name, ID: sb.ID, Mode: sb.Mode, NetNS: sb.NetNS, Ports: sb.Ports,
+	after := &Sandbox{Name: sb.Name, ID: sb.ID, Mode: sb.Mode, NetNS: sb.NetNS, Ports: sb.Ports, Runtime: sb.Runtime,
 		Endpoints: slices.DeleteFunc(slices.Clone(sb.Endpoints), func(ep Endpoint) bool { return ep.Network == n.Name })}
 	if gone.Gateway.IsValid() {
 		rerouteTo(tx, after.Endpoints)
@@ -323,7 +363,7 @@ func (e *Engine) unpublishAll(tx *store.Tx, u *undo, sb *Sandbox) error {
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {
 		return err
 	}
-	e.releasePorts(u, sb.Name, sb.Ports)
+	e.releasePorts(u, sb.Name, heldPorts(sb))
 	return nil
 }
 

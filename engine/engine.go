@@ -201,6 +201,7 @@ func (e *Engine) op(write bool, fn func() error) error {
 	}
 	e.st, e.hostDNS, e.hostDNSOK, e.shrunk = st, nil, false, false
 	defer func() {
+		e.k.res.Close()
 		e.st = nil
 		st.Close()
 	}()

@@ -1096,3 +1096,5 @@ func reopen(t *testing.T, k *fakeKernel, o Options) *Engine {
 	t.Cleanup(func() { e.Close() })
 	return e
 }
+
+func (f fakeResidents) Close() {}

@@ -42,7 +42,7 @@ func (g *gc) wantFromResident() (residentPlan, error) {
 			}
 			continue
 		}
-		if n := len(heldKeys(sb.Ports)); n > 0 {
+		if n := len(heldKeys(heldPorts(sb))); n > 0 {
 			if _, ok := publishingEndpoint(sb); ok {
 				p.sandboxes[sb.Name], p.ports = sb, p.ports+n
 			}
@@ -121,8 +121,8 @@ func (g *gc) residentPorts(st resident.Status, want residentPlan) {
 		case err != nil:
 			g.errs = append(g.errs, err)
 		case !ok || h.NetNS != ns:
-			g.do(fmt.Sprintf("make the resident process (pid %d) hold the %d published host ports of sandbox %s", st.Pid, len(heldKeys(sb.Ports)), name),
-				func() error { return g.e.holdFresh(sb, heldKeys(sb.Ports)) })
+			g.do(fmt.Sprintf("make the resident process (pid %d) hold the %d published host ports of sandbox %s", st.Pid, len(heldKeys(heldPorts(sb))), name),
+				func() error { return g.e.holdFresh(sb, heldKeys(heldPorts(sb))) })
 		default:
 			g.sandboxPorts(st.Pid, sb, h)
 		}
@@ -131,7 +131,7 @@ func (g *gc) residentPorts(st resident.Status, want residentPlan) {
 
 // sandboxPorts puts in order the ports the resident holds for sb, h.
 func (g *gc) sandboxPorts(pid int, sb *Sandbox, h resident.Held) {
-	missing, extra := keyDiff(heldKeys(sb.Ports), h.Keys)
+	missing, extra := keyDiff(heldKeys(heldPorts(sb)), h.Keys)
 	if len(missing)+len(extra) > 0 {
 		g.do(fmt.Sprintf("make the resident process (pid %d) hold the %d published host ports of sandbox %s it lacks and let go of %d unpublished ones",
 			pid, len(missing), sb.Name, len(extra)), func() error { return g.e.syncPorts(sb, missing, extra) })

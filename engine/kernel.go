@@ -86,6 +86,7 @@ type residentProcess interface {
 	Serve(n resident.Names) error
 	Status() (resident.Status, error)
 	Stop() error // a resident that is gone is no error
+	Close()      // the end of an operation: its connection to the resident is closed
 }
 
 // hostPorts bind host ports and say which are free to choose (package
@@ -126,7 +127,7 @@ func realKernel(o Options, table string) kernel {
 		fw:        firewall.Table{Name: table},
 		ns:        realNamespaces{},
 		sys:       realSysctls{},
-		res:       realResident{root: o.Root, self: o.Resident},
+		res:       realResident{self: o.Resident, s: resident.NewSession(o.Root)},
 		ports:     realHostPorts{},
 		flows:     realFlows{},
 		procs:     realProcesses{},
@@ -156,22 +157,28 @@ func (realSysctls) Set(key, val string) (bool, error)             { return sysct
 func (realSysctls) GetIn(ns *os.File, key string) (string, error) { return sysctl.GetIn(ns, key) }
 func (realSysctls) SetIn(ns *os.File, key, val string) error      { return sysctl.SetIn(ns, key, val) }
 
-type realResident struct{ root, self string }
+// realResident talks to the resident over one session per operation
+// (closed by Close, which op calls at its end).
+type realResident struct {
+	self string
+	s    *resident.Session
+}
 
-func (r realResident) Start() (int, error) { return resident.Start(r.self, r.root) }
+func (r realResident) Start() (int, error) { return r.s.Start(r.self) }
 func (r realResident) Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error {
-	return resident.Hold(r.root, sandbox, ns, ports)
+	return r.s.Hold(sandbox, ns, ports)
 }
 func (r realResident) Release(sandbox string, keys []string) error {
-	return resident.Release(r.root, sandbox, keys)
+	return r.s.Release(sandbox, keys)
 }
 func (r realResident) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
-	return resident.Retarget(r.root, sandbox, keys, targets)
+	return r.s.Retarget(sandbox, keys, targets)
 }
-func (r realResident) Drop(sandbox string) error        { return resident.Drop(r.root, sandbox) }
-func (r realResident) Serve(n resident.Names) error     { return resident.Serve(r.root, n) }
-func (r realResident) Status() (resident.Status, error) { return resident.Probe(r.root) }
-func (r realResident) Stop() error                      { return resident.Stop(r.root) }
+func (r realResident) Drop(sandbox string) error        { return r.s.Drop(sandbox) }
+func (r realResident) Serve(n resident.Names) error     { return r.s.Serve(n) }
+func (r realResident) Status() (resident.Status, error) { return r.s.Probe() }
+func (r realResident) Stop() error                      { return r.s.Stop() }
+func (r realResident) Close()                           { r.s.Close() }
 
 type realHostPorts struct{}
 

@@ -417,3 +417,10 @@ func parseDNS(what string, servers []string) ([]netip.Addr, error) {
 	}
 	return out, nil
 }
+
+// CheckNetworkSpec reports what is wrong with spec, as CreateNetwork would
+// refuse it before it looks at the store or the kernel; nil if nothing is.
+func CheckNetworkSpec(spec NetworkSpec) error {
+	_, err := parseNetworkSpec(spec)
+	return err
+}

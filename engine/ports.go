@@ -79,6 +79,9 @@ func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec,
 		if err := publishedBy(tx, m); err != nil {
 			return err
 		}
+		if runtimeHeld(sb) {
+			return nil // the runtime binds it: it may hold it already (a CNI ADD again)
+		}
 		f, err := e.k.ports.Hold(m.Proto, m.HostIP, m.HostPort)
 		if f != nil {
 			bound[m.Key()] = f // Expand takes every candidate that free accepts
@@ -129,7 +132,7 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 // it everything. Ports not in bound are bound here (and closed by the caller
 // with bound); u lets them go again on undo.
 func (e *Engine) holdPorts(tx *store.Tx, u *undo, sb *Sandbox, ms []Mapping, bound boundPorts) error {
-	if !e.residentOn() || len(heldKeys(ms)) == 0 {
+	if !e.residentOn() || len(heldKeys(ms)) == 0 || runtimeHeld(sb) {
 		return nil
 	}
 	ep, ok := publishingEndpoint(sb)
@@ -151,6 +154,21 @@ func (e *Engine) holdPorts(tx *store.Tx, u *undo, sb *Sandbox, ms []Mapping, bou
 	keys := heldKeys(ms)
 	u.push(func() error { return e.k.res.Release(sb.Name, keys) })
 	return nil
+}
+
+// runtimeHeld reports whether sb's host ports are bound and held by the
+// container runtime that owns it, as Podman's conmon holds them for a
+// container attached through CNI: nsnet then neither binds them to test them
+// nor holds them, and still refuses ports another sandbox publishes.
+func runtimeHeld(sb *Sandbox) bool { return sb.Runtime != nil }
+
+// heldPorts are the ports of sb that nsnet holds: none of a sandbox whose
+// runtime holds them (runtimeHeld), all of any other's.
+func heldPorts(sb *Sandbox) []Mapping {
+	if runtimeHeld(sb) {
+		return nil
+	}
+	return sb.Ports
 }
 
 // bindAll returns the held mappings of ms (not SCTP) as the resident takes
@@ -299,7 +317,9 @@ func (e *Engine) RemovePorts(name string, specs []string) ([]Mapping, error) {
 		if err := e.flushFlows(ports); err != nil {
 			return err
 		}
-		e.releasePorts(u, sb.Name, removed)
+		if !runtimeHeld(sb) {
+			e.releasePorts(u, sb.Name, removed)
+		}
 		return nil
 	})
 	if err != nil {

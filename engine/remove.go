@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -38,6 +39,10 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, s
 	}
 	if len(sharers) > 0 && !force {
 		return fmt.Errorf("sandbox %s is shared by %v (--network container:%s): remove them first, or use --force to remove them too", sb.Name, names(sharers), sb.Name)
+	}
+	if r := sb.Runtime; r != nil && !force {
+		return fmt.Errorf("sandbox %s belongs to container %s, which a container runtime attached through %s and removes with the container: "+
+			"remove the container (podman rm, crictl rmp), or use --force to remove the sandbox anyway", sb.Name, r.ContainerID, strings.ToUpper(r.Kind))
 	}
 	procs, perr := e.processesOf(sb, scan)
 	if !force {

@@ -92,7 +92,7 @@ func (e *Engine) giveEverything(tx *store.Tx, bound boundPorts, own string, repo
 // holdAll hands all of sb's held ports to the resident.
 func (e *Engine) holdAll(sb *Sandbox, bound boundPorts) error {
 	ep, ok := publishingEndpoint(sb)
-	if !ok || len(heldKeys(sb.Ports)) == 0 {
+	if !ok || len(heldKeys(heldPorts(sb))) == 0 {
 		return nil
 	}
 	ports, err := e.bindAll(sb.Ports, ep.Address.Addr(), bound)
@@ -509,7 +509,7 @@ func portTargets(sb *Sandbox) ([]string, []netip.AddrPort) {
 	}
 	var keys []string
 	var targets []netip.AddrPort
-	for _, m := range sb.Ports {
+	for _, m := range heldPorts(sb) {
 		if hostport.Held(m.Proto) {
 			keys = append(keys, m.Key())
 			targets = append(targets, netip.AddrPortFrom(ep.Address.Addr(), m.CtrPort))
@@ -547,10 +547,13 @@ type ResidentStatus struct {
 // ResidentStatus reports on the state root's resident, checked through its
 // control socket (never through a pid), and whether sb needs it.
 func (e *Engine) ResidentStatus(sb *Sandbox) ResidentStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer e.k.res.Close()
 	var st ResidentStatus
 	if s, err := e.k.res.Status(); err == nil {
 		st.Pid, st.Alive = s.Pid, true
 	}
-	st.Needed = e.residentOn() && (len(heldKeys(sb.Ports)) > 0 || len(userNetworks(networksOf(sb))) > 0)
+	st.Needed = e.residentOn() && (len(heldKeys(heldPorts(sb))) > 0 || len(userNetworks(networksOf(sb))) > 0)
 	return st
 }

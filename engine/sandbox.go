@@ -58,6 +58,12 @@ type SandboxSpec struct {
 	// DNS are the servers that names its resolver does not know go to
 	// (default: its network's).
 	DNS []string
+	// IfName names the sandbox's interface on its only network (default
+	// eth0), as a container runtime asks for one (CNI_IFNAME).
+	IfName string
+	// Runtime marks the sandbox as a container runtime's (see
+	// types.Sandbox.Runtime); nil for sandboxes of nsnet's own.
+	Runtime *types.Runtime
 }
 
 // sandboxPlan is a validated SandboxSpec.
@@ -73,6 +79,7 @@ type sandboxPlan struct {
 	auto        bool       // goes with the calling process (run --rm)
 	madeDefault *Network   // the default network, if this create made it
 	aliases     []string   // --alias, sorted, without repeats
+	ifName      string     // the first interface's name (SandboxSpec.IfName)
 }
 
 // CreateSandbox validates spec, makes the namespace and its endpoints, and
@@ -104,7 +111,7 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 	if err := validate.Name("sandbox", spec.Name); err != nil {
 		return nil, err
 	}
-	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name}, networks: spec.Networks, auto: spec.AutoRemove}
+	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name, Runtime: spec.Runtime}, networks: spec.Networks, auto: spec.AutoRemove, ifName: spec.IfName}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -118,6 +125,9 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 		return nil, err
 	}
 	if err := p.parseNames(spec); err != nil {
+		return nil, err
+	}
+	if err := p.parseRuntime(spec); err != nil {
 		return nil, err
 	}
 	if len(p.ports) > 0 && p.sb.Mode != store.ModeBridge {
@@ -150,6 +160,38 @@ func (p *sandboxPlan) parseNames(spec SandboxSpec) (err error) {
 	}
 	p.aliases = slices.Compact(slices.Sorted(slices.Values(spec.Aliases)))
 	return nil
+}
+
+// parseRuntime checks the fields a container runtime gives: an interface
+// name needs exactly one bridge network, and a runtime's sandbox adopts the
+// runtime's namespace.
+func (p *sandboxPlan) parseRuntime(spec SandboxSpec) error {
+	if spec.IfName != "" {
+		if err := validIfName(spec.IfName); err != nil {
+			return fmt.Errorf("sandbox %s: %w", spec.Name, err)
+		}
+		if p.sb.Mode != store.ModeBridge || len(p.networks) != 1 {
+			return fmt.Errorf("sandbox %s: an interface name needs exactly one bridge network, not --network %s", spec.Name, strings.Join(p.networks, " --network "))
+		}
+	}
+	if r := spec.Runtime; r != nil {
+		if r.Kind == "" || r.ContainerID == "" {
+			return fmt.Errorf("sandbox %s: a runtime's sandbox needs its kind and container ID, got %+v", spec.Name, *r)
+		}
+		if spec.NetNS == "" || spec.AutoRemove {
+			return fmt.Errorf("sandbox %s: a runtime's sandbox adopts the runtime's namespace (NetNS) and goes when the runtime removes it (not AutoRemove)", spec.Name)
+		}
+	}
+	return nil
+}
+
+// validIfName checks the name of a sandbox's interface: a Linux interface
+// name other than lo.
+func validIfName(name string) error {
+	if name == "lo" {
+		return fmt.Errorf("interface name lo is the namespace's loopback: choose another")
+	}
+	return validate.IfName(name)
 }
 
 // openAdopted opens and checks the namespace given with --netns, refusing the
@@ -341,6 +383,9 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 	routed := false // the default route goes via the first non-internal network
 	for i, n := range nets {
 		ep := Endpoint{Network: n.Name, IfName: fmt.Sprintf("eth%d", i), HostVeth: hostVethName(p.sb.ID, n.Name)}
+		if p.ifName != "" {
+			ep.IfName = p.ifName // the only network (parseRuntime)
+		}
 		if n.Name != DefaultNetwork {
 			ep.Aliases = p.aliases
 		}

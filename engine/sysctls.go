@@ -17,7 +17,7 @@ type setting struct{ key, val string }
 // route_localnet off, so the kernel itself drops as martians the packets to
 // 127.0.0.0/8 that arrive on the bridge, whatever the firewall's rules are
 // (even after nft flush ruleset). No published port needs it: the host's
-// traffic to 127.0.0.1 is proxied by the port holder, never routed to a
+// traffic to 127.0.0.1 is proxied by the resident process, never routed to a
 // bridge.
 func bridgeSettings(n *Network) []setting {
 	return []setting{{sysctl.DisableIPv6(n.Bridge), "1"}, {sysctl.RouteLocalnet(n.Bridge), "0"}}

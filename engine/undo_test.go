@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/types"
 )
 
 // state is everything an operation may change, as sorted lines: the fake
@@ -184,6 +185,10 @@ var scenarios = []scenario{
 	{name: "network disconnect, route and ports move", setup: withMultiSandbox, removal: true, op: disconnect("n1", false)},
 	{name: "network disconnect, not the route", setup: withMultiSandbox, removal: true, op: disconnect("n2", false)},
 	{name: "network disconnect --force, the last network", setup: withSandbox("8080:80"), removal: true, op: disconnect("n1", true)},
+	{name: "attach (CNI ADD), the network made", setup: withNamespace, op: attach("n9", "10.9.0.0/24", "eth0", "8080:80")},
+	{name: "attach to a second network (CNI ADD)", setup: withAttached, op: attach("n2", "10.2.0.0/24", "eth1", "8080:80", "9090:90")},
+	{name: "detach, one network of two (CNI DEL)", setup: withAttachedTwice, removal: true, op: detach("n1")},
+	{name: "detach, the last network (CNI DEL)", setup: withAttached, removal: true, op: detach("n1")},
 	// The resident runs already: the names of n1 change.
 	{name: "sandbox create beside another, with aliases and ports", setup: withSandbox("8080:80"),
 		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db", "web"}, DNS: []string{"192.0.2.53"}, Publish: []string{"8081:81"}})},
@@ -198,6 +203,41 @@ func withTwoSandboxes(t *testing.T, k *fakeKernel, e *Engine) {
 	withSandbox("8080:80")(t, k, e)
 	_, err := e.CreateSandbox(SandboxSpec{Name: "s2", Networks: []string{"n1"}, Aliases: []string{"db"}, Publish: []string{"8081:81"}})
 	mustDo(t, err)
+}
+
+// withNamespace adds a namespace made by a container runtime (ADOPT).
+func withNamespace(t *testing.T, k *fakeKernel, _ *Engine) { mustDo(t, k.outsideNamespace("ADOPT")) }
+
+// attach is container c1's ADD from namespace ADOPT to network (made on
+// subnet if missing) as ifName, publishing ports.
+func attach(network, subnet, ifName string, ports ...string) func(e *Engine) error {
+	return func(e *Engine) error {
+		_, _, err := e.Attach(AttachSpec{
+			Sandbox: SandboxSpec{Name: "cni-c1", Networks: []string{network}, IfName: ifName, Publish: ports,
+				NetNS: filepath.Join(filepath.Dir(e.opts.Root), "ADOPT"), Runtime: &types.Runtime{Kind: "cni", ContainerID: "c1"}},
+			Network: NetworkSpec{Name: network, Subnet: subnet},
+		})
+		return err
+	}
+}
+
+// withAttached has container c1 on n1 (eth0), publishing 8080:80.
+func withAttached(t *testing.T, k *fakeKernel, e *Engine) {
+	withNamespace(t, k, e)
+	mustDo(t, attach("n1", "10.1.0.0/24", "eth0", "8080:80")(e))
+}
+
+// withAttachedTwice has container c1 on n1 (eth0, publishing) and n2 (eth1).
+func withAttachedTwice(t *testing.T, k *fakeKernel, e *Engine) {
+	withAttached(t, k, e)
+	mustDo(t, attach("n2", "10.2.0.0/24", "eth1")(e))
+}
+
+func detach(network string) func(e *Engine) error {
+	return func(e *Engine) error {
+		_, err := e.Detach(DetachSpec{Sandbox: "cni-c1", ContainerID: "c1", Network: network})
+		return err
+	}
 }
 
 // TestUndoAtEveryStep fails each scenario's kernel steps one by one, from the

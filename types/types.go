@@ -55,8 +55,19 @@ type Sandbox struct {
 	Ports []Mapping `json:"-"`
 	// DNS are the servers that names the sandbox's resolver does not know go
 	// to (sandbox create --dns); empty: its network's.
-	DNS     []netip.Addr `json:"dns,omitempty"`
-	Created time.Time    `json:"created"`
+	DNS []netip.Addr `json:"dns,omitempty"`
+	// Runtime is set on a sandbox that a container runtime attached through
+	// CNI: the runtime removes it (nsnet sandbox rm needs --force), and
+	// binds and holds its published host ports itself.
+	Runtime *Runtime  `json:"runtime,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Runtime names the container of a container runtime that a sandbox
+// belongs to.
+type Runtime struct {
+	Kind        string `json:"kind"`         // how it was attached: "cni"
+	ContainerID string `json:"container_id"` // the runtime's ID of the container (CNI_CONTAINERID)
 }
 
 // Endpoint is a sandbox's attachment to one network.

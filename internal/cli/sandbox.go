@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/types"
 )
 
 func (a *app) sandboxCommand() *cobra.Command {
@@ -69,6 +70,7 @@ type sandboxJSON struct {
 	Ports     []portJSON              `json:"ports"`
 	DNS       []string                `json:"dns,omitempty"`
 	Resident  *residentJSON           `json:"resident,omitempty"`
+	Runtime   *types.Runtime          `json:"runtime,omitempty"` // the container runtime's container that owns it (CNI)
 }
 
 // residentJSON is the state root's resident process, as its control socket
@@ -98,7 +100,7 @@ type endpointJSON struct {
 func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
-		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{},
+		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{}, Runtime: s.Runtime,
 	}
 	if r := e.ResidentStatus(&s); r.Needed {
 		j.Resident = &residentJSON{Pid: r.Pid, Alive: r.Alive}
@@ -192,7 +194,7 @@ func (a *app) sandboxRm() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "rm [--force] NAME...",
 		Aliases: []string{"remove"},
-		Short:   "Remove sandboxes (refused while processes run in their namespace, or others share it)",
+		Short:   "Remove sandboxes (refused while processes run in their namespace, others share it, or a container runtime owns it)",
 		Args:    minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
@@ -207,7 +209,7 @@ func (a *app) sandboxRm() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false,
-		"remove it even if processes run in its namespace, and remove the sandboxes sharing it too")
+		"remove it even if processes run in its namespace or a container runtime owns it, and remove the sandboxes sharing it too")
 	return cmd
 }
 

@@ -22,7 +22,7 @@ import (
 // Hold binds proto/port on ip (invalid: every address) and returns the
 // socket, or an error naming the process that holds the port, so that no host
 // process can take the port while it is open: a TCP socket also listens,
-// which keeps out servers that set SO_REUSEADDR (the port holder accepts on
+// which keeps out servers that set SO_REUSEADDR (the resident accepts on
 // it what nsnet's DNAT rules leave to it: the host's own connections to
 // 127.0.0.1). SCTP is not held (f is nil): binding it needs the sctp
 // module, and the port map alone decides.

@@ -211,4 +211,8 @@ func (Kernel) Nameservers(sandbox string) []netip.Addr {
 }
 
 // Resident asks the state root's resident what it holds and serves.
-func (Kernel) Resident(root string) (resident.Status, error) { return resident.Probe(root) }
+func (Kernel) Resident(root string) (resident.Status, error) {
+	s := resident.NewSession(root)
+	defer s.Close()
+	return s.Probe()
+}

@@ -332,6 +332,13 @@ func (h *client) close() {
 	}
 }
 
+// transportError is a request the connection failed to carry, or whose
+// answer it did not bring.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
 // call sends one request, with fds, and reads the answer.
 func (h *client) call(req request, fds []int) (reply, error) {
 	h.c.SetDeadline(time.Now().Add(timeout))
@@ -346,11 +353,11 @@ func (h *client) call(req request, fds []int) (reply, error) {
 		_, err = h.c.Write(raw[n:])
 	}
 	if err != nil {
-		return reply{}, fmt.Errorf("send %s to the resident process: %w", req.Op, err)
+		return reply{}, &transportError{fmt.Errorf("send %s to the resident process: %w", req.Op, err)}
 	}
 	line, err := h.r.ReadBytes('\n')
 	if err != nil {
-		return reply{}, fmt.Errorf("no answer from the resident process to %s: %w", req.Op, err)
+		return reply{}, &transportError{fmt.Errorf("no answer from the resident process to %s: %w", req.Op, err)}
 	}
 	var rep reply
 	if err := json.Unmarshal(line, &rep); err != nil {
@@ -362,26 +369,65 @@ func (h *client) call(req request, fds []int) (reply, error) {
 	return rep, nil
 }
 
-// do dials root's resident, sends req and closes the connection.
-func do(root string, req request) (reply, error) {
-	h, err := dial(root)
+// Session talks to root's resident over one checked connection, dialled at
+// its first request and kept for the next ones (one operation of a command
+// sends several: the ports and the names of a sandbox), until Close. If the
+// connection breaks, the next request dials again, so a resident that died
+// meanwhile is reported as ErrNotRunning, as a fresh dial would.
+type Session struct {
+	root string
+	h    *client
+}
+
+// NewSession is a session with root's resident; it dials nothing yet.
+func NewSession(root string) *Session { return &Session{root: root} }
+
+// Close closes the session's connection, if one is open.
+func (s *Session) Close() {
+	if s.h != nil {
+		s.h.close()
+		s.h = nil
+	}
+}
+
+// conn returns the session's connection, dialling it if none is open.
+func (s *Session) conn() (*client, error) {
+	if s.h == nil {
+		h, err := dial(s.root)
+		if err != nil {
+			return nil, err
+		}
+		s.h = h
+	}
+	return s.h, nil
+}
+
+// call sends req with fds on the session's connection. A connection that
+// was open already and fails to carry it (the resident exited since) is
+// dialled anew and req sent again: a resident that exited did not apply it
+// (it applies a request before it answers, and answers before it exits).
+func (s *Session) call(req request, fds []int) (reply, error) {
+	reused := s.h != nil
+	h, err := s.conn()
 	if err != nil {
 		return reply{}, err
 	}
-	defer h.close()
-	return h.call(req, nil)
+	rep, err := h.call(req, fds)
+	var broken *transportError
+	if errors.As(err, &broken) {
+		s.Close()
+		if reused {
+			return s.call(req, fds)
+		}
+	}
+	return rep, err
 }
 
 // Hold hands ports of sandbox, whose namespace is ns, to root's resident,
 // all or none; the caller may close its copies of the sockets afterwards. A
 // key held already is replaced. If the resident holds ports of a sandbox of
 // that name in another namespace, those are let go first.
-func Hold(root, sandbox string, ns Namespace, ports []Port) error {
-	h, err := dial(root)
-	if err != nil {
-		return err
-	}
-	defer h.close()
+func (s *Session) Hold(sandbox string, ns Namespace, ports []Port) error {
 	for i := 0; i < len(ports); i += maxRights {
 		req := request{Op: "hold", Sandbox: sandbox, NetNS: &ns}
 		var fds []int
@@ -390,9 +436,9 @@ func Hold(root, sandbox string, ns Namespace, ports []Port) error {
 			req.Targets = append(req.Targets, p.Target.String())
 			fds = append(fds, int(p.Sock.Fd()))
 		}
-		if _, err := h.call(req, fds); err != nil {
+		if _, err := s.call(req, fds); err != nil {
 			if i > 0 {
-				h.call(request{Op: "release", Sandbox: sandbox, Keys: keys(ports[:i])}, nil)
+				s.call(request{Op: "release", Sandbox: sandbox, Keys: keys(ports[:i])}, nil)
 			}
 			return fmt.Errorf("hold the ports of sandbox %s: %w", sandbox, err)
 		}
@@ -411,35 +457,57 @@ func keys(ports []Port) []string {
 // Release asks root's resident to close the sockets of sandbox's keys (those
 // it does not hold are no error); an error wraps ErrNotRunning if no
 // resident answers (so none holds them).
-func Release(root, sandbox string, keys []string) error {
-	_, err := do(root, request{Op: "release", Sandbox: sandbox, Keys: keys})
+func (s *Session) Release(sandbox string, keys []string) error {
+	_, err := s.call(request{Op: "release", Sandbox: sandbox, Keys: keys}, nil)
 	return err
 }
 
 // Retarget points sandbox's held keys at new targets, all or none; the
 // connections and flows proxied to the old ones are closed.
-func Retarget(root, sandbox string, keys []string, targets []netip.AddrPort) error {
+func (s *Session) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
 	req := request{Op: "retarget", Sandbox: sandbox, Keys: keys}
 	for _, t := range targets {
 		req.Targets = append(req.Targets, t.String())
 	}
-	_, err := do(root, req)
+	_, err := s.call(req, nil)
 	return err
 }
 
 // Drop asks root's resident to let go of every port of sandbox; a sandbox
 // it holds nothing of is no error.
-func Drop(root, sandbox string) error {
-	_, err := do(root, request{Op: "drop", Sandbox: sandbox})
+func (s *Session) Drop(sandbox string) error {
+	_, err := s.call(request{Op: "drop", Sandbox: sandbox}, nil)
 	return err
 }
 
 // Serve makes root's resident serve the zones as n changes them, all or
 // none; it returns once the new zones' listeners are bound and the names
 // taken away are never answered again.
-func Serve(root string, n Names) error {
-	_, err := do(root, request{Op: "serve", Names: &n})
+func (s *Session) Serve(n Names) error {
+	_, err := s.call(request{Op: "serve", Names: &n}, nil)
 	return err
+}
+
+// Probe asks root's resident what it holds and serves; an error wraps
+// ErrNotRunning if no resident answers.
+func (s *Session) Probe() (Status, error) {
+	rep, err := s.call(request{Op: "status"}, nil)
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{Pid: s.h.pid, Sandboxes: rep.Sandboxes, Zones: rep.Zones}, nil
+}
+
+// Start closes the session's connection and starts a resident (see Start).
+func (s *Session) Start(self string) (int, error) {
+	s.Close()
+	return Start(self, s.root)
+}
+
+// Stop closes the session's connection and stops the resident (see Stop).
+func (s *Session) Stop() error {
+	s.Close()
+	return Stop(s.root)
 }
 
 // Alive returns the pid of root's resident if it is alive and answers.
@@ -450,18 +518,6 @@ func Alive(root string) (int, bool) {
 	}
 	defer h.close()
 	return h.pid, true
-}
-
-// Probe asks root's resident what it holds and serves; an error wraps
-// ErrNotRunning if no resident answers.
-func Probe(root string) (Status, error) {
-	h, err := dial(root)
-	if err != nil {
-		return Status{}, err
-	}
-	defer h.close()
-	rep, err := h.call(request{Op: "status"}, nil)
-	return Status{Pid: h.pid, Sandboxes: rep.Sandboxes, Zones: rep.Zones}, err
 }
 
 // Stop ends root's resident if one answers, waits until it has exited (so
