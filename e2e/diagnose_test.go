@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -433,4 +436,102 @@ func svgShows(t *testing.T, svg, s string) bool {
 			text.WriteByte('\n')
 		}
 	}
+}
+
+// TestDiagnoseHostPortHeldByAnother: with the resident gone, a host process
+// takes a published host port. diagnose --from-outside says the path works
+// with a warning that names the holder; the kernel agrees on both counts (a
+// client outside still reaches the sandbox's server, the host's own
+// connection to 127.0.0.1 reaches the holder). The control: before, and
+// after the fix it gives (stop the holder, nsnet gc), the resident holds the
+// port and nothing is warned about.
+func TestDiagnoseHostPortHeldByAnother(t *testing.T) {
+	t.Parallel()
+	f := newFaultWorld(t)
+	held := func() (verdict string, h diagHop) {
+		r := diagnoseHops(t, f.w, f.a, "--from-outside")
+		for _, p := range r.Paths {
+			for _, hop := range p.Hops {
+				if hop.Step == "host port 8080/tcp held" {
+					return r.Verdict, hop
+				}
+			}
+		}
+		t.Fatalf("no hop about the host port held: %+v", r)
+		return
+	}
+	if v, h := held(); v != "ok" || h.Verdict != "ok" || !strings.Contains(h.Detail, "nsnet's resident") {
+		t.Fatalf("control: verdict %s, hop %+v", v, h)
+	}
+	pid := f.inspect(t, f.a).Resident.Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing the resident (pid %d): %v", pid, err)
+	}
+	var taker net.Listener
+	for i := 0; taker == nil; i++ { // the killed resident's socket goes with its exit
+		var err error
+		if taker, err = takePort(t, f.w.Host, "0.0.0.0:8080"); err != nil && i > 50 {
+			t.Fatalf("taking host port 8080: %v", err)
+		} else if err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	v, h := held()
+	if v != "warn" || h.Verdict != "warn" || !strings.Contains(h.Cause, "is held by") || !strings.Contains(h.Cause, "not by nsnet's resident") || !strings.HasPrefix(h.Fix, "stop ") {
+		t.Errorf("with the port taken: verdict %s, hop %+v", v, h)
+	}
+	if got := reach(t, f.w.Inet, testenv.UplinkIP+":8080", true, "a client outside, with the port taken"); got != "from "+testenv.RouterIP {
+		t.Errorf("a client outside got %q, want the sandbox's server's \"from %s\"", got, testenv.RouterIP)
+	}
+	if got := reach(t, f.w.Host, "127.0.0.1:8080", true, "the host's own connection to 127.0.0.1"); got != "holder" {
+		t.Errorf("the host's own connection to 127.0.0.1:8080 got %q, want the holder's answer", got)
+	}
+	taker.Close()
+	f.w.MustNsnet(t, "gc")
+	if v, h := held(); v != "ok" || h.Verdict != "ok" {
+		t.Errorf("after the fix: verdict %s, hop %+v", v, h)
+	}
+}
+
+type diagHop struct {
+	Step, Verdict, Detail, Cause, Fix string
+}
+
+// diagnoseHops is diagnose with every hop of the report.
+func diagnoseHops(t *testing.T, w *testenv.World, args ...string) (r struct {
+	Verdict string
+	Paths   []struct{ Hops []diagHop }
+}) {
+	t.Helper()
+	diagnose(t, w, args...) // checks the exit status and the probe's shape
+	res := w.Nsnet(append([]string{"diagnose", "--format", "json"}, args...)...)
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+		t.Fatalf("nsnet diagnose %v: %v\n%s%s", args, err, res.Stdout, res.Stderr)
+	}
+	return r
+}
+
+// takePort listens on addr in ns and answers every connection with
+// "holder"; it fails while the port is taken.
+func takePort(t *testing.T, ns, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := testenv.InNS(testenv.NSPath(ns), func() (err error) {
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	testenv.CloseAtEnd(t, ln)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "holder")
+			c.Close()
+		}
+	}()
+	return ln, nil
 }
