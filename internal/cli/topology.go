@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ func (a *app) topologyCommand() *cobra.Command {
 		Long: "topology reads the store (read-only) and the live state of the kernel and draws the host's uplink and default route, " +
 			"ip_forward and nsnet's NAT table, each network's bridge and gateway (internal networks marked), each sandbox's veth pair with " +
 			"interface names, addresses and MACs, and its published ports; every network, or those named. Formats: text (a tree), " +
-			"dot (Graphviz), svg (rendered by Graphviz, built in), json.",
+			"dot (Graphviz), svg (drawn by Graphviz: nsnet pipes the dot graph through nsnet-svg, found beside nsnet or in $PATH), json.",
 		RunE: func(_ *cobra.Command, args []string) error { return a.topology(args, format) },
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text, dot, svg or json")
@@ -32,8 +33,12 @@ func (a *app) topology(networks []string, format string) error {
 	default:
 		return fmt.Errorf("unknown --format %q: use text, dot, svg or json", format)
 	}
+	renderer, err := svgRenderer(format)
+	if err != nil {
+		return err
+	}
 	req := observe.Request{}
-	err := a.withEngine(true, func(e *engine.Engine) error {
+	err = a.withEngine(true, func(e *engine.Engine) error {
 		var err error
 		if req.Networks, err = e.Networks(); err != nil {
 			return err
@@ -65,11 +70,24 @@ func (a *app) topology(networks []string, format string) error {
 	case "dot":
 		g.WriteDot(a.stdout)
 	case "svg":
-		return g.WriteSVG(a.stdout)
+		return g.WriteSVG(a.stdout, renderer)
 	case "json":
 		return g.WriteJSON(a.stdout)
 	default:
 		g.WriteText(a.stdout)
 	}
 	return nil
+}
+
+// svgRenderer finds nsnet-svg, before anything is read, when the format is
+// svg; otherwise it returns "".
+func svgRenderer(format string) (string, error) {
+	if format != "svg" {
+		return "", nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("topology: find the nsnet binary, beside which nsnet-svg is looked for: %w", err)
+	}
+	return topology.FindSVGRenderer(self)
 }

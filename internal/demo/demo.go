@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/topology"
 	"github.com/nsnet/nsnet/internal/wire"
 )
 
@@ -47,9 +48,13 @@ type demo struct {
 
 // Run performs the walkthrough. self is the nsnet binary to run commands
 // with; svg, unless empty, is a file to write the drawing of the demo's
-// network to (nsnet topology --format svg).
+// network to (nsnet topology --format svg, which needs nsnet-svg beside self
+// or in $PATH: without it Run fails before it starts).
 func Run(w io.Writer, self, svg string) (err error) {
 	d := &demo{w: w, self: self, host: netns.Path(HostNS), inet: netns.Path(InetNS), svg: svg}
+	if err := d.checkSVGRenderer(); err != nil {
+		return err
+	}
 	if err := d.checkFree(); err != nil {
 		return err
 	}
@@ -74,6 +79,18 @@ func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", a
 
 func (d *demo) heading(n int, title, seed string) {
 	d.say("\n== %d. %s\n   (%s)", n, title, seed)
+}
+
+// checkSVGRenderer fails, before the world is built, when --svg asks for a
+// drawing nsnet cannot make: nsnet-svg is missing.
+func (d *demo) checkSVGRenderer() error {
+	if d.svg == "" {
+		return nil
+	}
+	if _, err := topology.FindSVGRenderer(d.self); err != nil {
+		return fmt.Errorf("demo --svg %s: %w", d.svg, err)
+	}
+	return nil
 }
 
 func (d *demo) checkFree() error {

@@ -16,6 +16,7 @@ import (
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/netview"
 	"github.com/nsnet/nsnet/internal/observe"
+	"github.com/nsnet/nsnet/internal/testenv"
 	"github.com/nsnet/nsnet/types"
 )
 
@@ -111,18 +112,71 @@ var objects = []string{
 	"0.0.0.0:8080->80/tcp",
 }
 
-// TestSVG renders the drawing with Graphviz and checks the SVG is
+// TestSVG draws the graph with nsnet-svg (cmd/nsnet-svg, built beside a
+// would-be nsnet, where FindSVGRenderer looks first) and checks the SVG is
 // well-formed XML whose text shows every object.
 func TestSVG(t *testing.T) {
+	dir := t.TempDir()
+	built := testenv.BuildSVGRenderer(t, dir)
+	t.Setenv("PATH", t.TempDir())
+	renderer, err := FindSVGRenderer(filepath.Join(dir, "nsnet"))
+	if err != nil || renderer != built {
+		t.Fatalf("FindSVGRenderer beside nsnet: %q, %v; built %s", renderer, err, built)
+	}
 	g, err := Build(article(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var svg bytes.Buffer
-	if err := g.WriteSVG(&svg); err != nil {
+	if err := g.WriteSVG(&svg, renderer); err != nil {
 		t.Fatal(err)
 	}
 	checkSVG(t, svg.Bytes(), objects)
+}
+
+// TestSVGRendererMissing: with nsnet-svg neither beside nsnet nor in $PATH,
+// the error says how to build it and how to draw without it. The control:
+// put in $PATH, it is found there.
+func TestSVGRendererMissing(t *testing.T) {
+	self := filepath.Join(t.TempDir(), "nsnet")
+	path := t.TempDir()
+	t.Setenv("PATH", path)
+	_, err := FindSVGRenderer(self)
+	if err == nil {
+		t.Fatal("FindSVGRenderer found nsnet-svg where there is none")
+	}
+	for _, want := range []string{
+		`go build -o "$(dirname "$(command -v nsnet)")/nsnet-svg" ./cmd/nsnet-svg`,
+		"nsnet topology --format dot | dot -Tsvg",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(path, SVGRenderer), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := FindSVGRenderer(self); err != nil || p != filepath.Join(path, SVGRenderer) {
+		t.Errorf("nsnet-svg in $PATH: found %q, %v", p, err)
+	}
+}
+
+// TestSVGRendererFails: a renderer that refuses the graph makes WriteSVG
+// fail with its message, and nothing is written.
+func TestSVGRendererFails(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), SVGRenderer)
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho partial; echo 'nsnet-svg: syntax error' >&2; exit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(article(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = g.WriteSVG(&out, fake)
+	if err == nil || !strings.Contains(err.Error(), "nsnet-svg: syntax error") || out.Len() != 0 {
+		t.Errorf("WriteSVG with a failing renderer: %v, wrote %q", err, out.String())
+	}
 }
 
 // checkSVG decodes the whole document and looks for each object in the
