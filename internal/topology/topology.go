@@ -3,12 +3,14 @@
 // forwarding and nsnet's NAT, each network's bridge and gateway, each
 // sandbox's veth pair with interface names, addresses and MACs, published
 // ports, internal networks marked. It renders the drawing as a text tree, a
-// Graphviz (dot) graph, or JSON; package cli renders the dot graph to SVG
-// with a Graphviz library.
+// Graphviz (dot) graph, or JSON, and as SVG by piping the dot graph through
+// nsnet-svg (cmd/nsnet-svg), a program of its own: nsnet does not link the
+// Graphviz library, which compiles Graphviz when a process starts.
 //
 // Invariants: Build is pure (it reads a snapshot and changes nothing), and
-// every renderer takes only the Graph, in a stable order (networks and
-// sandboxes by name), so the outputs are tested with golden files. Every
+// every renderer takes only the Graph (WriteSVG also the renderer's path),
+// in a stable order (networks and sandboxes by name), so the outputs are
+// tested with golden files. Every
 // value shown is the kernel's as read (an address, a MAC, up or down),
 // except where the kernel has no such object: then the store's, marked
 // missing.
