@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,7 +344,8 @@ func repair(t *testing.T, f *faultWorld, c seededFault, args []string, r diagRep
 // the kernel as ip -j shows it: every interface's MAC and address, the
 // bridges, the published port, the internal network marked, and a state the
 // store cannot know (a host veth set down by hand, and the ruleset flushed:
-// NAT shown missing).
+// NAT shown missing). The SVG comes from nsnet-svg built beside nsnet; an
+// nsnet without it fails, saying how to build it or draw with dot -Tsvg.
 func TestTopology(t *testing.T) {
 	t.Parallel()
 	f := newFaultWorld(t)
@@ -403,12 +405,19 @@ func TestTopology(t *testing.T) {
 	}
 	text := f.w.MustNsnet(t, "topology")
 	dot := f.w.MustNsnet(t, "topology", "--format", "dot")
+	testenv.SVGRenderer(t)
 	svg := f.w.MustNsnet(t, "topology", "--format", "svg")
 	for _, o := range objects {
 		if !strings.Contains(text, o) || !strings.Contains(dot, o) || !svgShows(t, svg, o) {
 			t.Errorf("%q missing from the text, dot or svg drawing", o)
 		}
 	}
+	// The same command, by an nsnet with no nsnet-svg beside it or in $PATH.
+	bin, env := nsnetWithoutSVG(t)
+	cmd := exec.Command("nsenter", "--net="+f.w.HostPath(), "--", bin, "--root", f.w.Root, "topology", "--format", "svg")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	assertSaysHowToDrawSVG(t, "nsnet topology --format svg", out, err)
 	f.run(t, f.w.Host, "nft", "flush", "ruleset")
 	if text := f.w.MustNsnet(t, "topology", "n1"); !strings.Contains(text, "MISSING") || strings.Contains(text, "network n2") {
 		t.Errorf("after nft flush ruleset, topology n1 shows:\n%s", text)
