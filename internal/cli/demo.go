@@ -12,6 +12,6 @@ func (a *app) demoCommand() *cobra.Command {
 			return runDemo(a.stdout, svg)
 		},
 	}
-	cmd.Flags().StringVar(&svg, "svg", "", "also write the drawing of the demo's network (nsnet topology --format svg) to FILE")
+	cmd.Flags().StringVar(&svg, "svg", "", "also write the drawing of the demo's network (nsnet topology --format svg) to FILE; needs nsnet-svg beside nsnet or in $PATH")
 	return cmd
 }
