@@ -97,7 +97,8 @@ func (a *app) rootCommand() *cobra.Command {
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.SetVersionTemplate(readBuildInfo().line() + "\n")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(),
+		a.diagnoseCommand(), a.topologyCommand())
 	root.AddCommand(a.completionCommand(root), a.versionCommand())
 	a.addCompletions(root)
 	return root
