@@ -28,6 +28,9 @@ func (a *app) diagnoseCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "diagnose SANDBOX [--to ADDRESS|SANDBOX|NAME][:PORT][/tcp|udp|icmp] [--from-outside] [--probe] [--format text|json]",
 		Short: "Explain, hop by hop from the kernel's state, whether a sandbox reaches a target and why not",
+		Example: "  nsnet diagnose web                     # web's way out, beyond the host\n" +
+			"  nsnet diagnose web --to db:5432/tcp     # web to sandbox db's port 5432\n" +
+			"  nsnet diagnose web --from-outside --probe",
 		Long: "diagnose walks the path of a packet from SANDBOX to the target (without --to: the host's default gateway, beyond the host), " +
 			"or with --from-outside from a client beyond the host to SANDBOX's published ports, reading the live state of the kernel, " +
 			"and gives each hop a verdict; at the first broken hop it says why and which command fixes it (advice: nothing is run). " +

@@ -17,6 +17,8 @@ func (a *app) topologyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topology [NETWORK...] [--format text|dot|svg|json]",
 		Short: "Draw the networks as the kernel has them: uplink, forwarding and NAT, bridges, veth pairs, sandboxes, published ports",
+		Example: "  nsnet topology\n  nsnet topology frontend --format dot | dot -Tsvg > frontend.svg\n" +
+			"  nsnet topology --format svg > net.svg    # with nsnet-svg beside nsnet",
 		Long: "topology reads the store (read-only) and the live state of the kernel and draws the host's uplink and default route, " +
 			"ip_forward and nsnet's NAT table, each network's bridge and gateway (internal networks marked), each sandbox's veth pair with " +
 			"interface names, addresses and MACs, and its published ports; every network, or those named. Formats: text (a tree), " +
