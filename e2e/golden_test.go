@@ -3,18 +3,17 @@ package e2e
 import (
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of TestRulesetGolden")
+var update = flag.Bool("update", false, "rewrite the golden files of TestRulesetGolden and TestInspectGolden")
 
 // TestRulesetGolden shows the exact ruleset for each kind of network and
-// mapping (testdata/*.golden, as `nft list table inet nsnet` prints it), the
+// mapping (testdata/*.golden, as `nft list table inet nsnet` prints it; a
+// network with Docker's driver options in options.golden), the
 // anti-spoofing table without and with a sandbox (bridge*.golden), and
 // that removing them restores the table to its earlier form, then to nothing.
 func TestRulesetGolden(t *testing.T) {
@@ -34,6 +33,11 @@ func TestRulesetGolden(t *testing.T) {
 	w.MustNsnet(t, "sandbox", "rm", s)
 	goldenBridge(t, w, "bridge", nil)
 	w.MustNsnet(t, "network", "rm", "g2")
+	golden(t, w, "network")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.98.0.0/24", "--bridge", "br-g3",
+		"-o", optICC+"=false", "-o", optMasquerade+"=false", "g3") // no "within the network", no masquerade
+	golden(t, w, "options")
+	w.MustNsnet(t, "network", "rm", "g3")
 	golden(t, w, "network")
 	w.MustNsnet(t, "network", "rm", "g1")
 	if tables := testenv.NftTables(t, w.Host); len(tables) != 0 {
@@ -67,22 +71,4 @@ func goldenBridge(t *testing.T, w *testenv.World, name string, veths []string) {
 		got = strings.ReplaceAll(got, `"`+v+`"`, fmt.Sprintf(`"VETH%d"`, i+1))
 	}
 	compareGolden(t, name, got)
-}
-
-func compareGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read %s (run with -update to create it): %v", path, err)
-	}
-	if strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
-		t.Errorf("ruleset differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }

@@ -297,7 +297,8 @@ func checkBridge(t *testing.T, k *fakeKernel, e *Engine, n *Network) {
 	if got := k.sysctlOf(" " + sysctl.IPv4Forward); (got == "1") == n.Internal {
 		t.Errorf("network %s (internal %t): ip_forward is %q", n.Name, n.Internal, got)
 	}
-	fw := firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal}
+	fw := firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal,
+		NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
 	if !slices.Contains(k.fwNets(), fw) {
 		t.Errorf("network %s: not in the firewall table %v", n.Name, k.fwNets())
 	}

@@ -250,6 +250,12 @@ func (e *Engine) hostLinks() (links, error) {
 // Intents fn wrote are removed once the outcome is settled: after the commit,
 // or after a complete undo (a failed undo keeps them for the next command).
 func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
+	return e.writeOp(func() error { return e.apply(fn) })
+}
+
+// writeOp runs fn as one writing operation, once what interrupted commands
+// left behind is finished or undone; fn runs its changes with apply.
+func (e *Engine) writeOp(fn func() error) error {
 	if err := e.writable(); err != nil {
 		return err
 	}
@@ -258,7 +264,7 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 			return err
 		}
 		e.settleRuns(false) // a failure is left for later commands, and reported by gc
-		return e.apply(fn)
+		return fn()
 	})
 }
 

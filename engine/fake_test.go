@@ -958,21 +958,23 @@ func (f fakeResidents) Retarget(sandbox string, keys []string, targets []netip.A
 	return nil
 }
 
-func (f fakeResidents) Drop(sandbox string) error {
+func (f fakeResidents) Drop(sandbox string, n resident.Names) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	r := f.k.res
-	switch {
-	case r == nil:
+	if r == nil {
 		return errFakeNotRunning
-	case r.ports[sandbox] == nil:
+	}
+	if r.ports[sandbox] != nil {
+		if err := f.k.step("drop the ports of %s", sandbox); err != nil {
+			return err
+		}
+		r.drop(sandbox)
+	}
+	if len(n.Zones) == 0 && len(n.Networks) == 0 && !n.All && len(n.Patches) == 0 {
 		return nil
 	}
-	if err := f.k.step("drop the ports of %s", sandbox); err != nil {
-		return err
-	}
-	r.drop(sandbox)
-	return nil
+	return f.serve(r, n)
 }
 
 func (f fakeResidents) Serve(n resident.Names) error {
@@ -982,6 +984,11 @@ func (f fakeResidents) Serve(n resident.Names) error {
 	if r == nil {
 		return errFakeNotRunning
 	}
+	return f.serve(r, n)
+}
+
+// serve changes r's zones as n says; f.k.mu is held.
+func (f fakeResidents) serve(r *fakeResident, n resident.Names) error {
 	if err := f.k.step("serve %d zones for %v (all %t), %d patches", len(n.Zones), n.Networks, n.All, len(n.Patches)); err != nil {
 		return err
 	}

@@ -15,7 +15,8 @@ import (
 func firewallNetworks(nets []Network) []firewall.Network {
 	out := make([]firewall.Network, len(nets))
 	for i, n := range nets {
-		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal}
+		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal,
+			NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
 	}
 	return out
 }

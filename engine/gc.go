@@ -96,6 +96,7 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	if needsForwarding(nets) {
 		e.warnLocalnet()
 	}
+	e.warnBridgeFiltering(nets)
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 

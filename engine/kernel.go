@@ -84,7 +84,7 @@ type residentProcess interface {
 	Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error
 	Release(sandbox string, keys []string) error
 	Retarget(sandbox string, keys []string, targets []netip.AddrPort) error
-	Drop(sandbox string) error
+	Drop(sandbox string, n resident.Names) error // every port of sandbox let go of, then n served
 	Serve(n resident.Names) error
 	Status() (resident.Status, error)
 	Stop() error // a resident that is gone is no error
@@ -176,11 +176,11 @@ func (r realResident) Release(sandbox string, keys []string) error {
 func (r realResident) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
 	return r.s.Retarget(sandbox, keys, targets)
 }
-func (r realResident) Drop(sandbox string) error        { return r.s.Drop(sandbox) }
-func (r realResident) Serve(n resident.Names) error     { return r.s.Serve(n) }
-func (r realResident) Status() (resident.Status, error) { return r.s.Probe() }
-func (r realResident) Stop() error                      { return r.s.Stop() }
-func (r realResident) Close()                           { r.s.Close() }
+func (r realResident) Drop(sandbox string, n resident.Names) error { return r.s.Drop(sandbox, n) }
+func (r realResident) Serve(n resident.Names) error                { return r.s.Serve(n) }
+func (r realResident) Status() (resident.Status, error)            { return r.s.Probe() }
+func (r realResident) Stop() error                                 { return r.s.Stop() }
+func (r realResident) Close()                                      { r.s.Close() }
 
 type realHostPorts struct{}
 

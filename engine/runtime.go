@@ -182,18 +182,27 @@ func (e *Engine) sameContainer(sb *Sandbox, p *sandboxPlan) error {
 }
 
 // publishMore publishes the ports of p that sb does not publish yet, if sb
-// can publish (it is on a network that is not internal).
+// can publish (it is on a network that is not internal). A port without a
+// host address is compared as allocatePorts publishes it: on its network's
+// host_binding_ipv4, if it has one.
 func (e *Engine) publishMore(tx *store.Tx, u *undo, sb *Sandbox, p *sandboxPlan) error {
+	if _, ok := publishingEndpoint(sb); !ok || len(p.ports) == 0 {
+		return nil
+	}
+	wanted, err := withHostBinding(tx, sb.Endpoints, p.ports)
+	if err != nil {
+		return err
+	}
 	var specs []portspec.Spec
-	for _, sp := range p.ports {
+	for _, sp := range wanted {
 		if !slices.ContainsFunc(sb.Ports, func(m Mapping) bool { return m.HostIP == sp.HostIP && sp.Matches(m) }) {
 			specs = append(specs, sp)
 		}
 	}
-	if _, ok := publishingEndpoint(sb); !ok || len(specs) == 0 {
+	if len(specs) == 0 {
 		return nil
 	}
-	added, err := e.allocatePorts(tx, sb, specs, p.bound)
+	added, err := e.allocatePorts(tx, sb, sb.Endpoints, specs, p.bound)
 	if err != nil {
 		return err
 	}

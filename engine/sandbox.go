@@ -58,6 +58,8 @@ type SandboxSpec struct {
 	// DNS are the servers that names its resolver does not know go to
 	// (default: its network's).
 	DNS []string
+	// Labels are the user's metadata, kept with the sandbox.
+	Labels map[string]string
 	// IfName names the sandbox's interface on its only network (default
 	// eth0), as a container runtime asks for one (CNI_IFNAME).
 	IfName string
@@ -112,6 +114,9 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 		return nil, err
 	}
 	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name, Runtime: spec.Runtime}, networks: spec.Networks, auto: spec.AutoRemove, ifName: spec.IfName}
+	if p.sb.Labels, err = parseLabels("sandbox "+spec.Name, spec.Labels); err != nil {
+		return nil, err
+	}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -336,7 +341,7 @@ func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) erro
 		return err
 	}
 	var err error
-	sb.Ports, err = e.allocatePorts(tx, sb, p.ports, p.bound)
+	sb.Ports, err = e.allocatePorts(tx, sb, eps, p.ports, p.bound)
 	return err
 }
 

@@ -1,8 +1,9 @@
 // Package firewall keeps one nsnet state root's nftables table in the state
-// the store calls for: masquerade for traffic leaving a non-internal network,
-// nothing forwarded into a network's bridge but replies, traffic within the
-// network and published ports, nothing in or out of an internal network but
-// its own traffic, and published ports as elements of two maps, so that a
+// the store calls for: masquerade for traffic leaving a non-internal network
+// (unless it is routed), nothing forwarded into a network's bridge but
+// replies, traffic within the network (unless its sandboxes may not reach
+// each other: icc off) and published ports, nothing in or out of an internal
+// network but its own traffic, and published ports as elements of two maps, so that a
 // packet's path and the cost of adding a mapping do not grow with the number
 // of mappings.
 //
@@ -39,6 +40,11 @@ type Network struct {
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Internal bool
+	// NoMasquerade: traffic leaving the network keeps its source address
+	// (a routed network); NoICC: nothing is forwarded between the network's
+	// sandboxes (it falls to "nothing else enters a network").
+	NoMasquerade bool
+	NoICC        bool
 }
 
 // Port is one published port: host address (invalid for every address),

@@ -26,6 +26,8 @@ var (
 	testNets = []Network{
 		{Name: "n1", Bridge: "br-n1", Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1")},
 		{Name: "in", Bridge: "br-in", Subnet: netip.MustParsePrefix("10.97.0.0/24"), Gateway: netip.MustParseAddr("10.97.0.1"), Internal: true},
+		{Name: "iso", Bridge: "br-iso", Subnet: netip.MustParsePrefix("10.98.0.0/24"), Gateway: netip.MustParseAddr("10.98.0.1"),
+			NoMasquerade: true, NoICC: true},
 	}
 	testPorts = []Port{
 		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
@@ -67,6 +69,19 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
 		t.Fatalf("right after Sync: diff %v", d)
 	}
+	// n1 has both rules (the control); iso, without icc and routed, neither.
+	ruleset, err := testenv.RunIn(w.Host, "nft", "list", "table", "inet", tab.Name)
+	if err != nil {
+		t.Fatalf("nft list table: %v\n%s", err, ruleset)
+	}
+	for rule, want := range map[string]bool{
+		"nsnet network n1: within the network": true, "nsnet network n1: masquerade": true,
+		"nsnet network iso: within the network": false, "nsnet network iso: masquerade": false,
+	} {
+		if got := strings.Contains(ruleset, `"`+rule+`"`); got != want {
+			t.Errorf("rule %q in the table: %t, want %t\n%s", rule, got, want, ruleset)
+		}
+	}
 	drifts := []struct {
 		name, want string
 		args       []string
@@ -81,6 +96,10 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		{"guard element", "set guard-ipv4: 1 elements missing", []string{"delete", "element", "bridge", tab.Name, "guard-ipv4", `{ "ve-b" . 10.96.0.11 }`}},
 		{"stranger guard element", "set guard-mac: 0 elements missing, 1 not", []string{"add", "element", "bridge", tab.Name, "guard-mac", `{ "ve-c" . 02:42:0a:60:00:0c }`}},
 		{"bridge table", "table bridge nsnet-test is missing", []string{"delete", "table", "bridge", tab.Name}},
+		{"traffic within a network without icc", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward",
+			"iifname", `"br-iso"`, "oifname", `"br-iso"`, "accept"}},
+		{"masquerade of a routed network", "chain postrouting has", []string{"add", "rule", "inet", tab.Name, "postrouting",
+			"ip", "saddr", "10.98.0.0/24", "masquerade"}},
 		{"flush", "table inet nsnet-test is missing", []string{"flush", "ruleset"}},
 	}
 	for _, d := range drifts {
