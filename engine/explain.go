@@ -8,11 +8,11 @@ import "github.com/nsnet/nsnet/internal/store"
 func (e *Engine) FirewallDiff() ([]string, error) {
 	var diffs []string
 	err := e.read(func(tx *store.Tx) error {
-		nets, ports, err := firewallState(tx)
+		s, err := firewallState(tx)
 		if err != nil {
 			return err
 		}
-		diffs, err = e.k.fw.Diff(nets, ports)
+		diffs, err = e.k.fw.Diff(s.nets, s.ports, s.guards)
 		return err
 	})
 	return diffs, err

@@ -46,6 +46,9 @@ type NetworkSpec struct {
 	// no masquerade, no traffic between the sandboxes, the host address
 	// that ports are published on by default.
 	Options map[string]string
+	// NoAntiSpoof lets the network's sandboxes send from any MAC and address
+	// (default: each sandbox port forwards only its sandbox's own).
+	NoAntiSpoof bool
 }
 
 // CreateNetwork validates spec, makes the bridge and its firewall rules, and
@@ -77,7 +80,7 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 	if spec.Name == "host" || spec.Name == "none" {
 		return nil, fmt.Errorf("network name %q is reserved for the %s mode: choose another name", spec.Name, spec.Name)
 	}
-	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU}
+	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU, NoAntiSpoof: spec.NoAntiSpoof}
 	var err error
 	if n.DNS, err = parseDNS("network "+spec.Name, spec.DNS); err != nil {
 		return nil, err
@@ -256,7 +259,7 @@ func defaultBridge(host links) (string, error) {
 
 // applyNetwork stores n and makes its bridge, forwarding and firewall rules.
 func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) error {
-	oldNets, oldPorts, err := firewallState(tx)
+	old, err := firewallState(tx)
 	if err != nil {
 		return err
 	}
@@ -276,7 +279,7 @@ func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) err
 	if err := e.syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	u.push(func() error { return e.k.fw.Sync(oldNets, oldPorts) })
+	u.push(func() error { return e.k.fw.Sync(old.nets, old.ports, old.guards) })
 	return nil
 }
 

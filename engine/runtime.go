@@ -125,6 +125,9 @@ func sameNetwork(n, want *Network, spec NetworkSpec) error {
 	if n.Internal != want.Internal {
 		diffs = append(diffs, fmt.Sprintf("internal %v, not %v", n.Internal, want.Internal))
 	}
+	if n.NoAntiSpoof != want.NoAntiSpoof {
+		diffs = append(diffs, fmt.Sprintf("antispoof %v, not %v", !n.NoAntiSpoof, !want.NoAntiSpoof))
+	}
 	if len(diffs) == 0 {
 		return nil
 	}
@@ -315,16 +318,16 @@ func (e *Engine) checkAttachment(tx *store.Tx, a *RuntimeAttachment, netnsPath s
 		return nil, err
 	}
 	diffs = append(diffs, links...)
-	nets, ports, err := firewallState(tx)
+	s, err := firewallState(tx)
 	if err != nil {
 		return nil, err
 	}
-	rules, err := e.k.fw.Diff(nets, ports)
+	rules, err := e.k.fw.Diff(s.nets, s.ports, s.guards)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		diffs = append(diffs, "nftables table inet "+e.table+": "+r)
+		diffs = append(diffs, "nftables tables "+e.table+": "+r)
 	}
 	return diffs, nil
 }

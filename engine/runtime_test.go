@@ -165,6 +165,8 @@ func TestAttachRefusals(t *testing.T) {
 			[]string{"network n1 exists with subnet 10.1.0.0/24, not 10.9.0.0/24"}, false},
 		{"the network, internal", func(s *AttachSpec) { s.Sandbox.Name, s.Network.Internal = "cni-c2", true },
 			[]string{"network n1 exists with internal false, not true"}, false},
+		{"the network, without anti-spoofing", func(s *AttachSpec) { s.Sandbox.Name, s.Network.NoAntiSpoof = "cni-c2", true },
+			[]string{"network n1 exists with antispoof true, not false"}, false},
 		{"no runtime", func(s *AttachSpec) { s.Sandbox.Runtime = nil }, []string{"needs the runtime's container"}, false},
 		{"no namespace", func(s *AttachSpec) { s.Sandbox.NetNS = "" }, []string{"needs the container's namespace"}, false},
 		{"two networks", func(s *AttachSpec) { s.Sandbox.Networks = []string{"n1", "n2"} }, []string{"attaching takes one network"}, false},

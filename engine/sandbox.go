@@ -643,10 +643,14 @@ func (e *Engine) attachAll(tx *store.Tx, u *undo, sb *Sandbox, nets []*Network, 
 	return nil
 }
 
-// attach makes one endpoint in the namespace ns and leases its address.
+// attach makes one endpoint in the namespace ns, guarded by anti-spoofing
+// from the start, and leases its address.
 func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
 	host, err := e.hostLinks()
 	if err != nil {
+		return err
+	}
+	if err := e.guard(tx, u, sb, n, ep); err != nil {
 		return err
 	}
 	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)

@@ -43,6 +43,10 @@ type Network struct {
 	// ports on when -p gives none; invalid: every address
 	// (com.docker.network.bridge.host_binding_ipv4).
 	HostBinding netip.Addr `json:"host_binding_ipv4,omitzero"`
+	// NoAntiSpoof turns anti-spoofing off (network create --antispoof=false):
+	// the sandboxes' ports then forward whatever source MAC and address their
+	// sandboxes send from, as a sandbox that routes or moves addresses needs.
+	NoAntiSpoof bool `json:"no_antispoof,omitempty"`
 }
 
 // Sandbox modes.

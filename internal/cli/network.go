@@ -21,8 +21,9 @@ func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
 	var labels labelFlags
 	var opts []string
+	antispoof := true
 	cmd := &cobra.Command{
-		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... NAME",
+		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] NAME",
 		Short: "Create a bridge network",
 		Example: `  nsnet network create --subnet 192.168.88.0/24 --gateway 192.168.88.1 --bridge br01 br01
   nsnet network create --internal backend
@@ -31,6 +32,7 @@ func (a *app) networkCreate() *cobra.Command {
 		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
+			spec.NoAntiSpoof = !antispoof
 			var err error
 			if spec.Labels, err = labels.parse(); err != nil {
 				return err
@@ -56,6 +58,7 @@ func (a *app) networkCreate() *cobra.Command {
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
 	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the network's resolver does not know (repeatable; default: the host's)")
 	f.StringArrayVarP(&opts, "opt", "o", nil, "a driver option of Docker's bridge driver, KEY=VALUE (repeatable, see README)")
+	f.BoolVar(&antispoof, "antispoof", true, "each sandbox sends only from its own MAC and addresses (--antispoof=false: any, e.g. for a sandbox that routes)")
 	labels.add(cmd, "")
 	return cmd
 }
@@ -72,9 +75,11 @@ type networkJSON struct {
 	MTU      int      `json:"mtu"`
 	DNS      []string `json:"dns,omitempty"`
 	// Masquerade: traffic leaving the network (not internal) is
-	// masqueraded; ICC: its sandboxes may reach each other.
+	// masqueraded; ICC: its sandboxes may reach each other; AntiSpoof:
+	// each sandbox's port forwards only its own MAC and addresses.
 	Masquerade      bool              `json:"masquerade"`
 	ICC             bool              `json:"icc"`
+	AntiSpoof       bool              `json:"antispoof"`
 	HostBindingIPv4 string            `json:"host_binding_ipv4"`
 	Options         map[string]string `json:"options"`
 	Labels          map[string]string `json:"labels"`
@@ -95,7 +100,7 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	j := networkJSON{
 		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
-		Masquerade: masquerades(n), ICC: !n.NoICC, HostBindingIPv4: hostBinding(n),
+		Masquerade: masquerades(n), ICC: !n.NoICC, AntiSpoof: !n.NoAntiSpoof, HostBindingIPv4: hostBinding(n),
 		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{},
 	}
 	for _, at := range attached {

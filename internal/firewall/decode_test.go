@@ -64,7 +64,7 @@ func TestDecodePort(t *testing.T) {
 // out.
 func TestChainsReadsOtherTables(t *testing.T) {
 	w, tab := world(t)
-	if err := tab.Sync(testNets, testPorts); err != nil {
+	if err := tab.Sync(testNets, testPorts, nil); err != nil {
 		t.Fatal(err)
 	}
 	rules := `table ip filter {
@@ -117,7 +117,7 @@ table bridge nat {
 			t.Errorf("Observe lacks port %+v: %+v", p, view.Ports)
 		}
 	}
-	if err := tab.Sync(nil, nil); err != nil {
+	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if view, err := tab.Observe(); err != nil || view.Exists {

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -32,11 +33,15 @@ var (
 		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
 		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 53},
 	}
+	testGuards = []Guard{
+		{Port: "ve-a", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0a}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("2001:db8:96::10")}},
+		{Port: "ve-b", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0b}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}},
+	}
 )
 
 func mustDiff(t *testing.T, tab Table, nets []Network, ports []Port) []string {
 	t.Helper()
-	d, err := tab.Diff(nets, ports)
+	d, err := tab.Diff(nets, ports, testGuards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +63,7 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 	if d := mustDiff(t, tab, nil, nil); len(d) != 0 {
 		t.Fatalf("no networks and no table: diff %v", d)
 	}
-	if err := tab.Sync(testNets, testPorts); err != nil {
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 		t.Fatal(err)
 	}
 	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
@@ -86,6 +91,11 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		{"policy", "chain forward has another", []string{"add", "chain", "inet", tab.Name, "forward", "{ policy drop; }"}},
 		{"map element", "set ports-any-ip", []string{"add", "element", "inet", tab.Name, "ports-any-ip", "{ tcp . 9999 : 10.96.0.99 . 80 }"}},
 		{"set element", "set bridges", []string{"delete", "element", "inet", tab.Name, "bridges", `{ "br-n1" }`}},
+		{"guard rule", "chain from-sandbox-ip has", []string{"insert", "rule", "bridge", tab.Name, "from-sandbox-ip", "accept"}},
+		{"guard chain", "chain from-sandbox-arp has 0 rules", []string{"flush", "chain", "bridge", tab.Name, "from-sandbox-arp"}},
+		{"guard element", "set guard-ipv4: 1 elements missing", []string{"delete", "element", "bridge", tab.Name, "guard-ipv4", `{ "ve-b" . 10.96.0.11 }`}},
+		{"stranger guard element", "set guard-mac: 0 elements missing, 1 not", []string{"add", "element", "bridge", tab.Name, "guard-mac", `{ "ve-c" . 02:42:0a:60:00:0c }`}},
+		{"bridge table", "table bridge nsnet-test is missing", []string{"delete", "table", "bridge", tab.Name}},
 		{"traffic within a network without icc", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward",
 			"iifname", `"br-iso"`, "oifname", `"br-iso"`, "accept"}},
 		{"masquerade of a routed network", "chain postrouting has", []string{"add", "rule", "inet", tab.Name, "postrouting",
@@ -102,18 +112,21 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		if !strings.Contains(strings.Join(got, "\n"), d.want) {
 			t.Errorf("%s: diff %q, want one containing %q", d.name, got, d.want)
 		}
-		if err := tab.Sync(testNets, testPorts); err != nil {
+		if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustDiff(t, tab, testNets, testPorts); len(got) != 0 {
 			t.Errorf("%s: after Sync still %v", d.name, got)
 		}
 	}
-	if err := tab.Sync(nil, nil); err != nil {
+	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := tab.Exists(); ok || err != nil {
 		t.Errorf("Sync with no networks left the table (%v)", err)
+	}
+	if tables := testenv.NftTables(t, w.Host); len(tables) != 0 {
+		t.Errorf("Sync with no networks left tables %v", tables)
 	}
 }
 

@@ -1,9 +1,11 @@
 package firewall
 
-// What `nsnet diagnose` reads of the nftables ruleset: nsnet's own table (its
+// What `nsnet diagnose` reads of the nftables ruleset: nsnet's own inet table (its
 // rules by comment, its published ports) and the chains of every other table
 // that a packet of a sandbox may cross, decoded into plain conditions and
-// verdicts as far as they can be followed. It only reads.
+// verdicts as far as they can be followed; nsnet's bridge table (the
+// anti-spoofing guard, which a sandbox's own traffic passes) is not among
+// them. It only reads.
 
 import (
 	"fmt"
@@ -103,7 +105,8 @@ func (t Table) Chains() ([]Chain, error) {
 	var out []Chain
 	for _, ch := range chains {
 		fam := familyName(ch.Table.Family)
-		if (ch.Table.Name == t.Name && ch.Table.Family == nftables.TableFamilyINet) || fam == "ip6" {
+		own := ch.Table.Name == t.Name && (ch.Table.Family == nftables.TableFamilyINet || ch.Table.Family == nftables.TableFamilyBridge)
+		if own || fam == "ip6" {
 			continue
 		}
 		rules, err := c.GetRules(ch.Table, ch)
