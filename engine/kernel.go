@@ -40,12 +40,14 @@ type links interface {
 	Close()
 }
 
-// firewaller is the state root's nftables table (package firewall).
+// firewaller is the state root's nftables tables (package firewall).
 type firewaller interface {
-	Sync(nets []firewall.Network, ports []firewall.Port) error
+	Sync(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) error
 	AddPorts(ports []firewall.Port) error
 	DeletePorts(ports []firewall.Port) error
-	Diff(nets []firewall.Network, ports []firewall.Port) ([]string, error)
+	AddGuards(guards []firewall.Guard) error
+	DeleteGuards(guards []firewall.Guard) error
+	Diff(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) ([]string, error)
 	ForwardDrops() ([]firewall.ChainRef, error)
 }
 

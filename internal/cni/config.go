@@ -24,7 +24,11 @@ type netConf struct {
 	Gateway  string `json:"gateway"`  // idem
 	Internal bool   `json:"internal"` // idem
 	MTU      int    `json:"mtu"`      // idem
-	Root     string `json:"root"`     // the state root (default /var/lib/nsnet)
+	// AntiSpoof, false, lets the network's containers send from any MAC
+	// and address (default true: each only from its own); for the network
+	// made on the first ADD, and checked against an existing one.
+	AntiSpoof *bool  `json:"antispoof,omitempty"`
+	Root      string `json:"root"` // the state root (default /var/lib/nsnet)
 	// Resolver, true, gives containers the network's resolver (its
 	// gateway), which answers their names and aliases, as their nameserver
 	// in the result. (Not "dns": libcni reads every plugin's "dns" as CNI's
@@ -102,7 +106,8 @@ func invalidConf(format string, args ...any) error {
 // networkSpec is the network the config describes, as it is made on the
 // first ADD.
 func (c *netConf) networkSpec() engine.NetworkSpec {
-	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU}
+	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU,
+		NoAntiSpoof: c.AntiSpoof != nil && !*c.AntiSpoof}
 }
 
 // request is what one ADD asks for: the container's static address and MAC,

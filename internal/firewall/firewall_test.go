@@ -1,10 +1,12 @@
 package firewall
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -25,16 +27,22 @@ var (
 	testNets = []Network{
 		{Name: "n1", Bridge: "br-n1", Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1")},
 		{Name: "in", Bridge: "br-in", Subnet: netip.MustParsePrefix("10.97.0.0/24"), Gateway: netip.MustParseAddr("10.97.0.1"), Internal: true},
+		{Name: "iso", Bridge: "br-iso", Subnet: netip.MustParsePrefix("10.98.0.0/24"), Gateway: netip.MustParseAddr("10.98.0.1"),
+			NoMasquerade: true, NoICC: true},
 	}
 	testPorts = []Port{
 		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
 		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 53},
 	}
+	testGuards = []Guard{
+		{Port: "ve-a", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0a}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("2001:db8:96::10")}},
+		{Port: "ve-b", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0b}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}},
+	}
 )
 
 func mustDiff(t *testing.T, tab Table, nets []Network, ports []Port) []string {
 	t.Helper()
-	d, err := tab.Diff(nets, ports)
+	d, err := tab.Diff(nets, ports, testGuards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +64,24 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 	if d := mustDiff(t, tab, nil, nil); len(d) != 0 {
 		t.Fatalf("no networks and no table: diff %v", d)
 	}
-	if err := tab.Sync(testNets, testPorts); err != nil {
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 		t.Fatal(err)
 	}
 	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
 		t.Fatalf("right after Sync: diff %v", d)
+	}
+	// n1 has both rules (the control); iso, without icc and routed, neither.
+	ruleset, err := testenv.RunIn(w.Host, "nft", "list", "table", "inet", tab.Name)
+	if err != nil {
+		t.Fatalf("nft list table: %v\n%s", err, ruleset)
+	}
+	for rule, want := range map[string]bool{
+		"nsnet network n1: within the network": true, "nsnet network n1: masquerade": true,
+		"nsnet network iso: within the network": false, "nsnet network iso: masquerade": false,
+	} {
+		if got := strings.Contains(ruleset, `"`+rule+`"`); got != want {
+			t.Errorf("rule %q in the table: %t, want %t\n%s", rule, got, want, ruleset)
+		}
 	}
 	drifts := []struct {
 		name, want string
@@ -71,6 +92,15 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		{"policy", "chain forward has another", []string{"add", "chain", "inet", tab.Name, "forward", "{ policy drop; }"}},
 		{"map element", "set ports-any-ip", []string{"add", "element", "inet", tab.Name, "ports-any-ip", "{ tcp . 9999 : 10.96.0.99 . 80 }"}},
 		{"set element", "set bridges", []string{"delete", "element", "inet", tab.Name, "bridges", `{ "br-n1" }`}},
+		{"guard rule", "chain from-sandbox-ip has", []string{"insert", "rule", "bridge", tab.Name, "from-sandbox-ip", "accept"}},
+		{"guard chain", "chain from-sandbox-arp has 0 rules", []string{"flush", "chain", "bridge", tab.Name, "from-sandbox-arp"}},
+		{"guard element", "set guard-ipv4: 1 elements missing", []string{"delete", "element", "bridge", tab.Name, "guard-ipv4", `{ "ve-b" . 10.96.0.11 }`}},
+		{"stranger guard element", "set guard-mac: 0 elements missing, 1 not", []string{"add", "element", "bridge", tab.Name, "guard-mac", `{ "ve-c" . 02:42:0a:60:00:0c }`}},
+		{"bridge table", "table bridge nsnet-test is missing", []string{"delete", "table", "bridge", tab.Name}},
+		{"traffic within a network without icc", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward",
+			"iifname", `"br-iso"`, "oifname", `"br-iso"`, "accept"}},
+		{"masquerade of a routed network", "chain postrouting has", []string{"add", "rule", "inet", tab.Name, "postrouting",
+			"ip", "saddr", "10.98.0.0/24", "masquerade"}},
 		{"flush", "table inet nsnet-test is missing", []string{"flush", "ruleset"}},
 	}
 	for _, d := range drifts {
@@ -83,18 +113,21 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		if !strings.Contains(strings.Join(got, "\n"), d.want) {
 			t.Errorf("%s: diff %q, want one containing %q", d.name, got, d.want)
 		}
-		if err := tab.Sync(testNets, testPorts); err != nil {
+		if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustDiff(t, tab, testNets, testPorts); len(got) != 0 {
 			t.Errorf("%s: after Sync still %v", d.name, got)
 		}
 	}
-	if err := tab.Sync(nil, nil); err != nil {
+	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := tab.Exists(); ok || err != nil {
 		t.Errorf("Sync with no networks left the table (%v)", err)
+	}
+	if tables := testenv.NftTables(t, w.Host); len(tables) != 0 {
+		t.Errorf("Sync with no networks left tables %v", tables)
 	}
 }
 
@@ -121,4 +154,60 @@ func withHandle(t *testing.T, w *testenv.World, table, chain string, args []stri
 		}
 	}
 	return res
+}
+
+// TestDeletedGuardsExpire checks, with nft as the oracle, that DeleteGuards
+// leaves a port's elements to expire (they are gone after expireAfter, and
+// Diff does not count them meanwhile), and that guarding the same port again
+// before they expire makes its elements lasting again: a port that comes
+// back (network disconnect, then connect) keeps its guard.
+func TestDeletedGuardsExpire(t *testing.T) {
+	w, tab := world(t)
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
+		t.Fatal(err)
+	}
+	a, b := testGuards[:1], testGuards[1:]
+	if err := tab.DeleteGuards(a); err != nil {
+		t.Fatal(err)
+	}
+	elems := func(set string) string {
+		out, err := testenv.RunIn(w.Host, "nft", "list", "set", "bridge", tab.Name, set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+		}
+		return string(out)
+	}
+	for _, set := range []string{setGuarded, setMACs, setIPv4, setARP, setIPv6} {
+		if got := elems(set); !strings.Contains(got, `"ve-a"`) || !strings.Contains(got, "expires") {
+			t.Errorf("set %s right after DeleteGuards: want ve-a's elements expiring, got\n%s", set, got)
+		}
+	}
+	if d, err := tab.Diff(testNets, testPorts, b); err != nil || len(d) != 0 {
+		t.Errorf("Diff without ve-a while its elements expire = %v, %v; want no difference", d, err)
+	}
+	if err := tab.AddGuards(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.DeleteGuards(b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(expireAfter + 500*time.Millisecond)
+	for _, set := range []string{setGuarded, setMACs, setIPv4} {
+		got := elems(set)
+		if !strings.Contains(got, `"ve-a"`) || strings.Contains(got, "expires") {
+			t.Errorf("set %s: ve-a, guarded again, should be there for good, got\n%s", set, got)
+		}
+		if strings.Contains(got, `"ve-b"`) {
+			t.Errorf("set %s: ve-b's elements should have expired, got\n%s", set, got)
+		}
+	}
+	d := mustDiff(t, tab, testNets, testPorts)
+	if len(d) != 4 { // ve-b has no IPv6 address: guard-ipv6 lacks nothing
+		t.Errorf("Diff with ve-b expired = %v; want its elements missing from 4 sets", d)
+	}
+	for _, line := range d {
+		if !strings.Contains(line, "1 elements missing, 0 not nsnet's") {
+			t.Errorf("Diff with ve-b expired: %s; want 1 element missing", line)
+		}
+	}
 }

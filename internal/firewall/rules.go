@@ -107,6 +107,9 @@ func plan(nets []Network) []rule {
 		}
 	}
 	for _, n := range nets {
+		if n.NoICC {
+			continue // its sandboxes' traffic to each other is dropped as "nothing else enters a network"
+		}
 		rules = append(rules, rule{chainForward, mark(n) + ": within the network",
 			cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), accept())})
 	}
@@ -121,15 +124,20 @@ func plan(nets []Network) []rule {
 
 func mark(n Network) string { return "nsnet network " + n.Name }
 
-// postrouting are the address translations of a non-internal network.
+// postrouting are the address translations of a non-internal network: the
+// masquerade of what leaves it (unless it is routed) and of its sandboxes'
+// connections to a published port of their own network (hairpin).
 func postrouting(n Network) []rule {
 	if n.Internal {
 		return nil
 	}
-	return []rule{
-		{chainPostrouting, mark(n) + ": masquerade", cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())},
-		{chainPostrouting, mark(n) + ": hairpin to a published port", cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())},
+	var rules []rule
+	if !n.NoMasquerade {
+		rules = append(rules, rule{chainPostrouting, mark(n) + ": masquerade",
+			cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())})
 	}
+	return append(rules, rule{chainPostrouting, mark(n) + ": hairpin to a published port",
+		cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())})
 }
 
 var loopback = netip.MustParsePrefix("127.0.0.0/8")

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -88,30 +89,50 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
+// TestNsnetLeavesOutGraphviz keeps github.com/goccy/go-graphviz and the
+// WebAssembly runtime it runs Graphviz on (github.com/tetratelabs/wazero) out
+// of the nsnet binary, directly or through any package: the library compiles
+// Graphviz when the process starts, which every nsnet command would pay
+// (about 28 ms, and a cache written to /tmp). Only cmd/nsnet-svg links it.
+func TestNsnetLeavesOutGraphviz(t *testing.T) {
+	assertLeftOut(t, []string{"github.com/goccy/go-graphviz", "github.com/tetratelabs/wazero"}, "cmd/nsnet-svg")
+}
+
 // TestNsnetLinksNoEtcdClient keeps the etcd client (and gRPC) out of the
-// nsnet binary, which every command starts: it more than doubles the binary
-// and the start of every command. Only cmd/nsnet-overlay, which nsnet
+// nsnet binary, directly or through any package: it more than doubles the
+// binary and the start of every command. Only cmd/nsnet-overlay, which nsnet
 // executes for the commands that talk to etcd, links it.
 func TestNsnetLinksNoEtcdClient(t *testing.T) {
-	imps := imports(t)
-	seen := map[string]bool{}
-	var walk func(pkg string)
-	walk = func(pkg string) {
-		if seen[pkg] {
-			return
-		}
-		seen[pkg] = true
-		for imp := range imps[pkg] {
-			if strings.HasPrefix(imp, "go.etcd.io/etcd/") || strings.HasPrefix(imp, "google.golang.org/grpc") {
-				t.Errorf("cmd/nsnet links %s (through %s)", imp, pkg)
-			}
-			if _, ours := imps[imp]; ours {
-				walk(imp)
+	assertLeftOut(t, []string{"go.etcd.io/etcd/client/v3", "google.golang.org/grpc"}, "cmd/nsnet-overlay")
+}
+
+// assertLeftOut checks that cmd/nsnet (with and without the fault tags)
+// links none of the banned libraries or their subpackages, and that keeper,
+// the binary they belong in, links the first: else the check sees nothing.
+func assertLeftOut(t *testing.T, banned []string, keeper string) {
+	t.Helper()
+	for _, tags := range []string{"", "nsnet_faults"} {
+		linked := deps(t, module+"cmd/nsnet", tags)
+		for _, lib := range banned {
+			if slices.ContainsFunc(linked, func(d string) bool { return d == lib || strings.HasPrefix(d, lib+"/") }) {
+				t.Errorf("cmd/nsnet (tags %q) links %s: keep it in %s", tags, lib, keeper)
 			}
 		}
 	}
-	walk("cmd/nsnet")
-	if !seen["engine"] {
-		t.Fatal("the walk from cmd/nsnet never reached the engine")
+	if !slices.Contains(deps(t, module+keeper, ""), banned[0]) {
+		t.Errorf("%s does not link %s: the check above sees nothing", keeper, banned[0])
 	}
+}
+
+// deps lists every package pkg links, transitively (go list -deps).
+func deps(t *testing.T, pkg, tags string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-tags", tags, "-f", "{{.ImportPath}}", pkg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr.String())
+	}
+	return strings.Fields(string(out))
 }

@@ -27,6 +27,11 @@ var ErrNoIPv6 = errors.New("the kernel has no IPv6")
 // IPv4Forward is net.ipv4.ip_forward.
 const IPv4Forward = "net/ipv4/ip_forward"
 
+// BridgeNFCallIPTables is net.bridge.bridge-nf-call-iptables: whether
+// traffic between ports of a bridge passes the IPv4 netfilter hooks (module
+// br_netfilter). nsnet only reads it.
+const BridgeNFCallIPTables = "net/bridge/bridge-nf-call-iptables"
+
 // RouteLocalnet is net.ipv4.conf.DEV.route_localnet.
 func RouteLocalnet(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }
 
