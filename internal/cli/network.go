@@ -201,6 +201,7 @@ func (a *app) networkRm() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&store, "store", "", "remove overlay networks from this cluster store (etcd://HOST:PORT[,...]); every host's agent then removes its part")
+	noFiles(cmd, "store")
 	return cmd
 }
 

@@ -75,6 +75,8 @@ type overlayFlags struct {
 func (o *overlayFlags) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.driver, "driver", "bridge", "bridge (this host only) or overlay (across hosts, state in --store)")
+	cmd.RegisterFlagCompletionFunc("driver", cobra.FixedCompletions([]cobra.Completion{"bridge", "overlay"}, cobra.ShellCompDirectiveNoFileComp))
+	noFiles(cmd, "store", "vni")
 	f.StringVar(&o.store, "store", "", "the cluster store of an overlay network: etcd://HOST:PORT[,HOST:PORT...]")
 	f.Uint32Var(&o.vni, "vni", 0, "VXLAN network identifier of an overlay network (default: the next free one from 4096)")
 }
@@ -113,7 +115,9 @@ func (a *app) agentCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent --store etcd://HOST:PORT[,...] [--advertise IP] [--ttl D]",
 		Short: "Run this host's overlay agent (resident): joins the overlay networks of the store and forwards to the other hosts' sandboxes",
-		Args:  exactArgs(0, ""),
+		Example: `  nsnet agent --store etcd://192.0.2.5:2379
+  nsnet agent --store etcd://192.0.2.5:2379,192.0.2.6:2379 --advertise 192.0.2.21 --ttl 30s`,
+		Args: exactArgs(0, ""),
 		RunE: func(*cobra.Command, []string) error {
 			if args.TTL < time.Second {
 				return fmt.Errorf("--ttl %s is too short: give at least 1s", args.TTL)
@@ -129,6 +133,7 @@ func (a *app) agentCommand() *cobra.Command {
 	f.DurationVar(&args.TTL, "ttl", 10*time.Second, // overlay.DefaultTTL, which nsnet does not link
 		"how long this host's sandboxes stay known to the others after the agent stops")
 	cmd.MarkFlagRequired("store")
+	noFiles(cmd, "store", "advertise", "ttl")
 	return cmd
 }
 
@@ -140,4 +145,12 @@ func (a *app) removeOverlays(store string, names []string) error {
 		fmt.Fprintln(a.stdout, n)
 	}
 	return err
+}
+
+// noFiles keeps the shell from completing file names for cmd's flags,
+// whose values are addresses and numbers.
+func noFiles(cmd *cobra.Command, flags ...string) {
+	for _, f := range flags {
+		cmd.RegisterFlagCompletionFunc(f, cobra.NoFileCompletions)
+	}
 }
