@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +30,11 @@ type vxlanInfo struct {
 // port 4789, no learning, proxy ARP, the underlay MTU minus 50, and one
 // static FDB entry and neighbour per remote sandbox (no all-zeros flooding
 // entry). A second overlay and a local network are out of reach, each with
-// a control through the same kind of path.
+// a control through the same kind of path. Anti-spoofing guards a local
+// sandbox's port and not the VXLAN device: a sandbox sending from an
+// address not its own reaches no other host, unless the overlay network was
+// made with --antispoof=false (which, with its labels, every host's part
+// has). A bridge driver option (-o) is refused on an overlay network.
 func TestOverlayAcrossHosts(t *testing.T) {
 	c := newCluster(t, 3)
 	h := c.hosts
@@ -132,13 +138,38 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		}
 	}
 
+	// A bridge driver option is refused, before the store is asked.
+	expectFail(t, h[0], 1, []string{"-o com.docker.network.bridge.enable_icc is for bridge networks only"}, "network", "create",
+		"--driver", "overlay", "--store", storeURL, "--subnet", "10.202.0.0/16", "-o", "com.docker.network.bridge.enable_icc=false", "ovc")
+
 	// Isolation: a second overlay, and a local network on host 1.
-	c.createOverlay("ovb", "10.201.0.0/16")
+	c.createOverlay("ovb", "10.201.0.0/16", "--antispoof=false", "--label", "tier=b")
 	b0, b1 := c.w.Name("b0"), c.w.Name("b1")
 	c.sandbox(0, b0, "--network", "ovb")
 	ipb1 := c.sandbox(1, b1, "--network", "ovb")
 	mustPing(t, b0, ipb1) // control: b1 answers over VXLAN from host 0
 	mustNotPing(t, names[0], ipb1)
+
+	// Anti-spoofing: host 0 guards its sandbox's port on ova (on by
+	// default), not the VXLAN device, which brought the other hosts' frames
+	// above; ovb, made with --antispoof=false, is so on every host. A
+	// sandbox sending from an address not its own reaches the other host on
+	// ovb (the control) and not on ova.
+	for i := range 3 {
+		insp := inspectNetworkJSON(t, h[i], "ovb")
+		if insp["antispoof"] != false || fmt.Sprint(insp["labels"]) != "map[tier:b]" {
+			t.Errorf("host %d: network inspect ovb: antispoof %v, labels %v; want false and tier=b, as created", i, insp["antispoof"], insp["labels"])
+		}
+	}
+	overlayGuards(t, h[0], "ova", names[0], true)
+	overlayGuards(t, h[0], "ovb", b0, false)
+	if !spoofedDatagram(t, b0, "10.201.255.250", b1, ipb1, 5*time.Second) {
+		t.Errorf("%s on ovb (--antispoof=false) sent from 10.201.255.250 and %s did not get it: this test cannot see the attack", b0, b1)
+	}
+	if spoofedDatagram(t, names[0], "10.200.255.250", names[1], ips[1], time.Second) {
+		t.Errorf("%s on ova (anti-spoofing on) sent from 10.200.255.250 and %s on host 1 got it", names[0], names[1])
+	}
+	mustPing(t, names[0], ips[1]) // still from its own address
 	h[1].MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "loc")
 	l1, l2 := c.w.Name("l1"), c.w.Name("l2")
 	ipl1 := c.sandbox(1, l1, "--network", "loc")
@@ -164,6 +195,64 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	c.teardown(map[int][]string{0: {names[0], b0}, 1: {names[1], b1, l1, l2}}, "ova", "ovb")
 	h[1].MustNsnet(t, "network", "rm", "loc")
 	c.stopAll()
+}
+
+// overlayGuards checks that host w's anti-spoofing table guards sandbox's
+// port on overlay network if guarded, and never the network's VXLAN device.
+func overlayGuards(t *testing.T, w *testenv.World, network, sandbox string, guarded bool) {
+	t.Helper()
+	veth := inspectSandbox(t, w, sandbox).Networks[network].HostVeth
+	dev := vxlanDevice(t, w, network).IfName
+	set := lastingElements(guardSet(t, w, "guarded"))
+	if strings.Contains(set, fmt.Sprintf("%q", veth)) != guarded {
+		t.Errorf("overlay network %s: %s's port %s guarded: %v, want %v\n%s", network, sandbox, veth, !guarded, guarded, set)
+	}
+	if strings.Contains(set, fmt.Sprintf("%q", dev)) {
+		t.Errorf("overlay network %s: its VXLAN device %s is guarded as a sandbox port, so the other hosts' frames would be dropped\n%s", network, dev, set)
+	}
+}
+
+// spoofedDatagram adds fake to sandbox from's eth0, sends a datagram from
+// it to a UDP server at addr:5555 in sandbox to, and reports whether the
+// server got it within wait. It removes fake and the server afterwards.
+func spoofedDatagram(t *testing.T, from, fake, to, addr string, wait time.Duration) bool {
+	t.Helper()
+	var pc net.PacketConn
+	if err := testenv.InNS(testenv.NSPath(to), func() (err error) { pc, err = net.ListenPacket("udp4", addr+":5555"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	mustRun(t, from, "ip", "addr", "add", fake+"/32", "dev", "eth0")
+	defer mustRun(t, from, "ip", "addr", "del", fake+"/32", "dev", "eth0")
+	payload := "from " + fake
+	err := testenv.InNS(testenv.NSPath(from), func() error {
+		c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(fake), 5555)),
+			net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 5555)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 3 {
+			if _, err := c.Write([]byte(payload)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("send from %s in %s: %v", fake, from, err)
+	}
+	pc.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == payload {
+			return true
+		}
+	}
 }
 
 // teardown removes sandboxes (by host) and overlay networks.

@@ -12,7 +12,9 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -49,10 +51,38 @@ func parseOverlay(spec NetworkSpec, n *Network) error {
 	if spec.Internal {
 		return fmt.Errorf("overlay network %s cannot be --internal (not supported yet)", spec.Name)
 	}
+	if _, err := OverlayOptions(spec.Name, spec.MTU, spec.Options); err != nil {
+		return err
+	}
 	c := *o
 	c.Store = append([]string(nil), o.Store...)
 	n.Overlay = &c
 	return nil
+}
+
+// overlayRefuses says why an overlay network refuses each of Docker's
+// bridge driver options but the MTU.
+var overlayRefuses = map[string]string{
+	OptBridgeName:  "every host names its own part's bridge, as for --bridge",
+	OptMasquerade:  "its subnet spans hosts, so no one host can be its router",
+	OptICC:         "nsnet does not filter the traffic that crosses hosts over VXLAN",
+	OptHostBinding: "the network spans hosts, and an address is one host's",
+}
+
+// OverlayOptions checks the driver options (-o) of overlay network name: it
+// takes only com.docker.network.driver.mtu, which must agree with mtu
+// (--mtu, 0 if not given). It returns the MTU they give (0: neither).
+func OverlayOptions(name string, mtu int, opts map[string]string) (int, error) {
+	n := Network{MTU: mtu}
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if why, ok := overlayRefuses[k]; ok {
+			return 0, fmt.Errorf("overlay network %s: -o %s is for bridge networks only (%s): leave it out", name, k, why)
+		}
+		if err := applyOption(&n, NetworkSpec{MTU: mtu}, k, opts[k]); err != nil {
+			return 0, fmt.Errorf("overlay network %s: %w", name, err)
+		}
+	}
+	return n.MTU, nil
 }
 
 // reserveCluster takes the cluster-wide addresses of p's overlay networks,

@@ -154,6 +154,11 @@ func TestOverlayRefusals(t *testing.T) {
 			_, err := e.CreateNetwork(NetworkSpec{Name: "o2", Subnet: "10.201.0.0/16", Overlay: &types.Overlay{Store: []string{"x"}}})
 			return err
 		}, "invalid VNI 0"},
+		{"-o icc", func() error {
+			_, err := e.CreateNetwork(NetworkSpec{Name: "o2", Subnet: "10.201.0.0/16", Options: map[string]string{OptICC: "false"},
+				Overlay: &types.Overlay{VNI: 7, Store: []string{"x"}}})
+			return err
+		}, "-o " + OptICC + " is for bridge networks only"},
 	} {
 		steps := k.steps
 		if err := tc.do(); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -165,6 +170,17 @@ func TestOverlayRefusals(t *testing.T) {
 		if tc.name != "store unreachable" && k.steps != steps {
 			t.Errorf("%s: %d kernel steps taken before refusing", tc.name, k.steps-steps)
 		}
+	}
+	for _, opt := range []string{OptBridgeName, OptMasquerade, OptHostBinding} {
+		if _, err := OverlayOptions("o2", 0, map[string]string{opt: "x"}); err == nil || !strings.Contains(err.Error(), "for bridge networks only") {
+			t.Errorf("-o %s on an overlay network: %v, want a refusal", opt, err)
+		}
+	}
+	if mtu, err := OverlayOptions("o2", 1400, map[string]string{OptMTU: "1400"}); mtu != 1400 || err != nil {
+		t.Errorf("-o %s=1400 --mtu 1400 on an overlay network: %d, %v", OptMTU, mtu, err)
+	}
+	if _, err := OverlayOptions("o2", 1300, map[string]string{OptMTU: "1400"}); err == nil || !strings.Contains(err.Error(), "contradicts --mtu") {
+		t.Errorf("-o %s=1400 --mtu 1300: %v, want a refusal", OptMTU, err)
 	}
 	_, e2, _ := apiEngine(t, nil)
 	if _, err := e2.CreateNetwork(overlaySpec); err != nil {

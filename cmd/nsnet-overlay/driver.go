@@ -64,13 +64,20 @@ func overlayNetwork(spec engine.NetworkSpec, vni uint32) (clusterstore.Network, 
 	if spec.Bridge != "" || spec.Internal || len(spec.DNS) > 0 {
 		return n, fmt.Errorf("overlay network %s: --bridge, --internal and --dns are for bridge networks only", spec.Name)
 	}
+	var err error
+	if n.MTU, err = engine.OverlayOptions(spec.Name, spec.MTU, spec.Options); err != nil {
+		return n, err
+	}
+	if err := validate.Labels("network "+spec.Name, spec.Labels); err != nil {
+		return n, err
+	}
+	n.Labels, n.Options, n.NoAntiSpoof = spec.Labels, spec.Options, spec.NoAntiSpoof
 	if n.VNI > 1<<24-1 {
 		return n, fmt.Errorf("invalid --vni %d: it must be between 1 and 16777215", n.VNI)
 	}
 	if n.MTU != 0 && (n.MTU < 68 || n.MTU > 65535) {
 		return n, fmt.Errorf("invalid MTU %d for network %s: it must be between 68 and 65535", n.MTU, spec.Name)
 	}
-	var err error
 	if n.Subnet, err = ipam.ParseSubnet(spec.Subnet); err != nil {
 		return n, err
 	}
@@ -141,6 +148,7 @@ func (l local) Networks() ([]types.Network, error)  { return l.e.Networks() }
 func (l local) Sandboxes() ([]types.Sandbox, error) { return l.e.Sandboxes() }
 func (l local) RemoveNetwork(name string) error     { return l.e.RemoveNetwork(name) }
 func (l local) CreateOverlay(n clusterstore.Network, mtu int, o types.Overlay) error {
-	_, err := l.e.CreateNetwork(engine.NetworkSpec{Name: n.Name, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: mtu, Overlay: &o})
+	_, err := l.e.CreateNetwork(engine.NetworkSpec{Name: n.Name, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: mtu,
+		Labels: n.Labels, Options: n.Options, NoAntiSpoof: n.NoAntiSpoof, Overlay: &o})
 	return err
 }

@@ -60,6 +60,11 @@ type Network struct {
 	VNI     uint32       `json:"vni"`
 	MTU     int          `json:"mtu,omitempty"` // 0: each host's underlay MTU minus 50
 	Created time.Time    `json:"created"`
+	// Labels, Options (-o: only the MTU) and NoAntiSpoof are as network
+	// create gave them; every host's part of the network has them.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Options     map[string]string `json:"options,omitempty"`
+	NoAntiSpoof bool              `json:"no_antispoof,omitempty"`
 }
 
 // Endpoint is a sandbox's address on an overlay network.
