@@ -35,6 +35,8 @@ type vxlanInfo struct {
 // address not its own reaches no other host, unless the overlay network was
 // made with --antispoof=false (which, with its labels, every host's part
 // has). A bridge driver option (-o) is refused on an overlay network.
+// diagnose calls a remote sandbox's address unknown (not broken), and
+// topology draws the host's parts of overlay networks.
 func TestOverlayAcrossHosts(t *testing.T) {
 	c := newCluster(t, 3)
 	h := c.hosts
@@ -170,6 +172,22 @@ func TestOverlayAcrossHosts(t *testing.T) {
 		t.Errorf("%s on ova (anti-spoofing on) sent from 10.200.255.250 and %s on host 1 got it", names[0], names[1])
 	}
 	mustPing(t, names[0], ips[1]) // still from its own address
+
+	// diagnose and topology on a host with overlay networks: a remote
+	// sandbox's address is unknown here (beyond the VXLAN device), not
+	// broken; the path out works; topology draws the local parts.
+	r := h[0].Nsnet("diagnose", names[0], "--to", ips[1])
+	if r.Code != 0 || !strings.Contains(r.Stdout, "another host's") || !strings.Contains(r.Stdout, vxlanDevice(t, h[0], "ova").IfName) {
+		t.Errorf("diagnose %s --to %s (a sandbox on host 1): exit %d, want 0 and the address unknown beyond the VXLAN device\n%s%s", names[0], ips[1], r.Code, r.Stdout, r.Stderr)
+	}
+	if out := h[0].MustNsnet(t, "diagnose", names[0]); !strings.Contains(out, "the path works") {
+		t.Errorf("diagnose %s (beyond the host): the path does not work\n%s", names[0], out)
+	}
+	for _, format := range []string{"text", "json", "dot"} {
+		if out := h[0].MustNsnet(t, "topology", "--format", format); !strings.Contains(out, names[0]) || !strings.Contains(out, b0) {
+			t.Errorf("topology --format %s on host 0 lacks its overlay sandboxes %s and %s:\n%s", format, names[0], b0, out)
+		}
+	}
 	h[1].MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "loc")
 	l1, l2 := c.w.Name("l1"), c.w.Name("l2")
 	ipl1 := c.sandbox(1, l1, "--network", "loc")
