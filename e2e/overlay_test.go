@@ -36,7 +36,8 @@ type vxlanInfo struct {
 // made with --antispoof=false (which, with its labels, every host's part
 // has). A bridge driver option (-o) is refused on an overlay network.
 // diagnose calls a remote sandbox's address unknown (not broken), and
-// topology draws the host's parts of overlay networks.
+// topology draws the host's parts of overlay networks. network ls shows
+// and filters the overlay driver; network prune leaves a host's part.
 func TestOverlayAcrossHosts(t *testing.T) {
 	c := newCluster(t, 3)
 	h := c.hosts
@@ -195,6 +196,12 @@ func TestOverlayAcrossHosts(t *testing.T) {
 	mustPing(t, l2, ipl1) // control: l1 answers on its network
 	mustNotPing(t, names[0], ipl1)
 	mustNotPing(t, names[1], ipl1)
+	if out := h[1].MustNsnet(t, "network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"); out != "ova overlay global\novb overlay global\n" {
+		t.Errorf("network ls --filter driver=overlay on host 1 (with local network loc):\n%s", out)
+	}
+	// network prune leaves host 2's part of ovb, on which it has no sandbox.
+	h[2].MustNsnet(t, "network", "prune", "-f")
+	inspectNetwork(t, h[2], "ovb")
 
 	// Removal: a sandbox's entries leave the other hosts.
 	h[2].MustNsnet(t, "sandbox", "rm", names[2])

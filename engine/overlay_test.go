@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,26 @@ func TestOverlayRefusals(t *testing.T) {
 	}
 	if _, err := e2.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"ov"}}); err == nil || !strings.Contains(err.Error(), "no cluster store") {
 		t.Fatalf("an engine without Options.Cluster: %v, want a refusal", err)
+	}
+}
+
+// TestOverlayListAndPrune: filters tell an overlay network by its driver,
+// and network prune leaves this host's part of one, which its agent owns,
+// while it removes an unused bridge network beside it.
+func TestOverlayListAndPrune(t *testing.T) {
+	k, e, _ := overlayEngine(t)
+	apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"))
+	for driver, want := range map[string]string{"overlay": "ov", "bridge": "n1"} {
+		ds, err := e.ListNetworks(Filters{"driver": {driver}})
+		if err != nil || len(ds) != 1 || ds[0].Name != want {
+			t.Errorf("networks with driver=%s: %+v, %v; want only %s", driver, ds, err, want)
+		}
+	}
+	removed, err := e.PruneNetworks(nil)
+	if err != nil || !slices.Equal(removed, []string{"n1"}) {
+		t.Fatalf("network prune removed %v (%v), want only n1", removed, err)
+	}
+	if _, err := e.InspectNetwork("ov"); err != nil {
+		t.Fatalf("the overlay's part is gone after network prune: %v", err)
 	}
 }

@@ -52,6 +52,24 @@ type Network struct {
 	Overlay *Overlay `json:"overlay,omitempty"`
 }
 
+// Driver is Docker's name of the network's driver: "overlay" for an
+// overlay network's part on this host, else "bridge".
+func (n *Network) Driver() string {
+	if n.Overlay != nil {
+		return "overlay"
+	}
+	return "bridge"
+}
+
+// Scope is Docker's scope of the network: "global" for an overlay network
+// (as Docker's overlays in a key-value store were), else "local".
+func (n *Network) Scope() string {
+	if n.Overlay != nil {
+		return "global"
+	}
+	return "local"
+}
+
 // Overlay is what makes a network an overlay: its bridge also has a VXLAN
 // device, and its addresses are allocated cluster-wide in Store (etcd).
 type Overlay struct {

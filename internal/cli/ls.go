@@ -136,7 +136,7 @@ var networkHeaders = headerRow{
 func newNetworkRow(lf *listFlags, d engine.NetworkDetail) networkRow {
 	n := d.Network
 	return networkRow{
-		ID: lf.id(n.ID), Name: n.Name, Driver: "bridge", Scope: "local", Internal: n.Internal,
+		ID: lf.id(n.ID), Name: n.Name, Driver: n.Driver(), Scope: n.Scope(), Internal: n.Internal,
 		Labels: labelList(n.Labels), CreatedAt: createdAt(n.Created), labels: n.Labels,
 		Bridge: n.Bridge, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: n.MTU, Sandboxes: len(d.Attached),
 		Masquerade: masquerades(n), ICC: !n.NoICC, HostBindingIPv4: hostBinding(n),

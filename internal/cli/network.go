@@ -114,13 +114,13 @@ type attachmentJSON struct {
 
 func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	j := networkJSON{
-		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
+		Name: n.Name, ID: n.ID, Driver: n.Driver(), Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
 		Masquerade: masquerades(n), ICC: !n.NoICC, AntiSpoof: !n.NoAntiSpoof, HostBindingIPv4: hostBinding(n),
 		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{},
 	}
 	if o := n.Overlay; o != nil {
-		j.Driver, j.Overlay = "overlay", &overlayJSON{VNI: o.VNI, Device: o.Device, Store: o.Store}
+		j.Overlay = &overlayJSON{VNI: o.VNI, Device: o.Device, Store: o.Store}
 	}
 	for _, at := range attached {
 		j.Sandboxes = append(j.Sandboxes, attachmentJSON{
