@@ -212,3 +212,14 @@ func TestOverlayListAndPrune(t *testing.T) {
 		t.Fatalf("the overlay's part is gone after network prune: %v", err)
 	}
 }
+
+// TestOverlayAttachRefused: a container runtime (CNI) attaching to an
+// overlay network, through an engine without a cluster, is refused and
+// changes nothing: its addresses are the agent's to allocate.
+func TestOverlayAttachRefused(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiNetSpec(overlaySpec), apiOutside("C1"))
+	spec := runtimeSpec(k, "c1", "C1", "eth0")
+	spec.Sandbox.Networks, spec.Network = []string{"ov"}, NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16"}
+	refused(t, k, e, func() error { _, _, err := e.Attach(spec); return err }, "network ov is an overlay network")
+}
