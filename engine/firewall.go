@@ -167,7 +167,7 @@ func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
 	if len(guards) == 0 {
 		return nil
 	}
-	if err := e.k.fw.DeleteGuards(guards); err != nil {
+	if err := e.k.fw.ExpireGuards(guards); err != nil {
 		return e.syncFirewall(tx)
 	}
 	return nil

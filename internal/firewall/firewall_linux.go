@@ -17,7 +17,7 @@
 // Invariants: a Table's rules live only in its own tables (inet Name and
 // bridge Name); no other table or chain is changed. Every change is one
 // atomic batch: Sync replaces both tables whole (so a ruleset flushed from
-// outside comes back), AddPorts, DeletePorts, AddGuards and DeleteGuards
+// outside comes back), AddPorts, DeletePorts and the guard changes
 // change only set elements. With no networks neither table exists. Diff
 // compares every chain, rule body and set element with what Sync would write.
 package firewall
@@ -171,16 +171,29 @@ func (t Table) buildBridge(c *nftables.Conn, guards []Guard) error {
 	return nil
 }
 
+// guardChange is what a batch does to the elements of guarded ports.
+type guardChange int
+
+const (
+	guardAdd    guardChange = iota // add them, lasting
+	guardDelete                    // delete them
+	guardExpire                    // give them a timeout (expireAfter)
+)
+
 // AddGuards adds guarded sandbox ports to the bridge table's sets in one
 // batch.
-func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, true) }
+func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, guardAdd) }
 
 // DeleteGuards removes guarded sandbox ports from the bridge table's sets in
-// one batch: their elements expire (expireAfter) rather than being deleted,
-// which would make the command wait for an RCU grace period as it exits.
-func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, false) }
+// one batch, at once (an undo: the tables are as they were when it returns).
+func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, guardDelete) }
 
-func (t Table) changeGuards(guards []Guard, add bool) error {
+// ExpireGuards lets go of guarded sandbox ports that went: their elements
+// expire (expireAfter), in one batch. Deleting them would make the command
+// wait for an RCU grace period as it exits.
+func (t Table) ExpireGuards(guards []Guard) error { return t.changeGuards(guards, guardExpire) }
+
+func (t Table) changeGuards(guards []Guard, change guardChange) error {
 	if len(guards) == 0 {
 		return nil
 	}
@@ -193,12 +206,12 @@ func (t Table) changeGuards(guards []Guard, add bool) error {
 		if len(elems) == 0 {
 			continue
 		}
-		if !add {
+		if change == guardExpire {
 			for i := range elems {
 				elems[i].Timeout = expireAfter
 			}
 		}
-		if err := addElements(c, s, elems, false); err != nil {
+		if err := addElements(c, s, elems, change == guardDelete); err != nil {
 			return err
 		}
 	}

@@ -156,7 +156,7 @@ func withHandle(t *testing.T, w *testenv.World, table, chain string, args []stri
 	return res
 }
 
-// TestDeletedGuardsExpire checks, with nft as the oracle, that DeleteGuards
+// TestDeletedGuardsExpire checks, with nft as the oracle, that ExpireGuards
 // leaves a port's elements to expire (they are gone after expireAfter, and
 // Diff does not count them meanwhile), and that guarding the same port again
 // before they expire makes its elements lasting again: a port that comes
@@ -167,7 +167,7 @@ func TestDeletedGuardsExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := testGuards[:1], testGuards[1:]
-	if err := tab.DeleteGuards(a); err != nil {
+	if err := tab.ExpireGuards(a); err != nil {
 		t.Fatal(err)
 	}
 	elems := func(set string) string {
@@ -179,7 +179,7 @@ func TestDeletedGuardsExpire(t *testing.T) {
 	}
 	for _, set := range []string{setGuarded, setMACs, setIPv4, setARP, setIPv6} {
 		if got := elems(set); !strings.Contains(got, `"ve-a"`) || !strings.Contains(got, "expires") {
-			t.Errorf("set %s right after DeleteGuards: want ve-a's elements expiring, got\n%s", set, got)
+			t.Errorf("set %s right after ExpireGuards: want ve-a's elements expiring, got\n%s", set, got)
 		}
 	}
 	if d, err := tab.Diff(testNets, testPorts, b); err != nil || len(d) != 0 {
@@ -188,7 +188,7 @@ func TestDeletedGuardsExpire(t *testing.T) {
 	if err := tab.AddGuards(a); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.DeleteGuards(b); err != nil {
+	if err := tab.ExpireGuards(b); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(expireAfter + 500*time.Millisecond)

@@ -288,7 +288,7 @@ func diffElements(got, want []nftables.SetElement) string {
 }
 
 // lasting leaves out the elements that expire: those of guarded ports that
-// went (DeleteGuards), on their way out.
+// went (ExpireGuards), on their way out.
 func lasting(elems []nftables.SetElement) []nftables.SetElement {
 	return slices.DeleteFunc(elems, func(e nftables.SetElement) bool { return e.Timeout != 0 })
 }
