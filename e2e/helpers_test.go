@@ -17,6 +17,8 @@ type network struct {
 	Bridge    string `json:"bridge"`
 	Subnet    string `json:"subnet"`
 	Gateway   string `json:"gateway"`
+	Subnet6   string `json:"subnet6"`
+	Gateway6  string `json:"gateway6"`
 	Internal  bool   `json:"internal"`
 	MTU       int    `json:"mtu"`
 	Sandboxes []struct {
@@ -31,6 +33,8 @@ type endpoint struct {
 	Address   string `json:"address"`
 	MAC       string `json:"mac"`
 	Gateway   string `json:"gateway"`
+	Address6  string `json:"address6"`
+	Gateway6  string `json:"gateway6"`
 	HostVeth  string `json:"host_veth"`
 }
 

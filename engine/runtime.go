@@ -101,7 +101,7 @@ func (e *Engine) attachNetwork(tx *store.Tx, u *undo, want *Network, spec Networ
 	n, err = tx.Network(want.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		want.ID = e.newID()
-		return want, true, e.createNetwork(tx, u, want, spec.Subnet == "", spec.Gateway == "")
+		return want, true, e.createNetwork(tx, u, want, picksOf(spec))
 	}
 	if err != nil {
 		return nil, false, err

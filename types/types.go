@@ -14,14 +14,22 @@ import (
 
 // Network is a bridge network.
 type Network struct {
-	ID        string       `json:"id"`
-	Name      string       `json:"name"`
-	Bridge    string       `json:"bridge"`
-	Subnet    netip.Prefix `json:"subnet"`
-	Gateway   netip.Addr   `json:"gateway"`
-	Internal  bool         `json:"internal"`
-	MTU       int          `json:"mtu"`
-	BridgeMAC string       `json:"bridge_mac"`
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Bridge  string       `json:"bridge"`
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"gateway"`
+	// Subnet6 and Gateway6 are set on a dual-stack network (network create
+	// --ipv6) only; records made before IPv6 have neither.
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	// NoMasquerade: traffic leaving the network keeps its sandbox source
+	// addresses (-o com.docker.network.bridge.enable_ip_masquerade=false),
+	// for subnets the upstream routes back to the host.
+	NoMasquerade bool   `json:"no_masquerade,omitempty"`
+	Internal     bool   `json:"internal"`
+	MTU          int    `json:"mtu"`
+	BridgeMAC    string `json:"bridge_mac"`
 	// DNS are the servers the network's resolver asks for names it does not
 	// know itself (network create --dns); empty: the host's.
 	DNS     []netip.Addr `json:"dns,omitempty"`
@@ -72,11 +80,16 @@ type Runtime struct {
 
 // Endpoint is a sandbox's attachment to one network.
 type Endpoint struct {
-	Network  string       `json:"network"`
-	IfName   string       `json:"ifname"`
-	Address  netip.Prefix `json:"address"`
-	MAC      string       `json:"mac"`
-	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
+	Network string       `json:"network"`
+	IfName  string       `json:"ifname"`
+	Address netip.Prefix `json:"address"`
+	MAC     string       `json:"mac"`
+	Gateway netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
+	// Address6 is the endpoint's IPv6 address on a dual-stack network, and
+	// Gateway6 the IPv6 default route, set where Gateway is (if the network
+	// is dual-stack).
+	Address6 netip.Prefix `json:"address6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	HostVeth string       `json:"host_veth"`
 	Aliases  []string     `json:"aliases,omitempty"` // more names of the sandbox on this network (--alias)
 }
@@ -89,6 +102,9 @@ type Mapping struct {
 	HostPort uint16     `json:"host_port"`
 	CtrPort  uint16     `json:"container_port"`
 }
+
+// IPv6 reports whether n is dual-stack.
+func (n Network) IPv6() bool { return n.Subnet6.IsValid() }
 
 // HostIPString is the host address as Docker prints it.
 func (m Mapping) HostIPString() string {

@@ -33,11 +33,17 @@ type Network struct {
 	Bridge   string
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
+	Subnet6  netip.Prefix // a dual-stack network's; zero for IPv4 only
+	Gateway6 netip.Addr
 	Internal bool
+	// NoMasquerade: traffic leaving the network keeps its source address
+	// (published ports' hairpin is still translated).
+	NoMasquerade bool
 }
 
-// Port is one published port: host address (invalid for every address),
-// protocol and port, to a sandbox address and port.
+// Port is one published port: host address (invalid for every address; for
+// an IPv6 sandbox address, invalid or :: is every IPv6 host address),
+// protocol and port, to a sandbox address (IPv4 or IPv6) and port.
 type Port struct {
 	Proto    string
 	HostIP   netip.Addr
@@ -138,7 +144,7 @@ func (t Table) build(c *nftables.Conn, nets []Network, ports []Port) error {
 		chains[ch.Name] = c.AddChain(ch)
 	}
 	sets := map[string]*nftables.Set{}
-	for _, s := range setDefs(tab) {
+	for _, s := range setDefs(tab, dualStack(nets)) {
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("add nftables set %s: %w", s.Name, err)
 		}
@@ -168,7 +174,7 @@ func (t Table) changePorts(ports []Port, add bool) error {
 		return err
 	}
 	tab := t.nft()
-	for _, s := range setDefs(tab) {
+	for _, s := range setDefs(tab, true) {
 		elems := elements(s.Name, nil, ports)
 		if len(elems) == 0 {
 			continue

@@ -196,7 +196,7 @@ func (t Table) diffSets(c *nftables.Conn, tab *nftables.Table, nets []Network, p
 		return nil, fmt.Errorf("list sets of inet %s: %w", t.Name, err)
 	}
 	var diffs []string
-	for _, def := range setDefs(tab) {
+	for _, def := range setDefs(tab, dualStack(nets)) {
 		i := slices.IndexFunc(have, func(s *nftables.Set) bool { return s.Name == def.Name })
 		if i < 0 {
 			diffs = append(diffs, fmt.Sprintf("set %s is missing", def.Name))

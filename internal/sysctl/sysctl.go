@@ -27,6 +27,12 @@ var ErrNoIPv6 = errors.New("the kernel has no IPv6")
 // IPv4Forward is net.ipv4.ip_forward.
 const IPv4Forward = "net/ipv4/ip_forward"
 
+// IPv6Forward is net.ipv6.conf.all.forwarding.
+const IPv6Forward = "net/ipv6/conf/all/forwarding"
+
+// AcceptDAD is net.ipv6.conf.DEV.accept_dad.
+func AcceptDAD(dev string) string { return "net/ipv6/conf/" + dev + "/accept_dad" }
+
 // RouteLocalnet is net.ipv4.conf.DEV.route_localnet.
 func RouteLocalnet(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }
 

@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/testenv"
+)
+
+// v6addr is "[a]:port".
+func v6addr(a, port string) string { return "[" + a + "]:" + port }
+
+// ipv6Addrs are the global IPv6 addresses of dev in ns, as ip -j shows them,
+// with "tentative" appended to one that is still in duplicate address
+// detection.
+func ipv6Addrs(t *testing.T, ns, dev string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range testenv.Addrs(t, ns) {
+		if l.IfName != dev {
+			continue
+		}
+		for _, a := range l.AddrInfo {
+			if a.Family != "inet6" || strings.HasPrefix(a.Local, "fe80:") {
+				continue
+			}
+			s := a.Local
+			if a.Tentative {
+				s += " tentative"
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// defaultGateway6 is the gateway of ns's IPv6 default route, or "".
+func defaultGateway6(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := testenv.RunIn(ns, "ip", "-6", "route", "show", "default")
+	if err != nil {
+		t.Fatalf("ip -6 route in %s: %v", ns, err)
+	}
+	f := strings.Fields(out)
+	for i := range f {
+		if f[i] == "via" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// TestIPv6DualStack makes a dual-stack network with a unique local subnet
+// and checks, with ip, ping and real TCP servers: each sandbox has its IPv6
+// address at once (not tentative) and a default route via the IPv6 gateway
+// on the bridge; the sandboxes reach each other over IPv6; a sandbox
+// reaches the internet's IPv6 server, which sees the host's address (NAT66);
+// forwarding is on for IPv6. A sandbox of an IPv4-only network beside it
+// keeps IPv6 off (the control that the IPv6 seen is the network's doing).
+// After removal, nothing is left.
+func TestIPv6DualStack(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	a, b, old := w.Name("a"), w.Name("b"), w.Name("old")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.60.0.0/24", "--subnet", "fd00:60::/64", "n6")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.61.0.0/24", "n4")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "--ip6", "fd00:60::99", b)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n4", old)
+
+	n := inspectNetwork(t, w, "n6")
+	if n.Subnet6 != "fd00:60::/64" || n.Gateway6 != "fd00:60::1" {
+		t.Errorf("inspect n6: subnet6 %q gateway6 %q, want fd00:60::/64 and fd00:60::1", n.Subnet6, n.Gateway6)
+	}
+	if got := ipv6Addrs(t, w.Host, n.Bridge); !contains(got, "fd00:60::1") {
+		t.Errorf("bridge %s IPv6 addresses %v, want fd00:60::1", n.Bridge, got)
+	}
+	if got := ipv6Addrs(t, a, "eth0"); len(got) != 1 || got[0] != "fd00:60::2" {
+		t.Errorf("%s eth0 IPv6 addresses %v, want fd00:60::2 (not tentative)", a, got)
+	}
+	if got := ipv6Addrs(t, b, "eth0"); len(got) != 1 || got[0] != "fd00:60::99" {
+		t.Errorf("%s eth0 IPv6 addresses %v, want the static fd00:60::99 (not tentative)", b, got)
+	}
+	if ep := inspectSandbox(t, w, a).Networks["n6"]; ep.Address6 != "fd00:60::2/64" || ep.Gateway6 != "fd00:60::1" {
+		t.Errorf("inspect %s: address6 %q gateway6 %q", a, ep.Address6, ep.Gateway6)
+	}
+	for _, sb := range []string{a, b} {
+		if gw := defaultGateway6(t, sb); gw != "fd00:60::1" {
+			t.Errorf("%s: IPv6 default route via %q, want fd00:60::1", sb, gw)
+		}
+	}
+	if got := testenv.Sysctl(t, w.Host, "net.ipv6.conf.all.forwarding"); got != "1" {
+		t.Errorf("host net.ipv6.conf.all.forwarding = %s, want 1", got)
+	}
+	if got := testenv.Sysctl(t, old, "net.ipv6.conf.eth0.disable_ipv6"); got != "1" {
+		t.Errorf("%s on the IPv4-only network: eth0 disable_ipv6 = %s, want 1", old, got)
+	}
+	if got := testenv.Sysctl(t, a, "net.ipv6.conf.eth0.disable_ipv6"); got != "0" {
+		t.Errorf("%s on the dual-stack network: eth0 disable_ipv6 = %s, want 0", a, got)
+	}
+
+	testenv.StartTCPEcho(t, b, v6addr("::", "80"))
+	srv := testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+	if err := testenv.Ping(a, "fd00:60::99"); err != nil {
+		t.Errorf("ping %s -> fd00:60::99: %v", a, err)
+	}
+	if got := reach(t, a, v6addr("fd00:60::99", "80"), true, "sandbox to sandbox over IPv6"); got != "" && !strings.Contains(got, "fd00:60::2") {
+		t.Errorf("the server in %s saw %q, want fd00:60::2", b, got)
+	}
+	reach(t, a, "10.60.0.3:80", true, "sandbox to sandbox over IPv4, on the same network")
+	if got := reach(t, a, v6addr(testenv.PublicIP6, "80"), true, "sandbox to the internet over IPv6"); got != "" && !strings.Contains(got, testenv.UplinkIP6) {
+		t.Errorf("the internet's server saw %q (all: %v), want the host's %s (NAT66)", got, srv.Seen(), testenv.UplinkIP6)
+	}
+	reach(t, old, v6addr(testenv.PublicIP6, "80"), false, "a sandbox of the IPv4-only network over IPv6")
+
+	w.MustNsnet(t, "sandbox", "rm", a, b, old)
+	w.MustNsnet(t, "network", "rm", "n6", "n4")
+	w.AssertClean(t)
+}
