@@ -118,3 +118,119 @@ func TestIPv6DualStack(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "n6", "n4")
 	w.AssertClean(t)
 }
+
+// TestIPv6Isolation: over IPv6 as over IPv4, a sandbox reaches no sandbox of
+// another network, and a neighbour on the uplink that routes a dual-stack
+// subnet via the host reaches no sandbox in it. Each is seen to work without
+// nsnet's forward rules (the control), and to fail again after firewall
+// reload.
+func TestIPv6Isolation(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	a, b, a2 := w.Name("a"), w.Name("b"), w.Name("a2")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "fd00:61::/64", "n1")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "fd00:62::/64", "n2")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip6", "fd00:61::10", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip6", "fd00:61::11", a2)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n2", "--ip6", "fd00:62::10", b)
+	testenv.StartTCPEcho(t, a, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, b, v6addr("::", "80"))
+	mustRun(t, w.Inet, "ip", "-6", "route", "add", "fd00:61::/64", "via", testenv.UplinkIP6)
+
+	reach(t, a2, v6addr("fd00:61::10", "80"), true, "control: same network over IPv6")
+	reach(t, a, v6addr("fd00:62::10", "80"), false, "another network over IPv6")
+	reach(t, b, v6addr("fd00:61::10", "80"), false, "another network over IPv6, the other way")
+	reach(t, w.Inet, v6addr("fd00:61::10", "80"), false, "the neighbour, routed straight to the sandbox over IPv6")
+
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "forward")
+	reach(t, a, v6addr("fd00:62::10", "80"), true, "control: another network without the forward rules")
+	reach(t, w.Inet, v6addr("fd00:61::10", "80"), true, "control: the neighbour without the forward rules")
+	w.MustNsnet(t, "firewall", "reload")
+	reach(t, a, v6addr("fd00:62::10", "80"), false, "another network after firewall reload")
+	reach(t, w.Inet, v6addr("fd00:61::10", "80"), false, "the neighbour after firewall reload")
+
+	w.MustNsnet(t, "sandbox", "rm", a, a2, b)
+	w.MustNsnet(t, "network", "rm", "n1", "n2")
+	w.AssertClean(t)
+}
+
+// TestIPv6Internal gives a sandbox of an internal dual-stack network an IPv6
+// default route via its gateway, as a sandbox that wants out would: over
+// IPv6 it reaches the host only at its gateway, and neither the internet nor
+// a sandbox of another network nor the host at its uplink address. Without
+// nsnet's rules (the control) all of them answer. An internal network does
+// not turn IPv6 forwarding on.
+func TestIPv6Internal(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	in, out := w.Name("in"), w.Name("out")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--internal", "--subnet", "fd00:63::/64", "inside")
+	if got := testenv.Sysctl(t, w.Host, "net.ipv6.conf.all.forwarding"); got != "0" {
+		t.Errorf("an internal network turned IPv6 forwarding on (%s)", got)
+	}
+	mustRun(t, w.Host, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1") // as another network would
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "fd00:64::/64", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "inside", "--ip6", "fd00:63::10", in)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip6", "fd00:64::10", out)
+	if gw := defaultGateway6(t, in); gw != "" {
+		t.Errorf("a sandbox of an internal network has an IPv6 default route via %s", gw)
+	}
+	mustRun(t, in, "ip", "-6", "route", "add", "default", "via", "fd00:63::1")
+	testenv.StartTCPEcho(t, out, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, w.Host, v6addr("::", "2222")) // a host service
+	testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+
+	reach(t, in, v6addr("fd00:63::1", "2222"), true, "internal network, host service at its own IPv6 gateway")
+	reach(t, out, v6addr(testenv.PublicIP6, "80"), true, "control: ordinary network to the internet over IPv6")
+	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), false, "internal network, host service at the uplink over IPv6")
+	reach(t, in, v6addr(testenv.PublicIP6, "80"), false, "internal network to the internet over IPv6")
+	reach(t, in, v6addr("fd00:64::10", "80"), false, "internal network to another network over IPv6")
+
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "forward")
+	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "input")
+	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), true, "control: without the rules, host service at the uplink")
+	reach(t, in, v6addr("fd00:64::10", "80"), true, "control: without the rules, another network")
+	w.MustNsnet(t, "firewall", "reload")
+	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), false, "after firewall reload, host service at the uplink")
+	reach(t, in, v6addr("fd00:64::10", "80"), false, "after firewall reload, another network")
+
+	w.MustNsnet(t, "sandbox", "rm", in, out)
+	w.MustNsnet(t, "network", "rm", "inside", "n1")
+	w.AssertClean(t)
+}
+
+// TestIPv6Routed: with masquerade off, a sandbox of a dual-stack network
+// whose subnet the internet routes to the host reaches the internet's server
+// with its own address (and with the host's on a network with masquerade,
+// the control); the neighbour still reaches nothing in it unasked.
+func TestIPv6Routed(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	r, m := w.Name("r"), w.Name("m")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.65.0.0/24", "--subnet", "2001:db8:65::/64",
+		"-o", "com.docker.network.bridge.enable_ip_masquerade=false", "routed")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "fd00:66::/64", "masq")
+	w.MustNsnet(t, "sandbox", "create", "--network", "routed", "--ip6", "2001:db8:65::10", r)
+	w.MustNsnet(t, "sandbox", "create", "--network", "masq", m)
+	mustRun(t, w.Inet, "ip", "-6", "route", "add", "2001:db8:65::/64", "via", testenv.UplinkIP6)
+	testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+	testenv.StartTCPEcho(t, r, v6addr("::", "80"))
+
+	if got := reach(t, r, v6addr(testenv.PublicIP6, "80"), true, "routed network to the internet"); got != "" && !strings.Contains(got, "2001:db8:65::10") {
+		t.Errorf("the internet saw %q from the routed network, want the sandbox's own 2001:db8:65::10", got)
+	}
+	if got := reach(t, m, v6addr(testenv.PublicIP6, "80"), true, "control: masqueraded network to the internet"); got != "" && !strings.Contains(got, testenv.UplinkIP6) {
+		t.Errorf("the internet saw %q from the masqueraded network, want the host's %s", got, testenv.UplinkIP6)
+	}
+	reach(t, w.Inet, v6addr("2001:db8:65::10", "80"), false, "the internet to a routed sandbox, unpublished")
+	if n := inspectNetwork(t, w, "routed"); n.Masquerade {
+		t.Errorf("inspect routed: masquerade true")
+	}
+
+	w.MustNsnet(t, "sandbox", "rm", r, m)
+	w.MustNsnet(t, "network", "rm", "routed", "masq")
+	w.AssertClean(t)
+}

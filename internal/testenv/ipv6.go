@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // IPv6 addresses of a world after EnableIPv6 (documentation prefix
@@ -19,7 +21,8 @@ const (
 // and the host a default route via RouterIP6. The Inet namespace has no route
 // to any sandbox subnet, so a reply to a sandbox's IPv6 address only comes
 // back if the host masquerades (NAT66). IPv6 forwarding is left off in both
-// namespaces, as a new namespace has it.
+// namespaces, as a new namespace has it. It returns once the uplink's
+// link-local addresses are out of duplicate address detection.
 func (w *World) EnableIPv6(t testing.TB) {
 	t.Helper()
 	h, i := w.Host, w.Inet
@@ -37,7 +40,38 @@ func (w *World) EnableIPv6(t testing.TB) {
 		_, err := ip(args...)
 		errs = append(errs, err)
 	}
+	errs = append(errs, waitSettled(h, "eth0"), waitSettled(i, "wan0"))
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("testenv: IPv6 for world %s: %v", w.Prefix, err)
 	}
+}
+
+// waitSettled waits (5 s at most) until dev in ns has no tentative IPv6
+// address: the link-local addresses the uplink got when it came up, before
+// the world had IPv6, go through duplicate address detection, and until
+// they are done the two ends take seconds to find each other.
+func waitSettled(ns, dev string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var links []Link
+		err := ipJSON(ns, &links, "addr", "show", "dev", dev)
+		if err == nil && !tentative(links) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s in %s still has tentative IPv6 addresses: %v %+v", dev, ns, err, links)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func tentative(links []Link) bool {
+	for _, l := range links {
+		for _, a := range l.AddrInfo {
+			if a.Tentative {
+				return true
+			}
+		}
+	}
+	return false
 }
