@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -232,5 +234,106 @@ func TestIPv6Routed(t *testing.T) {
 
 	w.MustNsnet(t, "sandbox", "rm", r, m)
 	w.MustNsnet(t, "network", "rm", "routed", "masq")
+	w.AssertClean(t)
+}
+
+// TestIPv6PublishedPorts publishes ports of a sandbox on a dual-stack
+// network and checks, with real servers and clients, where each answers:
+// -p 8080:80 on the host's IPv4 and IPv6 addresses, from the internet, from
+// the host (also at ::1, through the resident's dual-stack socket) and from
+// a sandbox of the same network (hairpin); -p [::]:8081:81 only over IPv6
+// (the IPv4 address is the control that the test can see a refusal); -p
+// [2001:db8:1::2]:8082:82 on that address. The host ports are held over
+// IPv6 too, port ls shows them as Docker does, and an IPv6 host address is
+// refused for a sandbox whose ports go to an IPv4-only network.
+func TestIPv6PublishedPorts(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	web, peer, old := w.Name("web"), w.Name("peer"), w.Name("old")
+	up, up6 := testenv.UplinkIP, testenv.UplinkIP6
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.70.0.0/24", "--subnet", "fd00:70::/64", "n1")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.71.0.0/24", "n4")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip6", "fd00:70::10",
+		"-p", "8080:80", "-p", "[::]:8081:81", "-p", "["+up6+"]:8082:82", web)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", peer)
+	for _, port := range []string{"80", "81", "82"} {
+		testenv.StartTCPEcho(t, web, v6addr("::", port))
+	}
+
+	if got := reach(t, w.Inet, v6addr(up6, "8080"), true, "-p 8080:80 from the internet over IPv6"); got != "" && !strings.Contains(got, testenv.RouterIP6) {
+		t.Errorf("the sandbox saw %q, want the internet's %s (no source translation)", got, testenv.RouterIP6)
+	}
+	reach(t, w.Inet, up+":8080", true, "-p 8080:80 from the internet over IPv4")
+	reach(t, w.Host, v6addr(up6, "8080"), true, "-p 8080:80 from the host at its IPv6 address")
+	reach(t, w.Host, v6addr("::1", "8080"), true, "-p 8080:80 from the host at ::1 (the resident's socket)")
+	if got := reach(t, peer, v6addr(up6, "8080"), true, "-p 8080:80 by hairpin over IPv6"); got != "" && !strings.Contains(got, "fd00:70::1") {
+		t.Errorf("hairpin: the sandbox saw %q, want the gateway fd00:70::1 (masqueraded)", got)
+	}
+	reach(t, w.Inet, v6addr(up6, "8081"), true, "-p [::]:8081:81 over IPv6")
+	reach(t, w.Inet, up+":8081", false, "-p [::]:8081:81 over IPv4")
+	reach(t, w.Inet, v6addr(up6, "8082"), true, "-p [2001:db8:1::2]:8082:82 at that address")
+	reach(t, w.Inet, up+":8082", false, "-p [2001:db8:1::2]:8082:82 over IPv4")
+
+	canListen(t, w, "tcp6", "[::]:8080", false)
+	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
+	canListen(t, w, "tcp6", "[::]:8081", false)
+	canListen(t, w, "tcp6", v6addr(up6, "8082"), false)
+	canListen(t, w, "tcp6", "[::]:8083", true)
+
+	out := w.MustNsnet(t, "port", "ls")
+	for _, want := range []string{"0.0.0.0:8080", "[::]:8081", "[" + up6 + "]:8082"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("port ls lacks %s:\n%s", want, out)
+		}
+	}
+	r := w.Nsnet("sandbox", "create", "--network", "n4", "-p", "[::]:8090:80", old)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "IPv4 only") {
+		t.Errorf("-p [::]:8090:80 on an IPv4-only network: exit %d, stderr %s", r.Code, r.Stderr)
+	}
+
+	w.MustNsnet(t, "sandbox", "rm", web, peer)
+	canListen(t, w, "tcp6", "[::]:8080", true)
+	w.MustNsnet(t, "network", "rm", "n1", "n4")
+	w.AssertClean(t)
+}
+
+// TestIPv6Names: the resolver of a dual-stack network answers AAAA with a
+// sandbox's IPv6 address and A with its IPv4 one (dig in the sandbox, at the
+// gateway), and PTR for the IPv6 address; a sandbox that joins by network
+// connect (with --ip6) is found over IPv6 at once (and was not before: the
+// control), and is gone after disconnect.
+func TestIPv6Names(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	startUpstreamDNS(t, w, testenv.PublicIP, nil)
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.72.0.0/24", "--subnet", "fd00:72::/64", "n6")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.73.0.0/24", "n4")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "--ip", "10.72.0.20", "--ip6", "fd00:72::20", "--alias", "web", b)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n4", c)
+
+	expectAnswer(t, "AAAA of b", dig(t, a, "10.72.0.1", b, "AAAA"), "NOERROR", "fd00:72::20")
+	expectAnswer(t, "AAAA of b's alias", dig(t, a, "10.72.0.1", "web", "AAAA"), "NOERROR", "fd00:72::20")
+	expectAnswer(t, "A of b (the control)", dig(t, a, "10.72.0.1", b, "A"), "NOERROR", "10.72.0.20")
+	rev, _ := dns.ReverseAddr("fd00:72::20")
+	expectAnswer(t, "PTR of b's IPv6 address", dig(t, a, "10.72.0.1", rev, "PTR"), "NOERROR", b+".")
+
+	expectAnswer(t, "AAAA of c before connect", dig(t, a, "10.72.0.1", c, "AAAA"), "NXDOMAIN")
+	w.MustNsnet(t, "network", "connect", "--ip6", "fd00:72::30", "n6", c)
+	expectAnswer(t, "AAAA of c after connect", dig(t, a, "10.72.0.1", c, "AAAA"), "NOERROR", "fd00:72::30")
+	if got := ipv6Addrs(t, c, "eth1"); len(got) != 1 || got[0] != "fd00:72::30" {
+		t.Errorf("%s eth1 after connect: IPv6 addresses %v, want fd00:72::30", c, got)
+	}
+	if got := testenv.Sysctl(t, c, "net.ipv6.conf.eth0.disable_ipv6"); got != "1" {
+		t.Errorf("%s eth0 on the IPv4-only network: disable_ipv6 %s, want 1", c, got)
+	}
+	w.MustNsnet(t, "network", "disconnect", "n6", c)
+	expectAnswer(t, "AAAA of c after disconnect", dig(t, a, "10.72.0.1", c, "AAAA"), "NXDOMAIN")
+
+	w.MustNsnet(t, "sandbox", "rm", a, b, c)
+	w.MustNsnet(t, "network", "rm", "n6", "n4")
 	w.AssertClean(t)
 }

@@ -348,6 +348,9 @@ func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) erro
 	if err := checkPublishable(&Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
 		return err
 	}
+	if err := checkIPv6Ports(&Sandbox{Name: sb.Name, Endpoints: eps}, p.ports); err != nil {
+		return err
+	}
 	var err error
 	sb.Ports, err = e.allocatePorts(tx, sb, p.ports, p.bound)
 	return err

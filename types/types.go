@@ -95,10 +95,11 @@ type Endpoint struct {
 }
 
 // Mapping is one published port: a host address (invalid: every host
-// address), protocol and port, to the sandbox's port.
+// address, IPv4 and, on a dual-stack network, IPv6; :: every IPv6 one),
+// protocol and port, to the sandbox's port.
 type Mapping struct {
 	Proto    string     `json:"proto"`
-	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address
+	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address; ::, every IPv6 one
 	HostPort uint16     `json:"host_port"`
 	CtrPort  uint16     `json:"container_port"`
 }
@@ -114,6 +115,15 @@ func (m Mapping) HostIPString() string {
 	return m.HostIP.String()
 }
 
+// HostAddr is the host address and port as Docker prints them:
+// 0.0.0.0:8080, [::]:8080.
+func (m Mapping) HostAddr() string {
+	if m.HostIP.Is6() {
+		return fmt.Sprintf("[%s]:%d", m.HostIP, m.HostPort)
+	}
+	return fmt.Sprintf("%s:%d", m.HostIPString(), m.HostPort)
+}
+
 // Key identifies the host side of a mapping: "tcp/0.0.0.0/08080".
 func (m Mapping) Key() string {
 	return fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort)
@@ -121,14 +131,27 @@ func (m Mapping) Key() string {
 
 // String formats the mapping as `docker port` does: 80/tcp -> 0.0.0.0:8080.
 func (m Mapping) String() string {
-	return fmt.Sprintf("%d/%s -> %s:%d", m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)
+	return fmt.Sprintf("%d/%s -> %s", m.CtrPort, m.Proto, m.HostAddr())
 }
 
 // Overlaps reports whether two mappings claim the same host port: same
-// protocol and port, and the same host address or either on all addresses.
+// protocol and port, and the same host address, or either on all addresses
+// (:: is all IPv6 addresses).
 func (m Mapping) Overlaps(o Mapping) bool {
-	return m.Proto == o.Proto && m.HostPort == o.HostPort &&
-		(!m.HostIP.IsValid() || !o.HostIP.IsValid() || m.HostIP == o.HostIP)
+	return m.Proto == o.Proto && m.HostPort == o.HostPort && HostsOverlap(m.HostIP, o.HostIP)
+}
+
+// HostsOverlap reports whether two host addresses of mappings share an
+// address: equal, either invalid (every address), or both IPv6 and either
+// :: (every IPv6 address).
+func HostsOverlap(a, b netip.Addr) bool {
+	switch {
+	case !a.IsValid() || !b.IsValid() || a == b:
+		return true
+	case a.Is6() && b.Is6():
+		return a.IsUnspecified() || b.IsUnspecified()
+	}
+	return false
 }
 
 // AddressPool is a range that subnets of Size bits are carved from, like

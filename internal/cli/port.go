@@ -76,7 +76,7 @@ func (a *app) portTable(e *engine.Engine, names []string) error {
 	fmt.Fprintln(w, "SANDBOX\tCONTAINER PORT\tHOST")
 	for _, s := range sbs {
 		for _, m := range s.Ports {
-			fmt.Fprintf(w, "%s\t%d/%s\t%s:%d\n", s.Name, m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)
+			fmt.Fprintf(w, "%s\t%d/%s\t%s\n", s.Name, m.CtrPort, m.Proto, m.HostAddr())
 		}
 	}
 	return w.Flush()
