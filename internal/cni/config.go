@@ -23,8 +23,14 @@ type netConf struct {
 	Subnet   string `json:"subnet"`   // for the network made on the first ADD
 	Gateway  string `json:"gateway"`  // idem
 	Internal bool   `json:"internal"` // idem
-	MTU      int    `json:"mtu"`      // idem
-	Root     string `json:"root"`     // the state root (default /var/lib/nsnet)
+	// IPv6, Subnet6 and Gateway6 make that network dual-stack (as
+	// network create --ipv6 does): the result then gives the container's
+	// IPv6 address and an IPv6 default route too.
+	IPv6     bool   `json:"ipv6"`
+	Subnet6  string `json:"subnet6"`
+	Gateway6 string `json:"gateway6"`
+	MTU      int    `json:"mtu"`  // idem
+	Root     string `json:"root"` // the state root (default /var/lib/nsnet)
 	// Resolver, true, gives containers the network's resolver (its
 	// gateway), which answers their names and aliases, as their nameserver
 	// in the result. (Not "dns": libcni reads every plugin's "dns" as CNI's
@@ -102,7 +108,8 @@ func invalidConf(format string, args ...any) error {
 // networkSpec is the network the config describes, as it is made on the
 // first ADD.
 func (c *netConf) networkSpec() engine.NetworkSpec {
-	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU}
+	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU,
+		IPv6: c.IPv6, Subnet6: c.Subnet6, Gateway6: c.Gateway6}
 }
 
 // request is what one ADD asks for: the container's static address and MAC,
