@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -335,5 +336,81 @@ func TestIPv6Names(t *testing.T) {
 
 	w.MustNsnet(t, "sandbox", "rm", a, b, c)
 	w.MustNsnet(t, "network", "rm", "n6", "n4")
+	w.AssertClean(t)
+}
+
+// TestIPv6GCRepairsDrift changes a dual-stack network's kernel state behind
+// nsnet's back (the bridge's IPv6 gateway address, IPv6 forwarding, a
+// sandbox's IPv6 address, IPv6 turned off on another's interface), sees
+// that it breaks IPv6 (the control), and that gc --dry-run names each
+// change, gc repairs them, and IPv6 works again.
+func TestIPv6GCRepairsDrift(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	a, b := w.Name("a"), w.Name("b")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.74.0.0/24", "--subnet", "fd00:74::/64", "--bridge", "br-d6", "n6")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "--ip6", "fd00:74::10", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "--ip6", "fd00:74::11", b)
+	testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+	gcClean(t, w, "before any drift")
+
+	for _, cmd := range [][]string{
+		{w.Host, "ip", "addr", "del", "fd00:74::1/64", "dev", "br-d6"},
+		{w.Host, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0"},
+		{a, "ip", "addr", "del", "fd00:74::10/64", "dev", "eth0"},
+		{b, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"},
+	} {
+		mustRun(t, cmd[0], cmd[1], cmd[2:]...)
+	}
+	gcPending(t, w, "repair bridge br-d6 of network n6", "lacks address fd00:74::1/64",
+		"turn IPv6 forwarding back on", "eth0 in the sandbox lacks address fd00:74::10/64",
+		"eth0 in the sandbox has disable_ipv6 1, not 0")
+	if err := testenv.Ping(b, "fd00:74::10"); err == nil {
+		t.Errorf("the drift did not break IPv6: the test would not see a repair")
+	}
+
+	w.MustNsnet(t, "gc")
+	gcClean(t, w, "after gc")
+	if err := eventually(func() error { return testenv.Ping(b, "fd00:74::10") }); err != nil {
+		t.Errorf("after gc, b cannot reach a over IPv6: %v", err)
+	}
+	reach(t, a, v6addr(testenv.PublicIP6, "80"), true, "after gc, a to the internet over IPv6")
+	if gw := defaultGateway6(t, b); gw != "fd00:74::1" {
+		t.Errorf("after gc, b's IPv6 default route is via %q", gw)
+	}
+
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "network", "rm", "n6")
+	w.AssertClean(t)
+}
+
+// TestIPv6DefaultPool: without an IPv6 --subnet, networks get /64s of the
+// host's unique local /48, one after the other; --default-address-pool
+// with an IPv6 base is used instead when given.
+func TestIPv6DefaultPool(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.MustNsnet(t, "network", "create", "--ipv6", "p1")
+	w.MustNsnet(t, "network", "create", "--ipv6", "p2")
+	w.MustNsnet(t, "--default-address-pool", "base=2001:db8:a::/48,size=64", "network", "create", "--ipv6", "p3")
+	p1, p2, p3 := inspectNetwork(t, w, "p1"), inspectNetwork(t, w, "p2"), inspectNetwork(t, w, "p3")
+	a1, err1 := netip.ParsePrefix(p1.Subnet6)
+	a2, err2 := netip.ParsePrefix(p2.Subnet6)
+	ula := netip.MustParsePrefix("fd00::/8")
+	if err1 != nil || err2 != nil || a1.Bits() != 64 || a2.Bits() != 64 || !ula.Contains(a1.Addr()) || a1 == a2 ||
+		netip.PrefixFrom(a1.Addr(), 48).Masked() != netip.PrefixFrom(a2.Addr(), 48).Masked() {
+		t.Errorf("default IPv6 subnets %q and %q: want two /64s of one unique local /48", p1.Subnet6, p2.Subnet6)
+	}
+	if p1.Gateway6 != a1.Addr().Next().String() {
+		t.Errorf("p1's IPv6 gateway %s, want the subnet's first address", p1.Gateway6)
+	}
+	if p3.Subnet6 != "2001:db8:a::/64" || p3.Subnet == "" {
+		t.Errorf("with an IPv6 pool: subnet6 %q (want 2001:db8:a::/64), subnet %q (from the IPv4 defaults)", p3.Subnet6, p3.Subnet)
+	}
+	if got := ipv6Addrs(t, w.Host, p3.Bridge); len(got) != 1 || got[0] != "2001:db8:a::1" {
+		t.Errorf("bridge of p3: IPv6 addresses %v, want 2001:db8:a::1 (not tentative)", got)
+	}
+	w.MustNsnet(t, "network", "rm", "p1", "p2", "p3")
 	w.AssertClean(t)
 }

@@ -62,13 +62,14 @@ func notLoopback6(dnat []expr.Any) []expr.Any {
 }
 
 // dnat6ByIP: fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports6-by-ip.
-// The 16-byte address fills registers 1 (32-bit 8 to 11), the protocol and
-// port follow in 12 and 13; the map's value, address and port, comes back
-// in 8 to 12.
+// The 16-byte address fills register 1 (32-bit 8 to 11), the protocol and
+// port follow in 12 (written as register 2, which the kernel reports it as,
+// so that Diff compares equal) and 13; the map's value, address and port,
+// comes back in 8 to 12.
 func dnat6ByIP() []expr.Any {
 	return cat(fibLocal(), []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 12},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 2},
 		&expr.Payload{DestRegister: 13, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: mapPorts6ByIP},
 		dnat6(),
@@ -86,5 +87,5 @@ func dnat6AnyIP() []expr.Any {
 }
 
 func dnat6() expr.Any {
-	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 12, RegProtoMax: 12, Specified: true}
+	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2, Specified: true}
 }
