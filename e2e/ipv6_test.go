@@ -160,8 +160,9 @@ func TestIPv6Isolation(t *testing.T) {
 
 // TestIPv6Internal gives a sandbox of an internal dual-stack network an IPv6
 // default route via its gateway, as a sandbox that wants out would: over
-// IPv6 it reaches the host only at its gateway, and neither the internet nor
-// a sandbox of another network nor the host at its uplink address. Without
+// IPv6 it reaches the host only at its gateway (and its link-local address
+// only with ICMPv6), and neither the internet nor a sandbox of another
+// network nor the host at its uplink address. Without
 // nsnet's rules (the control) all of them answer. An internal network does
 // not turn IPv6 forwarding on.
 func TestIPv6Internal(t *testing.T) {
@@ -190,18 +191,40 @@ func TestIPv6Internal(t *testing.T) {
 	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), false, "internal network, host service at the uplink over IPv6")
 	reach(t, in, v6addr(testenv.PublicIP6, "80"), false, "internal network to the internet over IPv6")
 	reach(t, in, v6addr("fd00:64::10", "80"), false, "internal network to another network over IPv6")
+	linkLocal := bridgeLinkLocal(t, w, "inside") + "%eth0"
+	reach(t, in, v6addr(linkLocal, "2222"), false, "internal network, host service at the bridge's link-local address")
+	if err := testenv.Ping(in, linkLocal); err != nil {
+		t.Errorf("internal network: ping (ICMPv6) to the bridge's link-local address: %v", err)
+	}
 
 	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "forward")
 	mustRun(t, w.Host, "nft", "flush", "chain", "inet", w.Table(), "input")
+	reach(t, in, v6addr(linkLocal, "2222"), true, "control: without the rules, host service at the bridge's link-local address")
 	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), true, "control: without the rules, host service at the uplink")
 	reach(t, in, v6addr("fd00:64::10", "80"), true, "control: without the rules, another network")
 	w.MustNsnet(t, "firewall", "reload")
 	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), false, "after firewall reload, host service at the uplink")
 	reach(t, in, v6addr("fd00:64::10", "80"), false, "after firewall reload, another network")
+	reach(t, in, v6addr(linkLocal, "2222"), false, "after firewall reload, the bridge's link-local address")
 
 	w.MustNsnet(t, "sandbox", "rm", in, out)
 	w.MustNsnet(t, "network", "rm", "inside", "n1")
 	w.AssertClean(t)
+}
+
+// bridgeLinkLocal is the link-local address of network n's bridge.
+func bridgeLinkLocal(t *testing.T, w *testenv.World, n string) string {
+	t.Helper()
+	br := inspectNetwork(t, w, n).Bridge
+	for _, l := range testenv.Addrs(t, w.Host) {
+		for _, a := range l.AddrInfo {
+			if l.IfName == br && strings.HasPrefix(a.Local, "fe80:") {
+				return a.Local
+			}
+		}
+	}
+	t.Fatalf("bridge %s has no link-local address", br)
+	return ""
 }
 
 // TestIPv6Routed: with masquerade off, a sandbox of a dual-stack network

@@ -139,9 +139,7 @@ func plan(nets []Network) []rule {
 				cat(ipv4(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), daddrNot(n.Gateway), drop())})
 		}
 		if n.Internal && n.Subnet6.IsValid() {
-			rules = append(rules, rule{chainInput, mark(n) + ": internal, the host answers only at the IPv6 gateway (and to neighbour discovery)",
-				cat(ipv6(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), daddr6Not(n.Gateway6),
-					daddr6NotIn(linkLocal6), daddr6NotIn(multicast6), drop())})
+			rules = append(rules, internal6(n)...)
 		}
 	}
 	for _, n := range nets {

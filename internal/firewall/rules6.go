@@ -17,6 +17,29 @@ var (
 	multicast6 = netip.MustParsePrefix("ff00::/8")
 )
 
+// internal6 are the input rules of an internal dual-stack network: the host
+// answers its sandboxes over IPv6 only at the IPv6 gateway, and at its
+// link-local and multicast addresses only to ICMPv6 (neighbour discovery).
+func internal6(n Network) []rule {
+	from := cat(ipv6(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge))
+	return []rule{
+		{chainInput, mark(n) + ": internal, only ICMPv6 to the host's link-local addresses",
+			cat(from, daddr6In(linkLocal6), l4protoNot(unix.IPPROTO_ICMPV6), drop())},
+		{chainInput, mark(n) + ": internal, only ICMPv6 to multicast addresses",
+			cat(from, daddr6In(multicast6), l4protoNot(unix.IPPROTO_ICMPV6), drop())},
+		{chainInput, mark(n) + ": internal, the host answers only at the IPv6 gateway",
+			cat(from, daddr6Not(n.Gateway6), daddr6NotIn(linkLocal6), daddr6NotIn(multicast6), drop())},
+	}
+}
+
+// l4protoNot matches meta l4proto != p.
+func l4protoNot(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{p}},
+	}
+}
+
 // ipv6 matches IPv6 packets: meta nfproto ipv6.
 func ipv6() []expr.Any {
 	return []expr.Any{
@@ -27,6 +50,7 @@ func ipv6() []expr.Any {
 
 // saddr6In matches ip6 saddr p; daddr6NotIn matches ip6 daddr != p.
 func saddr6In(p netip.Prefix) []expr.Any    { return addr6In(8, expr.CmpOpEq, p) }
+func daddr6In(p netip.Prefix) []expr.Any    { return addr6In(24, expr.CmpOpEq, p) }
 func daddr6NotIn(p netip.Prefix) []expr.Any { return addr6In(24, expr.CmpOpNeq, p) }
 
 func addr6In(offset uint32, op expr.CmpOp, p netip.Prefix) []expr.Any {
