@@ -20,8 +20,9 @@
 //     namespace mounts with its marker and the namespace ID it recorded, its own
 //     nftables table. Anything else (another root's, a stranger under a
 //     sandbox's name) is left alone.
-//   - A lease exists exactly for the address, and a MAC index entry exactly
-//     for the MAC, of each stored endpoint; no two endpoints on a network, nor
+//   - A lease exists exactly for each address (IPv4, and IPv6 on a
+//     dual-stack network), and a MAC index entry exactly for the MAC, of each
+//     stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.
 //   - The state root's resident process (resident.go) holds nothing the store
 //     does not: an operation that changes the published ports or the names of

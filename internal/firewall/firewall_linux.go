@@ -1,10 +1,11 @@
 // Package firewall keeps one nsnet state root's nftables table in the state
-// the store calls for: masquerade for traffic leaving a non-internal network,
+// the store calls for: masquerade for traffic leaving a non-internal network
+// (IPv4, and IPv6 on a dual-stack one, unless the network turns it off),
 // nothing forwarded into a network's bridge but replies, traffic within the
 // network and published ports, nothing in or out of an internal network but
-// its own traffic, and published ports as elements of two maps, so that a
-// packet's path and the cost of adding a mapping do not grow with the number
-// of mappings.
+// its own traffic, and published ports as elements of two maps per family
+// (the IPv6 ones only while a network is dual-stack), so that a packet's path
+// and the cost of adding a mapping do not grow with the number of mappings.
 //
 // It is the only package that imports google/nftables.
 //

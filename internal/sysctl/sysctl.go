@@ -1,7 +1,7 @@
 // Package sysctl reads and writes the kernel's per-namespace network settings
 // (/proc/sys/net/...), which nsnet owns for its bridges and sandboxes:
-// IPv4 forwarding, route_localnet, and IPv6 on interfaces of IPv4-only
-// networks.
+// IPv4 and IPv6 forwarding, route_localnet, IPv6 on interfaces of IPv4-only
+// networks, and duplicate address detection on those of dual-stack ones.
 //
 // /proc/sys/net follows the network namespace of the thread that opens the
 // file, so Get and Set act on the namespace nsnet runs in, and SetIn enters
