@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,7 +192,9 @@ func TestIPv6Internal(t *testing.T) {
 	reach(t, in, v6addr(testenv.UplinkIP6, "2222"), false, "internal network, host service at the uplink over IPv6")
 	reach(t, in, v6addr(testenv.PublicIP6, "80"), false, "internal network to the internet over IPv6")
 	reach(t, in, v6addr("fd00:64::10", "80"), false, "internal network to another network over IPv6")
-	linkLocal := bridgeLinkLocal(t, w, "inside") + "%eth0"
+	// The zone by index: Go caches interface names process-wide, and eth0
+	// has another index in each namespace of the test process.
+	linkLocal := bridgeLinkLocal(t, w, "inside") + "%" + strconv.Itoa(mustLink(t, in, "eth0").IfIndex)
 	reach(t, in, v6addr(linkLocal, "2222"), false, "internal network, host service at the bridge's link-local address")
 	if err := testenv.Ping(in, linkLocal); err != nil {
 		t.Errorf("internal network: ping (ICMPv6) to the bridge's link-local address: %v", err)
