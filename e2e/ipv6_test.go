@@ -440,3 +440,54 @@ func TestIPv6DefaultPool(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "p1", "p2", "p3")
 	w.AssertClean(t)
 }
+
+// TestIPv6CNI attaches two containers through libcni to a network made from
+// a conflist with ipv6 and subnet6: each result gives the container's IPv6
+// address and default route, the containers have them (usable at once) and
+// reach each other and the internet over IPv6 (masqueraded), CHECK passes,
+// and DEL leaves nothing.
+func TestIPv6CNI(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	r := newRuntime(t, w)
+	list := r.conflist(t, "1.0.0", "podnet6", map[string]any{"network": "cnet6", "subnet": "10.75.0.0/24", "ipv6": true, "subnet6": "fd00:75::/64"})
+	idA, nsA := r.container(t, "a")
+	idB, nsB := r.container(t, "b")
+	rtA, rtB := r.rt(idA, nsA, "eth0", nil, nil), r.rt(idB, nsB, "eth0", nil, nil)
+	resA := r.mustAdd(t, list, rtA)
+	r.mustAdd(t, list, rtB)
+
+	var ips, routes []string
+	for _, ip := range resA.IPs {
+		ips = append(ips, ip.Address.String()+" via "+ip.Gateway.String())
+	}
+	for _, rt := range resA.Routes {
+		routes = append(routes, rt.Dst.String()+" via "+rt.GW.String())
+	}
+	if want := []string{"10.75.0.2/24 via 10.75.0.1", "fd00:75::2/64 via fd00:75::1"}; strings.Join(ips, ", ") != strings.Join(want, ", ") {
+		t.Errorf("result of a: ips %v, want %v", ips, want)
+	}
+	if want := []string{"0.0.0.0/0 via 10.75.0.1", "::/0 via fd00:75::1"}; strings.Join(routes, ", ") != strings.Join(want, ", ") {
+		t.Errorf("result of a: routes %v, want %v", routes, want)
+	}
+	if got := ipv6Addrs(t, nsA, "eth0"); len(got) != 1 || got[0] != "fd00:75::2" {
+		t.Errorf("a's eth0 IPv6 addresses %v, want fd00:75::2 (not tentative)", got)
+	}
+	testenv.StartTCPEcho(t, nsB, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+	reach(t, nsA, v6addr("fd00:75::3", "80"), true, "container to container over IPv6")
+	if got := reach(t, nsA, v6addr(testenv.PublicIP6, "80"), true, "container to the internet over IPv6"); got != "" && !strings.Contains(got, testenv.UplinkIP6) {
+		t.Errorf("the internet saw %q, want the host's %s", got, testenv.UplinkIP6)
+	}
+	if err := r.check(list, rtA); err != nil {
+		t.Errorf("CHECK of a: %v", err)
+	}
+
+	r.mustDel(t, list, rtA)
+	r.mustDel(t, list, rtB)
+	r.removeContainer(t, "a")
+	r.removeContainer(t, "b")
+	w.MustNsnet(t, "network", "rm", "cnet6")
+	w.AssertClean(t)
+}
