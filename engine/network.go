@@ -240,7 +240,17 @@ func (e *Engine) chooseSubnets(host links, n *Network, nets []Network, pick pick
 			taken = append(taken, o.Subnet6)
 		}
 	}
-	if n.Subnet, err = e.chooseSubnet(n.Name, n.Subnet, pick.subnet, e.pools4(), nets, taken, routes); err != nil {
+	choose := func(s netip.Prefix, pick bool, pools []AddressPool) (netip.Prefix, error) {
+		if !pick {
+			return s, checkOverlaps(s, nets, routes)
+		}
+		s, err := ipam.PickSubnet(pools, taken)
+		if err != nil {
+			return s, fmt.Errorf("choose a subnet for network %s: %w", n.Name, err)
+		}
+		return s, nil
+	}
+	if n.Subnet, err = choose(n.Subnet, pick.subnet, e.pools4()); err != nil {
 		return err
 	}
 	if pick.gateway {
@@ -250,7 +260,7 @@ func (e *Engine) chooseSubnets(host links, n *Network, nets []Network, pick pick
 		return nil
 	}
 	pools6 := ipam.Pools6(e.opts.AddressPools, e.opts.HostID)
-	if n.Subnet6, err = e.chooseSubnet(n.Name, n.Subnet6, pick.subnet6, pools6, nets, taken, routes); err != nil {
+	if n.Subnet6, err = choose(n.Subnet6, pick.subnet6, pools6); err != nil {
 		return err
 	}
 	if pick.gateway6 {
@@ -268,29 +278,22 @@ func (e *Engine) pools4() []AddressPool {
 	return ipam.DefaultPools
 }
 
-// chooseSubnet is s checked against the other networks and the host's
-// routes, or if pick a subnet from pools that overlaps none of taken.
-func (e *Engine) chooseSubnet(name string, s netip.Prefix, pick bool, pools []AddressPool, nets []Network, taken, routes []netip.Prefix) (netip.Prefix, error) {
-	if pick {
-		s, err := ipam.PickSubnet(pools, taken)
-		if err != nil {
-			return s, fmt.Errorf("choose a subnet for network %s: %w", name, err)
-		}
-		return s, nil
-	}
+// checkOverlaps refuses a subnet s that overlaps a subnet of another
+// network or a route of the host.
+func checkOverlaps(s netip.Prefix, nets []Network, routes []netip.Prefix) error {
 	for _, o := range nets {
-		for _, os := range []netip.Prefix{o.Subnet, o.Subnet6} {
-			if os.IsValid() && os.Overlaps(s) {
-				return s, fmt.Errorf("subnet %s overlaps subnet %s of network %s: choose another --subnet", s, os, o.Name)
+		for _, sub := range []netip.Prefix{o.Subnet, o.Subnet6} {
+			if sub.IsValid() && sub.Overlaps(s) {
+				return fmt.Errorf("subnet %s overlaps subnet %s of network %s: choose another --subnet", s, sub, o.Name)
 			}
 		}
 	}
 	for _, r := range routes {
 		if r.Overlaps(s) {
-			return s, fmt.Errorf("subnet %s overlaps the host route to %s: choose another --subnet", s, r)
+			return fmt.Errorf("subnet %s overlaps the host route to %s: choose another --subnet", s, r)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func chooseBridge(host links, n *Network, nets []Network) error {
