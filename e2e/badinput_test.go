@@ -219,6 +219,20 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("long65 is %d characters", len(long65))
 	}
 	bridge16 := "br-0123456789abc"
+	badLabels := filepath.Join(t.TempDir(), "labels")
+	if err := os.WriteFile(badLabels, []byte("ok=1\nk=\xff\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spaceLabels := filepath.Join(t.TempDir(), "labels")
+	if err := os.WriteFile(spaceLabels, []byte("# comment\nmy key=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const opt = "com.docker.network."
+	var tooManyLabels []string
+	for i := range 65 {
+		tooManyLabels = append(tooManyLabels, "--label", fmt.Sprintf("k%d=v", i))
+	}
+	longKey := strings.Repeat("k", 256)
 
 	rows := []struct {
 		name   string
@@ -274,10 +288,6 @@ func TestBadInput(t *testing.T) {
 			want: []string{"--gateway fd00:30::1", "needs an IPv6 --subnet"}},
 		{name: "ipv6 pool link-local", args: []string{"--default-address-pool", "base=fe80::/16,size=64", "network", "create", "--ipv6", "nx"},
 			want: []string{"address pool", "link-local"}},
-		{name: "unknown network option", args: []string{"network", "create", "-o", "com.docker.network.bridge.name=x", "nx"},
-			want: []string{"unknown network option", "enable_ip_masquerade"}},
-		{name: "masquerade option not a bool", args: []string{"network", "create", "-o", "com.docker.network.bridge.enable_ip_masquerade=maybe", "nx"},
-			want: []string{"enable_ip_masquerade", "true or false"}},
 		{name: "cidr host bits", args: []string{"network", "create", "--subnet", "10.30.0.5/24", "nx"},
 			want: []string{`"10.30.0.5/24"`, "host bits", "10.30.0.0/24"}},
 		{name: "cidr too small", args: []string{"network", "create", "--subnet", "10.30.0.0/31", "nx"},
@@ -510,6 +520,95 @@ func TestBadInput(t *testing.T) {
 			want: []string{"needs a command"}},
 		{name: "run on unknown network", code: 125, args: []string{"run", "--rm", "--name", sx, "--network", "nope", "--", "true"},
 			want: []string{"network nope not found"}},
+		// Docker's habits (issue 11): labels, driver options, filters, formats, prune, completion
+		{name: "label without key", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--label", "=x", "nx"},
+			want: []string{"network nx", "the key is empty"}},
+		{name: "label key with a space", args: []string{"sandbox", "create", "--network", "n1", "--label", "a b=c", sx},
+			want: []string{"sandbox " + sx, `invalid label key "a b"`, "white space"}},
+		{name: "label file missing", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--label-file", missing, "nx"},
+			want: []string{"read --label-file", missing, "no such file"}},
+		{name: "label file not UTF-8", args: []string{"sandbox", "create", "--network", "n1", "--label-file", badLabels, sx},
+			want: []string{badLabels, "line 2 is not valid UTF-8"}},
+		{name: "label file with a bad key", args: []string{"sandbox", "create", "--network", "n1", "--label-file", spaceLabels, sx},
+			want: []string{`invalid label key "my key"`}},
+		{name: "run with a bad label", code: 125, args: []string{"run", "--rm", "--name", sx, "--network", "none", "--label", "=x", "--", "true"},
+			want: []string{"the key is empty"}},
+		{name: "run with a missing label file", code: 125, args: []string{"run", "--rm", "--name", sx, "--network", "none", "--label-file", missing, "--", "true"},
+			want: []string{"read --label-file", missing}},
+		{name: "label value with a control character", args: []string{"sandbox", "create", "--network", "n1", "--label", "k=a\x07b", sx},
+			want: []string{"sandbox " + sx, "label k", "printable"}},
+		{name: "label key too long", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--label", longKey + "=v", "nx"},
+			want: []string{"256 bytes long", "255"}},
+		{name: "too many labels", args: append(append([]string{"network", "create", "--subnet", "10.30.0.0/24"}, tooManyLabels...), "nx"),
+			want: []string{"network nx has 65 labels", "limit is 64"}},
+		{name: "option unknown", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.enable_ipv6=true", "nx"},
+			want: []string{"unknown driver option -o " + opt + "bridge.enable_ipv6", "nsnet knows", opt + "bridge.enable_icc"}},
+		{name: "option without value", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "driver.mtu", "nx"},
+			want: []string{"bad -o", "KEY=VALUE"}},
+		{name: "option given twice", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "driver.mtu=1400", "-o", opt + "driver.mtu=1300", "nx"},
+			want: []string{"given twice"}},
+		{name: "option mtu not a number", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "driver.mtu=big", "nx"},
+			want: []string{opt + "driver.mtu=big", "MTU as a number"}},
+		{name: "option mtu too small", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "driver.mtu=60", "nx"},
+			want: []string{"MTU 60", "68", "65535"}},
+		{name: "option mtu against --mtu", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--mtu", "1400", "-o", opt + "driver.mtu=1300", "nx"},
+			want: []string{"contradicts --mtu 1400"}},
+		{name: "option bridge against --bridge", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--bridge", "br-a", "-o", opt + "bridge.name=br-b", "nx"},
+			want: []string{opt + "bridge.name=br-b contradicts --bridge br-a"}},
+		{name: "option bridge used by n1", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.name=br-n1", "nx"},
+			want: []string{"br-n1", "already used by network n1"}},
+		{name: "option bridge name too long", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.name=" + bridge16, "nx"},
+			want: []string{bridge16, "15"}},
+		{name: "option masquerade not a boolean", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.enable_ip_masquerade=maybe", "nx"},
+			want: []string{opt + "bridge.enable_ip_masquerade=maybe", "true or false"}},
+		{name: "option icc not a boolean", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.enable_icc=2", "nx"},
+			want: []string{opt + "bridge.enable_icc=2", "true or false"}},
+		{name: "option host binding not an address", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.host_binding_ipv4=localhost", "nx"},
+			want: []string{opt + "bridge.host_binding_ipv4", `"localhost"`}},
+		{name: "option host binding IPv6", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "-o", opt + "bridge.host_binding_ipv4=2001:db8::1", "nx"},
+			want: []string{opt + "bridge.host_binding_ipv4", "not IPv4"}},
+		{name: "filter without value", args: []string{"network", "ls", "--filter", "name"},
+			want: []string{`bad --filter "name"`, "KEY=VALUE"}},
+		{name: "network ls unknown filter", args: []string{"network", "ls", "--filter", "publish=80"},
+			want: []string{`invalid filter "publish" for listing networks`, "dangling, driver, id, label, name"}},
+		{name: "sandbox ls unknown filter", args: []string{"sandbox", "ls", "-f", "dangling=true"},
+			want: []string{`invalid filter "dangling" for listing sandboxes`, "id, label, name, network, publish"}},
+		{name: "port ls unknown filter", args: []string{"port", "ls", "--filter", "driver=bridge"},
+			want: []string{`invalid filter "driver" for listing sandboxes`}},
+		{name: "dangling not a boolean", args: []string{"network", "ls", "--filter", "dangling=maybe"},
+			want: []string{"dangling=maybe", "true or false"}},
+		{name: "publish filter not a port", args: []string{"sandbox", "ls", "--filter", "publish=web"},
+			want: []string{"publish=web", "container port"}},
+		{name: "label filter without key", args: []string{"sandbox", "ls", "--filter", "label==x"},
+			want: []string{"label==x", "KEY or KEY=VALUE"}},
+		{name: "network prune unknown filter", args: []string{"network", "prune", "-f", "--filter", "dangling=true"},
+			want: []string{`invalid filter "dangling" for pruning networks`, "until"}},
+		{name: "network prune bad until", args: []string{"network", "prune", "--filter", "until=soon"},
+			want: []string{"until=soon", "duration"}},
+		{name: "sandbox prune unknown filter", args: []string{"sandbox", "prune", "--filter", "driver=bridge"},
+			want: []string{`invalid filter "driver" for pruning sandboxes`}},
+		{name: "network prune with an argument", args: []string{"network", "prune", "-f", "n1"},
+			want: []string{"takes no arguments"}},
+		{name: "sandbox prune with an argument", args: []string{"sandbox", "prune", "-f", s1},
+			want: []string{"takes no arguments"}},
+		{name: "format template unclosed", args: []string{"network", "ls", "--format", "{{.Name"},
+			want: []string{`invalid --format template "{{.Name"`}},
+		{name: "format unknown field", args: []string{"sandbox", "ls", "--format", "{{.Nope}}"},
+			want: []string{"--format template", "can't evaluate field Nope"}},
+		{name: "format unknown function", args: []string{"port", "ls", "--format", "{{shout .Sandbox}}"},
+			want: []string{`function "shout" not defined`}},
+		{name: "inspect format unknown field", args: []string{"network", "inspect", "-f", "{{.Nope}}", "n1"},
+			want: []string{"can't evaluate field Nope"}},
+		{name: "inspect format unknown", args: []string{"network", "inspect", "--format", "xml", "n1"},
+			want: []string{`unknown --format "xml"`}},
+		{name: "inspect format table", args: []string{"sandbox", "inspect", "--format", "table {{.Name}}", s1},
+			want: []string{"inspect prints no table"}},
+		{name: "completion unknown shell", args: []string{"completion", "pwsh"},
+			want: []string{`unknown shell "pwsh"`, "bash, zsh and fish"}},
+		{name: "completion without shell", args: []string{"completion"},
+			want: []string{"exactly 1 argument", "bash, zsh or fish"}},
+		{name: "version with an argument", args: []string{"version", "x"},
+			want: []string{"takes no arguments"}},
 		{name: "run missing program", code: 127, args: []string{"run", "--rm", "--name", sx, "--network", "none", "--", "no-such-program-x"},
 			want: []string{"no-such-program-x", "not found"}},
 	}

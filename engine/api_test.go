@@ -297,7 +297,8 @@ func checkBridge(t *testing.T, k *fakeKernel, e *Engine, n *Network) {
 	if got := k.sysctlOf(" " + sysctl.IPv4Forward); (got == "1") == n.Internal {
 		t.Errorf("network %s (internal %t): ip_forward is %q", n.Name, n.Internal, got)
 	}
-	fw := firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal}
+	fw := firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal,
+		NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
 	if !slices.Contains(k.fwNets(), fw) {
 		t.Errorf("network %s: not in the firewall table %v", n.Name, k.fwNets())
 	}
@@ -1477,9 +1478,33 @@ func TestReloadFirewall(t *testing.T) {
 	if got := state(t, k, e); !slices.Equal(got, want) {
 		t.Errorf("reloaded:\n%s", diffLines(want, got))
 	}
-	if diffs, err := (fakeFirewall{k}).Diff(firewallNetworks(mustNetworks(t, e)), k.fwPortList()); err != nil || len(diffs) != 0 {
+	if diffs, err := (fakeFirewall{k}).Diff(firewallNetworks(mustNetworks(t, e)), k.fwPortList(), storeGuards(t, e)); err != nil || len(diffs) != 0 {
 		t.Errorf("after reload: %v, %v", diffs, err)
 	}
+	if len(storeGuards(t, e)) != 1 {
+		t.Errorf("guards after reload: %v, want s1's", storeGuards(t, e))
+	}
+}
+
+// storeGuards are the anti-spoofing guards the store calls for.
+func storeGuards(t *testing.T, e *Engine) []firewall.Guard {
+	t.Helper()
+	byName := map[string]*Network{}
+	nets := mustNetworks(t, e)
+	for i := range nets {
+		byName[nets[i].Name] = &nets[i]
+	}
+	sbs, err := e.Sandboxes()
+	mustDo(t, err)
+	var out []firewall.Guard
+	for _, sb := range sbs {
+		for _, ep := range sb.Endpoints {
+			if g, ok := firewallGuard(byName[ep.Network], ep); ok {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
 }
 
 func mustNetworks(t *testing.T, e *Engine) []Network {

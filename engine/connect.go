@@ -268,6 +268,9 @@ func (e *Engine) disconnect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, forc
 	if err := tx.PutSandbox(sb); err != nil {
 		return err
 	}
+	if err := e.unguardEndpoints(tx, []Endpoint{gone}); err != nil {
+		return err
+	}
 	if err := e.syncResident(tx, u, sb, n.Name); err != nil {
 		return err
 	}

@@ -18,8 +18,11 @@
 //     are released (down, marked) to go with it (releaseWithNamespace).
 //   - The engine touches only what its state root made: links with its mark,
 //     namespace mounts with its marker and the namespace ID it recorded, its own
-//     nftables table. Anything else (another root's, a stranger under a
+//     nftables tables (inet and bridge, one name). Anything else (another root's, a stranger under a
 //     sandbox's name) is left alone.
+//   - Every endpoint on a network with anti-spoofing has its port's elements
+//     in the bridge table from before its veth exists until after it is gone
+//     (guard, unguardEndpoints); gc restores and removes what differs.
 //   - A lease exists exactly for each address (IPv4, and IPv6 on a
 //     dual-stack network), and a MAC index entry exactly for the MAC, of each
 //     stored endpoint; no two endpoints on a network, nor
@@ -264,6 +267,12 @@ func (e *Engine) hostLinks() (links, error) {
 // Intents fn wrote are removed once the outcome is settled: after the commit,
 // or after a complete undo (a failed undo keeps them for the next command).
 func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
+	return e.writeOp(func() error { return e.apply(fn) })
+}
+
+// writeOp runs fn as one writing operation, once what interrupted commands
+// left behind is finished or undone; fn runs its changes with apply.
+func (e *Engine) writeOp(fn func() error) error {
 	if err := e.writable(); err != nil {
 		return err
 	}
@@ -272,7 +281,7 @@ func (e *Engine) mutate(fn func(tx *store.Tx, u *undo) error) error {
 			return err
 		}
 		e.settleRuns(false) // a failure is left for later commands, and reported by gc
-		return e.apply(fn)
+		return fn()
 	})
 }
 
@@ -399,8 +408,8 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-// FirewallTable is the name of the nftables table (family inet) that holds
-// the rules of this engine's state root.
+// FirewallTable is the name of the nftables tables (families inet and
+// bridge) that hold the rules of this engine's state root.
 func (e *Engine) FirewallTable() string { return e.table }
 
 // IsRoot reports whether the process has the privileges nsnet needs.

@@ -74,9 +74,10 @@ type fakeLink struct {
 }
 
 type fakeTable struct {
-	nets  []firewall.Network
-	ports map[firewall.Port]bool
-	drift []string // set by tests: what Diff reports besides missing or extra state
+	nets   []firewall.Network
+	ports  map[firewall.Port]bool
+	guards map[string]string // guarded port -> its MAC and addresses
+	drift  []string          // set by tests: what Diff reports besides missing or extra state
 }
 
 // fakeResident is a running resident: what it holds and serves.
@@ -182,6 +183,9 @@ func (k *fakeKernel) dump() []string {
 		out = append(out, fmt.Sprintf("table %v", k.fw.nets))
 		for p := range k.fw.ports {
 			out = append(out, fmt.Sprintf("port %+v", p))
+		}
+		for port, g := range k.fw.guards {
+			out = append(out, fmt.Sprintf("guard %s %s", port, g))
 		}
 	}
 	if r := k.res; r != nil {
@@ -497,7 +501,7 @@ func (f fakeLinks) UpLoopback(ns *os.File) error {
 // fakeFirewall implements firewaller.
 type fakeFirewall struct{ k *fakeKernel }
 
-func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port) error {
+func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	if err := f.k.step("sync table"); err != nil {
@@ -507,9 +511,57 @@ func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port) error
 		f.k.fw = nil
 		return nil
 	}
-	f.k.fw = &fakeTable{nets: slices.Clone(nets), ports: map[firewall.Port]bool{}}
+	f.k.fw = &fakeTable{nets: slices.Clone(nets), ports: map[firewall.Port]bool{}, guards: guardMap(guards)}
 	for _, p := range ports {
 		f.k.fw.ports[p] = true
+	}
+	return nil
+}
+
+func guardMap(guards []firewall.Guard) map[string]string {
+	out := map[string]string{}
+	for _, g := range guards {
+		out[g.Port] = fmt.Sprintf("%s %v", g.MAC, g.Addrs)
+	}
+	return out
+}
+
+// AddGuards fails, as nftables does, on a port guarded already.
+func (f fakeFirewall) AddGuards(guards []firewall.Guard) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("add %d guards", len(guards)); err != nil {
+		return err
+	}
+	if f.k.fw == nil {
+		return errors.New("add guards: no table")
+	}
+	for port, g := range guardMap(guards) {
+		if _, ok := f.k.fw.guards[port]; ok {
+			return fmt.Errorf("add guard %s: element exists", port)
+		}
+		f.k.fw.guards[port] = g
+	}
+	return nil
+}
+
+func (f fakeFirewall) DeleteGuards(guards []firewall.Guard) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if err := f.k.step("delete %d guards", len(guards)); err != nil {
+		return err
+	}
+	if f.k.fw == nil {
+		return errors.New("delete guards: no table")
+	}
+	gone := guardMap(guards)
+	for port, g := range gone {
+		if f.k.fw.guards[port] != g {
+			return fmt.Errorf("delete guard %s: no such element", port)
+		}
+	}
+	for port := range gone {
+		delete(f.k.fw.guards, port)
 	}
 	return nil
 }
@@ -549,7 +601,7 @@ func (f fakeFirewall) DeletePorts(ports []firewall.Port) error {
 	return nil
 }
 
-func (f fakeFirewall) Diff(nets []firewall.Network, ports []firewall.Port) ([]string, error) {
+func (f fakeFirewall) Diff(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) ([]string, error) {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	t := f.k.fw
@@ -568,6 +620,9 @@ func (f fakeFirewall) Diff(nets []firewall.Network, ports []firewall.Port) ([]st
 	want := map[firewall.Port]bool{}
 	for _, p := range ports {
 		want[p] = true
+	}
+	if !maps.Equal(t.guards, guardMap(guards)) {
+		diffs = append(diffs, "guards differ")
 	}
 	if len(want) != len(t.ports) {
 		diffs = append(diffs, "elements differ")
@@ -903,21 +958,23 @@ func (f fakeResidents) Retarget(sandbox string, keys []string, targets []netip.A
 	return nil
 }
 
-func (f fakeResidents) Drop(sandbox string) error {
+func (f fakeResidents) Drop(sandbox string, n resident.Names) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	r := f.k.res
-	switch {
-	case r == nil:
+	if r == nil {
 		return errFakeNotRunning
-	case r.ports[sandbox] == nil:
+	}
+	if r.ports[sandbox] != nil {
+		if err := f.k.step("drop the ports of %s", sandbox); err != nil {
+			return err
+		}
+		r.drop(sandbox)
+	}
+	if len(n.Zones) == 0 && len(n.Networks) == 0 && !n.All && len(n.Patches) == 0 {
 		return nil
 	}
-	if err := f.k.step("drop the ports of %s", sandbox); err != nil {
-		return err
-	}
-	r.drop(sandbox)
-	return nil
+	return f.serve(r, n)
 }
 
 func (f fakeResidents) Serve(n resident.Names) error {
@@ -927,6 +984,11 @@ func (f fakeResidents) Serve(n resident.Names) error {
 	if r == nil {
 		return errFakeNotRunning
 	}
+	return f.serve(r, n)
+}
+
+// serve changes r's zones as n says; f.k.mu is held.
+func (f fakeResidents) serve(r *fakeResident, n resident.Names) error {
 	if err := f.k.step("serve %d zones for %v (all %t), %d patches", len(n.Zones), n.Networks, n.All, len(n.Patches)); err != nil {
 		return err
 	}

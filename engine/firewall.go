@@ -5,6 +5,7 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -15,7 +16,7 @@ func firewallNetworks(nets []Network) []firewall.Network {
 	out := make([]firewall.Network, len(nets))
 	for i, n := range nets {
 		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway,
-			Subnet6: n.Subnet6, Gateway6: n.Gateway6, Internal: n.Internal, NoMasquerade: n.NoMasquerade}
+			Subnet6: n.Subnet6, Gateway6: n.Gateway6, Internal: n.Internal, NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
 	}
 	return out
 }
@@ -57,31 +58,130 @@ func publishingEndpoint(sb *Sandbox) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// syncFirewall makes nsnet's table match the store as tx sees it.
+// firewallGuard is ep's sandbox port as anti-spoofing guards it: its host
+// veth may forward only ep's MAC and addresses. ok is false on a network
+// with anti-spoofing off.
+func firewallGuard(n *Network, ep Endpoint) (g firewall.Guard, ok bool) {
+	if n.NoAntiSpoof {
+		return firewall.Guard{}, false
+	}
+	mac, _ := parseMAC(ep.MAC)
+	return firewall.Guard{Port: ep.HostVeth, MAC: mac, Addrs: guardAddrs(ep)}, true
+}
+
+// guardAddrs are the addresses of ep that its sandbox may send from: its
+// IPv4 address only (IPv6 is not guarded yet).
+func guardAddrs(ep Endpoint) []netip.Addr {
+	return []netip.Addr{ep.Address.Addr()}
+}
+
+// fwState is what the store calls for in the firewall.
+type fwState struct {
+	nets   []firewall.Network
+	ports  []firewall.Port
+	guards []firewall.Guard
+}
+
+// syncFirewall makes nsnet's tables match the store as tx sees it.
 func (e *Engine) syncFirewall(tx *store.Tx) error {
-	nets, ports, err := firewallState(tx)
+	s, err := firewallState(tx)
 	if err != nil {
 		return err
 	}
-	return e.k.fw.Sync(nets, ports)
+	return e.k.fw.Sync(s.nets, s.ports, s.guards)
 }
 
-// firewallState is what the store calls for: its networks and every
-// published port with the address of the sandbox it goes to.
-func firewallState(tx *store.Tx) ([]firewall.Network, []firewall.Port, error) {
+// firewallState is what the store calls for: its networks, every published
+// port with the address of the sandbox it goes to, and every sandbox port on
+// a network with anti-spoofing.
+func firewallState(tx *store.Tx) (fwState, error) {
 	nets, err := tx.Networks()
 	if err != nil {
-		return nil, nil, err
+		return fwState{}, err
 	}
 	sbs, err := tx.Sandboxes()
 	if err != nil {
-		return nil, nil, err
+		return fwState{}, err
 	}
-	var ports []firewall.Port
-	for _, s := range sbs {
-		ports = append(ports, firewallPorts(&s)...)
+	byName := map[string]*Network{}
+	for i := range nets {
+		byName[nets[i].Name] = &nets[i]
 	}
-	return firewallNetworks(nets), ports, nil
+	s := fwState{nets: firewallNetworks(nets)}
+	for _, sb := range sbs {
+		s.ports = append(s.ports, firewallPorts(&sb)...)
+		for _, ep := range sb.Endpoints {
+			if n := byName[ep.Network]; n != nil {
+				if g, ok := firewallGuard(n, ep); ok {
+					s.guards = append(s.guards, g)
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// guard lets ep's port on n forward only ep's MAC and addresses, before its
+// veth exists (so it never forwards anything else); if the tables are not as
+// the store says, it rebuilds them from the store with ep and the endpoints
+// sb has so far in this operation added. Undone by removing the elements.
+func (e *Engine) guard(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) error {
+	g, ok := firewallGuard(n, ep)
+	if !ok {
+		return nil
+	}
+	if err := e.k.fw.AddGuards([]firewall.Guard{g}); err != nil {
+		s, err := firewallState(tx)
+		if err != nil {
+			return err
+		}
+		guards := append(s.guards, endpointGuards(tx, sb.Endpoints)...)
+		if err := e.k.fw.Sync(s.nets, s.ports, uniqueGuards(append(guards, g))); err != nil {
+			return fmt.Errorf("guard sandbox port %s on network %s: %w", ep.HostVeth, n.Name, err)
+		}
+	}
+	u.push(func() error { return e.k.fw.DeleteGuards([]firewall.Guard{g}) })
+	return nil
+}
+
+// endpointGuards are the guards of eps on networks with anti-spoofing.
+func endpointGuards(tx *store.Tx, eps []Endpoint) []firewall.Guard {
+	var out []firewall.Guard
+	for _, ep := range eps {
+		if n, err := tx.Network(ep.Network); err == nil {
+			if g, ok := firewallGuard(n, ep); ok {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// uniqueGuards keeps the first guard of each port.
+func uniqueGuards(guards []firewall.Guard) []firewall.Guard {
+	seen := map[string]bool{}
+	var out []firewall.Guard
+	for _, g := range guards {
+		if !seen[g.Port] {
+			seen[g.Port] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// unguardEndpoints removes the elements of sandbox ports that are gone
+// (their veths deleted or released), or rebuilds the tables from tx, which no
+// longer has them, if the elements are not there.
+func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
+	guards := endpointGuards(tx, eps)
+	if len(guards) == 0 {
+		return nil
+	}
+	if err := e.k.fw.DeleteGuards(guards); err != nil {
+		return e.syncFirewall(tx)
+	}
+	return nil
 }
 
 // publish installs ports in the firewall; if the table is not as the store

@@ -96,6 +96,7 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 	if needsForwarding(nets) {
 		e.warnLocalnet()
 	}
+	e.warnBridgeFiltering(nets)
 	return g.actions, errors.Join(err, errors.Join(g.errs...))
 }
 
@@ -317,20 +318,20 @@ func (g *gc) strayMounts() error {
 // firewall rewrites the root's table if any chain, rule or element differs
 // from what the store calls for.
 func (g *gc) firewall() error {
-	nets, ports, err := firewallState(g.tx)
+	s, err := firewallState(g.tx)
 	if err != nil {
 		return err
 	}
 	if g.settled["table"] {
 		return nil
 	}
-	diffs, err := g.e.k.fw.Diff(nets, ports)
+	diffs, err := g.e.k.fw.Diff(s.nets, s.ports, s.guards)
 	if err != nil || len(diffs) == 0 {
 		return err
 	}
-	what := fmt.Sprintf("rewrite nftables table inet %s (%s)", g.e.table, strings.Join(diffs, "; "))
-	if len(nets) == 0 {
-		what = fmt.Sprintf("remove nftables table inet %s: no network needs it", g.e.table)
+	what := fmt.Sprintf("rewrite nftables tables inet and bridge %s (%s)", g.e.table, strings.Join(diffs, "; "))
+	if len(s.nets) == 0 {
+		what = fmt.Sprintf("remove nftables tables inet and bridge %s: no network needs them", g.e.table)
 	}
 	g.do(what, func() error { return g.e.syncFirewall(g.tx) })
 	return nil

@@ -178,18 +178,18 @@ func drifts() []driftCase {
 		{name: "IPv4 forwarding off", make: func(t *testing.T, w *driftWorld) { delete(w.k.sysctl, " "+sysctl.IPv4Forward) },
 			plan: planLines("would turn IPv4 forwarding back on (sysctl net.ipv4.ip_forward is 0, not 1)")},
 		{name: "firewall rule drifted", make: func(t *testing.T, w *driftWorld) { w.k.fw.drift = []string{"chain forward lacks a rule"} },
-			plan: planLines("would rewrite nftables table inet nsnet-test (chain forward lacks a rule)")},
+			plan: planLines("would rewrite nftables tables inet and bridge nsnet-test (chain forward lacks a rule)")},
 		{name: "firewall table deleted", make: func(t *testing.T, w *driftWorld) { w.k.fw = nil },
-			plan: planLines("would rewrite nftables table inet nsnet-test (table is missing)")},
+			plan: planLines("would rewrite nftables tables inet and bridge nsnet-test (table is missing)")},
 		{name: "firewall element added", make: func(t *testing.T, w *driftWorld) {
 			w.k.fw.ports[firewall.Port{Proto: "tcp", HostPort: 2222, CtrIP: netip.MustParseAddr("10.1.0.9"), CtrPort: 22}] = true
-		}, plan: planLines("would rewrite nftables table inet nsnet-test (elements differ)")},
+		}, plan: planLines("would rewrite nftables tables inet and bridge nsnet-test (elements differ)")},
 		{name: "firewall element deleted", make: func(t *testing.T, w *driftWorld) {
 			for p := range w.k.fw.ports {
 				delete(w.k.fw.ports, p)
 				break
 			}
-		}, plan: planLines("would rewrite nftables table inet nsnet-test (elements differ)")},
+		}, plan: planLines("would rewrite nftables tables inet and bridge nsnet-test (elements differ)")},
 		{name: "namespace vanished", make: func(t *testing.T, w *driftWorld) {
 			id := w.k.mounts[w.s1.NetNS]
 			delete(w.k.mounts, w.s1.NetNS)
@@ -362,7 +362,7 @@ func drifts() []driftCase {
 			return []string{
 				"would repair bridge " + w.in.Bridge + " of network in (is down)",
 				"would repair veth " + w.s2.Endpoints[1].HostVeth + " of sandbox s2 on network n1 (has MTU 1400, not 1500)",
-				"would rewrite nftables table inet nsnet-test (table is missing)",
+				"would rewrite nftables tables inet and bridge nsnet-test (table is missing)",
 				fmt.Sprintf("would make the resident process (pid %d) hold the 1 published host ports of sandbox s2", w.k.res.pid),
 				"would release 10.3.0.77 on network in (held by missing sandbox ghost)",
 			}
@@ -528,11 +528,11 @@ func TestGCAfterReboot(t *testing.T) {
 	checkPlan(t, plan, []string{
 		"would forget sandbox s1: its namespace", "would forget sandbox s2: its namespace", "would forget sandbox s3: its namespace",
 		"would recreate bridge " + w.n1.Bridge, "would recreate bridge " + w.in.Bridge,
-		"would turn IPv4 forwarding back on", "would rewrite nftables table inet nsnet-test (table is missing)",
+		"would turn IPv4 forwarding back on", "would rewrite nftables tables inet and bridge nsnet-test (table is missing)",
 	})
 	// Forgetting the sandboxes rewrites the table on the way (their ports'
 	// elements are missing), so gc does not list it again.
-	rewrite := "rewrite nftables table inet nsnet-test (table is missing)"
+	rewrite := "rewrite nftables tables inet and bridge nsnet-test (table is missing)"
 	done, err := w.e.GC(false)
 	if err != nil || !sameLines(append(done, rewrite), doneLines(plan)) {
 		t.Errorf("gc did %q (error %v), the dry run planned %q", done, err, plan)

@@ -111,7 +111,7 @@ func (g *gc) residentPorts(st resident.Status, want residentPlan) {
 			continue
 		}
 		g.do(fmt.Sprintf("make the resident process (pid %d) let go of the %d ports of missing sandbox %s", st.Pid, len(h.Keys), h.Sandbox),
-			func() error { return g.e.k.res.Drop(h.Sandbox) })
+			func() error { return g.e.k.res.Drop(h.Sandbox, resident.Names{}) })
 	}
 	for _, name := range slices.Sorted(maps.Keys(want.sandboxes)) {
 		sb := want.sandboxes[name]
@@ -189,7 +189,7 @@ func (g *gc) residentZones(st resident.Status, want residentPlan) {
 }
 
 // dropGone changes have, the zones the resident serves, as removing the
-// sandboxes gc forgets or removes will (dropNames): their records go, and
+// sandboxes gc forgets or removes will (dropFromResident): their records go, and
 // their networks' zones get the store's address, flags and upstream.
 func (g *gc) dropGone(have map[string]resolver.Zone, want residentPlan) {
 	for n, addrs := range want.gone {

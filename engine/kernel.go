@@ -40,12 +40,14 @@ type links interface {
 	Close()
 }
 
-// firewaller is the state root's nftables table (package firewall).
+// firewaller is the state root's nftables tables (package firewall).
 type firewaller interface {
-	Sync(nets []firewall.Network, ports []firewall.Port) error
+	Sync(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) error
 	AddPorts(ports []firewall.Port) error
 	DeletePorts(ports []firewall.Port) error
-	Diff(nets []firewall.Network, ports []firewall.Port) ([]string, error)
+	AddGuards(guards []firewall.Guard) error
+	DeleteGuards(guards []firewall.Guard) error
+	Diff(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) ([]string, error)
 	ForwardDrops() ([]firewall.ChainRef, error)
 }
 
@@ -82,7 +84,7 @@ type residentProcess interface {
 	Hold(sandbox string, ns resident.Namespace, ports []resident.Port) error
 	Release(sandbox string, keys []string) error
 	Retarget(sandbox string, keys []string, targets []netip.AddrPort) error
-	Drop(sandbox string) error
+	Drop(sandbox string, n resident.Names) error // every port of sandbox let go of, then n served
 	Serve(n resident.Names) error
 	Status() (resident.Status, error)
 	Stop() error // a resident that is gone is no error
@@ -174,11 +176,11 @@ func (r realResident) Release(sandbox string, keys []string) error {
 func (r realResident) Retarget(sandbox string, keys []string, targets []netip.AddrPort) error {
 	return r.s.Retarget(sandbox, keys, targets)
 }
-func (r realResident) Drop(sandbox string) error        { return r.s.Drop(sandbox) }
-func (r realResident) Serve(n resident.Names) error     { return r.s.Serve(n) }
-func (r realResident) Status() (resident.Status, error) { return r.s.Probe() }
-func (r realResident) Stop() error                      { return r.s.Stop() }
-func (r realResident) Close()                           { r.s.Close() }
+func (r realResident) Drop(sandbox string, n resident.Names) error { return r.s.Drop(sandbox, n) }
+func (r realResident) Serve(n resident.Names) error                { return r.s.Serve(n) }
+func (r realResident) Status() (resident.Status, error)            { return r.s.Probe() }
+func (r realResident) Stop() error                                 { return r.s.Stop() }
+func (r realResident) Close()                                      { r.s.Close() }
 
 type realHostPorts struct{}
 

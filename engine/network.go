@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -46,9 +47,15 @@ type NetworkSpec struct {
 	IPv6     bool
 	Subnet6  string
 	Gateway6 string
-	// NoMasquerade sends the sandboxes' traffic beyond the host with their
-	// own source addresses, for subnets the upstream routes to the host.
-	NoMasquerade bool
+	Labels   map[string]string
+	// Options are Docker's bridge driver options (-o), one of
+	// NetworkOptions each: the bridge's name and MTU (as Bridge and MTU),
+	// no masquerade, no traffic between the sandboxes, the host address
+	// that ports are published on by default.
+	Options map[string]string
+	// NoAntiSpoof lets the network's sandboxes send from any MAC and address
+	// (default: each sandbox port forwards only its sandbox's own).
+	NoAntiSpoof bool
 }
 
 // CreateNetwork validates spec, makes the bridge and its firewall rules, and
@@ -80,9 +87,15 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 	if spec.Name == "host" || spec.Name == "none" {
 		return nil, fmt.Errorf("network name %q is reserved for the %s mode: choose another name", spec.Name, spec.Name)
 	}
-	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU, NoMasquerade: spec.NoMasquerade}
+	n := &Network{Name: spec.Name, Bridge: spec.Bridge, Internal: spec.Internal, MTU: spec.MTU, NoAntiSpoof: spec.NoAntiSpoof}
 	var err error
 	if n.DNS, err = parseDNS("network "+spec.Name, spec.DNS); err != nil {
+		return nil, err
+	}
+	if n.Labels, err = parseLabels("network "+spec.Name, spec.Labels); err != nil {
+		return nil, err
+	}
+	if err := applyOptions(n, spec); err != nil {
 		return nil, err
 	}
 	if n.MTU == 0 {
@@ -190,6 +203,9 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pick picks) er
 		return err
 	}
 	if err := chooseBridge(host, n, nets); err != nil {
+		return err
+	}
+	if err := e.checkBridgeFiltering(n); err != nil {
 		return err
 	}
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
@@ -337,7 +353,7 @@ func defaultBridge(host links) (string, error) {
 
 // applyNetwork stores n and makes its bridge, forwarding and firewall rules.
 func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) error {
-	oldNets, oldPorts, err := firewallState(tx)
+	old, err := firewallState(tx)
 	if err != nil {
 		return err
 	}
@@ -362,7 +378,7 @@ func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) err
 	if err := e.syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	u.push(func() error { return e.k.fw.Sync(oldNets, oldPorts) })
+	u.push(func() error { return e.k.fw.Sync(old.nets, old.ports, old.guards) })
 	return nil
 }
 
@@ -403,27 +419,31 @@ func (e *Engine) RemoveNetwork(ref string) error {
 		if err != nil {
 			return err
 		}
-		name := n.Name
-		users, err := attachedSandboxes(tx, name)
-		if err != nil {
-			return err
-		}
-		if len(users) > 0 {
-			return fmt.Errorf("network %s has attached sandboxes %v: remove them first (nsnet sandbox rm %s)", name, users, joinNames(users))
-		}
-		if err := tx.DeleteNetwork(name); err != nil {
-			return err
-		}
-		err = e.intend(u, &journal.Intent{Op: journal.OpNetworkRemove, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
-		if err != nil {
-			return err
-		}
-		if err := e.teardownNetwork(tx, n); err != nil {
-			return err
-		}
-		e.checkpoint("network-rm:after-teardown")
-		return nil
+		return e.removeNetwork(tx, u, n)
 	})
+}
+
+// removeNetwork removes n, refusing it while sandboxes are attached.
+func (e *Engine) removeNetwork(tx *store.Tx, u *undo, n *Network) error {
+	users, err := attachedSandboxes(tx, n.Name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("network %s has attached sandboxes %v: remove them first (nsnet sandbox rm %s)", n.Name, users, joinNames(users))
+	}
+	if err := tx.DeleteNetwork(n.Name); err != nil {
+		return err
+	}
+	err = e.intend(u, &journal.Intent{Op: journal.OpNetworkRemove, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}})
+	if err != nil {
+		return err
+	}
+	if err := e.teardownNetwork(tx, n); err != nil {
+		return err
+	}
+	e.checkpoint("network-rm:after-teardown")
+	return nil
 }
 
 // teardownNetwork removes n's kernel objects once its record is deleted in tx.
@@ -515,6 +535,17 @@ func attachedSandboxes(tx *store.Tx, network string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseLabels checks labels of what, and returns a copy (nil if none).
+func parseLabels(what string, labels map[string]string) (map[string]string, error) {
+	if err := validate.Labels(what, labels); err != nil {
+		return nil, err
+	}
+	if len(labels) == 0 {
+		return nil, nil
+	}
+	return maps.Clone(labels), nil
 }
 
 // parseDNS parses --dns servers (IPv4 or IPv6 addresses), for what.

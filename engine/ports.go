@@ -62,9 +62,15 @@ func (b boundPorts) close() {
 }
 
 // allocatePorts expands specs into mappings whose host ports neither nsnet
-// nor a host process holds, and records them in tx for sb. The test of a
-// host port binds it, and the socket is kept in bound for holdPorts.
-func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
+// nor a host process holds, and records them in tx for sb, whose endpoints
+// are eps. The test of a host port binds it, and the socket is kept in bound
+// for holdPorts. A spec without a host address gets the default of the
+// network the ports go to (host_binding_ipv4), if it has one.
+func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, eps []Endpoint, specs []portspec.Spec, bound boundPorts) ([]Mapping, error) {
+	specs, err := withHostBinding(tx, eps, specs)
+	if err != nil {
+		return nil, err
+	}
 	lo, hi := e.k.ports.LocalPortRange()
 	if err := resident.RaiseFileLimit(portCount(specs)); err != nil {
 		return nil, err
@@ -101,6 +107,27 @@ func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, specs []portspec.Spec,
 		}
 	}
 	return planned, nil
+}
+
+// withHostBinding gives the specs that name no host address the default
+// address of the network that published ports go to (of the endpoints eps).
+func withHostBinding(tx *store.Tx, eps []Endpoint, specs []portspec.Spec) ([]portspec.Spec, error) {
+	ep, ok := publishingEndpoint(&Sandbox{Endpoints: eps})
+	if !ok {
+		return specs, nil
+	}
+	n, err := tx.Network(ep.Network)
+	if err != nil || !n.HostBinding.IsValid() {
+		return specs, err
+	}
+	out := make([]portspec.Spec, len(specs))
+	for i, sp := range specs {
+		if !sp.HostIP.IsValid() {
+			sp.HostIP = n.HostBinding
+		}
+		out[i] = sp
+	}
+	return out, nil
 }
 
 // portCount is how many mappings specs make at most.
@@ -288,7 +315,7 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 		if err := checkIPv6Ports(sb, parsed); err != nil {
 			return err
 		}
-		if added, err = e.allocatePorts(tx, sb, parsed, bound); err != nil {
+		if added, err = e.allocatePorts(tx, sb, sb.Endpoints, parsed, bound); err != nil {
 			return err
 		}
 		if err := e.holdPorts(tx, u, sb, added, bound); err != nil {

@@ -134,7 +134,7 @@ func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 		errs = append(errs, e.removeEtc(it.Name))
 	}
 	if it.Op == journal.OpSandboxCreate && e.residentOn() {
-		if err := e.k.res.Drop(it.Name); !errors.Is(err, resident.ErrNotRunning) {
+		if err := e.k.res.Drop(it.Name, resident.Names{}); !errors.Is(err, resident.ErrNotRunning) {
 			errs = append(errs, err)
 		}
 	}

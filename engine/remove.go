@@ -118,8 +118,8 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 }
 
 // teardownSandbox removes the kernel objects of sb (its published ports
-// first, then its ports and names in the resident), keeping going past
-// errors. The veth pairs of a namespace nsnet made
+// first, then its ports and names in the resident, its veths, and last their
+// anti-spoofing elements), keeping going past errors. The veth pairs of a namespace nsnet made
 // go with it (releaseWithNamespace); those of any other are deleted.
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error {
 	var errs []error
@@ -138,6 +138,7 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error 
 		errs = append(errs, e.deleteEndpoints(sb)...)
 		errs = append(errs, e.unmountSandbox(sb))
 	}
+	errs = append(errs, e.unguardEndpoints(tx, sb.Endpoints))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w; the sandbox is kept, retry nsnet sandbox rm %s", sb.Name, err, sb.Name)
 	}

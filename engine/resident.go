@@ -178,17 +178,6 @@ func (e *Engine) putNames(tx *store.Tx, u *undo, sb *Sandbox) error {
 	return nil
 }
 
-// dropNames makes the resident answer sb's names no more: a patch of each
-// of its user networks' zones drops the record at its address there.
-func (e *Engine) dropNames(tx *store.Tx, sb *Sandbox) error {
-	patches, err := e.patchesOf(tx, sb, false)
-	if err != nil || len(patches) == 0 {
-		return err
-	}
-	e.shrunk = true
-	return e.serveIfRunning(resident.Names{Patches: patches})
-}
-
 // patchesOf has a patch for each of sb's endpoints on a user network of tx:
 // the network's zone (its address, flags and upstream servers) with sb's
 // record there (put), or dropping sb's address there.
@@ -237,7 +226,7 @@ func (e *Engine) serveIfRunning(n resident.Names) error {
 // them (the default network has none), starting it if it must serve one and
 // none runs; u serves them as the store has them again on undo. Its cost
 // grows with the zones: commands that add or remove one sandbox use
-// putNames and dropNames.
+// putNames and dropFromResident.
 func (e *Engine) pushNames(tx *store.Tx, u *undo, networks ...string) error {
 	if !e.residentOn() {
 		return nil
@@ -535,17 +524,18 @@ func (e *Engine) dropFromResident(tx *store.Tx, sb *Sandbox) error {
 	if !e.residentOn() {
 		return nil
 	}
-	// Whatever its record says: a resident may hold ports of its that a
-	// command killed half-way left there.
-	err := e.k.res.Drop(sb.Name)
-	if errors.Is(err, resident.ErrNotRunning) {
-		return nil // nothing held, nothing served
-	}
+	patches, err := e.patchesOf(tx, sb, false)
 	if err != nil {
 		return err
 	}
+	// Whatever its record says: a resident may hold ports of its that a
+	// command killed half-way left there. One request drops both.
+	err = e.k.res.Drop(sb.Name, resident.Names{Patches: patches})
+	if errors.Is(err, resident.ErrNotRunning) {
+		return nil // nothing held, nothing served
+	}
 	e.shrunk = true
-	return e.dropNames(tx, sb)
+	return err
 }
 
 // ResidentStatus is the state of the state root's resident process.

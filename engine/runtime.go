@@ -131,6 +131,9 @@ func sameNetwork(n, want *Network, spec NetworkSpec) error {
 	if n.Internal != want.Internal {
 		diffs = append(diffs, fmt.Sprintf("internal %v, not %v", n.Internal, want.Internal))
 	}
+	if n.NoAntiSpoof != want.NoAntiSpoof {
+		diffs = append(diffs, fmt.Sprintf("antispoof %v, not %v", !n.NoAntiSpoof, !want.NoAntiSpoof))
+	}
 	if len(diffs) == 0 {
 		return nil
 	}
@@ -185,18 +188,27 @@ func (e *Engine) sameContainer(sb *Sandbox, p *sandboxPlan) error {
 }
 
 // publishMore publishes the ports of p that sb does not publish yet, if sb
-// can publish (it is on a network that is not internal).
+// can publish (it is on a network that is not internal). A port without a
+// host address is compared as allocatePorts publishes it: on its network's
+// host_binding_ipv4, if it has one.
 func (e *Engine) publishMore(tx *store.Tx, u *undo, sb *Sandbox, p *sandboxPlan) error {
+	if _, ok := publishingEndpoint(sb); !ok || len(p.ports) == 0 {
+		return nil
+	}
+	wanted, err := withHostBinding(tx, sb.Endpoints, p.ports)
+	if err != nil {
+		return err
+	}
 	var specs []portspec.Spec
-	for _, sp := range p.ports {
+	for _, sp := range wanted {
 		if !slices.ContainsFunc(sb.Ports, func(m Mapping) bool { return m.HostIP == sp.HostIP && sp.Matches(m) }) {
 			specs = append(specs, sp)
 		}
 	}
-	if _, ok := publishingEndpoint(sb); !ok || len(specs) == 0 {
+	if len(specs) == 0 {
 		return nil
 	}
-	added, err := e.allocatePorts(tx, sb, specs, p.bound)
+	added, err := e.allocatePorts(tx, sb, sb.Endpoints, specs, p.bound)
 	if err != nil {
 		return err
 	}
@@ -312,16 +324,16 @@ func (e *Engine) checkAttachment(tx *store.Tx, a *RuntimeAttachment, netnsPath s
 		return nil, err
 	}
 	diffs = append(diffs, links...)
-	nets, ports, err := firewallState(tx)
+	s, err := firewallState(tx)
 	if err != nil {
 		return nil, err
 	}
-	rules, err := e.k.fw.Diff(nets, ports)
+	rules, err := e.k.fw.Diff(s.nets, s.ports, s.guards)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range rules {
-		diffs = append(diffs, "nftables table inet "+e.table+": "+r)
+		diffs = append(diffs, "nftables tables "+e.table+": "+r)
 	}
 	return diffs, nil
 }

@@ -165,6 +165,8 @@ func TestAttachRefusals(t *testing.T) {
 			[]string{"network n1 exists with subnet 10.1.0.0/24, not 10.9.0.0/24"}, false},
 		{"the network, internal", func(s *AttachSpec) { s.Sandbox.Name, s.Network.Internal = "cni-c2", true },
 			[]string{"network n1 exists with internal false, not true"}, false},
+		{"the network, without anti-spoofing", func(s *AttachSpec) { s.Sandbox.Name, s.Network.NoAntiSpoof = "cni-c2", true },
+			[]string{"network n1 exists with antispoof true, not false"}, false},
 		{"no runtime", func(s *AttachSpec) { s.Sandbox.Runtime = nil }, []string{"needs the runtime's container"}, false},
 		{"no namespace", func(s *AttachSpec) { s.Sandbox.NetNS = "" }, []string{"needs the container's namespace"}, false},
 		{"two networks", func(s *AttachSpec) { s.Sandbox.Networks = []string{"n1", "n2"} }, []string{"attaching takes one network"}, false},
@@ -365,4 +367,50 @@ func TestConnectWithInterfaceNameAndMAC(t *testing.T) {
 	if _, ok := k.peerLink(id, "net1"); !ok {
 		t.Error("no net1 in the sandbox")
 	}
+}
+
+// TestAttachToMoreNetworksOnHostBinding: Podman gives every network's ADD
+// the container's ports; on a second network they are known as published
+// already, on the first network's host_binding_ipv4, and nothing changes but
+// the new interface.
+func TestAttachToMoreNetworksOnHostBinding(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiOutside("C1"), apiNet("n2", "10.2.0.0/24"),
+		apiNetSpec(NetworkSpec{Name: "n1", Subnet: "10.1.0.0/24", Options: map[string]string{OptHostBinding: "192.0.2.9"}}))
+	first := runtimeSpec(k, "c1", "C1", "eth0")
+	first.Sandbox.Publish = []string{"8080:80"}
+	mustAttach(t, e, first)
+	want := []string{"tcp 192.0.2.9:8080 -> 10.1.0.2:80"}
+	if !slices.Equal(k.fwPorts(), want) {
+		t.Fatalf("firewall ports %v, want %v", k.fwPorts(), want)
+	}
+	second := runtimeSpec(k, "c1", "C1", "eth1")
+	second.Sandbox.Networks, second.Network = []string{"n2"}, NetworkSpec{Name: "n2"}
+	second.Sandbox.Publish = first.Sandbox.Publish
+	if sb := mustAttach(t, e, second); len(sb.Endpoints) != 2 || len(sb.Ports) != 1 {
+		t.Errorf("endpoints %+v, ports %+v; want two endpoints and the one port", sb.Endpoints, sb.Ports)
+	}
+	if !slices.Equal(k.fwPorts(), want) {
+		t.Errorf("firewall ports %v, want %v", k.fwPorts(), want)
+	}
+}
+
+// TestPruneKeepsRuntimeSandboxes: sandbox prune leaves a runtime's sandbox,
+// whose namespace the runtime made and may not have started its process in
+// yet, where it removes an idle sandbox of nsnet's own on the same network
+// (the control); network prune leaves the network the runtime's sandbox is
+// on.
+func TestPruneKeepsRuntimeSandboxes(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiOutside("C1"))
+	mustAttach(t, e, runtimeSpec(k, "c1", "C1", "eth0"))
+	apiRun(t, k, e, apiSb(SandboxSpec{Name: "idle", Networks: []string{"n1"}}))
+	removed, err := e.PruneSandboxes(nil)
+	if err != nil || !slices.Equal(removed, []string{"idle"}) {
+		t.Fatalf("sandbox prune: %v, %v; want idle only", removed, err)
+	}
+	if removed, err := e.PruneNetworks(nil); err != nil || len(removed) != 0 {
+		t.Errorf("network prune: %v, %v; want nothing (cni-c1 is on n1)", removed, err)
+	}
+	mustSandbox(t, e, "cni-c1")
 }

@@ -59,6 +59,8 @@ type SandboxSpec struct {
 	// DNS are the servers that names its resolver does not know go to
 	// (default: its network's).
 	DNS []string
+	// Labels are the user's metadata, kept with the sandbox.
+	Labels map[string]string
 	// IfName names the sandbox's interface on its only network (default
 	// eth0), as a container runtime asks for one (CNI_IFNAME).
 	IfName string
@@ -114,6 +116,9 @@ func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) 
 		return nil, err
 	}
 	p = &sandboxPlan{sb: &Sandbox{Name: spec.Name, Runtime: spec.Runtime}, networks: spec.Networks, auto: spec.AutoRemove, ifName: spec.IfName}
+	if p.sb.Labels, err = parseLabels("sandbox "+spec.Name, spec.Labels); err != nil {
+		return nil, err
+	}
 	if len(p.networks) == 0 {
 		p.networks = []string{DefaultNetwork}
 	}
@@ -352,7 +357,7 @@ func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) erro
 		return err
 	}
 	var err error
-	sb.Ports, err = e.allocatePorts(tx, sb, p.ports, p.bound)
+	sb.Ports, err = e.allocatePorts(tx, sb, eps, p.ports, p.bound)
 	return err
 }
 
@@ -694,10 +699,14 @@ func (e *Engine) attachAll(tx *store.Tx, u *undo, sb *Sandbox, nets []*Network, 
 	return nil
 }
 
-// attach makes one endpoint in the namespace ns and leases its address.
+// attach makes one endpoint in the namespace ns, guarded by anti-spoofing
+// from the start, and leases its address.
 func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Network, ep Endpoint) error {
 	host, err := e.hostLinks()
 	if err != nil {
+		return err
+	}
+	if err := e.guard(tx, u, sb, n, ep); err != nil {
 		return err
 	}
 	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)

@@ -187,3 +187,47 @@ func (e *Engine) warnLocalnet() {
 			"nsnet does not need it: set it to 0 (sysctl -w net.ipv4.conf.all.route_localnet=0)")
 	}
 }
+
+// checkBridgeFiltering refuses a network without inter-sandbox traffic (icc
+// false) when the traffic between its bridge's ports would not pass
+// nftables: its rules could not stop it. nsnet does not turn bridge
+// filtering on itself: it would send every other bridge's traffic of the
+// host through the host's firewall too.
+func (e *Engine) checkBridgeFiltering(n *Network) error {
+	if !n.NoICC {
+		return nil
+	}
+	if why := e.bridgeFilteringOff(); why != "" {
+		return fmt.Errorf("network %s: -o %s=false needs bridged traffic to pass nftables, but %s: "+
+			"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w net.bridge.bridge-nf-call-iptables=1)", n.Name, OptICC, why)
+	}
+	return nil
+}
+
+// bridgeFilteringOff says why traffic between a bridge's ports does not
+// pass nftables in the host namespace; "" when it does.
+func (e *Engine) bridgeFilteringOff() string {
+	v, err := e.k.sys.Get(sysctl.BridgeNFCallIPTables)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("it cannot be read (%v)", err)
+	case v != "1":
+		return "net.bridge.bridge-nf-call-iptables is " + v
+	}
+	return ""
+}
+
+// warnBridgeFiltering tells the user when a network without inter-sandbox
+// traffic has lost bridge filtering since it was made.
+func (e *Engine) warnBridgeFiltering(nets []Network) {
+	for _, n := range nets {
+		if !n.NoICC {
+			continue
+		}
+		if why := e.bridgeFilteringOff(); why != "" {
+			e.opts.Warn(fmt.Sprintf("network %s has -o %s=false, but %s, so its sandboxes reach each other: "+
+				"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w net.bridge.bridge-nf-call-iptables=1)", n.Name, OptICC, why))
+		}
+		return
+	}
+}

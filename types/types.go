@@ -1,6 +1,7 @@
 // Package types holds the types of nsnet's library API (package engine
-// names them too): networks, sandboxes, their endpoints, published ports
-// and address pools. They are also the form in which nsnet stores them.
+// names them too): networks, sandboxes, their endpoints, published ports,
+// address pools, and the filters that select them. They are also the form in
+// which nsnet stores them.
 //
 // It has no behaviour beyond formatting and comparing these values, and
 // imports nothing of nsnet.
@@ -21,19 +22,35 @@ type Network struct {
 	Gateway netip.Addr   `json:"gateway"`
 	// Subnet6 and Gateway6 are set on a dual-stack network (network create
 	// --ipv6) only; records made before IPv6 have neither.
-	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
-	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
-	// NoMasquerade: traffic leaving the network keeps its sandbox source
-	// addresses (-o com.docker.network.bridge.enable_ip_masquerade=false),
-	// for subnets the upstream routes back to the host.
-	NoMasquerade bool   `json:"no_masquerade,omitempty"`
-	Internal     bool   `json:"internal"`
-	MTU          int    `json:"mtu"`
-	BridgeMAC    string `json:"bridge_mac"`
+	Subnet6   netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6  netip.Addr   `json:"gateway6,omitzero"`
+	Internal  bool         `json:"internal"`
+	MTU       int          `json:"mtu"`
+	BridgeMAC string       `json:"bridge_mac"`
 	// DNS are the servers the network's resolver asks for names it does not
 	// know itself (network create --dns); empty: the host's.
 	DNS     []netip.Addr `json:"dns,omitempty"`
 	Created time.Time    `json:"created"`
+	// Labels are the user's metadata (--label), which nsnet only keeps.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Options are the driver options as given (-o, Docker's bridge
+	// options); what they mean is in the fields below, and in Bridge and MTU.
+	Options map[string]string `json:"options,omitempty"`
+	// NoMasquerade: traffic leaving the network keeps its sandbox's source
+	// address, the network is routed
+	// (com.docker.network.bridge.enable_ip_masquerade=false).
+	NoMasquerade bool `json:"no_masquerade,omitempty"`
+	// NoICC: the network's sandboxes cannot reach each other, only the
+	// gateway and beyond (com.docker.network.bridge.enable_icc=false).
+	NoICC bool `json:"no_icc,omitempty"`
+	// HostBinding is the host address that the network's sandboxes publish
+	// ports on when -p gives none; invalid: every address
+	// (com.docker.network.bridge.host_binding_ipv4).
+	HostBinding netip.Addr `json:"host_binding_ipv4,omitzero"`
+	// NoAntiSpoof turns anti-spoofing off (network create --antispoof=false):
+	// the sandboxes' ports then forward whatever source MAC and address their
+	// sandboxes send from, as a sandbox that routes or moves addresses needs.
+	NoAntiSpoof bool `json:"no_antispoof,omitempty"`
 }
 
 // Sandbox modes.
@@ -69,6 +86,8 @@ type Sandbox struct {
 	// binds and holds its published host ports itself.
 	Runtime *Runtime  `json:"runtime,omitempty"`
 	Created time.Time `json:"created"`
+	// Labels are the user's metadata (--label), which nsnet only keeps.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Runtime names the container of a container runtime that a sandbox
@@ -162,3 +181,9 @@ type AddressPool struct {
 }
 
 func (p AddressPool) String() string { return fmt.Sprintf("base=%s,size=%d", p.Base, p.Size) }
+
+// Filters select networks or sandboxes as Docker's --filter does: each key
+// (name, id, label, ...) with the values given for it. The values of one key
+// are alternatives (any may match), but for label, all must (as in Docker);
+// different keys must all match.
+type Filters map[string][]string

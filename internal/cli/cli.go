@@ -38,7 +38,7 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	app := &app{stdout: stdout, stderr: stderr}
+	app := &app{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -60,6 +60,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 // app holds global flags and output streams.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	root           string
 	pools          []string
@@ -72,7 +73,12 @@ func (a *app) rootCommand() *cobra.Command {
 		Short:         "Docker-style container networking on Linux: bridges, sandboxes and NAT, daemonless",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Example:       "  nsnet network create --subnet 192.168.88.0/24 br01\n  nsnet sandbox create --network br01 ns01\n  nsnet exec ns01 -- ip addr",
+		Version:       readBuildInfo().Version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Annotations[noRootKey] != "" || strings.HasPrefix(cmd.Name(), "__complete") {
+				return nil
+			}
 			if !engine.IsRoot() {
 				return fmt.Errorf("%s must run as root: it changes network namespaces, links and nftables rules (try: sudo %s ...)", cmd.CommandPath(), cmd.CommandPath())
 			}
@@ -89,8 +95,12 @@ func (a *app) rootCommand() *cobra.Command {
 		"how long to wait for another nsnet command before failing as busy (0: do not wait)")
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
+	root.SetVersionTemplate(readBuildInfo().line() + "\n")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand())
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(),
+		a.diagnoseCommand(), a.topologyCommand())
+	root.AddCommand(a.completionCommand(root), a.versionCommand())
+	a.addCompletions(root)
 	return root
 }
 

@@ -9,9 +9,10 @@ import (
 func (a *app) networkConnect() *cobra.Command {
 	var spec engine.ConnectSpec
 	cmd := &cobra.Command{
-		Use:   "connect [--ip IP] [--ip6 IP6] [--alias NAME]... NETWORK SANDBOX",
-		Short: "Connect a running sandbox to one more network (its next ethN)",
-		Args:  exactArgs(2, "NETWORK SANDBOX"),
+		Use:     "connect [--ip IP] [--ip6 IP6] [--alias NAME]... NETWORK SANDBOX",
+		Short:   "Connect a running sandbox to one more network (its next ethN)",
+		Example: "  nsnet network connect br02 ns01\n  nsnet network connect --ip 10.0.1.5 --alias db backend ns01",
+		Args:    exactArgs(2, "NETWORK SANDBOX"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Network, spec.Sandbox = args[0], args[1]
 			return a.withEngine(false, func(e *engine.Engine) error {
@@ -29,9 +30,10 @@ func (a *app) networkConnect() *cobra.Command {
 func (a *app) networkDisconnect() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "disconnect [--force] NETWORK SANDBOX",
-		Short: "Disconnect a sandbox from a network; its default route and published ports move to its next network",
-		Args:  exactArgs(2, "NETWORK SANDBOX"),
+		Use:     "disconnect [--force] NETWORK SANDBOX",
+		Short:   "Disconnect a sandbox from a network; its default route and published ports move to its next network",
+		Example: "  nsnet network disconnect br02 ns01\n  nsnet network disconnect --force br01 web",
+		Args:    exactArgs(2, "NETWORK SANDBOX"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				_, err := e.Disconnect(args[0], args[1], force)

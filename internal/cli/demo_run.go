@@ -8,10 +8,10 @@ import (
 	"github.com/nsnet/nsnet/internal/demo"
 )
 
-func runDemo(w io.Writer) error {
+func runDemo(w io.Writer, svg string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("demo: find the nsnet binary: %w", err)
 	}
-	return demo.Run(w, self)
+	return demo.Run(w, self, svg)
 }

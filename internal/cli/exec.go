@@ -27,7 +27,9 @@ func (a *app) execCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exec NAME -- CMD [ARG...]",
 		Short: "Run a command inside a sandbox's network namespace",
-		Args:  minArgs(1, "NAME"),
+		Example: `  nsnet exec ns01 -- ip addr
+  nsnet exec ns01 -- ping -c1 192.168.88.12`,
+		Args: minArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			argv, err := splitCommand(cmd, args, 1)
 			if err != nil {
@@ -62,18 +64,25 @@ func (a *app) execCommand() *cobra.Command {
 
 func (a *app) runCommand() *cobra.Command {
 	var spec engine.SandboxSpec
+	var labels labelFlags
 	var remove bool
 	cmd := &cobra.Command{
-		Use:   "run [--name NAME] [--network MODE] [--ip IP] [--rm] -- CMD [ARG...]",
+		Use:   "run [--name NAME] [--network MODE] [--ip IP] [-p SPEC]... [--label KEY=VALUE]... [--rm] -- CMD [ARG...]",
 		Short: "Create a sandbox and run a command in it",
-		Args:  minArgs(1, "CMD"),
+		Example: `  nsnet run --rm -- ping -c1 192.0.2.1
+  nsnet run --name web --network br01 -p 8080:80 --label app=web -- python3 -m http.server 80`,
+		Args: minArgs(1, "CMD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if spec.Name == "" {
 				spec.Name = "run-" + randomHex(4)
 			}
+			var err error
+			if spec.Labels, err = labels.parse(); err != nil {
+				return &exitError{code: codeNsnetFailed, err: err}
+			}
 			spec.AutoRemove = remove // if this process is killed, a later command removes it
 			var path string
-			err := a.withEngine(false, func(e *engine.Engine) error {
+			err = a.withEngine(false, func(e *engine.Engine) error {
 				sb, err := e.CreateSandbox(spec)
 				if err == nil {
 					path = sb.NetNS
@@ -96,7 +105,7 @@ func (a *app) runCommand() *cobra.Command {
 			return &exitError{code: code, err: runErr}
 		},
 	}
-	sandboxFlags(cmd, &spec)
+	sandboxFlags(cmd, &spec, &labels)
 	cmd.Flags().StringVar(&spec.Name, "name", "", "sandbox name (default run-<random>)")
 	cmd.Flags().BoolVar(&remove, "rm", false, "remove the sandbox when the command exits")
 	cmd.Flags().SetInterspersed(false)

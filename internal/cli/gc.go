@@ -19,7 +19,8 @@ func (a *app) gcCommand() *cobra.Command {
 		Short: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted",
 		Long: "Compare the store with the kernel; remove leftovers and restore what is missing or drifted.\n" +
 			"Exit status: 0 when all is in order (or was put in order), 1 on an error, and with --dry-run 2 when work is pending.",
-		Args: exactArgs(0, ""),
+		Example: "  nsnet gc --dry-run\n  nsnet gc",
+		Args:    exactArgs(0, ""),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				actions, err := e.GC(dryRun)
@@ -44,10 +45,12 @@ func (a *app) gcCommand() *cobra.Command {
 
 func (a *app) firewallCommand() *cobra.Command {
 	cmd := group("firewall", "Manage nsnet's nftables table")
+	cmd.Example = "  nsnet firewall reload"
 	cmd.AddCommand(&cobra.Command{
-		Use:   "reload",
-		Short: "Rebuild nsnet's nftables table from the store (e.g. after nft flush ruleset)",
-		Args:  exactArgs(0, ""),
+		Use:     "reload",
+		Short:   "Rebuild nsnet's nftables table from the store (e.g. after nft flush ruleset)",
+		Example: "  nft flush ruleset && nsnet firewall reload",
+		Args:    exactArgs(0, ""),
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error { return e.ReloadFirewall() })
 		},

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,23 +12,37 @@ import (
 
 func (a *app) networkCommand() *cobra.Command {
 	cmd := group("network", "Manage bridge networks")
-	cmd.AddCommand(a.networkCreate(), a.networkLs(), a.networkInspect(), a.networkRm(), a.networkConnect(), a.networkDisconnect())
+	cmd.Example = "  nsnet network create br01\n  nsnet network ls"
+	cmd.AddCommand(a.networkCreate(), a.networkLs(), a.networkInspect(), a.networkRm(), a.networkConnect(), a.networkDisconnect(),
+		a.networkPrune())
 	return cmd
 }
 
 func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
-	var subnets, gateways, opts []string
+	var subnets, gateways []string
+	var labels labelFlags
+	var opts []string
+	antispoof := true
 	cmd := &cobra.Command{
-		Use:   "create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE] NAME",
+		Use:   "create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] NAME",
 		Short: "Create a bridge network",
-		Args:  exactArgs(1, "NAME"),
+		Example: `  nsnet network create --subnet 192.168.88.0/24 --gateway 192.168.88.1 --bridge br01 br01
+  nsnet network create --internal backend
+  nsnet network create --label env=prod -o com.docker.network.bridge.enable_icc=false isolated
+  nsnet network create -o com.docker.network.bridge.host_binding_ipv4=192.0.2.10 public`,
+		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
 			if err := byFamily(&spec, subnets, gateways); err != nil {
 				return err
 			}
-			if err := networkOpts(&spec, opts); err != nil {
+			spec.NoAntiSpoof = !antispoof
+			var err error
+			if spec.Labels, err = labels.parse(); err != nil {
+				return err
+			}
+			if spec.Options, err = parseOptions(opts); err != nil {
 				return err
 			}
 			return a.withEngine(false, func(e *engine.Engine) error {
@@ -47,11 +59,13 @@ func (a *app) networkCreate() *cobra.Command {
 	f.StringArrayVar(&subnets, "subnet", nil, "subnet in CIDR form, IPv4 and (with --ipv6) IPv6, once per family (default: a free one from the address pools)")
 	f.StringArrayVar(&gateways, "gateway", nil, "gateway address on the bridge, once per family (default: the subnet's first address)")
 	f.BoolVar(&spec.IPv6, "ipv6", false, "dual-stack: an IPv6 subnet too (default: a /64 of the IPv6 pool, a unique local /48 derived from the host)")
-	f.StringArrayVarP(&opts, "opt", "o", nil, "driver option: com.docker.network.bridge.enable_ip_masquerade=false sends traffic out with the sandboxes' own addresses")
 	f.StringVar(&spec.Bridge, "bridge", "", "bridge device name, at most 15 characters (default br-<id>)")
 	f.BoolVar(&spec.Internal, "internal", false, "no masquerade and no traffic beyond the bridge")
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
 	f.StringArrayVar(&spec.DNS, "dns", nil, "DNS server for names the network's resolver does not know (repeatable; default: the host's)")
+	f.StringArrayVarP(&opts, "opt", "o", nil, "a driver option of Docker's bridge driver, KEY=VALUE (repeatable, see README)")
+	f.BoolVar(&antispoof, "antispoof", true, "each sandbox sends only from its own MAC and addresses (--antispoof=false: any, e.g. for a sandbox that routes)")
+	labels.add(cmd, "")
 	return cmd
 }
 
@@ -77,43 +91,31 @@ func byFamily(spec *engine.NetworkSpec, subnets, gateways []string) error {
 	return put("gateway", gateways, &spec.Gateway, &spec.Gateway6)
 }
 
-// maskOpt is Docker's bridge driver option for masquerade.
-const maskOpt = "com.docker.network.bridge.enable_ip_masquerade"
-
-// networkOpts reads -o KEY=VALUE driver options into spec: only
-// enable_ip_masquerade is known.
-func networkOpts(spec *engine.NetworkSpec, opts []string) error {
-	for _, o := range opts {
-		k, v, _ := strings.Cut(o, "=")
-		if k != maskOpt {
-			return fmt.Errorf("unknown network option %q: nsnet knows only %s=true|false", o, maskOpt)
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("network option %q: %s takes true or false", o, maskOpt)
-		}
-		spec.NoMasquerade = !b
-	}
-	return nil
-}
-
 // networkJSON is what `network inspect` and `network ls --format json` print.
 type networkJSON struct {
-	Name      string           `json:"name"`
-	ID        string           `json:"id"`
-	Driver    string           `json:"driver"`
-	Bridge    string           `json:"bridge"`
-	Subnet    string           `json:"subnet"`
-	Gateway   string           `json:"gateway"`
-	IPv6      bool             `json:"ipv6"`
-	Subnet6   string           `json:"subnet6,omitempty"`
-	Gateway6  string           `json:"gateway6,omitempty"`
-	Masq      bool             `json:"masquerade"`
-	Internal  bool             `json:"internal"`
-	MTU       int              `json:"mtu"`
-	DNS       []string         `json:"dns,omitempty"`
-	Created   time.Time        `json:"created"`
-	Sandboxes []attachmentJSON `json:"sandboxes"`
+	Name     string   `json:"name"`
+	ID       string   `json:"id"`
+	Driver   string   `json:"driver"`
+	Bridge   string   `json:"bridge"`
+	Subnet   string   `json:"subnet"`
+	Gateway  string   `json:"gateway"`
+	IPv6     bool     `json:"ipv6"`
+	Subnet6  string   `json:"subnet6,omitempty"`
+	Gateway6 string   `json:"gateway6,omitempty"`
+	Internal bool     `json:"internal"`
+	MTU      int      `json:"mtu"`
+	DNS      []string `json:"dns,omitempty"`
+	// Masquerade: traffic leaving the network (not internal) is
+	// masqueraded; ICC: its sandboxes may reach each other; AntiSpoof:
+	// each sandbox's port forwards only its own MAC and addresses.
+	Masquerade      bool              `json:"masquerade"`
+	ICC             bool              `json:"icc"`
+	AntiSpoof       bool              `json:"antispoof"`
+	HostBindingIPv4 string            `json:"host_binding_ipv4"`
+	Options         map[string]string `json:"options"`
+	Labels          map[string]string `json:"labels"`
+	Created         time.Time         `json:"created"`
+	Sandboxes       []attachmentJSON  `json:"sandboxes"`
 }
 
 type attachmentJSON struct {
@@ -130,7 +132,8 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	j := networkJSON{
 		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
-		Sandboxes: []attachmentJSON{}, IPv6: n.IPv6(), Masq: !n.Internal && !n.NoMasquerade,
+		Masquerade: masquerades(n), ICC: !n.NoICC, AntiSpoof: !n.NoAntiSpoof, HostBindingIPv4: hostBinding(n),
+		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{}, IPv6: n.IPv6(),
 	}
 	if n.IPv6() {
 		j.Subnet6, j.Gateway6 = n.Subnet6.String(), n.Gateway6.String()
@@ -151,62 +154,22 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	return j
 }
 
-func (a *app) networkLs() *cobra.Command {
+func (a *app) networkInspect() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:     "ls [--format json]",
-		Aliases: []string{"list"},
-		Short:   "List networks",
-		Args:    exactArgs(0, ""),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
+		Use:   "inspect [-f FORMAT] NAME...",
+		Short: "Show networks as JSON",
+		Example: `  nsnet network inspect br01
+  nsnet network inspect -f '{{.Subnet}} {{.Gateway}}' br01
+  nsnet network inspect -f '{{range .Sandboxes}}{{.Sandbox}} {{.Address}}{{println}}{{end}}' br01`,
+		Args: minArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			out, err := parseInspectFormat(format)
+			if err != nil {
 				return err
 			}
 			return a.withEngine(true, func(e *engine.Engine) error {
-				nets, err := e.Networks()
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					out := []networkJSON{}
-					for _, n := range nets {
-						d, err := e.InspectNetwork(n.Name)
-						if err != nil {
-							return err
-						}
-						out = append(out, toNetworkJSON(d.Network, d.Attached))
-					}
-					return writeJSON(a.stdout, out)
-				}
-				return a.networkTable(nets)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "", "output format: table (default) or json")
-	return cmd
-}
-
-func (a *app) networkTable(nets []engine.Network) error {
-	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tID\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tMTU")
-	for _, n := range nets {
-		subnet, gw := n.Subnet.String(), n.Gateway.String()
-		if n.IPv6() {
-			subnet, gw = subnet+","+n.Subnet6.String(), gw+","+n.Gateway6.String()
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%d\n", n.Name, shortID(n.ID), n.Bridge, subnet, gw, n.Internal, n.MTU)
-	}
-	return w.Flush()
-}
-
-func (a *app) networkInspect() *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME...",
-		Short: "Show networks as JSON",
-		Args:  minArgs(1, "NAME"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return a.withEngine(true, func(e *engine.Engine) error {
-				return a.inspectAll(args, func(name string) (any, error) {
+				return a.inspectAll(out, args, func(name string) (any, error) {
 					d, err := e.InspectNetwork(name)
 					if err != nil {
 						return nil, err
@@ -216,6 +179,27 @@ func (a *app) networkInspect() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "json (default), or a Go template executed for each network: '{{.Subnet}}' (see README)")
+	return cmd
+}
+
+// masquerades reports whether traffic leaving n is masqueraded.
+func masquerades(n engine.Network) bool { return !n.Internal && !n.NoMasquerade }
+
+// hostBinding is the host address n's ports are published on by default.
+func hostBinding(n engine.Network) string {
+	if !n.HostBinding.IsValid() {
+		return "0.0.0.0"
+	}
+	return n.HostBinding.String()
+}
+
+// orEmpty is m, or an empty map: inspect always shows the object.
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 func (a *app) networkRm() *cobra.Command {
@@ -223,7 +207,9 @@ func (a *app) networkRm() *cobra.Command {
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks (refused while sandboxes are attached)",
-		Args:    minArgs(1, "NAME"),
+		Example: `  nsnet network rm br01
+  nsnet network rm $(nsnet network ls -q --filter dangling=true)`,
+		Args: minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				return a.forEach(args, e.RemoveNetwork)

@@ -14,16 +14,27 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func checkFormat(f string) error {
-	if f != "" && f != "table" && f != "json" {
-		return fmt.Errorf("unknown --format %q: use table or json", f)
+// parseInspectFormat parses inspect's --format: json (the default), or a Go
+// template executed for each object, a line each, as docker inspect -f.
+func parseInspectFormat(format string) (*outputFormat, error) {
+	out, err := parseFormat(format)
+	switch {
+	case err != nil:
+		return nil, err
+	case out.kind == formatTable && format != "":
+		return nil, fmt.Errorf("--format table is for ls: inspect prints json, or a Go template such as '{{.Name}}'")
+	case out.header:
+		return nil, fmt.Errorf("--format %q: inspect prints no table: leave out the table prefix", format)
+	case out.kind == formatTable:
+		out.kind = formatJSON
 	}
-	return nil
+	return out, nil
 }
 
-// inspectAll prints a JSON array of what get returns for each name; unknown
-// names are reported on stderr and make the command fail, as docker inspect.
-func (a *app) inspectAll(names []string, get func(string) (any, error)) error {
+// inspectAll prints what get returns for each name, as a JSON array or
+// with a template; unknown names are reported on stderr and make the
+// command fail, as docker inspect.
+func (a *app) inspectAll(format *outputFormat, names []string, get func(string) (any, error)) error {
 	out := []any{}
 	var failed bool
 	for _, n := range names {
@@ -35,7 +46,13 @@ func (a *app) inspectAll(names []string, get func(string) (any, error)) error {
 		}
 		out = append(out, v)
 	}
-	if err := writeJSON(a.stdout, out); err != nil {
+	var err error
+	if format.kind == formatTemplate {
+		err = format.execute(a.stdout, nil, out)
+	} else {
+		err = writeJSON(a.stdout, out)
+	}
+	if err != nil {
 		return err
 	}
 	if failed {

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,12 +13,14 @@ import (
 
 func (a *app) sandboxCommand() *cobra.Command {
 	cmd := group("sandbox", "Manage sandboxes (named network namespaces)")
-	cmd.AddCommand(a.sandboxCreate(), a.sandboxLs(), a.sandboxInspect(), a.sandboxRm())
+	cmd.Example = "  nsnet sandbox create ns01\n  nsnet sandbox ls"
+	cmd.AddCommand(a.sandboxCreate(), a.sandboxLs(), a.sandboxInspect(), a.sandboxRm(), a.sandboxPrune())
 	return cmd
 }
 
 // sandboxFlags are the flags shared by `sandbox create` and `run`.
-func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec) {
+func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec, labels *labelFlags) {
+	labels.add(cmd, "l")
 	f := cmd.Flags()
 	f.StringArrayVar(&spec.Networks, "network", nil,
 		"bridge (default), a network name (repeatable), host, none, or container:NAME")
@@ -33,12 +34,20 @@ func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec) {
 
 func (a *app) sandboxCreate() *cobra.Command {
 	var spec engine.SandboxSpec
+	var labels labelFlags
 	cmd := &cobra.Command{
-		Use:   "create [--network MODE] [--ip IP] [--mac MAC] [--netns PATH] NAME",
+		Use:   "create [--network MODE]... [--ip IP] [--mac MAC] [--netns PATH] [-p SPEC]... [--label KEY=VALUE]... NAME",
 		Short: "Create a sandbox: a named network namespace attached to a network",
-		Args:  exactArgs(1, "NAME"),
+		Example: `  nsnet sandbox create --network br01 --ip 192.168.88.11 ns01
+  nsnet sandbox create -p 8080:80 --label app=web web
+  nsnet sandbox create --network none --netns /proc/1234/ns/net adopted`,
+		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
+			var err error
+			if spec.Labels, err = labels.parse(); err != nil {
+				return err
+			}
 			return a.withEngine(false, func(e *engine.Engine) error {
 				sb, err := e.CreateSandbox(spec)
 				if err != nil {
@@ -52,7 +61,7 @@ func (a *app) sandboxCreate() *cobra.Command {
 			})
 		},
 	}
-	sandboxFlags(cmd, &spec)
+	sandboxFlags(cmd, &spec, &labels)
 	cmd.Flags().StringVar(&spec.MAC, "mac", "", "static MAC address on the first network (default: derived from the IP)")
 	cmd.Flags().StringVar(&spec.NetNS, "netns", "", "adopt this existing network namespace (e.g. /proc/PID/ns/net) instead of creating one")
 	return cmd
@@ -70,6 +79,7 @@ type sandboxJSON struct {
 	Networks  map[string]endpointJSON `json:"networks"`
 	Ports     []portJSON              `json:"ports"`
 	DNS       []string                `json:"dns,omitempty"`
+	Labels    map[string]string       `json:"labels"`
 	Resident  *residentJSON           `json:"resident,omitempty"`
 	Runtime   *types.Runtime          `json:"runtime,omitempty"` // the container runtime's container that owns it (CNI)
 }
@@ -104,6 +114,7 @@ func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	j := sandboxJSON{
 		Name: s.Name, ID: s.ID, Mode: s.Mode, Container: s.Container, NetNS: s.NetNS,
 		OwnsNetNS: s.OwnsNetNS, Created: s.Created, Networks: map[string]endpointJSON{}, Ports: []portJSON{}, Runtime: s.Runtime,
+		Labels: orEmpty(s.Labels),
 	}
 	if r := e.ResidentStatus(&s); r.Needed {
 		j.Resident = &residentJSON{Pid: r.Pid, Alive: r.Alive}
@@ -130,66 +141,23 @@ func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 	return j
 }
 
-func (a *app) sandboxLs() *cobra.Command {
+func (a *app) sandboxInspect() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:     "ls [--format json]",
-		Aliases: []string{"list"},
-		Short:   "List sandboxes",
-		Args:    exactArgs(0, ""),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			if err := checkFormat(format); err != nil {
+		Use:   "inspect [-f FORMAT] NAME...",
+		Short: "Show sandboxes as JSON",
+		Example: `  nsnet sandbox inspect ns01
+  nsnet sandbox inspect -f '{{.NetNS}}' ns01
+  nsnet sandbox inspect -f '{{range $net, $ep := .Networks}}{{$net}} {{$ep.Address}}{{println}}{{end}}' ns01
+  nsnet sandbox inspect -f '{{index .Labels "app"}}' ns01`,
+		Args: minArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			out, err := parseInspectFormat(format)
+			if err != nil {
 				return err
 			}
 			return a.withEngine(true, func(e *engine.Engine) error {
-				sbs, err := e.Sandboxes()
-				if err != nil {
-					return err
-				}
-				if format == "json" {
-					out := []sandboxJSON{}
-					for _, s := range sbs {
-						out = append(out, toSandboxJSON(e, s))
-					}
-					return writeJSON(a.stdout, out)
-				}
-				return a.sandboxTable(sbs)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "", "output format: table (default) or json")
-	return cmd
-}
-
-func (a *app) sandboxTable(sbs []engine.Sandbox) error {
-	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tID\tMODE\tNETWORKS\tADDRESSES\tNETNS")
-	for _, s := range sbs {
-		var nets, addrs []string
-		for _, ep := range s.Endpoints {
-			nets = append(nets, ep.Network)
-			addrs = append(addrs, ep.Address.String())
-			if ep.Address6.IsValid() {
-				addrs = append(addrs, ep.Address6.String())
-			}
-		}
-		mode := s.Mode
-		if s.Container != "" {
-			mode += ":" + s.Container
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, shortID(s.ID), mode, joinOr(nets, "-"), joinOr(addrs, "-"), s.NetNS)
-	}
-	return w.Flush()
-}
-
-func (a *app) sandboxInspect() *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME...",
-		Short: "Show sandboxes as JSON",
-		Args:  minArgs(1, "NAME"),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return a.withEngine(true, func(e *engine.Engine) error {
-				return a.inspectAll(args, func(name string) (any, error) {
+				return a.inspectAll(out, args, func(name string) (any, error) {
 					s, err := e.InspectSandbox(name)
 					if err != nil {
 						return nil, err
@@ -199,6 +167,8 @@ func (a *app) sandboxInspect() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "json (default), or a Go template executed for each sandbox: '{{.NetNS}}' (see README)")
+	return cmd
 }
 
 func (a *app) sandboxRm() *cobra.Command {
@@ -207,7 +177,10 @@ func (a *app) sandboxRm() *cobra.Command {
 		Use:     "rm [--force] NAME...",
 		Aliases: []string{"remove"},
 		Short:   "Remove sandboxes (refused while processes run in their namespace, others share it, or a container runtime owns it)",
-		Args:    minArgs(1, "NAME"),
+		Example: `  nsnet sandbox rm ns01 ns02
+  nsnet sandbox rm --force busy
+  nsnet sandbox rm $(nsnet sandbox ls -q --filter label=test)`,
+		Args: minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return a.withEngine(false, func(e *engine.Engine) error {
 				return a.forEach(args, func(name string) error {

@@ -39,6 +39,15 @@ func TestParseConf(t *testing.T) {
 	if c.Network != "podnet" || c.Root != engine.DefaultRoot || !c.Resolver || c.MTU != 1400 || c.lockTimeout != engine.DefaultLockTimeout {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.networkSpec().NoAntiSpoof {
+		t.Errorf("anti-spoofing off by default: %+v", c.networkSpec())
+	}
+	for conf, off := range map[string]bool{`"antispoof":false`: true, `"antispoof":true`: false} {
+		c, err := parseConf([]byte(`{"cniVersion":"1.0.0","name":"podnet","type":"nsnet",` + conf + `}`))
+		if err != nil || c.networkSpec().NoAntiSpoof != off {
+			t.Errorf("%s: NoAntiSpoof %v (%v), want %v", conf, c.networkSpec().NoAntiSpoof, err, off)
+		}
+	}
 	c, err = parseConf([]byte(`{"cniVersion":"1.0.0","name":"podnet","type":"nsnet","network":"br01","root":"/r","lockTimeout":"0s"}`))
 	if err != nil || c.Network != "br01" || c.Root != "/r" || c.lockTimeout != engine.NoWait {
 		t.Errorf("given: %+v %v", c, err)

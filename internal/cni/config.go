@@ -29,8 +29,12 @@ type netConf struct {
 	IPv6     bool   `json:"ipv6"`
 	Subnet6  string `json:"subnet6"`
 	Gateway6 string `json:"gateway6"`
-	MTU      int    `json:"mtu"`  // idem
-	Root     string `json:"root"` // the state root (default /var/lib/nsnet)
+	MTU      int    `json:"mtu"` // idem
+	// AntiSpoof, false, lets the network's containers send from any MAC
+	// and address (default true: each only from its own); for the network
+	// made on the first ADD, and checked against an existing one.
+	AntiSpoof *bool  `json:"antispoof,omitempty"`
+	Root      string `json:"root"` // the state root (default /var/lib/nsnet)
 	// Resolver, true, gives containers the network's resolver (its
 	// gateway), which answers their names and aliases, as their nameserver
 	// in the result. (Not "dns": libcni reads every plugin's "dns" as CNI's
@@ -109,7 +113,7 @@ func invalidConf(format string, args ...any) error {
 // first ADD.
 func (c *netConf) networkSpec() engine.NetworkSpec {
 	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU,
-		IPv6: c.IPv6, Subnet6: c.Subnet6, Gateway6: c.Gateway6}
+		IPv6: c.IPv6, Subnet6: c.Subnet6, Gateway6: c.Gateway6, NoAntiSpoof: c.AntiSpoof != nil && !*c.AntiSpoof}
 }
 
 // request is what one ADD asks for: the container's static address and MAC,

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/topology"
 	"github.com/nsnet/nsnet/internal/wire"
 )
 
@@ -42,11 +43,18 @@ type demo struct {
 	root string // throwaway state directory
 	host string // path of the host namespace
 	inet string // path of the internet namespace
+	svg  string // where to write the topology's SVG, if anywhere
 }
 
-// Run performs the walkthrough. self is the nsnet binary to run commands with.
-func Run(w io.Writer, self string) (err error) {
-	d := &demo{w: w, self: self, host: netns.Path(HostNS), inet: netns.Path(InetNS)}
+// Run performs the walkthrough. self is the nsnet binary to run commands
+// with; svg, unless empty, is a file to write the drawing of the demo's
+// network to (nsnet topology --format svg, which needs nsnet-svg beside self
+// or in $PATH: without it Run fails before it starts).
+func Run(w io.Writer, self, svg string) (err error) {
+	d := &demo{w: w, self: self, host: netns.Path(HostNS), inet: netns.Path(InetNS), svg: svg}
+	if err := d.checkSVGRenderer(); err != nil {
+		return err
+	}
 	if err := d.checkFree(); err != nil {
 		return err
 	}
@@ -57,7 +65,7 @@ func Run(w io.Writer, self string) (err error) {
 	if err := d.buildWorld(); err != nil {
 		return err
 	}
-	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.publish, d.cleanUp}
+	steps := []func() error{d.createBridge, d.createSandboxes, d.showBridge, d.showSandboxes, d.ping, d.showNeighbours, d.reachInternet, d.publish, d.explain, d.cleanUp}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -71,6 +79,18 @@ func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", a
 
 func (d *demo) heading(n int, title, seed string) {
 	d.say("\n== %d. %s\n   (%s)", n, title, seed)
+}
+
+// checkSVGRenderer fails, before the world is built, when --svg asks for a
+// drawing nsnet cannot make: nsnet-svg is missing.
+func (d *demo) checkSVGRenderer() error {
+	if d.svg == "" {
+		return nil
+	}
+	if _, err := topology.FindSVGRenderer(d.self); err != nil {
+		return fmt.Errorf("demo --svg %s: %w", d.svg, err)
+	}
+	return nil
 }
 
 func (d *demo) checkFree() error {

@@ -198,8 +198,29 @@ func (d *demo) publish() error {
 	return err
 }
 
+// explain draws the network from live state and asks diagnose why ns02
+// reaches the internet.
+func (d *demo) explain() error {
+	d.heading(9, "Draw the network, and explain ns02's way out", "beyond the article, which drew it by hand and found the way by trial: ip_forward, then MASQUERADE")
+	if _, err := d.nsnet("topology"); err != nil {
+		return err
+	}
+	if d.svg != "" {
+		out, err := d.run("topology", "--format", "svg")
+		if err != nil {
+			return fmt.Errorf("demo: nsnet topology --format svg: %w", err)
+		}
+		if err := os.WriteFile(d.svg, []byte(out), 0o644); err != nil {
+			return fmt.Errorf("demo: writing the drawing: %w", err)
+		}
+		d.say("  (the drawing as SVG: %s)", d.svg)
+	}
+	_, err := d.nsnet("diagnose", "ns02", "--to", PublicIP, "--probe")
+	return err
+}
+
 func (d *demo) cleanUp() error {
-	d.heading(9, "Clean up", "the article: ip netns del ns01 ns02; ip link set br01 down; brctl delbr br01; iptables -t nat -D POSTROUTING ...")
+	d.heading(10, "Clean up", "the article: ip netns del ns01 ns02; ip link set br01 down; brctl delbr br01; iptables -t nat -D POSTROUTING ...")
 	if _, err := d.nsnet("sandbox", "rm", "ns01", "ns02"); err != nil {
 		return err
 	}

@@ -1,20 +1,26 @@
 // Package firewall keeps one nsnet state root's nftables table in the state
 // the store calls for: masquerade for traffic leaving a non-internal network
-// (IPv4, and IPv6 on a dual-stack one, unless the network turns it off),
-// nothing forwarded into a network's bridge but replies, traffic within the
-// network and published ports, nothing in or out of an internal network but
-// its own traffic, and published ports as elements of two maps per family
-// (the IPv6 ones only while a network is dual-stack), so that a packet's path
-// and the cost of adding a mapping do not grow with the number of mappings.
+// (IPv4, and IPv6 on a dual-stack one, unless it is routed), nothing
+// forwarded into a network's bridge but replies, traffic within the network
+// (unless its sandboxes may not reach each other: icc off) and published
+// ports, nothing in or out of an internal network but its own traffic, and
+// published ports as elements of two maps per family (the IPv6 ones only
+// while a network is dual-stack), so that a packet's path and the cost of
+// adding a mapping do not grow with the number of mappings.
 //
 // It is the only package that imports google/nftables.
 //
-// Invariants: a Table's rules live only in its own table (inet Name); no other
-// table or chain is changed. Every change is one atomic batch: Sync replaces
-// the whole table (so a ruleset flushed from outside comes back), AddPorts and
-// DeletePorts change only map elements. With no networks the table does not
-// exist. Diff compares every chain, rule body and map element with what Sync
-// would write.
+// Anti-spoofing lives in a second table of the same name, bridge Name
+// (guard.go): every frame a guarded sandbox port sends must carry the
+// sandbox's own MAC and addresses, with the ports, MACs and addresses as set
+// elements.
+//
+// Invariants: a Table's rules live only in its own tables (inet Name and
+// bridge Name); no other table or chain is changed. Every change is one
+// atomic batch: Sync replaces both tables whole (so a ruleset flushed from
+// outside comes back), AddPorts, DeletePorts, AddGuards and DeleteGuards
+// change only set elements. With no networks neither table exists. Diff
+// compares every chain, rule body and set element with what Sync would write.
 package firewall
 
 import (
@@ -38,8 +44,11 @@ type Network struct {
 	Gateway6 netip.Addr
 	Internal bool
 	// NoMasquerade: traffic leaving the network keeps its source address
-	// (published ports' hairpin is still translated).
+	// (a routed network; published ports' hairpin is still translated);
+	// NoICC: nothing is forwarded between the network's sandboxes (it falls
+	// to "nothing else enters a network").
 	NoMasquerade bool
+	NoICC        bool
 }
 
 // Port is one published port: host address (invalid for every address; for
@@ -117,22 +126,83 @@ func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement,
 	return nil
 }
 
-// Sync makes the table hold exactly the rules for nets and the elements for
-// ports, atomically; with no networks it deletes the table.
-func (t Table) Sync(nets []Network, ports []Port) error {
+// Sync makes the tables hold exactly the rules for nets and the elements for
+// ports and guards, atomically; with no networks it deletes them.
+func (t Table) Sync(nets []Network, ports []Port, guards []Guard) error {
 	c, err := t.connect()
 	if err != nil {
 		return err
 	}
-	c.AddTable(t.nft()) // makes the delete below valid when the table is absent
-	c.DelTable(t.nft())
+	for _, tab := range []*nftables.Table{t.nft(), t.bridgeTable()} {
+		c.AddTable(tab) // makes the delete below valid when the table is absent
+		c.DelTable(tab)
+	}
 	if len(nets) > 0 {
 		if err := t.build(c, nets, ports); err != nil {
 			return err
 		}
+		if err := t.buildBridge(c, guards); err != nil {
+			return err
+		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("write nftables table inet %s: %w", t.Name, err)
+		return fmt.Errorf("write nftables tables inet and bridge %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// buildBridge adds the bridge table, its chains and rules, and the
+// elements for guards.
+func (t Table) buildBridge(c *nftables.Conn, guards []Guard) error {
+	tab := c.AddTable(t.bridgeTable())
+	chains := map[string]*nftables.Chain{}
+	for _, ch := range bridgeChainDefs() {
+		ch.Table = tab
+		chains[ch.Name] = c.AddChain(ch)
+	}
+	sets := map[string]*nftables.Set{}
+	for _, s := range bridgeSetDefs(tab) {
+		if err := c.AddSet(s, nil); err != nil {
+			return fmt.Errorf("add nftables set %s: %w", s.Name, err)
+		}
+		if err := addElements(c, s, guardElements(s.Name, guards), false); err != nil {
+			return err
+		}
+		sets[s.Name] = s
+	}
+	for _, r := range bridgePlan() {
+		c.AddRule(&nftables.Rule{Table: tab, Chain: chains[r.chain], Exprs: bindSets(r.exprs, sets), UserData: comment(r.comment)})
+	}
+	return nil
+}
+
+// AddGuards adds guarded sandbox ports to the bridge table's sets in one
+// batch.
+func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, true) }
+
+// DeleteGuards removes guarded sandbox ports from the bridge table's sets in
+// one batch.
+func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, false) }
+
+func (t Table) changeGuards(guards []Guard, add bool) error {
+	if len(guards) == 0 {
+		return nil
+	}
+	c, err := t.connect()
+	if err != nil {
+		return err
+	}
+	for _, s := range bridgeSetDefs(t.bridgeTable()) {
+		elems := guardElements(s.Name, guards)
+		if len(elems) == 0 {
+			continue
+		}
+		if err := addElements(c, s, elems, !add); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("change guarded sandbox ports in table bridge %s: %w", t.Name, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -25,16 +26,22 @@ var (
 	testNets = []Network{
 		{Name: "n1", Bridge: "br-n1", Subnet: netip.MustParsePrefix("10.96.0.0/24"), Gateway: netip.MustParseAddr("10.96.0.1")},
 		{Name: "in", Bridge: "br-in", Subnet: netip.MustParsePrefix("10.97.0.0/24"), Gateway: netip.MustParseAddr("10.97.0.1"), Internal: true},
+		{Name: "iso", Bridge: "br-iso", Subnet: netip.MustParsePrefix("10.98.0.0/24"), Gateway: netip.MustParseAddr("10.98.0.1"),
+			NoMasquerade: true, NoICC: true},
 	}
 	testPorts = []Port{
 		{Proto: "tcp", HostPort: 8080, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 80},
 		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, CtrIP: netip.MustParseAddr("10.96.0.10"), CtrPort: 53},
 	}
+	testGuards = []Guard{
+		{Port: "ve-a", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0a}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("2001:db8:96::10")}},
+		{Port: "ve-b", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x60, 0, 0x0b}, Addrs: []netip.Addr{netip.MustParseAddr("10.96.0.11")}},
+	}
 )
 
 func mustDiff(t *testing.T, tab Table, nets []Network, ports []Port) []string {
 	t.Helper()
-	d, err := tab.Diff(nets, ports)
+	d, err := tab.Diff(nets, ports, testGuards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +63,24 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 	if d := mustDiff(t, tab, nil, nil); len(d) != 0 {
 		t.Fatalf("no networks and no table: diff %v", d)
 	}
-	if err := tab.Sync(testNets, testPorts); err != nil {
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 		t.Fatal(err)
 	}
 	if d := mustDiff(t, tab, testNets, testPorts); len(d) != 0 {
 		t.Fatalf("right after Sync: diff %v", d)
+	}
+	// n1 has both rules (the control); iso, without icc and routed, neither.
+	ruleset, err := testenv.RunIn(w.Host, "nft", "list", "table", "inet", tab.Name)
+	if err != nil {
+		t.Fatalf("nft list table: %v\n%s", err, ruleset)
+	}
+	for rule, want := range map[string]bool{
+		"nsnet network n1: within the network": true, "nsnet network n1: masquerade": true,
+		"nsnet network iso: within the network": false, "nsnet network iso: masquerade": false,
+	} {
+		if got := strings.Contains(ruleset, `"`+rule+`"`); got != want {
+			t.Errorf("rule %q in the table: %t, want %t\n%s", rule, got, want, ruleset)
+		}
 	}
 	drifts := []struct {
 		name, want string
@@ -71,6 +91,15 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		{"policy", "chain forward has another", []string{"add", "chain", "inet", tab.Name, "forward", "{ policy drop; }"}},
 		{"map element", "set ports-any-ip", []string{"add", "element", "inet", tab.Name, "ports-any-ip", "{ tcp . 9999 : 10.96.0.99 . 80 }"}},
 		{"set element", "set bridges", []string{"delete", "element", "inet", tab.Name, "bridges", `{ "br-n1" }`}},
+		{"guard rule", "chain from-sandbox-ip has", []string{"insert", "rule", "bridge", tab.Name, "from-sandbox-ip", "accept"}},
+		{"guard chain", "chain from-sandbox-arp has 0 rules", []string{"flush", "chain", "bridge", tab.Name, "from-sandbox-arp"}},
+		{"guard element", "set guard-ipv4: 1 elements missing", []string{"delete", "element", "bridge", tab.Name, "guard-ipv4", `{ "ve-b" . 10.96.0.11 }`}},
+		{"stranger guard element", "set guard-mac: 0 elements missing, 1 not", []string{"add", "element", "bridge", tab.Name, "guard-mac", `{ "ve-c" . 02:42:0a:60:00:0c }`}},
+		{"bridge table", "table bridge nsnet-test is missing", []string{"delete", "table", "bridge", tab.Name}},
+		{"traffic within a network without icc", "chain forward has", []string{"insert", "rule", "inet", tab.Name, "forward",
+			"iifname", `"br-iso"`, "oifname", `"br-iso"`, "accept"}},
+		{"masquerade of a routed network", "chain postrouting has", []string{"add", "rule", "inet", tab.Name, "postrouting",
+			"ip", "saddr", "10.98.0.0/24", "masquerade"}},
 		{"flush", "table inet nsnet-test is missing", []string{"flush", "ruleset"}},
 	}
 	for _, d := range drifts {
@@ -83,18 +112,21 @@ func TestDiffSeesEveryDrift(t *testing.T) {
 		if !strings.Contains(strings.Join(got, "\n"), d.want) {
 			t.Errorf("%s: diff %q, want one containing %q", d.name, got, d.want)
 		}
-		if err := tab.Sync(testNets, testPorts); err != nil {
+		if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustDiff(t, tab, testNets, testPorts); len(got) != 0 {
 			t.Errorf("%s: after Sync still %v", d.name, got)
 		}
 	}
-	if err := tab.Sync(nil, nil); err != nil {
+	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := tab.Exists(); ok || err != nil {
 		t.Errorf("Sync with no networks left the table (%v)", err)
+	}
+	if tables := testenv.NftTables(t, w.Host); len(tables) != 0 {
+		t.Errorf("Sync with no networks left tables %v", tables)
 	}
 }
 
@@ -140,7 +172,7 @@ func TestDiffDualStack(t *testing.T) {
 		{Proto: "tcp", HostIP: netip.IPv6Unspecified(), HostPort: 8081, CtrIP: netip.MustParseAddr("fd00:98::10"), CtrPort: 81},
 		{Proto: "udp", HostIP: netip.MustParseAddr("2001:db8::2"), HostPort: 5353, CtrIP: netip.MustParseAddr("fd00:98::10"), CtrPort: 53},
 	}, testPorts...)
-	if err := tab.Sync(nets, ports); err != nil {
+	if err := tab.Sync(nets, ports, testGuards); err != nil {
 		t.Fatal(err)
 	}
 	if d := mustDiff(t, tab, nets, ports); len(d) != 0 {
@@ -150,14 +182,14 @@ func TestDiffDualStack(t *testing.T) {
 	if d := mustDiff(t, tab, nets, ports); len(d) != 1 || !strings.Contains(d[0], "ports6-by-ip") {
 		t.Errorf("diff after an IPv6 element went: %v", d)
 	}
-	if err := tab.Sync(testNets, testPorts); err != nil {
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
 		t.Fatal(err)
 	}
 	out, err := testenv.RunIn(w.Host, "nft", "list", "table", "inet", tab.Name)
 	if err != nil || strings.Contains(out, "ports6") || strings.Contains(out, "ip6") {
 		t.Errorf("an IPv4-only table has IPv6 maps or rules (%v):\n%s", err, out)
 	}
-	if err := tab.Sync(nil, nil); err != nil {
+	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }

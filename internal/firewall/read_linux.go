@@ -17,9 +17,15 @@ type Rule struct {
 	Comment string
 }
 
-// lookup returns the table as the kernel has it, or nil if it does not exist.
+// lookup returns the inet table as the kernel has it, or nil if it does not
+// exist.
 func (t Table) lookup(c *nftables.Conn) (*nftables.Table, error) {
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	return t.lookupFamily(c, nftables.TableFamilyINet)
+}
+
+// lookupFamily returns the table of family f as the kernel has it, or nil.
+func (t Table) lookupFamily(c *nftables.Conn, f nftables.TableFamily) (*nftables.Table, error) {
+	tables, err := c.ListTablesOfFamily(f)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables tables: %w", err)
 	}
@@ -41,11 +47,16 @@ func (t Table) Exists() (bool, error) {
 	return tab != nil, err
 }
 
-// chains returns the table's chains by name.
+// chains returns the inet table's chains by name.
 func (t Table) chains(c *nftables.Conn) (map[string]*nftables.Chain, error) {
-	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	return t.chainsOf(c, nftables.TableFamilyINet)
+}
+
+// chainsOf returns the chains of the table of family f by name.
+func (t Table) chainsOf(c *nftables.Conn, f nftables.TableFamily) (map[string]*nftables.Chain, error) {
+	all, err := c.ListChainsOfTableFamily(f)
 	if err != nil {
-		return nil, fmt.Errorf("list chains of inet %s: %w", t.Name, err)
+		return nil, fmt.Errorf("list chains of %s %s: %w", familyName(f), t.Name, err)
 	}
 	out := map[string]*nftables.Chain{}
 	for _, ch := range all {
@@ -89,54 +100,81 @@ func (t Table) Rules() ([]Rule, error) {
 	return out, nil
 }
 
-// Diff lists how the table in the kernel differs from what Sync(nets, ports)
-// would write: chains (hook, priority, policy), every rule's body and
+// Diff lists how the tables in the kernel differ from what Sync(nets, ports,
+// guards) would write: chains (hook, priority, policy), every rule's body and
 // comment, the sets and every element. It returns nothing when they agree.
-func (t Table) Diff(nets []Network, ports []Port) ([]string, error) {
+func (t Table) Diff(nets []Network, ports []Port, guards []Guard) ([]string, error) {
 	c, err := t.connect()
 	if err != nil {
 		return nil, err
 	}
-	tab, err := t.lookup(c)
+	inet := tableDef{table: t.nft(), chains: chainDefs(), sets: setDefs(t.nft(), dualStack(nets)), rules: plan(nets),
+		elements: func(set string) []nftables.SetElement { return elements(set, nets, ports) }}
+	bridge := tableDef{table: t.bridgeTable(), chains: bridgeChainDefs(), sets: bridgeSetDefs(t.bridgeTable()), rules: bridgePlan(),
+		elements: func(set string) []nftables.SetElement { return guardElements(set, guards) }}
+	var diffs []string
+	for _, def := range []tableDef{inet, bridge} {
+		d, err := t.diffTable(c, def, len(nets) > 0)
+		if err != nil {
+			return nil, err
+		}
+		diffs = append(diffs, d...)
+	}
+	return diffs, nil
+}
+
+// tableDef is one of the tables as Sync writes it.
+type tableDef struct {
+	table    *nftables.Table
+	chains   []*nftables.Chain
+	sets     []*nftables.Set
+	rules    []rule
+	elements func(set string) []nftables.SetElement
+}
+
+// diffTable compares one table with def; want says whether it should exist.
+func (t Table) diffTable(c *nftables.Conn, def tableDef, want bool) ([]string, error) {
+	family := familyName(def.table.Family)
+	tab, err := t.lookupFamily(c, def.table.Family)
 	switch {
 	case err != nil:
 		return nil, err
-	case len(nets) == 0 && tab != nil:
-		return []string{fmt.Sprintf("table inet %s exists, but no network needs it", t.Name)}, nil
-	case len(nets) == 0:
+	case !want && tab != nil:
+		return []string{fmt.Sprintf("table %s %s exists, but no network needs it", family, t.Name)}, nil
+	case !want:
 		return nil, nil
 	case tab == nil:
-		return []string{fmt.Sprintf("table inet %s is missing", t.Name)}, nil
+		return []string{fmt.Sprintf("table %s %s is missing", family, t.Name)}, nil
 	}
-	diffs, err := t.diffChains(c, tab, plan(nets))
+	diffs, err := t.diffChains(c, tab, def)
 	if err != nil {
 		return nil, err
 	}
-	setDiffs, err := t.diffSets(c, tab, nets, ports)
+	setDiffs, err := t.diffSets(c, tab, def)
 	return append(diffs, setDiffs...), err
 }
 
-func (t Table) diffChains(c *nftables.Conn, tab *nftables.Table, want []rule) ([]string, error) {
-	have, err := t.chains(c)
+func (t Table) diffChains(c *nftables.Conn, tab *nftables.Table, def tableDef) ([]string, error) {
+	have, err := t.chainsOf(c, tab.Family)
 	if err != nil {
 		return nil, err
 	}
 	var diffs []string
-	for _, def := range chainDefs() {
-		ch := have[def.Name]
-		delete(have, def.Name)
+	for _, chain := range def.chains {
+		ch := have[chain.Name]
+		delete(have, chain.Name)
 		if ch == nil {
-			diffs = append(diffs, fmt.Sprintf("chain %s is missing", def.Name))
+			diffs = append(diffs, fmt.Sprintf("chain %s is missing", chain.Name))
 			continue
 		}
-		if !sameChain(ch, def) {
-			diffs = append(diffs, fmt.Sprintf("chain %s has another type, hook, priority or policy", def.Name))
+		if !sameChain(ch, chain) {
+			diffs = append(diffs, fmt.Sprintf("chain %s has another type, hook, priority or policy", chain.Name))
 		}
 		rules, err := c.GetRules(tab, ch)
 		if err != nil {
 			return nil, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
 		}
-		diffs = append(diffs, diffRules(def.Name, rules, want)...)
+		diffs = append(diffs, diffRules(chain.Name, tab.Family, rules, def.rules)...)
 	}
 	for name := range have {
 		diffs = append(diffs, fmt.Sprintf("chain %s is not one nsnet makes", name))
@@ -145,13 +183,16 @@ func (t Table) diffChains(c *nftables.Conn, tab *nftables.Table, want []rule) ([
 }
 
 func sameChain(ch, def *nftables.Chain) bool {
+	if def.Hooknum == nil { // a regular chain
+		return ch.Hooknum == nil
+	}
 	policyAccept := ch.Policy == nil || *ch.Policy == nftables.ChainPolicyAccept
 	return ch.Type == def.Type && ch.Hooknum != nil && *ch.Hooknum == *def.Hooknum &&
 		ch.Priority != nil && *ch.Priority == *def.Priority && policyAccept
 }
 
 // diffRules compares a chain's rules, in order, with the plan's for it.
-func diffRules(chain string, got []*nftables.Rule, plan []rule) []string {
+func diffRules(chain string, family nftables.TableFamily, got []*nftables.Rule, plan []rule) []string {
 	var want []rule
 	for _, r := range plan {
 		if r.chain == chain {
@@ -164,7 +205,7 @@ func diffRules(chain string, got []*nftables.Rule, plan []rule) []string {
 	var diffs []string
 	for i, r := range got {
 		text, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-		if text != want[i].comment || !bytes.Equal(encode(r.Exprs), encode(want[i].exprs)) {
+		if text != want[i].comment || !bytes.Equal(encode(family, r.Exprs), encode(family, want[i].exprs)) {
 			diffs = append(diffs, fmt.Sprintf("chain %s rule %d is not %q as nsnet makes it", chain, i+1, want[i].comment))
 		}
 	}
@@ -173,7 +214,7 @@ func diffRules(chain string, got []*nftables.Rule, plan []rule) []string {
 
 // encode is a rule body in netlink form, with the set IDs that only matter
 // inside one batch left out.
-func encode(exprs []expr.Any) []byte {
+func encode(family nftables.TableFamily, exprs []expr.Any) []byte {
 	var out []byte
 	for _, e := range exprs {
 		if l, ok := e.(*expr.Lookup); ok {
@@ -181,7 +222,7 @@ func encode(exprs []expr.Any) []byte {
 			c.SetID = 0
 			e = &c
 		}
-		b, err := expr.Marshal(byte(nftables.TableFamilyINet), e)
+		b, err := expr.Marshal(byte(family), e)
 		if err != nil {
 			b = []byte(fmt.Sprintf("unencodable %T", e))
 		}
@@ -190,30 +231,30 @@ func encode(exprs []expr.Any) []byte {
 	return out
 }
 
-func (t Table) diffSets(c *nftables.Conn, tab *nftables.Table, nets []Network, ports []Port) ([]string, error) {
+func (t Table) diffSets(c *nftables.Conn, tab *nftables.Table, def tableDef) ([]string, error) {
 	have, err := c.GetSets(tab)
 	if err != nil {
-		return nil, fmt.Errorf("list sets of inet %s: %w", t.Name, err)
+		return nil, fmt.Errorf("list sets of %s %s: %w", familyName(tab.Family), t.Name, err)
 	}
 	var diffs []string
-	for _, def := range setDefs(tab, dualStack(nets)) {
-		i := slices.IndexFunc(have, func(s *nftables.Set) bool { return s.Name == def.Name })
+	for _, want := range def.sets {
+		i := slices.IndexFunc(have, func(s *nftables.Set) bool { return s.Name == want.Name })
 		if i < 0 {
-			diffs = append(diffs, fmt.Sprintf("set %s is missing", def.Name))
+			diffs = append(diffs, fmt.Sprintf("set %s is missing", want.Name))
 			continue
 		}
 		s := have[i]
 		have = slices.Delete(have, i, i+1)
-		if s.IsMap != def.IsMap || s.KeyType.Name != def.KeyType.Name || s.DataType.Name != def.DataType.Name {
-			diffs = append(diffs, fmt.Sprintf("set %s has another type", def.Name))
+		if s.IsMap != want.IsMap || s.KeyType.Name != want.KeyType.Name || s.DataType.Name != want.DataType.Name {
+			diffs = append(diffs, fmt.Sprintf("set %s has another type", want.Name))
 			continue
 		}
 		got, err := c.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("list elements of set %s: %w", s.Name, err)
 		}
-		if d := diffElements(got, elements(def.Name, nets, ports)); d != "" {
-			diffs = append(diffs, fmt.Sprintf("set %s: %s", def.Name, d))
+		if d := diffElements(got, def.elements(want.Name)); d != "" {
+			diffs = append(diffs, fmt.Sprintf("set %s: %s", want.Name, d))
 		}
 	}
 	for _, s := range have {

@@ -143,6 +143,9 @@ func plan(nets []Network) []rule {
 		}
 	}
 	for _, n := range nets {
+		if n.NoICC {
+			continue // its sandboxes' traffic to each other is dropped as "nothing else enters a network"
+		}
 		rules = append(rules, rule{chainForward, mark(n) + ": within the network",
 			cat(ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), accept())})
 	}
@@ -157,9 +160,10 @@ func plan(nets []Network) []rule {
 
 func mark(n Network) string { return "nsnet network " + n.Name }
 
-// postrouting are the address translations of a non-internal network:
-// masquerade for what leaves it (unless NoMasquerade), and hairpin to a
-// published port, for each of its address families.
+// postrouting are the address translations of a non-internal network, for
+// each of its address families: the masquerade of what leaves it (unless it
+// is routed) and of its sandboxes' connections to a published port of their
+// own network (hairpin).
 func postrouting(n Network) []rule {
 	if n.Internal {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -86,4 +87,37 @@ func TestImportsPointOneWay(t *testing.T) {
 			t.Errorf("%s imports a package above it: %v", pkg, imps)
 		}
 	}
+}
+
+// TestNsnetLeavesOutGraphviz keeps github.com/goccy/go-graphviz and the
+// WebAssembly runtime it runs Graphviz on (github.com/tetratelabs/wazero) out
+// of the nsnet binary, directly or through any package: the library compiles
+// Graphviz when the process starts, which every nsnet command would pay
+// (about 28 ms, and a cache written to /tmp). Only cmd/nsnet-svg links it.
+func TestNsnetLeavesOutGraphviz(t *testing.T) {
+	banned := []string{"github.com/goccy/go-graphviz", "github.com/tetratelabs/wazero"}
+	for _, tags := range []string{"", "nsnet_faults"} {
+		linked := deps(t, module+"cmd/nsnet", tags)
+		for _, lib := range banned {
+			if slices.ContainsFunc(linked, func(d string) bool { return d == lib || strings.HasPrefix(d, lib+"/") }) {
+				t.Errorf("cmd/nsnet (tags %q) links %s: keep it in cmd/nsnet-svg", tags, lib)
+			}
+		}
+	}
+	if !slices.Contains(deps(t, module+"cmd/nsnet-svg", ""), banned[0]) {
+		t.Errorf("cmd/nsnet-svg does not link %s: the check above sees nothing", banned[0])
+	}
+}
+
+// deps lists every package pkg links, transitively (go list -deps).
+func deps(t *testing.T, pkg, tags string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-tags", tags, "-f", "{{.ImportPath}}", pkg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr.String())
+	}
+	return strings.Fields(string(out))
 }

@@ -1,6 +1,8 @@
 // Package probe sends real traffic from inside a namespace: ICMP echo and a
-// tiny TCP hello server and client. nsnet demo uses it to show connectivity
-// without running ping or nc.
+// tiny TCP hello server and client, which nsnet demo uses to show
+// connectivity without running ping or nc, and the probes of `nsnet diagnose
+// --probe` (send.go): an echo of a full frame, a TCP connect, a UDP
+// datagram, a DNS query, each saying what it met.
 //
 // Invariants: every socket is created on a thread switched into the target
 // namespace (netns.Do), so it belongs to that namespace for its lifetime; all

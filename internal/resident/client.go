@@ -113,7 +113,7 @@ type request struct {
 	NetNS   *Namespace `json:"netns,omitempty"`   // hold: the sandbox's namespace
 	Keys    []string   `json:"keys,omitempty"`    // hold, release, retarget
 	Targets []string   `json:"targets,omitempty"` // hold, retarget: where each key's traffic goes, "IP:PORT"
-	Names   *Names     `json:"names,omitempty"`   // serve
+	Names   *Names     `json:"names,omitempty"`   // serve, drop
 }
 
 // Names is a change to the zones the resident serves: Zones replace those
@@ -473,11 +473,22 @@ func (s *Session) Retarget(sandbox string, keys []string, targets []netip.AddrPo
 	return err
 }
 
-// Drop asks root's resident to let go of every port of sandbox; a sandbox
-// it holds nothing of is no error.
-func (s *Session) Drop(sandbox string) error {
-	_, err := s.call(request{Op: "drop", Sandbox: sandbox}, nil)
+// Drop asks root's resident to let go of every port of sandbox (a sandbox
+// it holds nothing of is no error), then to serve its zones as names
+// changes them (usually: patches that drop the sandbox's records), in one
+// request.
+func (s *Session) Drop(sandbox string, names Names) error {
+	req := request{Op: "drop", Sandbox: sandbox}
+	if !names.empty() {
+		req.Names = &names
+	}
+	_, err := s.call(req, nil)
 	return err
+}
+
+// empty says whether n changes nothing.
+func (n Names) empty() bool {
+	return len(n.Zones) == 0 && len(n.Networks) == 0 && !n.All && len(n.Patches) == 0
 }
 
 // Serve makes root's resident serve the zones as n changes them, all or

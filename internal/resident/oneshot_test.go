@@ -32,7 +32,7 @@ func Retarget(root, sandbox string, keys []string, targets []netip.AddrPort) err
 func Drop(root, sandbox string) error {
 	s := NewSession(root)
 	defer s.Close()
-	return s.Drop(sandbox)
+	return s.Drop(sandbox, Names{})
 }
 
 func Serve(root string, n Names) error {
@@ -61,7 +61,7 @@ func TestSessionReusesItsConnection(t *testing.T) {
 		t.Fatalf("Probe: %+v, %v; want pid %d", st, err, first)
 	}
 	conn := s.h
-	if err := s.Drop("nobody"); err != nil {
+	if err := s.Drop("nobody", Names{}); err != nil {
 		t.Fatal(err)
 	}
 	if s.h != conn {
@@ -70,7 +70,7 @@ func TestSessionReusesItsConnection(t *testing.T) {
 	if err := Stop(w.root); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Drop("nobody"); !errors.Is(err, ErrNotRunning) {
+	if err := s.Drop("nobody", Names{}); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("after the resident exited: %v, want ErrNotRunning", err)
 	}
 	second, err := Start(os.Args[0], w.root)

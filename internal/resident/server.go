@@ -272,6 +272,9 @@ func (s *server) handle(req request, fds []int) reply {
 		err = s.retarget(req)
 	case "drop":
 		s.drop(req.Sandbox)
+		if req.Names != nil {
+			err = s.serveNames(req)
+		}
 	case "serve":
 		err = s.serveNames(req)
 	default:

@@ -33,6 +33,11 @@ const IPv6Forward = "net/ipv6/conf/all/forwarding"
 // AcceptDAD is net.ipv6.conf.DEV.accept_dad.
 func AcceptDAD(dev string) string { return "net/ipv6/conf/" + dev + "/accept_dad" }
 
+// BridgeNFCallIPTables is net.bridge.bridge-nf-call-iptables: whether
+// traffic between ports of a bridge passes the IPv4 netfilter hooks (module
+// br_netfilter). nsnet only reads it.
+const BridgeNFCallIPTables = "net/bridge/bridge-nf-call-iptables"
+
 // RouteLocalnet is net.ipv4.conf.DEV.route_localnet.
 func RouteLocalnet(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }
 

@@ -69,6 +69,44 @@ func buildBinary() (string, error) {
 	return built.path, built.err
 }
 
+var builtSVG struct {
+	once sync.Once
+	err  error
+}
+
+// SVGRenderer builds github.com/nsnet/nsnet/cmd/nsnet-svg beside the binary
+// Binary builds (where nsnet topology --format svg looks for it first), once
+// per test process, and returns its path. Tests that do not call it run an
+// nsnet without one, unless $PATH has one.
+func SVGRenderer(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Dir(Binary(t))
+	builtSVG.once.Do(func() { _, builtSVG.err = buildSVGRenderer(dir) })
+	if builtSVG.err != nil {
+		t.Fatal(builtSVG.err)
+	}
+	return filepath.Join(dir, "nsnet-svg")
+}
+
+// BuildSVGRenderer builds cmd/nsnet-svg into dir and returns its path.
+func BuildSVGRenderer(t testing.TB, dir string) string {
+	t.Helper()
+	p, err := buildSVGRenderer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func buildSVGRenderer(dir string) (string, error) {
+	p := filepath.Join(dir, "nsnet-svg")
+	out, err := exec.Command(goTool(), "build", "-o", p, "github.com/nsnet/nsnet/cmd/nsnet-svg").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("testenv: go build ./cmd/nsnet-svg: %v\n%s", err, out)
+	}
+	return p, nil
+}
+
 // ReleaseBinary builds cmd/nsnet as it is shipped, without the tests' fault
 // injection, into a directory of the test's, and returns its path.
 func ReleaseBinary(t testing.TB) string {

@@ -1,5 +1,5 @@
 // Package validate parses and checks user input: object names, interface names,
-// IPv4 addresses and MAC addresses.
+// IPv4 addresses, MAC addresses and labels.
 //
 // Invariants: every function is pure (no kernel or store access), and every error
 // message names the offending value and says what a valid one looks like, so the
@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -135,4 +136,49 @@ func isAlnum(b byte) bool {
 
 func isNameChar(r rune) bool {
 	return r < 128 && (isAlnum(byte(r)) || r == '_' || r == '.' || r == '-')
+}
+
+// Limits on labels, which nsnet keeps in every record that has them.
+const (
+	MaxLabelKeyLen   = 255
+	MaxLabelValueLen = 4096
+	MaxLabels        = 64
+)
+
+// Labels checks labels (--label KEY=VALUE) of what ("network n1"): as
+// Docker, a key is not empty and has no white space; a value may be empty or
+// hold anything printable. Both are valid UTF-8 without control characters,
+// and bounded in length, as is their number.
+func Labels(what string, labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return fmt.Errorf("%s has %d labels: the limit is %d", what, len(labels), MaxLabels)
+	}
+	for k, v := range labels {
+		if err := label(k, v); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+func label(k, v string) error {
+	switch {
+	case k == "":
+		return fmt.Errorf("invalid label %q: the key is empty: give KEY=VALUE", k+"="+v)
+	case len(k) > MaxLabelKeyLen:
+		return fmt.Errorf("label key %q is %d bytes long: the limit is %d", k, len(k), MaxLabelKeyLen)
+	case len(v) > MaxLabelValueLen:
+		return fmt.Errorf("the value of label %s is %d bytes long: the limit is %d", k, len(v), MaxLabelValueLen)
+	case strings.IndexFunc(k, unicode.IsSpace) >= 0:
+		return fmt.Errorf("invalid label key %q: it contains white space", k)
+	case !printable(k):
+		return fmt.Errorf("invalid label key %q: it must be printable UTF-8", k)
+	case !printable(v):
+		return fmt.Errorf("invalid value %q of label %s: it must be printable UTF-8 (no control characters)", v, k)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
