@@ -5,7 +5,6 @@ package engine
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -59,20 +58,14 @@ func publishingEndpoint(sb *Sandbox) (Endpoint, bool) {
 }
 
 // firewallGuard is ep's sandbox port as anti-spoofing guards it: its host
-// veth may forward only ep's MAC and addresses. ok is false on a network
-// with anti-spoofing off.
+// veth may forward only ep's MAC and addresses (IPv4, and IPv6 on a
+// dual-stack network). ok is false on a network with anti-spoofing off.
 func firewallGuard(n *Network, ep Endpoint) (g firewall.Guard, ok bool) {
 	if n.NoAntiSpoof {
 		return firewall.Guard{}, false
 	}
 	mac, _ := parseMAC(ep.MAC)
-	return firewall.Guard{Port: ep.HostVeth, MAC: mac, Addrs: guardAddrs(ep)}, true
-}
-
-// guardAddrs are the addresses of ep that its sandbox may send from: its
-// IPv4 address only (IPv6 is not guarded yet).
-func guardAddrs(ep Endpoint) []netip.Addr {
-	return []netip.Addr{ep.Address.Addr()}
+	return firewall.Guard{Port: ep.HostVeth, MAC: mac, Addrs: endpointAddrs(ep)}, true
 }
 
 // fwState is what the store calls for in the firewall.

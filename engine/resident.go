@@ -386,6 +386,8 @@ func (e *Engine) zoneHeader(n *Network, resolvers map[netip.Addr]bool) resolver.
 }
 
 // endpointAddrs are ep's addresses: IPv4, and IPv6 on a dual-stack network.
+// They are the addresses its names resolve to, and the only ones (with
+// link-local IPv6) its sandbox port forwards (firewallGuard).
 func endpointAddrs(ep Endpoint) []netip.Addr {
 	if ep.Address6.IsValid() {
 		return []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}
