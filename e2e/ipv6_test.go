@@ -491,3 +491,53 @@ func TestIPv6CNI(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "cnet6")
 	w.AssertClean(t)
 }
+
+// TestICCOffIPv6: on a dual-stack network made with enable_icc=false two
+// sandboxes reach each other over neither IPv4 nor IPv6, while they reach
+// the IPv6 gateway and the internet over IPv6; on a dual-stack network
+// without the option they reach each other over IPv6 (the control). With
+// IPv6 bridge filtering off (bridge-nf-call-ip6tables=0, IPv4's left on)
+// they reach each other over IPv6 (the rules are what stopped them): then a
+// new dual-stack network without icc is refused and gc warns about the one
+// there is; an IPv4-only one is still made.
+func TestICCOffIPv6(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	a1, a2, b1, b2 := w.Name("a1"), w.Name("a2"), w.Name("b1"), w.Name("b2")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.62.0.0/24", "--subnet", "fd00:62::/64", "-o", optICC+"=false", "iso")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.63.0.0/24", "--subnet", "fd00:63::/64", "open")
+	w.MustNsnet(t, "sandbox", "create", "--network", "iso", "--ip6", "fd00:62::11", a1)
+	w.MustNsnet(t, "sandbox", "create", "--network", "iso", "--ip", "10.62.0.12", "--ip6", "fd00:62::12", a2)
+	w.MustNsnet(t, "sandbox", "create", "--network", "open", "--ip6", "fd00:63::11", b1)
+	w.MustNsnet(t, "sandbox", "create", "--network", "open", "--ip6", "fd00:63::12", b2)
+	testenv.StartTCPEcho(t, a2, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, b2, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, w.Inet, v6addr(testenv.PublicIP6, "80"))
+
+	reach(t, b1, v6addr("fd00:63::12", "80"), true, "control: a dual-stack network without the option, over IPv6")
+	reach(t, a1, v6addr("fd00:62::12", "80"), false, "icc off, sandbox to sandbox over IPv6")
+	reach(t, a1, "10.62.0.12:80", false, "icc off, sandbox to sandbox over IPv4")
+	ping(t, a1, "fd00:62::1", true, "icc off, to the IPv6 gateway")
+	reach(t, a1, v6addr(testenv.PublicIP6, "80"), true, "icc off, to the internet over IPv6")
+
+	const bridgeNF6 = "net.bridge.bridge-nf-call-ip6tables"
+	if got := testenv.Sysctl(t, w.Host, bridgeNF6); got != "1" {
+		t.Fatalf("%s is %s in a new namespace, want 1", bridgeNF6, got)
+	}
+	mustRun(t, w.Host, "sysctl", "-qw", bridgeNF6+"=0")
+	reach(t, a1, v6addr("fd00:62::12", "80"), true, "control: icc off, but bridged IPv6 does not pass nftables")
+	expectFail(t, w, 1, []string{"network iso2: -o " + optICC + "=false needs bridged traffic to pass nftables",
+		bridgeNF6 + " is 0", "sysctl -w " + bridgeNF6 + "=1"},
+		"network", "create", "--ipv6", "--subnet", "10.64.0.0/24", "-o", optICC+"=false", "iso2")
+	if r := w.Nsnet("gc", "--dry-run"); !strings.Contains(r.Stderr, "network iso has -o "+optICC+"=false, but "+bridgeNF6+" is 0") {
+		t.Errorf("gc --dry-run does not warn that iso's sandboxes reach each other over IPv6: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	w.MustNsnet(t, "network", "create", "--subnet", "10.65.0.0/24", "-o", optICC+"=false", "iso4") // IPv4 only: its filtering is on
+	mustRun(t, w.Host, "sysctl", "-qw", bridgeNF6+"=1")
+	reach(t, a1, v6addr("fd00:62::12", "80"), false, "icc off, IPv6 bridge filtering on again")
+
+	w.MustNsnet(t, "sandbox", "rm", a1, a2, b1, b2)
+	w.MustNsnet(t, "network", "rm", "iso", "iso4", "open")
+	w.AssertClean(t)
+}

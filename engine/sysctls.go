@@ -190,44 +190,53 @@ func (e *Engine) warnLocalnet() {
 
 // checkBridgeFiltering refuses a network without inter-sandbox traffic (icc
 // false) when the traffic between its bridge's ports would not pass
-// nftables: its rules could not stop it. nsnet does not turn bridge
-// filtering on itself: it would send every other bridge's traffic of the
-// host through the host's firewall too.
+// nftables, for IPv4 or, on a dual-stack network, IPv6: its rules could not
+// stop it. nsnet does not turn bridge filtering on itself: it would send
+// every other bridge's traffic of the host through the host's firewall too.
 func (e *Engine) checkBridgeFiltering(n *Network) error {
 	if !n.NoICC {
 		return nil
 	}
-	if why := e.bridgeFilteringOff(); why != "" {
+	if why, key := e.bridgeFilteringOff(n); why != "" {
 		return fmt.Errorf("network %s: -o %s=false needs bridged traffic to pass nftables, but %s: "+
-			"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w net.bridge.bridge-nf-call-iptables=1)", n.Name, OptICC, why)
+			"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w %s=1)", n.Name, OptICC, why, key)
 	}
 	return nil
 }
 
-// bridgeFilteringOff says why traffic between a bridge's ports does not
-// pass nftables in the host namespace; "" when it does.
-func (e *Engine) bridgeFilteringOff() string {
-	v, err := e.k.sys.Get(sysctl.BridgeNFCallIPTables)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("it cannot be read (%v)", err)
-	case v != "1":
-		return "net.bridge.bridge-nf-call-iptables is " + v
+// bridgeFilteringOff says why traffic between n's bridge's ports does not
+// pass nftables in the host namespace ("" when it does), and the sysctl
+// that would make it: bridge-nf-call-iptables, and on a dual-stack network
+// bridge-nf-call-ip6tables too.
+func (e *Engine) bridgeFilteringOff(n *Network) (why, key string) {
+	keys := []string{sysctl.BridgeNFCallIPTables}
+	if n.IPv6() {
+		keys = append(keys, sysctl.BridgeNFCallIP6Tables)
 	}
-	return ""
+	for _, k := range keys {
+		dotted := strings.ReplaceAll(k, "/", ".")
+		v, err := e.k.sys.Get(k)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s cannot be read (%v)", dotted, err), dotted
+		case v != "1":
+			return dotted + " is " + v, dotted
+		}
+	}
+	return "", ""
 }
 
 // warnBridgeFiltering tells the user when a network without inter-sandbox
 // traffic has lost bridge filtering since it was made.
 func (e *Engine) warnBridgeFiltering(nets []Network) {
-	for _, n := range nets {
+	for i := range nets {
+		n := &nets[i]
 		if !n.NoICC {
 			continue
 		}
-		if why := e.bridgeFilteringOff(); why != "" {
+		if why, key := e.bridgeFilteringOff(n); why != "" {
 			e.opts.Warn(fmt.Sprintf("network %s has -o %s=false, but %s, so its sandboxes reach each other: "+
-				"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w net.bridge.bridge-nf-call-iptables=1)", n.Name, OptICC, why))
+				"load br_netfilter (modprobe br_netfilter) and turn it on (sysctl -w %s=1)", n.Name, OptICC, why, key))
 		}
-		return
 	}
 }

@@ -38,6 +38,10 @@ func AcceptDAD(dev string) string { return "net/ipv6/conf/" + dev + "/accept_dad
 // br_netfilter). nsnet only reads it.
 const BridgeNFCallIPTables = "net/bridge/bridge-nf-call-iptables"
 
+// BridgeNFCallIP6Tables is net.bridge.bridge-nf-call-ip6tables, the same
+// for IPv6. nsnet only reads it.
+const BridgeNFCallIP6Tables = "net/bridge/bridge-nf-call-ip6tables"
+
 // RouteLocalnet is net.ipv4.conf.DEV.route_localnet.
 func RouteLocalnet(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }
 
