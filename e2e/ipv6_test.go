@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -539,5 +540,78 @@ func TestICCOffIPv6(t *testing.T) {
 
 	w.MustNsnet(t, "sandbox", "rm", a1, a2, b1, b2)
 	w.MustNsnet(t, "network", "rm", "iso", "iso4", "open")
+	w.AssertClean(t)
+}
+
+// TestDiagnoseDualStack: on a dual-stack network diagnose follows the IPv4
+// path (to the internet, to a neighbour's port, from outside to a published
+// port) and says it works, and its probe agrees; an IPv6 --to is refused as
+// IPv6, not misread as a port. topology draws the network with each
+// interface's IPv4 addresses, as ip -j shows them.
+func TestDiagnoseDualStack(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	w.EnableIPv6(t)
+	a, b := w.Name("a"), w.Name("b")
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.66.0.0/24", "--subnet", "fd00:66::/64", "n6")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "-p", "8080:80", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", b)
+	testenv.StartTCPEcho(t, a, v6addr("::", "80"))
+	testenv.StartTCPEcho(t, b, v6addr("::", "80"))
+
+	for _, args := range [][]string{{a, "--to", testenv.PublicIP}, {a, "--to", b + ":80"}, {a, "--from-outside"}} {
+		r := diagnose(t, w, args...)
+		if r.Verdict != "ok" && r.Verdict != "warn" {
+			t.Errorf("diagnose %v on a dual-stack network: verdict %q, first %+v; want the path to work", args, r.Verdict, r.First)
+		}
+		checkProbeAgrees(t, r)
+	}
+	for _, to := range []string{testenv.PublicIP6, v6addr(testenv.PublicIP6, "80")} {
+		if r := w.Nsnet("diagnose", a, "--to", to); r.Code == 0 || !strings.Contains(r.Stderr, "only IPv4 addresses") {
+			t.Errorf("diagnose --to %s: exit %d, stderr %q; want a refusal that says only IPv4 addresses", to, r.Code, r.Stderr)
+		}
+	}
+
+	var g struct {
+		Networks []struct {
+			Name   string
+			Bridge struct {
+				Name  string
+				Addrs []string
+			}
+			Sandboxes []struct {
+				Sandbox string
+				Inside  struct {
+					Name  string
+					Addrs []string
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(w.MustNsnet(t, "topology", "--format", "json")), &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Networks) != 1 || g.Networks[0].Name != "n6" || len(g.Networks[0].Sandboxes) != 2 {
+		t.Fatalf("topology of one dual-stack network with two sandboxes: %+v", g)
+	}
+	n := g.Networks[0]
+	br, _ := testenv.FindLink(testenv.Addrs(t, w.Host), n.Bridge.Name)
+	if want := strings.Join(br.IPs("inet"), ","); strings.Join(n.Bridge.Addrs, ",") != want || want == "" {
+		t.Errorf("topology: bridge %s addresses %v, ip -j shows IPv4 %q", n.Bridge.Name, n.Bridge.Addrs, want)
+	}
+	for _, s := range n.Sandboxes {
+		in, _ := testenv.FindLink(testenv.Addrs(t, s.Sandbox), s.Inside.Name)
+		if want := strings.Join(in.IPs("inet"), ","); strings.Join(s.Inside.Addrs, ",") != want || want == "" {
+			t.Errorf("topology: sandbox %s addresses %v, ip -j shows IPv4 %q", s.Sandbox, s.Inside.Addrs, want)
+		}
+	}
+	for _, format := range []string{"text", "dot"} {
+		if out := w.MustNsnet(t, "topology", "--format", format); !strings.Contains(out, a) || !strings.Contains(out, b) {
+			t.Errorf("topology --format %s does not name both sandboxes:\n%s", format, out)
+		}
+	}
+
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "network", "rm", "n6")
 	w.AssertClean(t)
 }

@@ -372,6 +372,17 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+// TestParseTargetIPv6: an IPv6 address, bare or in brackets with a port, is
+// refused as IPv6 (diagnose follows IPv4 only), not as a bad port.
+func TestParseTargetIPv6(t *testing.T) {
+	for _, in := range []string{"2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:80", "[fd00:60::2]:53/udp", "::1"} {
+		_, err := ParseTarget(in)
+		if err == nil || !strings.Contains(err.Error(), "only IPv4 addresses") {
+			t.Errorf("ParseTarget(%q): %v, want a refusal that says only IPv4 addresses", in, err)
+		}
+	}
+}
+
 // TestAgree compares probes with the analysis.
 func TestAgree(t *testing.T) {
 	healthy := analyze(t, testWorld(), Query{Sandbox: "ns01", Target: target(t, "ns01", "198.51.100.7")})
