@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,6 +316,21 @@ func TestIPv6PublishedPorts(t *testing.T) {
 			t.Errorf("port ls lacks %s:\n%s", want, out)
 		}
 	}
+	// port ls -q, and completion for port rm, give each mapping as -p and
+	// port rm take it (an IPv6 host address in brackets); port rm takes it.
+	specs := []string{"0.0.0.0:8080:80/tcp", "[::]:8081:81/tcp", "[" + up6 + "]:8082:82/tcp"}
+	quiet := w.MustNsnet(t, "port", "ls", "-q", web)
+	completion := w.MustNsnet(t, "__complete", "port", "rm", web, "")
+	for _, spec := range specs {
+		if !strings.Contains(quiet, spec+"\n") || !strings.Contains(completion, spec+"\n") {
+			t.Errorf("port ls -q or completion lacks %s:\n%s\n%s", spec, quiet, completion)
+		}
+	}
+	w.MustNsnet(t, "port", "rm", web, specs[2])
+	reach(t, w.Inet, v6addr(up6, "8082"), false, "-p [2001:db8:1::2]:8082:82 after port rm of port ls -q's line")
+	w.MustNsnet(t, "port", "add", web, specs[2])
+	reach(t, w.Inet, v6addr(up6, "8082"), true, "-p [2001:db8:1::2]:8082:82 after port add of port ls -q's line")
+
 	r := w.Nsnet("sandbox", "create", "--network", "n4", "-p", "[::]:8090:80", old)
 	if r.Code != 1 || !strings.Contains(r.Stderr, "IPv4 only") {
 		t.Errorf("-p [::]:8090:80 on an IPv4-only network: exit %d, stderr %s", r.Code, r.Stderr)
@@ -545,17 +561,20 @@ func TestICCOffIPv6(t *testing.T) {
 
 // TestDiagnoseDualStack: on a dual-stack network diagnose follows the IPv4
 // path (to the internet, to a neighbour's port, from outside to a published
-// port) and says it works, and its probe agrees; an IPv6 --to is refused as
-// IPv6, not misread as a port. topology draws the network with each
-// interface's IPv4 addresses, as ip -j shows them.
+// port, beside one on IPv6 host addresses only) and says it works, and its
+// probe agrees; a sandbox that publishes on IPv6 host addresses only is
+// unknown from outside, not broken; an IPv6 --to is refused as IPv6, not
+// misread as a port. topology draws the network with each interface's IPv4
+// addresses, as ip -j shows them, and the IPv6 mapping in brackets.
 func TestDiagnoseDualStack(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	w.EnableIPv6(t)
-	a, b := w.Name("a"), w.Name("b")
+	a, b, c := w.Name("a"), w.Name("b"), w.Name("c")
 	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.66.0.0/24", "--subnet", "fd00:66::/64", "n6")
-	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "-p", "8080:80", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "-p", "8080:80", "-p", "[::]:8081:80", a)
 	w.MustNsnet(t, "sandbox", "create", "--network", "n6", b)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n6", "-p", "[::]:8083:80", c)
 	testenv.StartTCPEcho(t, a, v6addr("::", "80"))
 	testenv.StartTCPEcho(t, b, v6addr("::", "80"))
 
@@ -565,6 +584,9 @@ func TestDiagnoseDualStack(t *testing.T) {
 			t.Errorf("diagnose %v on a dual-stack network: verdict %q, first %+v; want the path to work", args, r.Verdict, r.First)
 		}
 		checkProbeAgrees(t, r)
+	}
+	if r := diagnose(t, w, c, "--from-outside"); r.Verdict != "unknown" {
+		t.Errorf("diagnose %s --from-outside, published on [::] only: verdict %q, first %+v; want unknown", c, r.Verdict, r.First)
 	}
 	for _, to := range []string{testenv.PublicIP6, v6addr(testenv.PublicIP6, "80")} {
 		if r := w.Nsnet("diagnose", a, "--to", to); r.Code == 0 || !strings.Contains(r.Stderr, "only IPv4 addresses") {
@@ -585,14 +607,15 @@ func TestDiagnoseDualStack(t *testing.T) {
 					Name  string
 					Addrs []string
 				}
+				Ports []string
 			}
 		}
 	}
 	if err := json.Unmarshal([]byte(w.MustNsnet(t, "topology", "--format", "json")), &g); err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Networks) != 1 || g.Networks[0].Name != "n6" || len(g.Networks[0].Sandboxes) != 2 {
-		t.Fatalf("topology of one dual-stack network with two sandboxes: %+v", g)
+	if len(g.Networks) != 1 || g.Networks[0].Name != "n6" || len(g.Networks[0].Sandboxes) != 3 {
+		t.Fatalf("topology of one dual-stack network with three sandboxes: %+v", g)
 	}
 	n := g.Networks[0]
 	br, _ := testenv.FindLink(testenv.Addrs(t, w.Host), n.Bridge.Name)
@@ -604,6 +627,9 @@ func TestDiagnoseDualStack(t *testing.T) {
 		if want := strings.Join(in.IPs("inet"), ","); strings.Join(s.Inside.Addrs, ",") != want || want == "" {
 			t.Errorf("topology: sandbox %s addresses %v, ip -j shows IPv4 %q", s.Sandbox, s.Inside.Addrs, want)
 		}
+		if s.Sandbox == a && !slices.Equal(s.Ports, []string{"0.0.0.0:8080->80/tcp", "[::]:8081->80/tcp"}) {
+			t.Errorf("topology: sandbox %s ports %q", a, s.Ports)
+		}
 	}
 	for _, format := range []string{"text", "dot"} {
 		if out := w.MustNsnet(t, "topology", "--format", format); !strings.Contains(out, a) || !strings.Contains(out, b) {
@@ -611,7 +637,7 @@ func TestDiagnoseDualStack(t *testing.T) {
 		}
 	}
 
-	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "sandbox", "rm", a, b, c)
 	w.MustNsnet(t, "network", "rm", "n6")
 	w.AssertClean(t)
 }

@@ -381,7 +381,7 @@ var portHeaders = headerRow{
 func newPortRow(lf *listFlags, s engine.Sandbox, m engine.Mapping) portRow {
 	return portRow{
 		Sandbox: s.Name, ID: lf.id(s.ID), Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort,
-		Mapping: m.String(), Spec: fmt.Sprintf("%s:%d/%s", m.HostAddr(), m.CtrPort, m.Proto),
+		Mapping: m.String(), Spec: portSpec(m),
 		Labels: labelList(s.Labels), labels: s.Labels, id: s.ID, hostAddr: m.HostAddr(),
 		json: portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort},
 	}
@@ -389,3 +389,9 @@ func newPortRow(lf *listFlags, s engine.Sandbox, m engine.Mapping) portRow {
 
 // Label is the value of one of the sandbox's labels.
 func (r portRow) Label(key string) string { return r.labels[key] }
+
+// portSpec is m as -p and port rm take it: HOST_IP:HOST_PORT:CONTAINER_PORT/PROTO,
+// an IPv6 host address in brackets.
+func portSpec(m engine.Mapping) string {
+	return fmt.Sprintf("%s:%d/%s", m.HostAddr(), m.CtrPort, m.Proto)
+}
