@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -62,9 +63,16 @@ func golden(t *testing.T, w *testenv.World, name string) {
 // come from random IDs, are VETH1, VETH2... there.
 func goldenBridge(t *testing.T, w *testenv.World, name string, veths []string) {
 	t.Helper()
-	got, err := testenv.RunIn(w.Host, "nft", "list", "table", "bridge", w.Table())
-	if err != nil {
-		t.Fatalf("nft list table: %v\n%s", err, got)
+	var got string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if got, err = testenv.RunIn(w.Host, "nft", "list", "table", "bridge", w.Table()); err != nil {
+			t.Fatalf("nft list table: %v\n%s", err, got)
+		}
+		// The elements of a port that went expire within a second.
+		if !strings.Contains(got, " expires ") || time.Now().After(deadline) {
+			break
+		}
 	}
 	got = strings.Replace(got, "table bridge "+w.Table()+" {", "table bridge nsnet {", 1)
 	for i, v := range veths {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -396,7 +397,7 @@ func guardSet(t *testing.T, w *testenv.World, set string) string {
 // and of none in out.
 func guardsOf(t *testing.T, w *testenv.World, when string, in, out []spoofSandbox) {
 	t.Helper()
-	ips, macs := guardSet(t, w, "guard-ipv4"), guardSet(t, w, "guard-mac")
+	ips, macs := lastingElements(guardSet(t, w, "guard-ipv4")), lastingElements(guardSet(t, w, "guard-mac"))
 	for _, sb := range in {
 		if !strings.Contains(ips, fmt.Sprintf("%q . %s", sb.veth, sb.ip)) || !strings.Contains(macs, fmt.Sprintf("%q . %s", sb.veth, sb.mac)) {
 			t.Errorf("%s: the bridge table does not guard %s's port %s:\n%s%s", when, sb.name, sb.veth, ips, macs)
@@ -409,8 +410,39 @@ func guardsOf(t *testing.T, w *testenv.World, when string, in, out []spoofSandbo
 	}
 }
 
+// lastingElements are the elements of a set's listing that do not expire:
+// the elements of a port that went expire (in a second) rather than being
+// deleted.
+func lastingElements(list string) string {
+	var keep []string
+	for _, e := range strings.Split(list, ",") {
+		if !strings.Contains(e, "expires") {
+			keep = append(keep, e)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
+// guardsExpire waits until no element of sbs's ports is left, expiring or
+// not.
+func guardsExpire(t *testing.T, w *testenv.World, sbs ...spoofSandbox) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sets := guardSet(t, w, "guard-ipv4") + guardSet(t, w, "guard-mac")
+		left := slices.ContainsFunc(sbs, func(sb spoofSandbox) bool { return strings.Contains(sets, fmt.Sprintf("%q", sb.veth)) })
+		if !left {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("elements of removed sandboxes' ports are still there after 5 s:\n%s", sets)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestSpoofElements: attaching a sandbox to a guarded network adds its
-// port's elements and detaching removes them, a network with
+// port's elements and detaching lets them expire (gone within a second), a network with
 // --antispoof=false adds none; gc puts back a missing element and removes a
 // stranger's, firewall reload rebuilds the table after a flush.
 func TestSpoofElements(t *testing.T) {
@@ -454,6 +486,7 @@ func TestSpoofElements(t *testing.T) {
 
 	w.MustNsnet(t, "sandbox", "rm", s1.name, s2.name)
 	guardsOf(t, w, "after sandbox rm", nil, []spoofSandbox{s1, s2})
+	guardsExpire(t, w, s1, s2, s2g)
 	w.MustNsnet(t, "network", "rm", g, o)
 	w.AssertClean(t)
 }

@@ -181,7 +181,8 @@ func (t Table) buildBridge(c *nftables.Conn, guards []Guard) error {
 func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, true) }
 
 // DeleteGuards removes guarded sandbox ports from the bridge table's sets in
-// one batch.
+// one batch: their elements expire (expireAfter) rather than being deleted,
+// which would make the command wait for an RCU grace period as it exits.
 func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, false) }
 
 func (t Table) changeGuards(guards []Guard, add bool) error {
@@ -197,7 +198,12 @@ func (t Table) changeGuards(guards []Guard, add bool) error {
 		if len(elems) == 0 {
 			continue
 		}
-		if err := addElements(c, s, elems, !add); err != nil {
+		if !add {
+			for i := range elems {
+				elems[i].Timeout = expireAfter
+			}
+		}
+		if err := addElements(c, s, elems, false); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/testenv"
 )
@@ -191,5 +192,61 @@ func TestDiffDualStack(t *testing.T) {
 	}
 	if err := tab.Sync(nil, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeletedGuardsExpire checks, with nft as the oracle, that DeleteGuards
+// leaves a port's elements to expire (they are gone after expireAfter, and
+// Diff does not count them meanwhile), and that guarding the same port again
+// before they expire makes its elements lasting again: a port that comes
+// back (network disconnect, then connect) keeps its guard.
+func TestDeletedGuardsExpire(t *testing.T) {
+	w, tab := world(t)
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
+		t.Fatal(err)
+	}
+	a, b := testGuards[:1], testGuards[1:]
+	if err := tab.DeleteGuards(a); err != nil {
+		t.Fatal(err)
+	}
+	elems := func(set string) string {
+		out, err := testenv.RunIn(w.Host, "nft", "list", "set", "bridge", tab.Name, set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+		}
+		return string(out)
+	}
+	for _, set := range []string{setGuarded, setMACs, setIPv4, setARP, setIPv6} {
+		if got := elems(set); !strings.Contains(got, `"ve-a"`) || !strings.Contains(got, "expires") {
+			t.Errorf("set %s right after DeleteGuards: want ve-a's elements expiring, got\n%s", set, got)
+		}
+	}
+	if d, err := tab.Diff(testNets, testPorts, b); err != nil || len(d) != 0 {
+		t.Errorf("Diff without ve-a while its elements expire = %v, %v; want no difference", d, err)
+	}
+	if err := tab.AddGuards(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.DeleteGuards(b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(expireAfter + 500*time.Millisecond)
+	for _, set := range []string{setGuarded, setMACs, setIPv4} {
+		got := elems(set)
+		if !strings.Contains(got, `"ve-a"`) || strings.Contains(got, "expires") {
+			t.Errorf("set %s: ve-a, guarded again, should be there for good, got\n%s", set, got)
+		}
+		if strings.Contains(got, `"ve-b"`) {
+			t.Errorf("set %s: ve-b's elements should have expired, got\n%s", set, got)
+		}
+	}
+	d := mustDiff(t, tab, testNets, testPorts)
+	if len(d) != 4 { // ve-b has no IPv6 address: guard-ipv6 lacks nothing
+		t.Errorf("Diff with ve-b expired = %v; want its elements missing from 4 sets", d)
+	}
+	for _, line := range d {
+		if !strings.Contains(line, "1 elements missing, 0 not nsnet's") {
+			t.Errorf("Diff with ve-b expired: %s; want 1 element missing", line)
+		}
 	}
 }

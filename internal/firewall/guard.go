@@ -5,11 +5,16 @@ package firewall
 // bridge forwards it to another port or hands it to the host. A guarded port
 // forwards only its sandbox's own MAC, addresses and ARP; the sets are keyed
 // by port name (the host end of the sandbox's veth), so guarding a sandbox
-// adds elements and never rules.
+// adds elements and never rules. A port that goes is not deleted from the
+// sets but given a timeout (expireAfter), after which the kernel removes its
+// elements by itself: a batch that deletes elements makes the next close of
+// any nftables socket wait for an RCU grace period (5 to 15 ms here), one
+// that changes their timeout does not.
 
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -18,6 +23,10 @@ import (
 )
 
 var linkLocal = netip.MustParsePrefix("fe80::/10")
+
+// expireAfter is how long the elements of a port that went stay, inert: its
+// veth is gone or released (down, off its bridge) already.
+const expireAfter = time.Second
 
 // Guard is one guarded sandbox port: the host end of the sandbox's veth, and
 // the MAC and addresses (IPv4 and IPv6) the sandbox may send from.
@@ -62,10 +71,10 @@ func bridgeChainDefs() []*nftables.Chain {
 // bridgeSetDefs are the bridge table's sets.
 func bridgeSetDefs(tab *nftables.Table) []*nftables.Set {
 	set := func(name string, types ...nftables.SetDatatype) *nftables.Set {
-		return &nftables.Set{Table: tab, Name: name, Concatenation: true, KeyType: nftables.MustConcatSetType(types...)}
+		return &nftables.Set{Table: tab, Name: name, Concatenation: true, KeyType: nftables.MustConcatSetType(types...), HasTimeout: true}
 	}
 	return []*nftables.Set{
-		{Table: tab, Name: setGuarded, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian},
+		{Table: tab, Name: setGuarded, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian, HasTimeout: true},
 		set(setMACs, nftables.TypeIFName, nftables.TypeEtherAddr),
 		set(setIPv4, nftables.TypeIFName, nftables.TypeIPAddr),
 		set(setARP, nftables.TypeIFName, nftables.TypeIPAddr, nftables.TypeEtherAddr),

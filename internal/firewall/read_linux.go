@@ -245,7 +245,7 @@ func (t Table) diffSets(c *nftables.Conn, tab *nftables.Table, def tableDef) ([]
 		}
 		s := have[i]
 		have = slices.Delete(have, i, i+1)
-		if s.IsMap != want.IsMap || s.KeyType.Name != want.KeyType.Name || s.DataType.Name != want.DataType.Name {
+		if s.IsMap != want.IsMap || s.KeyType.Name != want.KeyType.Name || s.DataType.Name != want.DataType.Name || s.HasTimeout != want.HasTimeout {
 			diffs = append(diffs, fmt.Sprintf("set %s has another type", want.Name))
 			continue
 		}
@@ -253,7 +253,7 @@ func (t Table) diffSets(c *nftables.Conn, tab *nftables.Table, def tableDef) ([]
 		if err != nil {
 			return nil, fmt.Errorf("list elements of set %s: %w", s.Name, err)
 		}
-		if d := diffElements(got, def.elements(want.Name)); d != "" {
+		if d := diffElements(lasting(got), def.elements(want.Name)); d != "" {
 			diffs = append(diffs, fmt.Sprintf("set %s: %s", want.Name, d))
 		}
 	}
@@ -285,6 +285,12 @@ func diffElements(got, want []nftables.SetElement) string {
 		return ""
 	}
 	return fmt.Sprintf("%d elements missing, %d not nsnet's", missing, extra)
+}
+
+// lasting leaves out the elements that expire: those of guarded ports that
+// went (DeleteGuards), on their way out.
+func lasting(elems []nftables.SetElement) []nftables.SetElement {
+	return slices.DeleteFunc(elems, func(e nftables.SetElement) bool { return e.Timeout != 0 })
 }
 
 func elementKey(e nftables.SetElement) string {
