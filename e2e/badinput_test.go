@@ -201,6 +201,10 @@ func TestBadInput(t *testing.T) {
 	// command that turns it on is caught.
 	w.MustNsnet(t, "network", "create", "--subnet", "10.20.0.0/24", "--bridge", "br-n1", "--internal", "n1")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.20.0.10", s1)
+	// n6 is dual-stack (internal too), for the IPv6 rows; the world's IPv6
+	// gives the host a route to 2001:db8:1::/64.
+	w.EnableIPv6(t)
+	w.MustNsnet(t, "network", "create", "--ipv6", "--subnet", "10.21.0.0/24", "--subnet", "fd00:20::/64", "--internal", "n6")
 	if out, err := testenv.RunIn(w.Host, "ip", "route", "add", "10.77.0.0/16", "via", testenv.RouterIP); err != nil {
 		t.Fatalf("add host route: %v\n%s", err, out)
 	}
@@ -245,8 +249,45 @@ func TestBadInput(t *testing.T) {
 			want: []string{`"10.0.0.300/24"`, "invalid subnet", "CIDR"}},
 		{name: "cidr nonsense", args: []string{"network", "create", "--subnet", "nonsense", "nx"},
 			want: []string{`"nonsense"`, "invalid subnet", "CIDR"}},
-		{name: "cidr ipv6", args: []string{"network", "create", "--subnet", "fd00::/64", "nx"},
-			want: []string{`"fd00::/64"`, "not IPv4"}},
+		{name: "cidr ipv6 without --ipv6", args: []string{"network", "create", "--subnet", "fd00::/64", "nx"},
+			want: []string{`"fd00::/64"`, "needs --ipv6"}, better: []string{"add --ipv6"}},
+		// network create: IPv6
+		{name: "ipv6 cidr multicast", args: []string{"network", "create", "--ipv6", "--subnet", "ff05::/64", "nx"},
+			want: []string{`"ff05::/64"`, "ff00::/8", "multicast"}},
+		{name: "ipv6 cidr link-local", args: []string{"network", "create", "--ipv6", "--subnet", "fe80::/64", "nx"},
+			want: []string{`"fe80::/64"`, "link-local"}, better: []string{"unique local"}},
+		{name: "ipv6 cidr loopback", args: []string{"network", "create", "--ipv6", "--subnet", "::1/128", "nx"},
+			want: []string{`"::1/128"`, "loopback"}},
+		{name: "ipv6 cidr v4-mapped", args: []string{"network", "create", "--ipv6", "--subnet", "::ffff:10.30.0.0/120", "nx"},
+			want: []string{"IPv4-mapped"}},
+		{name: "ipv6 cidr /127", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/127", "nx"},
+			want: []string{`"fd00:30::/127"`, "prefix length", "/126"}},
+		{name: "ipv6 cidr /128", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/128", "nx"},
+			want: []string{`"fd00:30::/128"`, "prefix length", "/126"}},
+		{name: "ipv6 cidr host bits", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::5/64", "nx"},
+			want: []string{`"fd00:30::5/64"`, "host bits", "fd00:30::/64"}},
+		{name: "ipv6 cidr nonsense", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:zz::/64", "nx"},
+			want: []string{`"fd00:zz::/64"`, "CIDR"}},
+		{name: "two ipv4 subnets", args: []string{"network", "create", "--subnet", "10.30.0.0/24", "--subnet", "10.31.0.0/24", "nx"},
+			want: []string{"--subnet 10.31.0.0/24", "one --subnet per address family", "10.30.0.0/24"}},
+		{name: "two ipv6 subnets", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/64", "--subnet", "fd00:31::/64", "nx"},
+			want: []string{"--subnet fd00:31::/64", "one --subnet per address family"}},
+		{name: "ipv6 subnet overlaps network", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:20::/48", "nx"},
+			want: []string{"fd00:20::/48", "overlaps", "fd00:20::/64", "n6"}},
+		{name: "ipv6 subnet overlaps uplink", args: []string{"network", "create", "--ipv6", "--subnet", "2001:db8:1::/64", "nx"},
+			want: []string{"2001:db8:1::/64", "overlaps", "host route"}},
+		{name: "ipv6 gateway outside subnet", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/64", "--gateway", "fd00:31::1", "nx"},
+			want: []string{"fd00:31::1", "outside", "fd00:30::/64"}},
+		{name: "ipv6 gateway link-local", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/64", "--gateway", "fe80::1", "nx"},
+			want: []string{`"fe80::1"`, "link-local"}},
+		{name: "ipv6 gateway multicast", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/64", "--gateway", "ff02::1", "nx"},
+			want: []string{`"ff02::1"`, "multicast"}},
+		{name: "ipv6 gateway subnet-router anycast", args: []string{"network", "create", "--ipv6", "--subnet", "fd00:30::/64", "--gateway", "fd00:30::", "nx"},
+			want: []string{"gateway fd00:30::", "network or last address"}},
+		{name: "ipv6 gateway without subnet", args: []string{"network", "create", "--ipv6", "--gateway", "fd00:30::1", "nx"},
+			want: []string{"--gateway fd00:30::1", "needs an IPv6 --subnet"}},
+		{name: "ipv6 pool link-local", args: []string{"--default-address-pool", "base=fe80::/16,size=64", "network", "create", "--ipv6", "nx"},
+			want: []string{"address pool", "link-local"}},
 		{name: "cidr host bits", args: []string{"network", "create", "--subnet", "10.30.0.5/24", "nx"},
 			want: []string{`"10.30.0.5/24"`, "host bits", "10.30.0.0/24"}},
 		{name: "cidr too small", args: []string{"network", "create", "--subnet", "10.30.0.0/31", "nx"},
@@ -357,7 +398,21 @@ func TestBadInput(t *testing.T) {
 		{name: "ip invalid", args: []string{"sandbox", "create", "--network", "n1", "--ip", "1.2.3", sx},
 			want: []string{`"1.2.3"`, "invalid IP address"}},
 		{name: "ip ipv6", args: []string{"sandbox", "create", "--network", "n1", "--ip", "fd00::5", sx},
-			want: []string{`"fd00::5"`, "not IPv4"}},
+			want: []string{`"fd00::5"`, "not IPv4"}, better: []string{"--ip6"}},
+		{name: "ip6 on an IPv4-only network", args: []string{"sandbox", "create", "--network", "n1", "--ip6", "fd00:20::5", sx},
+			want: []string{"--ip6 fd00:20::5", "network n1", "IPv4 only"}, better: []string{"--ipv6"}},
+		{name: "ip6 outside subnet", args: []string{"sandbox", "create", "--network", "n6", "--ip6", "fd00:21::5", sx},
+			want: []string{"fd00:21::5", "outside", "fd00:20::/64"}},
+		{name: "ip6 is gateway", args: []string{"sandbox", "create", "--network", "n6", "--ip6", "fd00:20::1", sx},
+			want: []string{"fd00:20::1", "gateway"}},
+		{name: "ip6 is ipv4", args: []string{"sandbox", "create", "--network", "n6", "--ip6", "10.21.0.5", sx},
+			want: []string{"--ip6", `"10.21.0.5"`, "is IPv4"}},
+		{name: "ip6 link-local", args: []string{"sandbox", "create", "--network", "n6", "--ip6", "fe80::5", sx},
+			want: []string{"--ip6", `"fe80::5"`, "link-local"}},
+		{name: "ip6 with network none", args: []string{"sandbox", "create", "--network", "none", "--ip6", "fd00:20::5", sx},
+			want: []string{"--ip6", "--network none"}},
+		{name: "connect ip6 outside subnet", args: []string{"network", "connect", "--ip6", "fd00:21::5", "n6", s1},
+			want: []string{"fd00:21::5", "outside"}},
 		{name: "ip outside default network", args: []string{"sandbox", "create", "--ip", "10.99.0.5", sx},
 			want: []string{"10.99.0.5", "outside"}},
 		{name: "mac invalid", args: []string{"sandbox", "create", "--network", "n1", "--mac", "zz:zz:zz:zz:zz:zz", sx},
@@ -601,7 +656,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	w.MustNsnet(t, "sandbox", "rm", s1)
-	w.MustNsnet(t, "network", "rm", "n1")
+	w.MustNsnet(t, "network", "rm", "n1", "n6")
 	if out, err := testenv.RunIn(w.Host, "ip", "route", "del", "10.77.0.0/16"); err != nil {
 		t.Errorf("delete host route: %v\n%s", err, out)
 	}

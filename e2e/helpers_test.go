@@ -12,14 +12,17 @@ import (
 
 // network and sandbox mirror the JSON printed by `inspect`.
 type network struct {
-	Name      string `json:"name"`
-	ID        string `json:"id"`
-	Bridge    string `json:"bridge"`
-	Subnet    string `json:"subnet"`
-	Gateway   string `json:"gateway"`
-	Internal  bool   `json:"internal"`
-	MTU       int    `json:"mtu"`
-	Sandboxes []struct {
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Bridge     string `json:"bridge"`
+	Subnet     string `json:"subnet"`
+	Gateway    string `json:"gateway"`
+	Subnet6    string `json:"subnet6"`
+	Gateway6   string `json:"gateway6"`
+	Masquerade bool   `json:"masquerade"`
+	Internal   bool   `json:"internal"`
+	MTU        int    `json:"mtu"`
+	Sandboxes  []struct {
 		Sandbox string `json:"sandbox"`
 		Address string `json:"address"`
 		MAC     string `json:"mac"`
@@ -31,6 +34,8 @@ type endpoint struct {
 	Address   string `json:"address"`
 	MAC       string `json:"mac"`
 	Gateway   string `json:"gateway"`
+	Address6  string `json:"address6"`
+	Gateway6  string `json:"gateway6"`
 	HostVeth  string `json:"host_veth"`
 }
 

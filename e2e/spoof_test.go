@@ -98,8 +98,14 @@ type udpSink struct {
 
 func startUDPSink(t *testing.T, path, addr string, echo bool) *udpSink {
 	t.Helper()
+	return startUDPSinkNet(t, "udp4", path, addr, echo)
+}
+
+// startUDPSinkNet is startUDPSink on network (udp4 or udp6).
+func startUDPSinkNet(t *testing.T, network, path, addr string, echo bool) *udpSink {
+	t.Helper()
 	var pc net.PacketConn
-	if err := testenv.InNS(path, func() (err error) { pc, err = net.ListenPacket("udp4", addr); return }); err != nil {
+	if err := testenv.InNS(path, func() (err error) { pc, err = net.ListenPacket(network, addr); return }); err != nil {
 		t.Fatal(err)
 	}
 	testenv.CloseAtEnd(t, pc) // before AssertClean: the socket holds the namespace

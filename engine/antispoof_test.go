@@ -52,6 +52,28 @@ func TestAntiSpoofElements(t *testing.T) {
 	}
 }
 
+// TestAntiSpoofDualStack: a sandbox port on a dual-stack network guards its
+// IPv6 address beside its IPv4 one, also after connect; an IPv4-only
+// network's port guards the IPv4 address alone.
+func TestAntiSpoofDualStack(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiNetSpec(NetworkSpec{Name: "g6", Subnet: "10.3.0.0/24", IPv6: true, Subnet6: "fd00:3::/64"}),
+		apiNet("g4", "10.4.0.0/24"),
+		apiSb(SandboxSpec{Name: "s1", Networks: []string{"g6"}, IP: "10.3.0.10", IP6: "fd00:3::10"}))
+	_, err := e.Connect(ConnectSpec{Network: "g4", Sandbox: "s1", IP: "10.4.0.10"})
+	mustDo(t, err)
+	s1, err := e.InspectSandbox("s1")
+	mustDo(t, err)
+	want := []string{
+		s1.Endpoints[0].HostVeth + " " + s1.Endpoints[0].MAC + " [10.3.0.10 fd00:3::10]",
+		s1.Endpoints[1].HostVeth + " " + s1.Endpoints[1].MAC + " [10.4.0.10]",
+	}
+	slices.Sort(want)
+	if got := guardLines(k); !slices.Equal(got, want) {
+		t.Errorf("guards: %q, want %q", got, want)
+	}
+}
+
 // TestAntiSpoofUndo: a create whose veth fails leaves no element behind;
 // one whose elements cannot be added (the table is not as the store says)
 // rebuilds the tables with them.

@@ -16,6 +16,7 @@ type ConnectSpec struct {
 	Network string   // name, ID or unique ID prefix
 	Sandbox string   // name, ID or unique ID prefix
 	IP      string   // static address on the network (default: the lowest free one)
+	IP6     string   // static IPv6 address on a dual-stack network (default: the lowest free one)
 	Aliases []string // more names of the sandbox on this network, for its resolver
 	MAC     string   // static MAC (default: derived from the address)
 	IfName  string   // the interface's name in the sandbox (default: the lowest free ethN)
@@ -24,6 +25,7 @@ type ConnectSpec struct {
 // connectPlan is a checked ConnectSpec.
 type connectPlan struct {
 	ip      netip.Addr
+	ip6     netip.Addr
 	mac     net.HardwareAddr
 	aliases []string // sorted, without repeats
 	ifName  string
@@ -68,8 +70,11 @@ func (e *Engine) connect(tx *store.Tx, u *undo, sb *Sandbox, n *Network, c conne
 	if err := addressEndpoint(tx, n, &ep, c.ip, c.mac); err != nil {
 		return err
 	}
+	if err := addressEndpoint6(tx, n, &ep, c.ip6); err != nil {
+		return err
+	}
 	if _, routed := publishingEndpoint(sb); !routed && !n.Internal {
-		ep.Gateway = n.Gateway
+		routeVia(&ep, n)
 	}
 	if err := e.intend(u, &journal.Intent{Op: journal.OpNetworkConnect, Name: sb.Name, ObjectID: sb.ID,
 		Networks: []string{n.Name}, Links: []string{ep.HostVeth}}); err != nil {
@@ -93,6 +98,11 @@ func parseConnect(spec ConnectSpec) (c connectPlan, err error) {
 	if spec.IP != "" {
 		if c.ip, err = validate.IPv4(spec.IP); err != nil {
 			return c, err
+		}
+	}
+	if spec.IP6 != "" {
+		if c.ip6, err = validate.IPv6(spec.IP6); err != nil {
+			return c, fmt.Errorf("--ip6: %w", err)
 		}
 	}
 	if spec.MAC != "" {
@@ -293,7 +303,7 @@ func (e *Engine) writeEtcOfShared(tx *store.Tx, u *undo, sb *Sandbox) error {
 func rerouteTo(tx *store.Tx, eps []Endpoint) {
 	for i := range eps {
 		if n, err := tx.Network(eps[i].Network); err == nil && !n.Internal {
-			eps[i].Gateway = n.Gateway
+			routeVia(&eps[i], n)
 			return
 		}
 	}
@@ -383,8 +393,21 @@ func (e *Engine) releaseEndpoint(tx *store.Tx, sb *Sandbox, ep Endpoint) error {
 	if err := e.deleteOwnLink(host, ep.HostVeth); err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, ep.Network, err)
 	}
-	if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+	if err := deleteLeases(tx, ep); err != nil {
 		return err
 	}
 	return tx.DeleteMAC(ep.Network, ep.MAC)
+}
+
+// deleteLeases releases ep's addresses.
+func deleteLeases(tx *store.Tx, ep Endpoint) error {
+	for _, a := range []netip.Prefix{ep.Address, ep.Address6} {
+		if !a.IsValid() {
+			continue
+		}
+		if err := tx.DeleteLease(ep.Network, a.Addr()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -128,7 +128,7 @@ func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) err
 	if err != nil {
 		return err
 	}
-	v6, err := g.e.ipv6DiffIn(spec.NetNS, spec.PeerName)
+	v6, err := g.e.ipv6DiffIn(spec.NetNS, spec.PeerName, spec.Address6.IsValid())
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) err
 		return nil
 	}
 	g.do(fmt.Sprintf("repair veth %s of sandbox %s on network %s (%s)", spec.HostName, sb.Name, n.Name, strings.Join(diffs, "; ")), func() error {
-		if err := g.e.disableIPv6In(spec.NetNS, spec.PeerName); err != nil {
+		if err := g.e.setIPv6In(spec.NetNS, Endpoint{IfName: spec.PeerName, Address6: spec.Address6}); err != nil {
 			return err
 		}
 		return host.RepairVeth(spec)
@@ -144,18 +144,31 @@ func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) err
 	return nil
 }
 
-// forwarding turns IPv4 forwarding back on if a network needs it (not one
-// whose interrupted removal is being finished).
+// forwarding turns IPv4 (and IPv6) forwarding back on if a network needs
+// it (not one whose interrupted removal is being finished).
 func (g *gc) forwarding() error {
 	nets, err := g.tx.Networks()
 	nets = slices.DeleteFunc(nets, func(n Network) bool { return g.settled["network "+n.Name] })
-	if err != nil || !needsForwarding(nets) {
+	if err != nil {
 		return err
 	}
-	diffs, err := g.e.settingDiffs([]setting{{sysctl.IPv4Forward, "1"}})
+	if needsForwarding(nets) {
+		if err := g.forwardingOn("IPv4", sysctl.IPv4Forward); err != nil {
+			return err
+		}
+	}
+	if needsForwarding6(nets) {
+		return g.forwardingOn("IPv6", sysctl.IPv6Forward)
+	}
+	return nil
+}
+
+// forwardingOn turns the forwarding sysctl key of family back on.
+func (g *gc) forwardingOn(family, key string) error {
+	diffs, err := g.e.settingDiffs([]setting{{key, "1"}})
 	if err != nil || len(diffs) == 0 {
 		return err
 	}
-	g.do("turn IPv4 forwarding back on ("+diffs[0]+")", func() error { return g.e.applySettings([]setting{{sysctl.IPv4Forward, "1"}}) })
+	g.do("turn "+family+" forwarding back on ("+diffs[0]+")", func() error { return g.e.applySettings([]setting{{key, "1"}}) })
 	return nil
 }

@@ -23,8 +23,9 @@
 //   - Every endpoint on a network with anti-spoofing has its port's elements
 //     in the bridge table from before its veth exists until after it is gone
 //     (guard, unguardEndpoints); gc restores and removes what differs.
-//   - A lease exists exactly for the address, and a MAC index entry exactly
-//     for the MAC, of each stored endpoint; no two endpoints on a network, nor
+//   - A lease exists exactly for each address (IPv4, and IPv6 on a
+//     dual-stack network), and a MAC index entry exactly for the MAC, of each
+//     stored endpoint; no two endpoints on a network, nor
 //     an endpoint and the network's bridge, share a MAC.
 //   - The state root's resident process (resident.go) holds nothing the store
 //     does not: an operation that changes the published ports or the names of
@@ -84,10 +85,13 @@ var DefaultAddressPools = ipam.DefaultPools
 type Options struct {
 	Root         string        // state directory (DefaultRoot if empty)
 	RunDir       string        // namespace markers (DefaultRunDir if empty)
-	AddressPools []AddressPool // subnets for networks made without --subnet (DefaultAddressPools if nil)
-	LockTimeout  time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero; NoWait: not at all)
-	ReadOnly     bool          // only reads: takes a shared lock
-	Warn         func(string)  // told of problems that do not fail the operation (default: ignored)
+	AddressPools []AddressPool // subnets for networks made without --subnet (DefaultAddressPools if nil); IPv6 bases serve --ipv6
+	// HostID seeds the default IPv6 pool, a unique local /48 (ipam.ULAPool),
+	// used when AddressPools has no IPv6 base (default: /etc/machine-id).
+	HostID      string
+	LockTimeout time.Duration // wait for other nsnet processes (DefaultLockTimeout if zero; NoWait: not at all)
+	ReadOnly    bool          // only reads: takes a shared lock
+	Warn        func(string)  // told of problems that do not fail the operation (default: ignored)
 	// Resident is an nsnet binary to run as the state root's resident
 	// process (`nsnet __resident`), which keeps published host ports bound
 	// and serves the embedded DNS of the root's user networks. Empty: ports
@@ -153,6 +157,9 @@ func Open(o Options) (*Engine, error) {
 	if o.AddressPools == nil {
 		o.AddressPools = ipam.DefaultPools
 	}
+	if o.HostID == "" {
+		o.HostID = machineID()
+	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
@@ -181,6 +188,16 @@ func Open(o Options) (*Engine, error) {
 	}
 	table := owner.Table(o.Root)
 	return openWith(o, table, realKernel(o, table))
+}
+
+// machineID is the host's machine ID (systemd's /etc/machine-id), or its
+// hostname where there is none.
+func machineID() string {
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil && len(b) > 0 {
+		return string(b)
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 // openWith makes the engine for checked options on a kernel (the unit tests

@@ -545,6 +545,9 @@ func (f fakeFirewall) AddGuards(guards []firewall.Guard) error {
 	return nil
 }
 
+// ExpireGuards is DeleteGuards: the fake has no time.
+func (f fakeFirewall) ExpireGuards(guards []firewall.Guard) error { return f.DeleteGuards(guards) }
+
 func (f fakeFirewall) DeleteGuards(guards []firewall.Guard) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()

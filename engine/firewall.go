@@ -5,7 +5,6 @@ package engine
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -15,23 +14,33 @@ import (
 func firewallNetworks(nets []Network) []firewall.Network {
 	out := make([]firewall.Network, len(nets))
 	for i, n := range nets {
-		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal,
-			NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
+		out[i] = firewall.Network{Name: n.Name, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway,
+			Subnet6: n.Subnet6, Gateway6: n.Gateway6, Internal: n.Internal, NoMasquerade: n.NoMasquerade, NoICC: n.NoICC}
 	}
 	return out
 }
 
 // firewallPorts are sb's published ports as the firewall needs them: to
-// its address on the network of its default route.
+// its address on the network of its default route. A port on every host
+// address goes to the IPv4 and, on a dual-stack network, the IPv6 address;
+// one on an IPv6 host address (:: for all of them) to the IPv6 address only,
+// and one on an IPv4 host address to the IPv4 address only.
 func firewallPorts(sb *Sandbox) []firewall.Port {
 	ep, ok := publishingEndpoint(sb)
 	if len(sb.Ports) == 0 || !ok {
 		return nil
 	}
-	ip := ep.Address.Addr()
-	out := make([]firewall.Port, len(sb.Ports))
-	for i, m := range sb.Ports {
-		out[i] = firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrIP: ip, CtrPort: m.CtrPort}
+	var out []firewall.Port
+	for _, m := range sb.Ports {
+		p := firewall.Port{Proto: m.Proto, HostIP: m.HostIP, HostPort: m.HostPort, CtrPort: m.CtrPort}
+		if !m.HostIP.Is6() {
+			p.CtrIP = ep.Address.Addr()
+			out = append(out, p)
+		}
+		if ep.Address6.IsValid() && (!m.HostIP.IsValid() || m.HostIP.Is6()) {
+			p.CtrIP = ep.Address6.Addr()
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -49,19 +58,14 @@ func publishingEndpoint(sb *Sandbox) (Endpoint, bool) {
 }
 
 // firewallGuard is ep's sandbox port as anti-spoofing guards it: its host
-// veth may forward only ep's MAC and addresses. ok is false on a network
-// with anti-spoofing off.
+// veth may forward only ep's MAC and addresses (IPv4, and IPv6 on a
+// dual-stack network). ok is false on a network with anti-spoofing off.
 func firewallGuard(n *Network, ep Endpoint) (g firewall.Guard, ok bool) {
 	if n.NoAntiSpoof {
 		return firewall.Guard{}, false
 	}
 	mac, _ := parseMAC(ep.MAC)
 	return firewall.Guard{Port: ep.HostVeth, MAC: mac, Addrs: endpointAddrs(ep)}, true
-}
-
-// endpointAddrs are all of ep's addresses, which its sandbox may send from.
-func endpointAddrs(ep Endpoint) []netip.Addr {
-	return []netip.Addr{ep.Address.Addr()}
 }
 
 // fwState is what the store calls for in the firewall.
@@ -167,7 +171,7 @@ func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
 	if len(guards) == 0 {
 		return nil
 	}
-	if err := e.k.fw.DeleteGuards(guards); err != nil {
+	if err := e.k.fw.ExpireGuards(guards); err != nil {
 		return e.syncFirewall(tx)
 	}
 	return nil

@@ -231,6 +231,9 @@ func heldAddresses(tx *store.Tx) (map[string]string, error) {
 	for _, s := range sbs {
 		for _, ep := range s.Endpoints {
 			held[ep.Network+"/"+ep.Address.Addr().String()] = s.Name
+			if ep.Address6.IsValid() {
+				held[ep.Network+"/"+ep.Address6.Addr().String()] = s.Name
+			}
 		}
 	}
 	return held, err

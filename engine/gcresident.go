@@ -38,7 +38,7 @@ func (g *gc) wantFromResident() (residentPlan, error) {
 		sb := &sbs[i]
 		if g.gone[sb.Name] {
 			for _, ep := range sb.Endpoints {
-				p.gone[ep.Network] = append(p.gone[ep.Network], ep.Address.Addr())
+				p.gone[ep.Network] = append(p.gone[ep.Network], endpointAddrs(ep)...)
 			}
 			continue
 		}

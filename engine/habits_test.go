@@ -82,6 +82,8 @@ func TestNetworkOptionsRefused(t *testing.T) {
 		{name: "host binding multicast", spec: NetworkSpec{Options: o(OptHostBinding, "239.0.0.1")}, want: []string{"give an address of the host's"}},
 		{name: "icc off without bridge filtering", spec: NetworkSpec{Options: o(OptICC, "false")},
 			want: []string{"network n1: -o " + OptICC + "=false needs bridged traffic to pass nftables", "bridge-nf-call-iptables is 0", "modprobe br_netfilter"}},
+		{name: "icc off on a dual-stack network without IPv6 bridge filtering", spec: NetworkSpec{IPv6: true, Options: o(OptICC, "false")}, filtering: true,
+			want: []string{"network n1: -o " + OptICC + "=false needs bridged traffic to pass nftables", "bridge-nf-call-ip6tables is 0", "sysctl -w net.bridge.bridge-nf-call-ip6tables=1"}},
 		{name: "bad label", spec: NetworkSpec{Labels: map[string]string{"a b": "c"}}, want: []string{"network n1", `invalid label key "a b"`, "white space"}},
 		{name: "empty label key", spec: NetworkSpec{Labels: map[string]string{"": "c"}}, want: []string{"the key is empty"}},
 		{name: "label with a control character", spec: NetworkSpec{Labels: map[string]string{"a": "x\x01"}}, want: []string{"invalid value", "of label a"}},
@@ -124,6 +126,27 @@ func TestOptionsReachTheFirewall(t *testing.T) {
 	}
 	if !slices.ContainsFunc(warns.all(), func(w string) bool { return strings.Contains(w, "network n1 has -o "+OptICC+"=false, but") }) {
 		t.Errorf("gc did not warn that bridge filtering is off: %q", warns.all())
+	}
+}
+
+// TestICCOffDualStack: a dual-stack network without icc is made once both
+// IPv4 and IPv6 bridged traffic pass nftables, and gc warns when the IPv6
+// half goes off (then its sandboxes reach each other over IPv6).
+func TestICCOffDualStack(t *testing.T) {
+	k, e, warns := apiEngine(t, nil)
+	mustDo(t, fakeSysctls{k}.set(" "+sysctl.BridgeNFCallIP6Tables, "1"))
+	apiRun(t, k, e, apiBridgeFiltering,
+		apiNetSpec(NetworkSpec{Name: "n1", Subnet: "10.1.0.0/24", IPv6: true, Options: map[string]string{OptICC: "false"}}))
+	if nets := k.fwNets(); len(nets) != 1 || !nets[0].NoICC || !nets[0].Subnet6.IsValid() {
+		t.Fatalf("firewall networks %+v, want n1 dual-stack without icc", nets)
+	}
+	mustDo(t, fakeSysctls{k}.set(" "+sysctl.BridgeNFCallIP6Tables, "0"))
+	if _, err := e.GC(false); err != nil {
+		t.Fatal(err)
+	}
+	want := "network n1 has -o " + OptICC + "=false, but net.bridge.bridge-nf-call-ip6tables is 0"
+	if !slices.ContainsFunc(warns.all(), func(w string) bool { return strings.Contains(w, want) }) {
+		t.Errorf("gc did not warn %q: %q", want, warns.all())
 	}
 }
 

@@ -46,7 +46,8 @@ type firewaller interface {
 	AddPorts(ports []firewall.Port) error
 	DeletePorts(ports []firewall.Port) error
 	AddGuards(guards []firewall.Guard) error
-	DeleteGuards(guards []firewall.Guard) error
+	DeleteGuards(guards []firewall.Guard) error // at once: an undo
+	ExpireGuards(guards []firewall.Guard) error // ports that went: their elements expire
 	Diff(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) ([]string, error)
 	ForwardDrops() ([]firewall.ChainRef, error)
 }

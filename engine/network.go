@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -40,6 +41,12 @@ type NetworkSpec struct {
 	Internal bool
 	MTU      int      // DefaultMTU if zero
 	DNS      []string // servers for names the network's resolver does not know (default: the host's)
+	// IPv6 makes the network dual-stack: Subnet6 (IPv6 CIDR; a /64 from the
+	// IPv6 pools if empty) and Gateway6 (its first address if empty) are
+	// only accepted with it.
+	IPv6     bool
+	Subnet6  string
+	Gateway6 string
 	Labels   map[string]string
 	// Options are Docker's bridge driver options (-o), one of
 	// NetworkOptions each: the bridge's name and MTU (as Bridge and MTU),
@@ -63,7 +70,7 @@ func (e *Engine) CreateNetwork(spec NetworkSpec) (*Network, error) {
 	}
 	n.ID = e.newID()
 	err = e.mutate(func(tx *store.Tx, u *undo) error {
-		return e.createNetwork(tx, u, n, spec.Subnet == "", spec.Gateway == "")
+		return e.createNetwork(tx, u, n, picksOf(spec))
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +139,40 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 		}
 		n.Gateway = gw
 	}
-	return n, nil
+	return n, parseIPv6(spec, n)
+}
+
+// parseIPv6 checks the IPv6 part of spec into n: a subnet and gateway only
+// with --ipv6, the gateway only with the subnet.
+func parseIPv6(spec NetworkSpec, n *Network) error {
+	if !spec.IPv6 {
+		if v := spec.Subnet6 + spec.Gateway6; v != "" {
+			return fmt.Errorf("network %s: IPv6 --subnet or --gateway %q needs --ipv6: add --ipv6 to make a dual-stack network", spec.Name, v)
+		}
+		return nil
+	}
+	if spec.Subnet6 != "" {
+		s, err := ipam.ParseSubnet6(spec.Subnet6)
+		if err != nil {
+			return err
+		}
+		n.Subnet6 = s
+	}
+	if spec.Gateway6 == "" {
+		return nil
+	}
+	if spec.Subnet6 == "" {
+		return fmt.Errorf("IPv6 --gateway %s needs an IPv6 --subnet: a gateway is only meaningful in a subnet you choose", spec.Gateway6)
+	}
+	gw, err := validate.IPv6(spec.Gateway6)
+	if err != nil {
+		return fmt.Errorf("invalid IPv6 gateway: %w", err)
+	}
+	if err := ipam.CheckGateway(n.Subnet6, gw); err != nil {
+		return err
+	}
+	n.Gateway6 = gw
+	return nil
 }
 
 // isDefaultBridge reports whether name has the form reserved for default
@@ -142,9 +182,18 @@ func isDefaultBridge(name string) bool {
 	return len(digits) > 0 && len(digits) < len(name) && strings.Trim(digits, "0123456789") == ""
 }
 
-// createNetwork completes n inside tx (subnet, gateway, bridge name) and
+// picks say what createNetwork chooses for a network: what the user left out.
+type picks struct{ subnet, gateway, subnet6, gateway6 bool }
+
+// picksOf are the picks for what spec leaves out.
+func picksOf(spec NetworkSpec) picks {
+	return picks{subnet: spec.Subnet == "", gateway: spec.Gateway == "",
+		subnet6: spec.IPv6 && spec.Subnet6 == "", gateway6: spec.IPv6 && spec.Gateway6 == ""}
+}
+
+// createNetwork completes n inside tx (subnets, gateways, bridge name) and
 // applies it to the kernel, registering undo steps.
-func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pickGateway bool) error {
+func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pick picks) error {
 	if _, err := tx.Network(n.Name); err == nil {
 		return fmt.Errorf("network %s already exists: remove it first (nsnet network rm %s) or choose another name", n.Name, n.Name)
 	}
@@ -156,11 +205,8 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	if err != nil {
 		return err
 	}
-	if err := e.chooseSubnet(host, n, nets, pickSubnet); err != nil {
+	if err := e.chooseSubnets(host, n, nets, pick); err != nil {
 		return err
-	}
-	if pickGateway {
-		n.Gateway = ipam.DefaultGateway(n.Subnet)
 	}
 	if err := chooseBridge(host, n, nets); err != nil {
 		return err
@@ -174,7 +220,7 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
 	n.Created = e.clock().UTC()
 	it := &journal.Intent{Op: journal.OpNetworkCreate, Name: n.Name, ObjectID: n.ID, Links: []string{n.Bridge}}
-	if it.Forwarding, err = e.mayEnableForwarding(n); err != nil {
+	if it.Forwarding, it.Forwarding6, err = e.mayEnableForwarding(n); err != nil {
 		return err
 	}
 	if err := e.intend(u, it); err != nil {
@@ -183,45 +229,93 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pickSubnet, pi
 	return e.applyNetwork(tx, host, u, n)
 }
 
-// mayEnableForwarding reports whether creating n may turn IPv4 forwarding
-// on: it needs forwarding, which is off. The intent says so, and recovery
-// turns it back off.
-func (e *Engine) mayEnableForwarding(n *Network) (bool, error) {
+// mayEnableForwarding reports whether creating n may turn IPv4 (and IPv6)
+// forwarding on: it needs forwarding, which is off. The intent says so, and
+// recovery turns it back off.
+func (e *Engine) mayEnableForwarding(n *Network) (v4, v6 bool, err error) {
 	if n.Internal {
-		return false, nil
+		return false, false, nil
 	}
 	on, err := e.k.sys.Get(sysctl.IPv4Forward)
 	if err != nil {
-		return false, fmt.Errorf("network %s: read IPv4 forwarding: %w", n.Name, err)
+		return false, false, fmt.Errorf("network %s: read IPv4 forwarding: %w", n.Name, err)
 	}
-	return on != "1", nil
+	if !n.IPv6() {
+		return on != "1", false, nil
+	}
+	on6, err := e.k.sys.Get(sysctl.IPv6Forward)
+	if err != nil {
+		return false, false, fmt.Errorf("network %s: read IPv6 forwarding: %w", n.Name, err)
+	}
+	return on != "1", on6 != "1", nil
 }
 
-func (e *Engine) chooseSubnet(host links, n *Network, nets []Network, pick bool) error {
+// chooseSubnets completes n's subnets and gateways: what pick says from the
+// pools and the subnets' first addresses, checking the rest against the
+// other networks and the host's routes.
+func (e *Engine) chooseSubnets(host links, n *Network, nets []Network, pick picks) error {
 	routes, err := host.Routes()
 	if err != nil {
 		return err
 	}
-	if pick {
-		taken := routes
-		for _, o := range nets {
-			taken = append(taken, o.Subnet)
+	taken := slices.Clone(routes)
+	for _, o := range nets {
+		taken = append(taken, o.Subnet)
+		if o.IPv6() {
+			taken = append(taken, o.Subnet6)
 		}
-		s, err := ipam.PickSubnet(e.opts.AddressPools, taken)
+	}
+	choose := func(s netip.Prefix, pick bool, pools []AddressPool) (netip.Prefix, error) {
+		if !pick {
+			return s, checkOverlaps(s, nets, routes)
+		}
+		s, err := ipam.PickSubnet(pools, taken)
 		if err != nil {
-			return fmt.Errorf("choose a subnet for network %s: %w", n.Name, err)
+			return s, fmt.Errorf("choose a subnet for network %s: %w", n.Name, err)
 		}
-		n.Subnet = s
+		return s, nil
+	}
+	if n.Subnet, err = choose(n.Subnet, pick.subnet, e.pools4()); err != nil {
+		return err
+	}
+	if pick.gateway {
+		n.Gateway = ipam.DefaultGateway(n.Subnet)
+	}
+	if !n.Subnet6.IsValid() && !pick.subnet6 {
 		return nil
 	}
+	pools6 := ipam.Pools6(e.opts.AddressPools, e.opts.HostID)
+	if n.Subnet6, err = choose(n.Subnet6, pick.subnet6, pools6); err != nil {
+		return err
+	}
+	if pick.gateway6 {
+		n.Gateway6 = ipam.DefaultGateway(n.Subnet6)
+	}
+	return nil
+}
+
+// pools4 are the IPv4 address pools: the options', or, if they have only
+// IPv6 ones, the defaults.
+func (e *Engine) pools4() []AddressPool {
+	if p := ipam.Pools4(e.opts.AddressPools); len(p) > 0 {
+		return p
+	}
+	return ipam.DefaultPools
+}
+
+// checkOverlaps refuses a subnet s that overlaps a subnet of another
+// network or a route of the host.
+func checkOverlaps(s netip.Prefix, nets []Network, routes []netip.Prefix) error {
 	for _, o := range nets {
-		if o.Subnet.Overlaps(n.Subnet) {
-			return fmt.Errorf("subnet %s overlaps subnet %s of network %s: choose another --subnet", n.Subnet, o.Subnet, o.Name)
+		for _, sub := range []netip.Prefix{o.Subnet, o.Subnet6} {
+			if sub.IsValid() && sub.Overlaps(s) {
+				return fmt.Errorf("subnet %s overlaps subnet %s of network %s: choose another --subnet", s, sub, o.Name)
+			}
 		}
 	}
 	for _, r := range routes {
-		if r.Overlaps(n.Subnet) {
-			return fmt.Errorf("subnet %s overlaps the host route to %s: choose another --subnet", n.Subnet, r)
+		if r.Overlaps(s) {
+			return fmt.Errorf("subnet %s overlaps the host route to %s: choose another --subnet", s, r)
 		}
 	}
 	return nil
@@ -285,6 +379,11 @@ func (e *Engine) applyNetwork(tx *store.Tx, host links, u *undo, n *Network) err
 			return err
 		}
 	}
+	if !n.Internal && n.IPv6() {
+		if err := e.enableForwarding6(u, n); err != nil {
+			return err
+		}
+	}
 	if err := e.syncFirewall(tx); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -306,8 +405,18 @@ func (e *Engine) bridgeSpec(n *Network) link.Bridge {
 	return link.Bridge{
 		Name: n.Bridge, MTU: n.MTU, MAC: mac, Alias: e.owner.NetworkMark(n.Name), Group: owner.Group,
 		Address:  netip.PrefixFrom(n.Gateway, n.Subnet.Bits()),
+		Address6: gatewayPrefix6(n),
 		BeforeUp: func() error { return e.applySettings(bridgeSettings(n)) },
 	}
+}
+
+// gatewayPrefix6 is the IPv6 gateway address of a dual-stack n with its
+// prefix length; zero for an IPv4-only one.
+func gatewayPrefix6(n *Network) netip.Prefix {
+	if !n.IPv6() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits())
 }
 
 // RemoveNetwork removes a network that no sandbox is attached to: its

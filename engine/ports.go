@@ -79,7 +79,7 @@ func (e *Engine) allocatePorts(tx *store.Tx, sb *Sandbox, eps []Endpoint, specs 
 	free := func(m Mapping) error {
 		for _, p := range planned {
 			if p.Overlaps(m) {
-				return fmt.Errorf("host port %s:%d/%s is given twice", m.HostIPString(), m.HostPort, m.Proto)
+				return fmt.Errorf("host port %s/%s is given twice", m.HostAddr(), m.Proto)
 			}
 		}
 		if err := publishedBy(tx, m); err != nil {
@@ -146,8 +146,25 @@ func publishedBy(tx *store.Tx, m Mapping) error {
 		return err
 	}
 	for ip, sb := range holders {
-		if ip == "0.0.0.0" || !m.HostIP.IsValid() || ip == m.HostIP.String() {
-			return fmt.Errorf("host port %s:%d/%s is already published by sandbox %s: choose another host port (nsnet port ls)", ip, m.HostPort, m.Proto, sb)
+		held, _ := netip.ParseAddr(ip)
+		if held.Is4() && held.IsUnspecified() {
+			held = netip.Addr{} // every address
+		}
+		if types.HostsOverlap(held, m.HostIP) {
+			o := Mapping{HostIP: held, HostPort: m.HostPort}
+			return fmt.Errorf("host port %s/%s is already published by sandbox %s: choose another host port (nsnet port ls)", o.HostAddr(), m.Proto, sb)
+		}
+	}
+	return nil
+}
+
+// checkIPv6Ports refuses ports on an IPv6 host address for a sandbox whose
+// ports go to a network without IPv6 (sb's endpoints are those it will have).
+func checkIPv6Ports(sb *Sandbox, specs []portspec.Spec) error {
+	ep, ok := publishingEndpoint(sb)
+	for _, sp := range specs {
+		if sp.HostIP.Is6() && ok && !ep.Address6.IsValid() {
+			return fmt.Errorf("publish %s on sandbox %s: its ports go to network %s, which is IPv4 only: publish on an IPv4 host address, or use a network made with --ipv6", sp, sb.Name, ep.Network)
 		}
 	}
 	return nil
@@ -293,6 +310,9 @@ func (e *Engine) AddPorts(name string, specs []string) ([]Mapping, error) {
 			return err
 		}
 		if err := checkPublishable(sb); err != nil {
+			return err
+		}
+		if err := checkIPv6Ports(sb, parsed); err != nil {
 			return err
 		}
 		if added, err = e.allocatePorts(tx, sb, sb.Endpoints, parsed, bound); err != nil {

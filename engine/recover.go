@@ -148,6 +148,9 @@ func (e *Engine) undoIntent(tx *store.Tx, it journal.Intent) error {
 	if it.Forwarding {
 		errs = append(errs, e.forwardingOff(tx))
 	}
+	if it.Forwarding6 {
+		errs = append(errs, e.forwardingOff6(tx))
+	}
 	return errors.Join(errs...)
 }
 
@@ -158,6 +161,16 @@ func (e *Engine) forwardingOff(tx *store.Tx) error {
 		return err
 	}
 	_, err = e.k.sys.Set(sysctl.IPv4Forward, "0")
+	return err
+}
+
+// forwardingOff6 turns IPv6 forwarding off unless a stored network needs it.
+func (e *Engine) forwardingOff6(tx *store.Tx) error {
+	nets, err := tx.Networks()
+	if err != nil || needsForwarding6(nets) {
+		return err
+	}
+	_, err = e.k.sys.Set(sysctl.IPv6Forward, "0")
 	return err
 }
 

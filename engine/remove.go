@@ -106,7 +106,7 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 		}
 	}
 	for _, ep := range sb.Endpoints {
-		if err := tx.DeleteLease(ep.Network, ep.Address.Addr()); err != nil {
+		if err := deleteLeases(tx, ep); err != nil {
 			return err
 		}
 		if err := tx.DeleteMAC(ep.Network, ep.MAC); err != nil {

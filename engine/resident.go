@@ -196,15 +196,17 @@ func (e *Engine) patchesOf(tx *store.Tx, sb *Sandbox, put bool) ([]resident.Patc
 			return nil, err
 		}
 		p := resident.Patch{Zone: e.zoneHeader(n, resolvers)}
-		addr := ep.Address.Addr()
-		r, ok := recordOf(sb, n.Name, addr, resolvers)
-		switch {
-		case put && !ok:
+		for _, addr := range endpointAddrs(ep) {
+			r, ok := recordOf(sb, n.Name, addr, resolvers)
+			switch {
+			case put && ok:
+				p.Zone.Records = append(p.Zone.Records, r)
+			case !put:
+				p.Drop = append(p.Drop, addr)
+			}
+		}
+		if put && len(p.Zone.Records) == 0 {
 			continue
-		case put:
-			p.Zone.Records = []resolver.Record{r}
-		default:
-			p.Drop = []netip.Addr{addr}
 		}
 		out = append(out, p)
 	}
@@ -383,10 +385,21 @@ func (e *Engine) zoneHeader(n *Network, resolvers map[netip.Addr]bool) resolver.
 	return z
 }
 
-// recordOf is sb's record on network, where it holds addr.
+// endpointAddrs are ep's addresses: IPv4, and IPv6 on a dual-stack network.
+// They are the addresses its names resolve to, and the only ones (with
+// link-local IPv6) its sandbox port forwards (firewallGuard).
+func endpointAddrs(ep Endpoint) []netip.Addr {
+	if ep.Address6.IsValid() {
+		return []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}
+	}
+	return []netip.Addr{ep.Address.Addr()}
+}
+
+// recordOf is sb's record on network, where it holds addr (its IPv4 or its
+// IPv6 address there: a record each, A and AAAA, with the same names).
 func recordOf(sb *Sandbox, network string, addr netip.Addr, resolvers map[netip.Addr]bool) (resolver.Record, bool) {
 	for _, ep := range sb.Endpoints {
-		if ep.Network != network || ep.Address.Addr() != addr {
+		if ep.Network != network || !slices.Contains(endpointAddrs(ep), addr) {
 			continue
 		}
 		r := resolver.Record{Addr: addr, Sandbox: sb.ID, Upstream: upstreams(sb.DNS, resolvers)}

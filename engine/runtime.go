@@ -101,7 +101,7 @@ func (e *Engine) attachNetwork(tx *store.Tx, u *undo, want *Network, spec Networ
 	n, err = tx.Network(want.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		want.ID = e.newID()
-		return want, true, e.createNetwork(tx, u, want, spec.Subnet == "", spec.Gateway == "")
+		return want, true, e.createNetwork(tx, u, want, picksOf(spec))
 	}
 	if err != nil {
 		return nil, false, err
@@ -121,6 +121,12 @@ func sameNetwork(n, want *Network, spec NetworkSpec) error {
 	}
 	if spec.MTU != 0 && n.MTU != want.MTU {
 		diffs = append(diffs, fmt.Sprintf("MTU %d, not %d", n.MTU, want.MTU))
+	}
+	if spec.IPv6 && !n.IPv6() {
+		diffs = append(diffs, "IPv4 only, not dual-stack")
+	}
+	if spec.Subnet6 != "" && n.Subnet6 != want.Subnet6 {
+		diffs = append(diffs, fmt.Sprintf("IPv6 subnet %s, not %s", n.Subnet6, want.Subnet6))
 	}
 	if n.Internal != want.Internal {
 		diffs = append(diffs, fmt.Sprintf("internal %v, not %v", n.Internal, want.Internal))

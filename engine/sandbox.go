@@ -45,6 +45,7 @@ type SandboxSpec struct {
 	// attach the sandbox to each (eth0, eth1, ...). Empty means "bridge".
 	Networks []string
 	IP       string   // static address on the first network
+	IP6      string   // static IPv6 address on the first network, which must be dual-stack
 	MAC      string   // static MAC on the first network (derived from the IP if empty)
 	NetNS    string   // adopt this existing namespace instead of creating one
 	Publish  []string // -p specs: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/PROTO]
@@ -73,6 +74,7 @@ type sandboxPlan struct {
 	sb          *Sandbox
 	networks    []string
 	ip          netip.Addr
+	ip6         netip.Addr
 	mac         net.HardwareAddr
 	adopt       string
 	adoptFile   *os.File // the checked namespace to adopt, bound through this descriptor
@@ -252,11 +254,22 @@ func (p *sandboxPlan) parseMode() error {
 }
 
 func (p *sandboxPlan) parseAddresses(spec SandboxSpec) error {
-	if spec.IP == "" && spec.MAC == "" {
+	if spec.IP == "" && spec.IP6 == "" && spec.MAC == "" {
 		return nil
 	}
 	if p.sb.Mode != store.ModeBridge {
-		return fmt.Errorf("--ip and --mac need a bridge network, not --network %s", p.networks[0])
+		what := "--ip and --mac need"
+		if spec.IP6 != "" {
+			what = "--ip6 needs"
+		}
+		return fmt.Errorf("%s a bridge network, not --network %s", what, p.networks[0])
+	}
+	if spec.IP6 != "" {
+		ip, err := validate.IPv6(spec.IP6)
+		if err != nil {
+			return fmt.Errorf("--ip6: %w", err)
+		}
+		p.ip6 = ip
 	}
 	if spec.IP != "" {
 		ip, err := validate.IPv4(spec.IP)
@@ -344,6 +357,9 @@ func (e *Engine) reservePorts(tx *store.Tx, p *sandboxPlan, eps []Endpoint) erro
 	if err := checkPublishable(&Sandbox{Name: sb.Name, Mode: sb.Mode, Endpoints: eps}); err != nil {
 		return err
 	}
+	if err := checkIPv6Ports(&Sandbox{Name: sb.Name, Endpoints: eps}, p.ports); err != nil {
+		return err
+	}
 	var err error
 	sb.Ports, err = e.allocatePorts(tx, sb, eps, p.ports, p.bound)
 	return err
@@ -370,7 +386,7 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 		n, err := networkByRef(tx, ref)
 		if errors.Is(err, store.ErrNotFound) && ref == DefaultNetwork {
 			n = &Network{Name: DefaultNetwork, MTU: DefaultMTU, ID: e.newID()}
-			err = e.createNetwork(tx, u, n, true, true)
+			err = e.createNetwork(tx, u, n, picks{subnet: true, gateway: true})
 			p.madeDefault = n
 		}
 		if err != nil {
@@ -399,10 +415,10 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network, fixed map[stri
 		if n.Name != DefaultNetwork {
 			ep.Aliases = p.aliases
 		}
-		var ip netip.Addr
+		var ip, ip6 netip.Addr
 		var mac net.HardwareAddr
 		if i == 0 {
-			ip, mac = p.ip, p.mac
+			ip, ip6, mac = p.ip, p.ip6, p.mac
 		}
 		if a, ok := fixed[n.Name]; ok {
 			ip = a
@@ -410,8 +426,12 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network, fixed map[stri
 		if err := addressEndpoint(tx, n, &ep, ip, mac); err != nil {
 			return nil, err
 		}
+		if err := addressEndpoint6(tx, n, &ep, ip6); err != nil {
+			return nil, err
+		}
 		if !n.Internal && !routed {
-			ep.Gateway, routed = n.Gateway, true
+			routeVia(&ep, n)
+			routed = true
 		}
 		eps = append(eps, ep)
 	}
@@ -450,6 +470,42 @@ func addressEndpoint(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr, mac 
 	}
 	ep.Address, ep.MAC = netip.PrefixFrom(ip, n.Subnet.Bits()), mac.String()
 	return nil
+}
+
+// addressEndpoint6 gives ep its IPv6 address on a dual-stack n: ip if valid
+// and free, else the lowest free one. A static ip on an IPv4-only network is
+// refused.
+func addressEndpoint6(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr) error {
+	if !n.IPv6() {
+		if ip.IsValid() {
+			return fmt.Errorf("--ip6 %s on network %s: the network is IPv4 only: give --ip6 for a network made with --ipv6", ip, n.Name)
+		}
+		return nil
+	}
+	if ip.IsValid() {
+		held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
+		if err := ipam.CheckStatic(n.Subnet6, n.Gateway6, ip, held); err != nil {
+			if holder := tx.LeaseHolder(n.Name, ip); holder != "" {
+				return fmt.Errorf("--ip6 %s on network %s: held by sandbox %s: %w", ip, n.Name, holder, err)
+			}
+			return fmt.Errorf("--ip6 %s on network %s: %w", ip, n.Name, err)
+		}
+	} else {
+		var err error
+		if ip, err = ipam.Allocate(n.Subnet6, n.Gateway6, tx.Leased(n.Name)); err != nil {
+			return fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger IPv6 --subnet", n.Name, err)
+		}
+	}
+	ep.Address6 = netip.PrefixFrom(ip, n.Subnet6.Bits())
+	return nil
+}
+
+// routeVia makes ep carry the sandbox's default routes, via n's gateways.
+func routeVia(ep *Endpoint, n *Network) {
+	ep.Gateway = n.Gateway
+	if n.IPv6() {
+		ep.Gateway6 = n.Gateway6
+	}
 }
 
 // checkMAC refuses a MAC that the network's bridge or another sandbox on it
@@ -675,6 +731,11 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 	if err := tx.PutLease(n.Name, ep.Address.Addr(), sb.Name); err != nil {
 		return err
 	}
+	if ep.Address6.IsValid() {
+		if err := tx.PutLease(n.Name, ep.Address6.Addr(), sb.Name); err != nil {
+			return err
+		}
+	}
 	return tx.PutMAC(n.Name, ep.MAC, sb.Name)
 }
 
@@ -708,7 +769,7 @@ func (e *Engine) restoreBridge(tx *store.Tx, host links, n *Network) error {
 // command made, see newNamespace): the peer then needs no write of its own.
 func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint, v6Off bool) error {
 	v := e.vethSpec(ns, sb, n, ep)
-	if v6Off {
+	if v6Off && !ep.Address6.IsValid() {
 		v.BeforeUp = nil
 	}
 	if err := host.AttachVeth(v); err != nil {
@@ -725,9 +786,9 @@ func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) lin
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
-		Address: ep.Address, Gateway: ep.Gateway,
+		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
 		HostBeforeUp: func() error { return e.disableIPv6Here(ep.HostVeth) },
-		BeforeUp:     func() error { return e.disableIPv6In(ns, ep.IfName) },
+		BeforeUp:     func() error { return e.setIPv6In(ns, ep) },
 	}
 }
 

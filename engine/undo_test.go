@@ -81,6 +81,12 @@ func withNetwork(t *testing.T, _ *fakeKernel, e *Engine) {
 	mustDo(t, err)
 }
 
+// withDualStack makes the dual-stack network n6.
+func withDualStack(t *testing.T, _ *fakeKernel, e *Engine) {
+	_, err := e.CreateNetwork(NetworkSpec{Name: "n6", Subnet: "10.6.0.0/24", IPv6: true, Subnet6: "fd00:6::/64"})
+	mustDo(t, err)
+}
+
 func withSandbox(ports ...string) func(t *testing.T, k *fakeKernel, e *Engine) {
 	return func(t *testing.T, k *fakeKernel, e *Engine) {
 		withNetwork(t, k, e)
@@ -182,6 +188,14 @@ var scenarios = []scenario{
 		_, err := e.CreateNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24"})
 		mustDo(t, err)
 	}, op: connect(ConnectSpec{Network: "n2", Sandbox: "s1", IP: "10.2.0.9"})},
+	{name: "dual-stack network create", op: createNetwork(NetworkSpec{Name: "n2", Subnet: "10.2.0.0/24", IPv6: true, Subnet6: "fd00:2::/64"})},
+	{name: "dual-stack network create, subnets chosen", op: createNetwork(NetworkSpec{Name: "n2", IPv6: true})},
+	{name: "sandbox create on a dual-stack network, with ports", setup: withDualStack,
+		op: createSandbox(SandboxSpec{Name: "s2", Networks: []string{"n6"}, IP6: "fd00:6::9", Publish: []string{"8080:80", "[::]:8081:81"}})},
+	{name: "network connect to a dual-stack network", setup: func(t *testing.T, k *fakeKernel, e *Engine) {
+		withSandbox("8080:80")(t, k, e)
+		withDualStack(t, k, e)
+	}, op: connect(ConnectSpec{Network: "n6", Sandbox: "s1", IP6: "fd00:6::9"})},
 	{name: "network disconnect, route and ports move", setup: withMultiSandbox, removal: true, op: disconnect("n1", false)},
 	{name: "network disconnect, not the route", setup: withMultiSandbox, removal: true, op: disconnect("n2", false)},
 	{name: "network disconnect --force, the last network", setup: withSandbox("8080:80"), removal: true, op: disconnect("n1", true)},

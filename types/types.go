@@ -15,11 +15,15 @@ import (
 
 // Network is a bridge network.
 type Network struct {
-	ID        string       `json:"id"`
-	Name      string       `json:"name"`
-	Bridge    string       `json:"bridge"`
-	Subnet    netip.Prefix `json:"subnet"`
-	Gateway   netip.Addr   `json:"gateway"`
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Bridge  string       `json:"bridge"`
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"gateway"`
+	// Subnet6 and Gateway6 are set on a dual-stack network (network create
+	// --ipv6) only; records made before IPv6 have neither.
+	Subnet6   netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6  netip.Addr   `json:"gateway6,omitzero"`
 	Internal  bool         `json:"internal"`
 	MTU       int          `json:"mtu"`
 	BridgeMAC string       `json:"bridge_mac"`
@@ -124,23 +128,32 @@ type Runtime struct {
 
 // Endpoint is a sandbox's attachment to one network.
 type Endpoint struct {
-	Network  string       `json:"network"`
-	IfName   string       `json:"ifname"`
-	Address  netip.Prefix `json:"address"`
-	MAC      string       `json:"mac"`
-	Gateway  netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
+	Network string       `json:"network"`
+	IfName  string       `json:"ifname"`
+	Address netip.Prefix `json:"address"`
+	MAC     string       `json:"mac"`
+	Gateway netip.Addr   `json:"gateway"` // set on the first non-internal network's endpoint only: the default route
+	// Address6 is the endpoint's IPv6 address on a dual-stack network, and
+	// Gateway6 the IPv6 default route, set where Gateway is (if the network
+	// is dual-stack).
+	Address6 netip.Prefix `json:"address6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	HostVeth string       `json:"host_veth"`
 	Aliases  []string     `json:"aliases,omitempty"` // more names of the sandbox on this network (--alias)
 }
 
 // Mapping is one published port: a host address (invalid: every host
-// address), protocol and port, to the sandbox's port.
+// address, IPv4 and, on a dual-stack network, IPv6; :: every IPv6 one),
+// protocol and port, to the sandbox's port.
 type Mapping struct {
 	Proto    string     `json:"proto"`
-	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address
+	HostIP   netip.Addr `json:"host_ip"` // invalid: every host address; ::, every IPv6 one
 	HostPort uint16     `json:"host_port"`
 	CtrPort  uint16     `json:"container_port"`
 }
+
+// IPv6 reports whether n is dual-stack.
+func (n Network) IPv6() bool { return n.Subnet6.IsValid() }
 
 // HostIPString is the host address as Docker prints it.
 func (m Mapping) HostIPString() string {
@@ -150,6 +163,15 @@ func (m Mapping) HostIPString() string {
 	return m.HostIP.String()
 }
 
+// HostAddr is the host address and port as Docker prints them:
+// 0.0.0.0:8080, [::]:8080.
+func (m Mapping) HostAddr() string {
+	if m.HostIP.Is6() {
+		return fmt.Sprintf("[%s]:%d", m.HostIP, m.HostPort)
+	}
+	return fmt.Sprintf("%s:%d", m.HostIPString(), m.HostPort)
+}
+
 // Key identifies the host side of a mapping: "tcp/0.0.0.0/08080".
 func (m Mapping) Key() string {
 	return fmt.Sprintf("%s/%s/%05d", m.Proto, m.HostIPString(), m.HostPort)
@@ -157,14 +179,27 @@ func (m Mapping) Key() string {
 
 // String formats the mapping as `docker port` does: 80/tcp -> 0.0.0.0:8080.
 func (m Mapping) String() string {
-	return fmt.Sprintf("%d/%s -> %s:%d", m.CtrPort, m.Proto, m.HostIPString(), m.HostPort)
+	return fmt.Sprintf("%d/%s -> %s", m.CtrPort, m.Proto, m.HostAddr())
 }
 
 // Overlaps reports whether two mappings claim the same host port: same
-// protocol and port, and the same host address or either on all addresses.
+// protocol and port, and the same host address, or either on all addresses
+// (:: is all IPv6 addresses).
 func (m Mapping) Overlaps(o Mapping) bool {
-	return m.Proto == o.Proto && m.HostPort == o.HostPort &&
-		(!m.HostIP.IsValid() || !o.HostIP.IsValid() || m.HostIP == o.HostIP)
+	return m.Proto == o.Proto && m.HostPort == o.HostPort && HostsOverlap(m.HostIP, o.HostIP)
+}
+
+// HostsOverlap reports whether two host addresses of mappings share an
+// address: equal, either invalid (every address), or both IPv6 and either
+// :: (every IPv6 address).
+func HostsOverlap(a, b netip.Addr) bool {
+	switch {
+	case !a.IsValid() || !b.IsValid() || a == b:
+		return true
+	case a.Is6() && b.Is6():
+		return a.IsUnspecified() || b.IsUnspecified()
+	}
+	return false
 }
 
 // AddressPool is a range that subnets of Size bits are carved from, like

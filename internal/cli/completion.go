@@ -109,7 +109,7 @@ func (a *app) portSpecs(sandbox string) []string {
 		}
 		out := make([]string, len(sb.Ports))
 		for i, m := range sb.Ports {
-			out[i] = fmt.Sprintf("%s:%d:%d/%s", m.HostIPString(), m.HostPort, m.CtrPort, m.Proto)
+			out[i] = portSpec(m)
 		}
 		return out, nil
 	})

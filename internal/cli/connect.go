@@ -9,7 +9,7 @@ import (
 func (a *app) networkConnect() *cobra.Command {
 	var spec engine.ConnectSpec
 	cmd := &cobra.Command{
-		Use:     "connect [--ip IP] [--alias NAME]... NETWORK SANDBOX",
+		Use:     "connect [--ip IP] [--ip6 IP6] [--alias NAME]... NETWORK SANDBOX",
 		Short:   "Connect a running sandbox to one more network (its next ethN)",
 		Example: "  nsnet network connect br02 ns01\n  nsnet network connect --ip 10.0.1.5 --alias db backend ns01",
 		Args:    exactArgs(2, "NETWORK SANDBOX"),
@@ -22,6 +22,7 @@ func (a *app) networkConnect() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&spec.IP, "ip", "", "static IPv4 address on the network (default: the lowest free one)")
+	cmd.Flags().StringVar(&spec.IP6, "ip6", "", "static IPv6 address on a dual-stack network (default: the lowest free one)")
 	cmd.Flags().StringArrayVar(&spec.Aliases, "alias", nil, "another name of the sandbox on this network (repeatable)")
 	return cmd
 }

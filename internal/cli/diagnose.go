@@ -199,8 +199,8 @@ func probeName(snap *observe.Snapshot, q diagnose.Query, ns string, r **diagnose
 func probeFromHost(snap *observe.Snapshot, sandbox string) diagnose.ProbeResult {
 	sb, _ := snap.Sandbox(sandbox)
 	for _, m := range sb.Ports {
-		if m.Proto == "sctp" {
-			continue
+		if m.Proto == "sctp" || m.HostIP.Is6() {
+			continue // not probed: diagnose follows IPv4 only
 		}
 		host := m.HostIP
 		if !host.IsValid() {

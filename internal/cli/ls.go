@@ -109,7 +109,11 @@ func (a *app) printNetworks(lf *listFlags, out *outputFormat, nets []engine.Netw
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(w, "NAME\tID\tBRIDGE\tSUBNET\tGATEWAY\tINTERNAL\tMTU")
 	for _, n := range nets {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%d\n", n.Name, lf.id(n.ID), n.Bridge, n.Subnet, n.Gateway, n.Internal, n.MTU)
+		subnet, gw := n.Subnet.String(), n.Gateway.String()
+		if n.IPv6() {
+			subnet, gw = subnet+","+n.Subnet6.String(), gw+","+n.Gateway6.String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%d\n", n.Name, lf.id(n.ID), n.Bridge, subnet, gw, n.Internal, n.MTU)
 	}
 	return w.Flush()
 }
@@ -121,6 +125,7 @@ type networkRow struct {
 	IPv6, Internal          bool
 	Labels, CreatedAt       string
 	Bridge, Subnet, Gateway string
+	Subnet6, Gateway6       string
 	MTU, Sandboxes          int
 	Masquerade, ICC         bool
 	HostBindingIPv4         string
@@ -130,13 +135,19 @@ type networkRow struct {
 var networkHeaders = headerRow{
 	"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL",
 	"Labels": "LABELS", "CreatedAt": "CREATED AT", "Bridge": "BRIDGE", "Subnet": "SUBNET", "Gateway": "GATEWAY",
+	"Subnet6": "SUBNET6", "Gateway6": "GATEWAY6",
 	"MTU": "MTU", "Sandboxes": "SANDBOXES", "Masquerade": "MASQUERADE", "ICC": "ICC", "HostBindingIPv4": "HOST BINDING IPV4",
 }
 
 func newNetworkRow(lf *listFlags, d engine.NetworkDetail) networkRow {
 	n := d.Network
+	var subnet6, gateway6 string
+	if n.IPv6() {
+		subnet6, gateway6 = n.Subnet6.String(), n.Gateway6.String()
+	}
 	return networkRow{
-		ID: lf.id(n.ID), Name: n.Name, Driver: n.Driver(), Scope: n.Scope(), Internal: n.Internal,
+		ID: lf.id(n.ID), Name: n.Name, Driver: n.Driver(), Scope: n.Scope(), IPv6: n.IPv6(), Internal: n.Internal,
+		Subnet6: subnet6, Gateway6: gateway6,
 		Labels: labelList(n.Labels), CreatedAt: createdAt(n.Created), labels: n.Labels,
 		Bridge: n.Bridge, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: n.MTU, Sandboxes: len(d.Attached),
 		Masquerade: masquerades(n), ICC: !n.NoICC, HostBindingIPv4: hostBinding(n),
@@ -224,9 +235,12 @@ func newSandboxRow(lf *listFlags, s engine.Sandbox) sandboxRow {
 	for _, ep := range s.Endpoints {
 		nets = append(nets, ep.Network)
 		addrs = append(addrs, ep.Address.String())
+		if ep.Address6.IsValid() {
+			addrs = append(addrs, ep.Address6.String())
+		}
 	}
 	for _, m := range s.Ports {
-		ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", m.HostIPString(), m.HostPort, m.CtrPort, m.Proto))
+		ports = append(ports, fmt.Sprintf("%s->%d/%s", m.HostAddr(), m.CtrPort, m.Proto))
 	}
 	mode := s.Mode
 	if s.Container != "" {
@@ -334,7 +348,7 @@ func portTable(out io.Writer, rows []portRow) error {
 	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(w, "SANDBOX\tCONTAINER PORT\tHOST")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d/%s\t%s:%d\n", r.Sandbox, r.ContainerPort, r.Proto, r.HostIP, r.HostPort)
+		fmt.Fprintf(w, "%s\t%d/%s\t%s\n", r.Sandbox, r.ContainerPort, r.Proto, r.hostAddr)
 	}
 	return w.Flush()
 }
@@ -355,6 +369,7 @@ type portRow struct {
 	Labels                     string
 	labels                     map[string]string
 	id                         string
+	hostAddr                   string // HostIP:HostPort, an IPv6 address in brackets
 	json                       portJSON
 }
 
@@ -366,11 +381,17 @@ var portHeaders = headerRow{
 func newPortRow(lf *listFlags, s engine.Sandbox, m engine.Mapping) portRow {
 	return portRow{
 		Sandbox: s.Name, ID: lf.id(s.ID), Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort,
-		Mapping: m.String(), Spec: fmt.Sprintf("%s:%d:%d/%s", m.HostIPString(), m.HostPort, m.CtrPort, m.Proto),
-		Labels: labelList(s.Labels), labels: s.Labels, id: s.ID,
+		Mapping: m.String(), Spec: portSpec(m),
+		Labels: labelList(s.Labels), labels: s.Labels, id: s.ID, hostAddr: m.HostAddr(),
 		json: portJSON{Proto: m.Proto, HostIP: m.HostIPString(), HostPort: m.HostPort, ContainerPort: m.CtrPort},
 	}
 }
 
 // Label is the value of one of the sandbox's labels.
 func (r portRow) Label(key string) string { return r.labels[key] }
+
+// portSpec is m as -p and port rm take it: HOST_IP:HOST_PORT:CONTAINER_PORT/PROTO,
+// an IPv6 host address in brackets.
+func portSpec(m engine.Mapping) string {
+	return fmt.Sprintf("%s:%d/%s", m.HostAddr(), m.CtrPort, m.Proto)
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,11 +23,12 @@ func (a *app) networkCommand() *cobra.Command {
 func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
 	var ov overlayFlags
+	var subnets, gateways []string
 	var labels labelFlags
 	var opts []string
 	antispoof := true
 	cmd := &cobra.Command{
-		Use:   "create [--subnet CIDR] [--gateway IP] [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] [--driver overlay --store etcd://HOST:PORT [--vni N]] NAME",
+		Use:   "create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] [--driver overlay --store etcd://HOST:PORT [--vni N]] NAME",
 		Short: "Create a bridge network, or an overlay network across hosts",
 		Example: `  nsnet network create --subnet 192.168.88.0/24 --gateway 192.168.88.1 --bridge br01 br01
   nsnet network create --internal backend
@@ -36,6 +38,9 @@ func (a *app) networkCreate() *cobra.Command {
 		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
+			if err := byFamily(&spec, subnets, gateways); err != nil {
+				return err
+			}
 			spec.NoAntiSpoof = !antispoof
 			var err error
 			if spec.Labels, err = labels.parse(); err != nil {
@@ -58,8 +63,9 @@ func (a *app) networkCreate() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&spec.Subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free one from the address pools)")
-	f.StringVar(&spec.Gateway, "gateway", "", "gateway address on the bridge (default: the subnet's first address)")
+	f.StringArrayVar(&subnets, "subnet", nil, "subnet in CIDR form, IPv4 and (with --ipv6) IPv6, once per family (default: a free one from the address pools)")
+	f.StringArrayVar(&gateways, "gateway", nil, "gateway address on the bridge, once per family (default: the subnet's first address)")
+	f.BoolVar(&spec.IPv6, "ipv6", false, "dual-stack: an IPv6 subnet too (default: a /64 of the IPv6 pool, a unique local /48 derived from the host)")
 	f.StringVar(&spec.Bridge, "bridge", "", "bridge device name, at most 15 characters (default br-<id>)")
 	f.BoolVar(&spec.Internal, "internal", false, "no masquerade and no traffic beyond the bridge")
 	f.IntVar(&spec.MTU, "mtu", 0, "MTU of the bridge and the sandboxes' interfaces (default 1500)")
@@ -71,6 +77,28 @@ func (a *app) networkCreate() *cobra.Command {
 	return cmd
 }
 
+// byFamily puts each --subnet and --gateway into spec by its address
+// family, as Docker takes one of each: a colon makes it IPv6.
+func byFamily(spec *engine.NetworkSpec, subnets, gateways []string) error {
+	put := func(flag string, vals []string, v4, v6 *string) error {
+		for _, v := range vals {
+			dst := v4
+			if strings.Contains(v, ":") {
+				dst = v6
+			}
+			if *dst != "" {
+				return fmt.Errorf("--%s %s: one --%s per address family (IPv4, IPv6) is allowed, and %s is given already", flag, v, flag, *dst)
+			}
+			*dst = v
+		}
+		return nil
+	}
+	if err := put("subnet", subnets, &spec.Subnet, &spec.Subnet6); err != nil {
+		return err
+	}
+	return put("gateway", gateways, &spec.Gateway, &spec.Gateway6)
+}
+
 // networkJSON is what `network inspect` and `network ls --format json` print.
 type networkJSON struct {
 	Name     string   `json:"name"`
@@ -79,6 +107,9 @@ type networkJSON struct {
 	Bridge   string   `json:"bridge"`
 	Subnet   string   `json:"subnet"`
 	Gateway  string   `json:"gateway"`
+	IPv6     bool     `json:"ipv6"`
+	Subnet6  string   `json:"subnet6,omitempty"`
+	Gateway6 string   `json:"gateway6,omitempty"`
 	Internal bool     `json:"internal"`
 	MTU      int      `json:"mtu"`
 	DNS      []string `json:"dns,omitempty"`
@@ -107,6 +138,7 @@ type attachmentJSON struct {
 	Sandbox   string   `json:"sandbox"`
 	Interface string   `json:"interface"`
 	Address   string   `json:"address"`
+	Address6  string   `json:"address6,omitempty"`
 	MAC       string   `json:"mac"`
 	HostVeth  string   `json:"host_veth"`
 	Aliases   []string `json:"aliases,omitempty"`
@@ -117,16 +149,23 @@ func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 		Name: n.Name, ID: n.ID, Driver: n.Driver(), Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
 		Masquerade: masquerades(n), ICC: !n.NoICC, AntiSpoof: !n.NoAntiSpoof, HostBindingIPv4: hostBinding(n),
-		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{},
+		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{}, IPv6: n.IPv6(),
+	}
+	if n.IPv6() {
+		j.Subnet6, j.Gateway6 = n.Subnet6.String(), n.Gateway6.String()
 	}
 	if o := n.Overlay; o != nil {
 		j.Overlay = &overlayJSON{VNI: o.VNI, Device: o.Device, Store: o.Store}
 	}
 	for _, at := range attached {
-		j.Sandboxes = append(j.Sandboxes, attachmentJSON{
+		aj := attachmentJSON{
 			Sandbox: at.Sandbox, Interface: at.IfName, Address: at.Address.String(), MAC: at.MAC, HostVeth: at.HostVeth,
 			Aliases: at.Aliases,
-		})
+		}
+		if at.Address6.IsValid() {
+			aj.Address6 = at.Address6.String()
+		}
+		j.Sandboxes = append(j.Sandboxes, aj)
 	}
 	for _, a := range n.DNS {
 		j.DNS = append(j.DNS, a.String())

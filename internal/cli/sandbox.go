@@ -25,6 +25,7 @@ func sandboxFlags(cmd *cobra.Command, spec *engine.SandboxSpec, labels *labelFla
 	f.StringArrayVar(&spec.Networks, "network", nil,
 		"bridge (default), a network name (repeatable), host, none, or container:NAME")
 	f.StringVar(&spec.IP, "ip", "", "static IPv4 address on the first network")
+	f.StringVar(&spec.IP6, "ip6", "", "static IPv6 address on the first network (a dual-stack one)")
 	f.StringArrayVarP(&spec.Publish, "publish", "p", nil,
 		"publish a port: [HOST_IP:][HOST_PORT[-END]:]CTR_PORT[-END][/tcp|/udp|/sctp] (repeatable)")
 	f.StringArrayVar(&spec.Aliases, "alias", nil, "another name of the sandbox on its networks, for their resolvers (repeatable)")
@@ -101,8 +102,10 @@ type portJSON struct {
 type endpointJSON struct {
 	Interface string   `json:"interface"`
 	Address   string   `json:"address"`
+	Address6  string   `json:"address6,omitempty"`
 	MAC       string   `json:"mac"`
 	Gateway   string   `json:"gateway,omitempty"`
+	Gateway6  string   `json:"gateway6,omitempty"`
 	HostVeth  string   `json:"host_veth"`
 	Aliases   []string `json:"aliases,omitempty"`
 }
@@ -126,6 +129,12 @@ func toSandboxJSON(e *engine.Engine, s engine.Sandbox) sandboxJSON {
 		e := endpointJSON{Interface: ep.IfName, Address: ep.Address.String(), MAC: ep.MAC, HostVeth: ep.HostVeth, Aliases: ep.Aliases}
 		if ep.Gateway.IsValid() {
 			e.Gateway = ep.Gateway.String()
+		}
+		if ep.Address6.IsValid() {
+			e.Address6 = ep.Address6.String()
+		}
+		if ep.Gateway6.IsValid() {
+			e.Gateway6 = ep.Gateway6.String()
 		}
 		j.Networks[ep.Network] = e
 	}

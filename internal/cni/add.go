@@ -105,8 +105,14 @@ func addResult(c *netConf, args *skel.CmdArgs, sb *engine.Sandbox, n *engine.Net
 	res.Interfaces = append(res.Interfaces, &types100.Interface{Name: ep.HostVeth},
 		&types100.Interface{Name: ep.IfName, Mac: ep.MAC, Sandbox: args.Netns})
 	res.IPs = append(res.IPs, &types100.IPConfig{Interface: &ctr, Address: ipNet(ep.Address), Gateway: net.IP(n.Gateway.AsSlice())})
+	if ep.Address6.IsValid() {
+		res.IPs = append(res.IPs, &types100.IPConfig{Interface: &ctr, Address: ipNet(ep.Address6), Gateway: net.IP(n.Gateway6.AsSlice())})
+	}
 	if ep.Gateway.IsValid() {
 		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: net.IP(ep.Gateway.AsSlice())})
+	}
+	if ep.Gateway6.IsValid() {
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: net.IP(ep.Gateway6.AsSlice())})
 	}
 	if c.Resolver && n.Name != engine.DefaultNetwork {
 		res.DNS.Nameservers = append(res.DNS.Nameservers, n.Gateway.String())
@@ -131,7 +137,7 @@ func endpointOn(sb *engine.Sandbox, network string) *engine.Endpoint {
 }
 
 func ipNet(p netip.Prefix) net.IPNet {
-	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
+	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // printResult writes res as the version the config has.

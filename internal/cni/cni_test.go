@@ -211,6 +211,35 @@ func TestResultAsEachVersion(t *testing.T) {
 	}
 }
 
+// TestResultDualStack: on a dual-stack network the result gives the
+// container's IPv6 address with the IPv6 gateway, and an IPv6 default route.
+func TestResultDualStack(t *testing.T) {
+	sb, n := attached()
+	n.Subnet6, n.Gateway6 = netip.MustParsePrefix("fd00:88::/64"), netip.MustParseAddr("fd00:88::1")
+	sb.Endpoints[0].Address6, sb.Endpoints[0].Gateway6 = netip.MustParsePrefix("fd00:88::2/64"), n.Gateway6
+	c := &netConf{PluginConf: types.PluginConf{CNIVersion: "1.1.0"}}
+	res, err := addResult(c, &skel.CmdArgs{Netns: "/run/netns/netns-1", IfName: "eth0"}, sb, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips, routes []string
+	for _, ip := range res.IPs {
+		ips = append(ips, fmt.Sprintf("%s via %s on %d", ip.Address.String(), ip.Gateway, *ip.Interface))
+	}
+	for _, r := range res.Routes {
+		routes = append(routes, fmt.Sprintf("%s via %s", r.Dst.String(), r.GW))
+	}
+	if want := []string{"10.88.0.2/24 via 10.88.0.1 on 1", "fd00:88::2/64 via fd00:88::1 on 1"}; fmt.Sprint(ips) != fmt.Sprint(want) {
+		t.Errorf("ips %v, want %v", ips, want)
+	}
+	if want := []string{"0.0.0.0/0 via 10.88.0.1", "::/0 via fd00:88::1"}; fmt.Sprint(routes) != fmt.Sprint(want) {
+		t.Errorf("routes %v, want %v", routes, want)
+	}
+	if spec := (&netConf{Network: "n", IPv6: true, Subnet6: "fd00:88::/64"}).networkSpec(); !spec.IPv6 || spec.Subnet6 != "fd00:88::/64" {
+		t.Errorf("networkSpec of an ipv6 config: %+v", spec)
+	}
+}
+
 func TestResultAfterAPreviousPlugin(t *testing.T) {
 	sb, n := attached()
 	sb.Endpoints[0].Gateway = netip.Addr{} // not the network with the route

@@ -23,7 +23,13 @@ type netConf struct {
 	Subnet   string `json:"subnet"`   // for the network made on the first ADD
 	Gateway  string `json:"gateway"`  // idem
 	Internal bool   `json:"internal"` // idem
-	MTU      int    `json:"mtu"`      // idem
+	// IPv6, Subnet6 and Gateway6 make that network dual-stack (as
+	// network create --ipv6 does): the result then gives the container's
+	// IPv6 address and an IPv6 default route too.
+	IPv6     bool   `json:"ipv6"`
+	Subnet6  string `json:"subnet6"`
+	Gateway6 string `json:"gateway6"`
+	MTU      int    `json:"mtu"` // idem
 	// AntiSpoof, false, lets the network's containers send from any MAC
 	// and address (default true: each only from its own); for the network
 	// made on the first ADD, and checked against an existing one.
@@ -107,7 +113,7 @@ func invalidConf(format string, args ...any) error {
 // first ADD.
 func (c *netConf) networkSpec() engine.NetworkSpec {
 	return engine.NetworkSpec{Name: c.Network, Subnet: c.Subnet, Gateway: c.Gateway, Internal: c.Internal, MTU: c.MTU,
-		NoAntiSpoof: c.AntiSpoof != nil && !*c.AntiSpoof}
+		IPv6: c.IPv6, Subnet6: c.Subnet6, Gateway6: c.Gateway6, NoAntiSpoof: c.AntiSpoof != nil && !*c.AntiSpoof}
 }
 
 // request is what one ADD asks for: the container's static address and MAC,

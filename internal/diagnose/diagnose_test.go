@@ -390,6 +390,17 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+// TestParseTargetIPv6: an IPv6 address, bare or in brackets with a port, is
+// refused as IPv6 (diagnose follows IPv4 only), not as a bad port.
+func TestParseTargetIPv6(t *testing.T) {
+	for _, in := range []string{"2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:80", "[fd00:60::2]:53/udp", "::1"} {
+		_, err := ParseTarget(in)
+		if err == nil || !strings.Contains(err.Error(), "only IPv4 addresses") {
+			t.Errorf("ParseTarget(%q): %v, want a refusal that says only IPv4 addresses", in, err)
+		}
+	}
+}
+
 // TestAgree compares probes with the analysis.
 func TestAgree(t *testing.T) {
 	healthy := analyze(t, testWorld(), Query{Sandbox: "ns01", Target: target(t, "ns01", "198.51.100.7")})
@@ -443,5 +454,25 @@ func TestNeeds(t *testing.T) {
 		if got := strings.Join(Needs(s.Networks, s.Sandboxes, c.q), " "); got != c.want {
 			t.Errorf("Needs(%+v) = %s, want %s", c.q, got, c.want)
 		}
+	}
+}
+
+// TestFromOutsideIPv6Ports: a mapping on an IPv6 host address (:: or one
+// address) is not analysed (its map is not read), so it is not reported as
+// missing from the IPv4 map: beside an IPv4 mapping the path works, and
+// alone it is unknown, not broken.
+func TestFromOutsideIPv6Ports(t *testing.T) {
+	s := testWorld()
+	v6 := []types.Mapping{{Proto: "tcp", HostIP: netip.IPv6Unspecified(), HostPort: 8081, CtrPort: 80},
+		{Proto: "tcp", HostIP: addr("2001:db8::2"), HostPort: 8082, CtrPort: 80}}
+	s.Sandboxes[0].Ports = append(s.Sandboxes[0].Ports, v6...)
+	if r := analyze(t, s, Query{Sandbox: "ns01", FromOutside: true}); r.Verdict != OK {
+		t.Errorf("an IPv4 and two IPv6 mappings: verdict %q, first %+v; want ok", r.Verdict, r.First)
+	}
+	s.Sandboxes[0].Ports = v6
+	r := analyze(t, s, Query{Sandbox: "ns01", FromOutside: true})
+	last := r.Paths[len(r.Paths)-1].Hops
+	if h := last[len(last)-1]; r.Verdict != Unknown || h.Verdict != Unknown || !strings.Contains(h.Cause, "only on IPv6 host addresses") {
+		t.Errorf("IPv6 mappings only: verdict %q, last hop %+v; want unknown, saying IPv6 is not followed", r.Verdict, h)
 	}
 }

@@ -21,10 +21,19 @@ func (w *walker) fromOutside() []Path {
 			Fix: fmt.Sprintf("nsnet network connect NETWORK %s (a network that is not internal)", w.sb.Name)}}}}
 	}
 	var paths []Path
+	var ipv6Only []string
 	for _, m := range w.sb.Ports {
-		if w.selects(m) {
+		switch {
+		case m.HostIP.Is6() && w.selects(m):
+			ipv6Only = append(ipv6Only, m.HostAddr()+"/"+m.Proto)
+		case w.selects(m):
 			paths = append(paths, w.publishedPath(ep, m, first))
 		}
+	}
+	if len(paths) == 0 && len(ipv6Only) > 0 {
+		return []Path{{Title: "from outside -> " + w.sb.Name, Hops: []Hop{first, {Step: "published ports of " + w.sb.Name,
+			Verdict: Unknown, Detail: strings.Join(ipv6Only, ", "),
+			Cause: fmt.Sprintf("sandbox %s publishes%s only on IPv6 host addresses, and diagnose follows IPv4 only", w.sb.Name, w.selection())}}}}
 	}
 	if len(paths) == 0 {
 		spec := "HOSTPORT:PORT"

@@ -43,6 +43,9 @@ func ParseTarget(s string) (Target, error) {
 			return Target{}, fmt.Errorf("--to %q: unknown protocol %q: use tcp, udp or icmp", s, proto)
 		}
 	}
+	if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") > 1 {
+		return Target{}, errIPv6(s)
+	}
 	host, port, hasPort := strings.Cut(rest, ":")
 	if hasPort {
 		p, err := strconv.ParseUint(port, 10, 16)
@@ -66,13 +69,19 @@ func ParseTarget(s string) (Target, error) {
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if !a.Is4() {
-			return Target{}, fmt.Errorf("--to %q: only IPv4 addresses: nsnet's networks are IPv4", s)
+			return Target{}, errIPv6(s)
 		}
 		t.Kind, t.Addr = KindAddress, a
 		return t, nil
 	}
 	t.Kind = KindName
 	return t, nil
+}
+
+// errIPv6 refuses an IPv6 --to: the analysis follows IPv4 paths only, on
+// dual-stack networks too.
+func errIPv6(to string) error {
+	return fmt.Errorf("--to %q: only IPv4 addresses: diagnose follows IPv4 paths only (on a dual-stack network too)", to)
 }
 
 // String is the target as the report names it.

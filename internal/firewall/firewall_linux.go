@@ -1,11 +1,12 @@
 // Package firewall keeps one nsnet state root's nftables table in the state
 // the store calls for: masquerade for traffic leaving a non-internal network
-// (unless it is routed), nothing forwarded into a network's bridge but
-// replies, traffic within the network (unless its sandboxes may not reach
-// each other: icc off) and published ports, nothing in or out of an internal
-// network but its own traffic, and published ports as elements of two maps, so that a
-// packet's path and the cost of adding a mapping do not grow with the number
-// of mappings.
+// (IPv4, and IPv6 on a dual-stack one, unless it is routed), nothing
+// forwarded into a network's bridge but replies, traffic within the network
+// (unless its sandboxes may not reach each other: icc off) and published
+// ports, nothing in or out of an internal network but its own traffic, and
+// published ports as elements of two maps per family (the IPv6 ones only
+// while a network is dual-stack), so that a packet's path and the cost of
+// adding a mapping do not grow with the number of mappings.
 //
 // It is the only package that imports google/nftables.
 //
@@ -17,7 +18,7 @@
 // Invariants: a Table's rules live only in its own tables (inet Name and
 // bridge Name); no other table or chain is changed. Every change is one
 // atomic batch: Sync replaces both tables whole (so a ruleset flushed from
-// outside comes back), AddPorts, DeletePorts, AddGuards and DeleteGuards
+// outside comes back), AddPorts, DeletePorts and the guard changes
 // change only set elements. With no networks neither table exists. Diff
 // compares every chain, rule body and set element with what Sync would write.
 package firewall
@@ -39,16 +40,20 @@ type Network struct {
 	Bridge   string
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
+	Subnet6  netip.Prefix // a dual-stack network's; zero for IPv4 only
+	Gateway6 netip.Addr
 	Internal bool
 	// NoMasquerade: traffic leaving the network keeps its source address
-	// (a routed network); NoICC: nothing is forwarded between the network's
-	// sandboxes (it falls to "nothing else enters a network").
+	// (a routed network; published ports' hairpin is still translated);
+	// NoICC: nothing is forwarded between the network's sandboxes (it falls
+	// to "nothing else enters a network").
 	NoMasquerade bool
 	NoICC        bool
 }
 
-// Port is one published port: host address (invalid for every address),
-// protocol and port, to a sandbox address and port.
+// Port is one published port: host address (invalid for every address; for
+// an IPv6 sandbox address, invalid or :: is every IPv6 host address),
+// protocol and port, to a sandbox address (IPv4 or IPv6) and port.
 type Port struct {
 	Proto    string
 	HostIP   netip.Addr
@@ -171,16 +176,29 @@ func (t Table) buildBridge(c *nftables.Conn, guards []Guard) error {
 	return nil
 }
 
+// guardChange is what a batch does to the elements of guarded ports.
+type guardChange int
+
+const (
+	guardAdd    guardChange = iota // add them, lasting
+	guardDelete                    // delete them
+	guardExpire                    // give them a timeout (expireAfter)
+)
+
 // AddGuards adds guarded sandbox ports to the bridge table's sets in one
 // batch.
-func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, true) }
+func (t Table) AddGuards(guards []Guard) error { return t.changeGuards(guards, guardAdd) }
 
 // DeleteGuards removes guarded sandbox ports from the bridge table's sets in
-// one batch: their elements expire (expireAfter) rather than being deleted,
-// which would make the command wait for an RCU grace period as it exits.
-func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, false) }
+// one batch, at once (an undo: the tables are as they were when it returns).
+func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards, guardDelete) }
 
-func (t Table) changeGuards(guards []Guard, add bool) error {
+// ExpireGuards lets go of guarded sandbox ports that went: their elements
+// expire (expireAfter), in one batch. Deleting them would make the command
+// wait for an RCU grace period as it exits.
+func (t Table) ExpireGuards(guards []Guard) error { return t.changeGuards(guards, guardExpire) }
+
+func (t Table) changeGuards(guards []Guard, change guardChange) error {
 	if len(guards) == 0 {
 		return nil
 	}
@@ -193,12 +211,12 @@ func (t Table) changeGuards(guards []Guard, add bool) error {
 		if len(elems) == 0 {
 			continue
 		}
-		if !add {
+		if change == guardExpire {
 			for i := range elems {
 				elems[i].Timeout = expireAfter
 			}
 		}
-		if err := addElements(c, s, elems, false); err != nil {
+		if err := addElements(c, s, elems, change == guardDelete); err != nil {
 			return err
 		}
 	}
@@ -216,7 +234,7 @@ func (t Table) build(c *nftables.Conn, nets []Network, ports []Port) error {
 		chains[ch.Name] = c.AddChain(ch)
 	}
 	sets := map[string]*nftables.Set{}
-	for _, s := range setDefs(tab) {
+	for _, s := range setDefs(tab, dualStack(nets)) {
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("add nftables set %s: %w", s.Name, err)
 		}
@@ -246,7 +264,7 @@ func (t Table) changePorts(ports []Port, add bool) error {
 		return err
 	}
 	tab := t.nft()
-	for _, s := range setDefs(tab) {
+	for _, s := range setDefs(tab, true) {
 		elems := elements(s.Name, nil, ports)
 		if len(elems) == 0 {
 			continue

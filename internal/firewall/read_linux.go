@@ -108,7 +108,7 @@ func (t Table) Diff(nets []Network, ports []Port, guards []Guard) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	inet := tableDef{table: t.nft(), chains: chainDefs(), sets: setDefs(t.nft()), rules: plan(nets),
+	inet := tableDef{table: t.nft(), chains: chainDefs(), sets: setDefs(t.nft(), dualStack(nets)), rules: plan(nets),
 		elements: func(set string) []nftables.SetElement { return elements(set, nets, ports) }}
 	bridge := tableDef{table: t.bridgeTable(), chains: bridgeChainDefs(), sets: bridgeSetDefs(t.bridgeTable()), rules: bridgePlan(),
 		elements: func(set string) []nftables.SetElement { return guardElements(set, guards) }}
@@ -288,7 +288,7 @@ func diffElements(got, want []nftables.SetElement) string {
 }
 
 // lasting leaves out the elements that expire: those of guarded ports that
-// went (DeleteGuards), on their way out.
+// went (ExpireGuards), on their way out.
 func lasting(elems []nftables.SetElement) []nftables.SetElement {
 	return slices.DeleteFunc(elems, func(e nftables.SetElement) bool { return e.Timeout != 0 })
 }

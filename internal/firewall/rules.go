@@ -25,7 +25,20 @@ const (
 	mapPortsAnyIP = "ports-any-ip" // l4proto . dport : sandbox ip . port
 	setBridges    = "bridges"      // the bridge of every network of the table's root
 	setInternal   = "internal"     // the bridges of internal networks
+	// Only in a table with a dual-stack network:
+	mapPorts6ByIP  = "ports6-by-ip"  // ip6 daddr . l4proto . dport : sandbox ip6 . port
+	mapPorts6AnyIP = "ports6-any-ip" // l4proto . dport : sandbox ip6 . port
 )
+
+// dualStack reports whether any of nets has IPv6.
+func dualStack(nets []Network) bool {
+	for _, n := range nets {
+		if n.Subnet6.IsValid() {
+			return true
+		}
+	}
+	return false
+}
 
 // chainDefs are the table's base chains; all accept by default.
 func chainDefs() []*nftables.Chain {
@@ -40,15 +53,17 @@ func chainDefs() []*nftables.Chain {
 	}
 }
 
-// setDefs are the table's named maps and sets.
-func setDefs(tab *nftables.Table) []*nftables.Set {
+// setDefs are the table's named maps and sets; the IPv6 port maps only with
+// v6.
+func setDefs(tab *nftables.Table, v6 bool) []*nftables.Set {
 	val := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	val6 := nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService)
 	// Interface names are host-order strings to nft; without KeyByteOrder it
 	// prints them reversed (as "").
 	ifnames := func(name string) *nftables.Set {
 		return &nftables.Set{Table: tab, Name: name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	}
-	return []*nftables.Set{
+	sets := []*nftables.Set{
 		{Table: tab, Name: mapPortsByIP, IsMap: true, Concatenation: true,
 			KeyType:  nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService),
 			DataType: val},
@@ -58,13 +73,24 @@ func setDefs(tab *nftables.Table) []*nftables.Set {
 		ifnames(setBridges),
 		ifnames(setInternal),
 	}
+	if !v6 {
+		return sets
+	}
+	return append(sets,
+		&nftables.Set{Table: tab, Name: mapPorts6ByIP, IsMap: true, Concatenation: true,
+			KeyType:  nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+			DataType: val6},
+		&nftables.Set{Table: tab, Name: mapPorts6AnyIP, IsMap: true, Concatenation: true,
+			KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
+			DataType: val6},
+	)
 }
 
 // elements are the elements of the named set for nets and ports.
 func elements(set string, nets []Network, ports []Port) []nftables.SetElement {
 	var out []nftables.SetElement
 	switch set {
-	case mapPortsByIP, mapPortsAnyIP:
+	case mapPortsByIP, mapPortsAnyIP, mapPorts6ByIP, mapPorts6AnyIP:
 		for _, p := range ports {
 			if e, m := element(p); m == set {
 				out = append(out, *e)
@@ -97,6 +123,13 @@ func plan(nets []Network) []rule {
 		{chainOutput, "nsnet: published ports on one host address, from the host", notLoopback(dnatByIP())},
 		{chainOutput, "nsnet: published ports on every host address, from the host", notLoopback(dnatAnyIP())},
 	}
+	if dualStack(nets) {
+		rules = append(rules,
+			rule{chainPrerouting, "nsnet: published ports on one IPv6 host address", notLoopback6(dnat6ByIP())},
+			rule{chainPrerouting, "nsnet: published ports on every IPv6 host address", notLoopback6(dnat6AnyIP())},
+			rule{chainOutput, "nsnet: published ports on one IPv6 host address, from the host", notLoopback6(dnat6ByIP())},
+			rule{chainOutput, "nsnet: published ports on every IPv6 host address, from the host", notLoopback6(dnat6AnyIP())})
+	}
 	for _, n := range nets {
 		rules = append(rules, postrouting(n)...)
 	}
@@ -104,6 +137,9 @@ func plan(nets []Network) []rule {
 		if n.Internal {
 			rules = append(rules, rule{chainInput, mark(n) + ": internal, the host answers only at the gateway",
 				cat(ipv4(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge), daddrNot(n.Gateway), drop())})
+		}
+		if n.Internal && n.Subnet6.IsValid() {
+			rules = append(rules, internal6(n)...)
 		}
 	}
 	for _, n := range nets {
@@ -124,9 +160,10 @@ func plan(nets []Network) []rule {
 
 func mark(n Network) string { return "nsnet network " + n.Name }
 
-// postrouting are the address translations of a non-internal network: the
-// masquerade of what leaves it (unless it is routed) and of its sandboxes'
-// connections to a published port of their own network (hairpin).
+// postrouting are the address translations of a non-internal network, for
+// each of its address families: the masquerade of what leaves it (unless it
+// is routed) and of its sandboxes' connections to a published port of their
+// own network (hairpin).
 func postrouting(n Network) []rule {
 	if n.Internal {
 		return nil
@@ -136,8 +173,17 @@ func postrouting(n Network) []rule {
 		rules = append(rules, rule{chainPostrouting, mark(n) + ": masquerade",
 			cat(ipv4(), saddrIn(n.Subnet), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())})
 	}
-	return append(rules, rule{chainPostrouting, mark(n) + ": hairpin to a published port",
+	rules = append(rules, rule{chainPostrouting, mark(n) + ": hairpin to a published port",
 		cat(ipv4(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddrIn(n.Subnet), ctStatusDNAT(), masq())})
+	if !n.Subnet6.IsValid() {
+		return rules
+	}
+	if !n.NoMasquerade {
+		rules = append(rules, rule{chainPostrouting, mark(n) + ": masquerade IPv6",
+			cat(ipv6(), saddr6In(n.Subnet6), ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, n.Bridge), masq())})
+	}
+	return append(rules, rule{chainPostrouting, mark(n) + ": hairpin to a published port over IPv6",
+		cat(ipv6(), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge), saddr6In(n.Subnet6), ctStatusDNAT(), masq())})
 }
 
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
@@ -299,13 +345,19 @@ func protoNumber(p string) byte {
 
 func portField(p uint16) []byte { return []byte{byte(p >> 8), byte(p), 0, 0} }
 
+// element is p's map element and the map it goes in: by the sandbox
+// address's family, and whether p is on one host address.
 func element(p Port) (*nftables.SetElement, string) {
 	val := append(p.CtrIP.AsSlice(), portField(p.CtrPort)...)
 	key := append([]byte{protoNumber(p.Proto), 0, 0, 0}, portField(p.HostPort)...)
-	if !p.HostIP.IsValid() {
-		return &nftables.SetElement{Key: key, Val: val}, mapPortsAnyIP
+	anyIP, byIP := mapPortsAnyIP, mapPortsByIP
+	if p.CtrIP.Is6() {
+		anyIP, byIP = mapPorts6AnyIP, mapPorts6ByIP
 	}
-	return &nftables.SetElement{Key: append(p.HostIP.AsSlice(), key...), Val: val}, mapPortsByIP
+	if !p.HostIP.IsValid() || p.HostIP.IsUnspecified() {
+		return &nftables.SetElement{Key: key, Val: val}, anyIP
+	}
+	return &nftables.SetElement{Key: append(p.HostIP.AsSlice(), key...), Val: val}, byIP
 }
 
 // ipsDstNAT is the conntrack status bit IPS_DST_NAT.

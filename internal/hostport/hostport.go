@@ -19,7 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Hold binds proto/port on ip (invalid: every address) and returns the
+// Hold binds proto/port on ip (invalid: every address, IPv4 and IPv6, in
+// one dual-stack socket where the kernel has IPv6; ::, every IPv6 address)
+// and returns the
 // socket, or an error naming the process that holds the port, so that no host
 // process can take the port while it is open: a TCP socket also listens,
 // which keeps out servers that set SO_REUSEADDR (the resident accepts on
@@ -31,38 +33,63 @@ func Hold(proto string, ip netip.Addr, port uint16) (f *os.File, err error) {
 		return nil, nil
 	}
 	fd, err := bindSocket(proto, ip, port)
-	if err == nil {
-		return os.NewFile(uintptr(fd), fmt.Sprintf("%s:%d/%s", ip, port, proto)), nil
+	where := "0.0.0.0:" + strconv.Itoa(int(port))
+	switch {
+	case ip.Is6():
+		where = "[" + ip.String() + "]:" + strconv.Itoa(int(port))
+	case ip.IsValid():
+		where = ip.String() + ":" + strconv.Itoa(int(port))
 	}
-	where := "0.0.0.0"
-	if ip.IsValid() {
-		where = ip.String()
+	if err == nil {
+		return os.NewFile(uintptr(fd), where+"/"+proto), nil
 	}
 	if holder := Holder(proto, port); holder != "" {
-		return nil, fmt.Errorf("host port %s:%d/%s is in use by %s: stop it or publish another host port", where, port, proto, holder)
+		return nil, fmt.Errorf("host port %s/%s is in use by %s: stop it or publish another host port", where, proto, holder)
 	}
-	return nil, fmt.Errorf("host port %s:%d/%s cannot be bound (%v): publish another host port", where, port, proto, err)
+	return nil, fmt.Errorf("host port %s/%s cannot be bound (%v): publish another host port", where, proto, err)
 }
 
 // Held reports whether ports of proto are held bound while published (TCP
 // and UDP are; SCTP is not).
 func Held(proto string) bool { return proto != "sctp" }
 
+// bindSocket binds an IPv4 socket for an IPv4 ip, an IPv6-only one for an
+// IPv6 ip, and for every address a dual-stack IPv6 one on [::], or an IPv4
+// one on 0.0.0.0 where the kernel has no IPv6.
 func bindSocket(proto string, ip netip.Addr, port uint16) (int, error) {
 	typ := unix.SOCK_STREAM
 	if proto == "udp" {
 		typ = unix.SOCK_DGRAM
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	family := unix.AF_INET
+	if !ip.Is4() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err == unix.EAFNOSUPPORT && !ip.IsValid() {
+		family = unix.AF_INET
+		fd, err = unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	}
 	if err != nil {
 		return -1, err
 	}
 	if proto == "tcp" {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	}
-	sa := &unix.SockaddrInet4{Port: int(port)}
-	if ip.IsValid() {
-		sa.Addr = ip.As4()
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(port)}
+	if family == unix.AF_INET6 {
+		v6only := 0
+		if ip.IsValid() {
+			v6only = 1
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
+		sa6 := &unix.SockaddrInet6{Port: int(port)}
+		if ip.IsValid() {
+			sa6.Addr = ip.As16()
+		}
+		sa = sa6
+	} else if ip.IsValid() {
+		sa.(*unix.SockaddrInet4).Addr = ip.As4()
 	}
 	err = unix.Bind(fd, sa)
 	if err == nil && proto == "tcp" {

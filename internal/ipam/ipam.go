@@ -8,7 +8,10 @@
 // inside its subnet and is never the network address, the broadcast address or
 // the gateway, and never one the caller reported as held. PickSubnet never
 // returns a subnet overlapping a taken prefix. ParseSubnet and ParsePool refuse
-// subnets and pools that overlap a Reserved range. Only IPv4 is supported.
+// subnets and pools that overlap a Reserved range, ParseSubnet6 (and ParsePool
+// for IPv6 bases) a Reserved6 one. IPv6 subnets follow the same rules: the
+// subnet-router anycast (network) address, the last address and the gateway
+// are never handed out.
 package ipam
 
 import (
@@ -46,7 +49,8 @@ var DefaultPools = []Pool{
 	{Base: netip.MustParsePrefix("192.168.0.0/16"), Size: 20},
 }
 
-// ParsePool parses dockerd's pool syntax, "base=CIDR,size=N".
+// ParsePool parses dockerd's pool syntax, "base=CIDR,size=N"; the base may
+// be IPv4 or IPv6.
 func ParsePool(s string) (Pool, error) {
 	var p Pool
 	var haveBase, haveSize bool
@@ -54,7 +58,11 @@ func ParsePool(s string) (Pool, error) {
 		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
 		switch k {
 		case "base":
-			pfx, err := ParseSubnet(v)
+			parse := ParseSubnet
+			if strings.Contains(v, ":") {
+				parse = ParseSubnet6
+			}
+			pfx, err := parse(v)
 			if err != nil {
 				return Pool{}, fmt.Errorf("address pool %q: %w", s, err)
 			}
@@ -72,8 +80,12 @@ func ParsePool(s string) (Pool, error) {
 	if !haveBase || !haveSize {
 		return Pool{}, fmt.Errorf("address pool %q: expected base=CIDR,size=N", s)
 	}
-	if p.Size < p.Base.Bits() || p.Size > MaxPrefixLen {
-		return Pool{}, fmt.Errorf("address pool %q: size must be between %d and %d", s, p.Base.Bits(), MaxPrefixLen)
+	most := MaxPrefixLen
+	if p.Base.Addr().Is6() {
+		most = MaxPrefixLen6
+	}
+	if p.Size < p.Base.Bits() || p.Size > most {
+		return Pool{}, fmt.Errorf("address pool %q: size must be between %d and %d", s, p.Base.Bits(), most)
 	}
 	return p, nil
 }
@@ -86,7 +98,7 @@ func ParseSubnet(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("invalid subnet %q: expected CIDR notation like 192.168.88.0/24", s)
 	}
 	if !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("subnet %q is not IPv4: nsnet supports IPv4 networks only", s)
+		return netip.Prefix{}, fmt.Errorf("subnet %q is not IPv4: give the IPv4 subnet here, and an IPv6 one with --ipv6", s)
 	}
 	if p.Bits() < MinPrefixLen || p.Bits() > MaxPrefixLen {
 		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length must be between /%d and /%d", s, MinPrefixLen, MaxPrefixLen)
@@ -135,13 +147,23 @@ func DefaultGateway(subnet netip.Prefix) netip.Addr {
 	return subnet.Addr().Next()
 }
 
-// Broadcast is the last address of the subnet.
+// Broadcast is the last address of the subnet (IPv4 or IPv6).
 func Broadcast(subnet netip.Prefix) netip.Addr {
-	a := subnet.Addr().As4()
-	hostBits := 32 - subnet.Bits()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= (1<<hostBits - 1)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	b := subnet.Masked().Addr().AsSlice()
+	for i := subnet.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// lastName names the last address of subnet: IPv6 has no broadcast, but
+// nsnet leaves its last address unused all the same.
+func lastName(subnet netip.Prefix) string {
+	if subnet.Addr().Is6() {
+		return "last address"
+	}
+	return "broadcast address"
 }
 
 // CheckGateway reports whether gw can be the gateway of subnet.
@@ -150,7 +172,7 @@ func CheckGateway(subnet netip.Prefix, gw netip.Addr) error {
 		return fmt.Errorf("gateway %s is outside subnet %s: choose a gateway inside it", gw, subnet)
 	}
 	if gw == subnet.Addr() || gw == Broadcast(subnet) {
-		return fmt.Errorf("gateway %s is the network or broadcast address of %s: pick a host address", gw, subnet)
+		return fmt.Errorf("gateway %s is the network or %s of %s: pick a host address", gw, lastName(subnet), subnet)
 	}
 	return nil
 }
@@ -166,7 +188,7 @@ func CheckStatic(subnet netip.Prefix, gw, ip netip.Addr, held Held) error {
 	case ip == subnet.Addr():
 		return fmt.Errorf("address %s is the network address of %s", ip, subnet)
 	case ip == Broadcast(subnet):
-		return fmt.Errorf("address %s is the broadcast address of %s", ip, subnet)
+		return fmt.Errorf("address %s is the %s of %s", ip, lastName(subnet), subnet)
 	case ip == gw:
 		return fmt.Errorf("address %s is the network's gateway", ip)
 	case held(ip):

@@ -43,16 +43,17 @@ const (
 
 // Intent is what one command is about to do.
 type Intent struct {
-	ID         string    `json:"id"`
-	Op         string    `json:"op"`
-	Name       string    `json:"name"`      // network or sandbox name
-	ObjectID   string    `json:"object_id"` // ID of the network or sandbox record
-	Links      []string  `json:"links,omitempty"`
-	Mounts     []string  `json:"mounts,omitempty"`     // namespace mounts the command makes
-	Networks   []string  `json:"networks,omitempty"`   // networks the command creates on the way (default network)
-	Forwarding bool      `json:"forwarding,omitempty"` // the command may turn IPv4 forwarding on, which was off
-	PID        int       `json:"pid"`
-	Started    time.Time `json:"started"`
+	ID          string    `json:"id"`
+	Op          string    `json:"op"`
+	Name        string    `json:"name"`      // network or sandbox name
+	ObjectID    string    `json:"object_id"` // ID of the network or sandbox record
+	Links       []string  `json:"links,omitempty"`
+	Mounts      []string  `json:"mounts,omitempty"`      // namespace mounts the command makes
+	Networks    []string  `json:"networks,omitempty"`    // networks the command creates on the way (default network)
+	Forwarding  bool      `json:"forwarding,omitempty"`  // the command may turn IPv4 forwarding on, which was off
+	Forwarding6 bool      `json:"forwarding6,omitempty"` // the command may turn IPv6 forwarding on, which was off
+	PID         int       `json:"pid"`
+	Started     time.Time `json:"started"`
 }
 
 // Journal is a directory of intents.

@@ -26,12 +26,14 @@ func (h *Host) CheckBridge(b Bridge) ([]string, error) {
 		return []string{fmt.Sprintf("%s is a %s, not a bridge", b.Name, l.Type())}, nil
 	}
 	diffs = append(diffs, attrDiffs(l.Attrs(), b.MTU, b.Alias)...)
-	has, err := hasAddress(h.h, l, b.Address)
-	if err != nil {
-		return nil, err
-	}
-	if !has {
-		diffs = append(diffs, "lacks address "+b.Address.String())
+	for _, a := range []netip.Prefix{b.Address, b.Address6} {
+		has, err := hasAddress(h.h, l, a)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			diffs = append(diffs, "lacks address "+a.String())
+		}
 	}
 	return diffs, nil
 }
@@ -46,8 +48,10 @@ func (h *Host) RepairBridge(b Bridge) error {
 	if err := h.h.LinkSetMTU(l, b.MTU); err != nil {
 		return fmt.Errorf("set MTU of bridge %s: %w", b.Name, err)
 	}
-	if err := ensureAddress(h.h, l, b.Address); err != nil {
-		return fmt.Errorf("bridge %s: %w", b.Name, err)
+	for _, a := range []netip.Prefix{b.Address, b.Address6} {
+		if err := ensureAddress(h.h, l, a); err != nil {
+			return fmt.Errorf("bridge %s: %w", b.Name, err)
+		}
 	}
 	if err := h.setLink(l.Attrs().Index, 0, b.Alias); err != nil {
 		return fmt.Errorf("raise and mark bridge %s: %w", b.Name, err)
@@ -92,11 +96,15 @@ func checkPeer(v Veth) ([]string, error) {
 		for _, d := range attrDiffs(p.Attrs(), v.MTU, "") {
 			diffs = append(diffs, v.PeerName+" in the sandbox "+d)
 		}
-		if has, err := hasAddress(sb, p, v.Address); err != nil || !has {
-			diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, v.Address))
+		for _, a := range []netip.Prefix{v.Address, v.Address6} {
+			if has, err := hasAddress(sb, p, a); err != nil || !has {
+				diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, a))
+			}
 		}
-		if has, err := hasDefaultRoute(sb, p, v.Gateway); err != nil || !has {
-			diffs = append(diffs, fmt.Sprintf("the sandbox lacks its default route via %s", v.Gateway))
+		for _, gw := range []netip.Addr{v.Gateway, v.Gateway6} {
+			if has, err := hasDefaultRoute(sb, p, gw); err != nil || !has {
+				diffs = append(diffs, fmt.Sprintf("the sandbox lacks its default route via %s", gw))
+			}
 		}
 		return nil
 	})
@@ -148,8 +156,13 @@ func attrDiffs(a *netlink.LinkAttrs, mtu int, alias string) []string {
 	return diffs
 }
 
+// hasAddress reports whether l has the address want; an invalid want is
+// always there.
 func hasAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) (bool, error) {
-	addrs, err := netlinksafe.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	if !want.IsValid() {
+		return true, nil
+	}
+	addrs, err := netlinksafe.Retry(func() ([]netlink.Addr, error) { return h.AddrList(l, family(want.Addr())) })
 	if err != nil {
 		return false, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
 	}
@@ -159,7 +172,12 @@ func hasAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) (bool, err
 	}), nil
 }
 
+// ensureAddress adds want to l unless it is there; an invalid want is
+// nothing to add.
 func ensureAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) error {
+	if !want.IsValid() {
+		return nil
+	}
 	err := h.AddrAdd(l, toAddr(want))
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s: %w", want, err)
@@ -170,7 +188,10 @@ func ensureAddress(h *netlink.Handle, l netlink.Link, want netip.Prefix) error {
 // hasDefaultRoute reports whether the namespace routes everything via gw
 // on l; an invalid gw wants no default route at all.
 func hasDefaultRoute(h *netlink.Handle, l netlink.Link, gw netip.Addr) (bool, error) {
-	routes, err := netlinksafe.Retry(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
+	if !gw.IsValid() {
+		return true, nil
+	}
+	routes, err := netlinksafe.Retry(func() ([]netlink.Route, error) { return h.RouteList(nil, family(gw)) })
 	if err != nil {
 		return false, fmt.Errorf("list routes: %w", err)
 	}
@@ -182,7 +203,15 @@ func hasDefaultRoute(h *netlink.Handle, l netlink.Link, gw netip.Addr) (bool, er
 		got, _ := netip.AddrFromSlice(r.Gw)
 		found = found || (r.LinkIndex == l.Attrs().Index && got.Unmap() == gw)
 	}
-	return found || !gw.IsValid(), nil
+	return found, nil
+}
+
+// family is a's netlink address family.
+func family(a netip.Addr) int {
+	if a.Is6() && !a.Is4In6() {
+		return netlink.FAMILY_V6
+	}
+	return netlink.FAMILY_V4
 }
 
 // inNamespace runs fn with a netlink handle on the namespace ns.

@@ -90,6 +90,10 @@ type Bridge struct {
 	Alias   string       // owner mark, readable with `ip -d link`
 	Group   uint32       // device group, set at creation (the alias cannot be)
 	Address netip.Prefix // gateway address with the subnet's prefix length
+	// Address6 is the IPv6 gateway address of a dual-stack network, with
+	// its prefix length, added without duplicate address detection once
+	// BeforeUp has run (which must leave IPv6 on); zero for none.
+	Address6 netip.Prefix
 	// BeforeUp, if not nil, runs once the bridge exists and before it is
 	// brought up (e.g. to set its sysctls).
 	BeforeUp func() error
@@ -112,6 +116,10 @@ func (h *Host) CreateBridge(b Bridge) error {
 			h.h.LinkDel(br)
 			return err
 		}
+	}
+	if err := ensureAddress(h.h, br, b.Address6); err != nil {
+		h.h.LinkDel(br)
+		return fmt.Errorf("bridge %s: %w", b.Name, err)
 	}
 	if err := h.setLink(br.Attrs().Index, 0, b.Alias); err != nil {
 		h.h.LinkDel(br)
@@ -222,6 +230,11 @@ type Veth struct {
 	PeerMAC  net.HardwareAddr
 	Address  netip.Prefix // sandbox address with prefix length
 	Gateway  netip.Addr   // default route target; zero for none
+	// Address6 and Gateway6 are the IPv6 address (added without duplicate
+	// address detection, so it is usable at once) and default route on a
+	// dual-stack network; zero for none. BeforeUp must leave IPv6 on.
+	Address6 netip.Prefix
+	Gateway6 netip.Addr
 	// HostBeforeUp, if not nil, runs once the pair exists and before the
 	// host end is brought up (e.g. to disable IPv6 on it).
 	HostBeforeUp func() error
@@ -332,11 +345,14 @@ func configurePeer(v Veth) error {
 	})
 }
 
-// configureHandle gives the peer its address, raises it and lo, and routes
-// the default route via the gateway; each step is a no-op if done already.
+// configureHandle gives the peer its addresses, raises it and lo, and
+// routes the default routes via the gateways; each step is a no-op if done
+// already.
 func configureHandle(v Veth, sb *netlink.Handle, peer netlink.Link) error {
-	if err := ensureAddress(sb, peer, v.Address); err != nil {
-		return fmt.Errorf("%s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+	for _, a := range []netip.Prefix{v.Address, v.Address6} {
+		if err := ensureAddress(sb, peer, a); err != nil {
+			return fmt.Errorf("%s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
 	}
 	if err := sb.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("bring up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
@@ -344,12 +360,14 @@ func configureHandle(v Veth, sb *netlink.Handle, peer netlink.Link) error {
 	if err := setUpLoopback(sb); err != nil {
 		return fmt.Errorf("bring up lo in %s: %w", v.NetNS.Name(), err)
 	}
-	if !v.Gateway.IsValid() {
-		return nil
-	}
-	route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: v.Gateway.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
-	if err := sb.RouteReplace(route); err != nil {
-		return fmt.Errorf("add default route via %s in %s: %w", v.Gateway, v.NetNS.Name(), err)
+	for _, gw := range []netip.Addr{v.Gateway, v.Gateway6} {
+		if !gw.IsValid() {
+			continue
+		}
+		route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE}
+		if err := sb.RouteReplace(route); err != nil {
+			return fmt.Errorf("add default route via %s in %s: %w", gw, v.NetNS.Name(), err)
+		}
 	}
 	return nil
 }
@@ -372,11 +390,11 @@ func setUpLoopback(h *netlink.Handle) error {
 	return h.LinkSetUp(lo)
 }
 
-// Routes returns the destinations of the host's IPv4 routes in the main
-// table, without the default route.
+// Routes returns the destinations of the host's IPv4 and IPv6 routes in the
+// main table, without the default routes.
 func (h *Host) Routes() ([]netip.Prefix, error) {
 	rs, err := netlinksafe.Retry(func() ([]netlink.Route, error) {
-		return h.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		return h.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list host routes: %w", err)
@@ -393,8 +411,14 @@ func (h *Host) Routes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// toAddr is p as a netlink address; an IPv6 one skips duplicate address
+// detection (nsnet allocates its addresses, it does not guess them).
 func toAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 func toPrefix(n *net.IPNet) (netip.Prefix, bool) {

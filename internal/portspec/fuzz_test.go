@@ -48,8 +48,10 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if sp.HostIP.IsValid() {
-			if !sp.HostIP.Is4() || sp.HostIP.IsUnspecified() || sp.HostIP.Zone() != "" {
-				t.Fatalf("Parse(%q) = %+v: host IP must be IPv4, specific, without zone", s, sp)
+			v4ok := sp.HostIP.Is4() && !sp.HostIP.IsUnspecified()
+			v6ok := sp.HostIP.Is6() && !sp.HostIP.Is4In6() && !sp.HostIP.IsLinkLocalUnicast() && !sp.HostIP.IsMulticast()
+			if !(v4ok || v6ok) || sp.HostIP.Zone() != "" {
+				t.Fatalf("Parse(%q) = %+v: host IP must be specific IPv4 or IPv6 (:: allowed), without zone", s, sp)
 			}
 		} else if sp.HostIP != (netip.Addr{}) {
 			t.Fatalf("Parse(%q) = %+v: invalid host IP is not the zero Addr", s, sp)

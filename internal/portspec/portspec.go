@@ -4,7 +4,8 @@
 //
 // Invariants: it is pure (whether a host port is free is asked of the
 // caller); every Mapping it returns has a protocol, ports in 1..65535 and an
-// IPv4 or unspecified (all addresses) host IP; an expansion either yields all
+// IPv4, IPv6 (:: for every IPv6 address) or invalid (every address) host
+// IP; an expansion either yields all
 // of a spec's mappings or an error.
 package portspec
 
@@ -42,7 +43,8 @@ type Spec struct {
 	Proto    string
 }
 
-// Parse parses one -p value.
+// Parse parses one -p value. An IPv6 host address is given in brackets:
+// [::]:8080:80, [2001:db8::2]::80.
 func Parse(s string) (Spec, error) {
 	sp := Spec{Proto: "tcp"}
 	rest, proto, hasProto := strings.Cut(s, "/")
@@ -54,7 +56,7 @@ func Parse(s string) (Spec, error) {
 		sp.Proto = proto
 	}
 	if strings.HasPrefix(rest, "[") {
-		return Spec{}, fmt.Errorf("invalid port spec %q: IPv6 host addresses are not supported", s)
+		return parseBracketed(s, rest, sp)
 	}
 	parts := strings.Split(rest, ":")
 	if len(parts) > 3 {
@@ -74,10 +76,40 @@ func Parse(s string) (Spec, error) {
 			return Spec{}, fmt.Errorf("invalid port spec %q: %w", s, err)
 		}
 	}
+	return checkLengths(s, sp)
+}
+
+func checkLengths(s string, sp Spec) (Spec, error) {
 	if sp.HostPort != (Range{}) && sp.HostPort.Len() != sp.CtrPort.Len() && sp.CtrPort.Len() != 1 {
 		return Spec{}, fmt.Errorf("invalid port spec %q: host range %s and container range %s differ in length", s, sp.HostPort, sp.CtrPort)
 	}
 	return sp, nil
+}
+
+// parseBracketed parses rest, "[IPv6]:[HOST_PORT]:CTR_PORT", into sp.
+func parseBracketed(s, rest string, sp Spec) (Spec, error) {
+	host, ports, ok := strings.Cut(rest[1:], "]:")
+	if !ok {
+		return Spec{}, fmt.Errorf("invalid port spec %q: expected [IPv6]:HOST_PORT:CONTAINER_PORT", s)
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" || a.IsMulticast() || a.IsLinkLocalUnicast() {
+		return Spec{}, fmt.Errorf("invalid port spec %q: host IP %q is not an IPv6 address a port can be published on", s, host)
+	}
+	sp.HostIP = a
+	hostPort, ctrPort, ok := strings.Cut(ports, ":")
+	if !ok || strings.Contains(ctrPort, ":") {
+		return Spec{}, fmt.Errorf("invalid port spec %q: expected [IPv6]:HOST_PORT:CONTAINER_PORT", s)
+	}
+	if sp.CtrPort, err = parseRange(ctrPort); err != nil {
+		return Spec{}, fmt.Errorf("invalid port spec %q: container port: %w", s, err)
+	}
+	if hostPort != "" {
+		if sp.HostPort, err = parseRange(hostPort); err != nil {
+			return Spec{}, fmt.Errorf("invalid port spec %q: host port: %w", s, err)
+		}
+	}
+	return checkLengths(s, sp)
 }
 
 func validProto(p string) bool {
@@ -98,7 +130,7 @@ func parseHostIP(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("host IP %q is not an IPv4 address", s)
 	}
 	if a.IsUnspecified() {
-		return netip.Addr{}, nil
+		return netip.Addr{}, nil // every address, IPv6 too on a dual-stack network
 	}
 	return a, nil
 }
@@ -132,7 +164,10 @@ func parsePort(s string) (uint16, error) {
 // String formats the spec in the syntax Parse accepts.
 func (sp Spec) String() string {
 	var b strings.Builder
-	if sp.HostIP.IsValid() {
+	switch {
+	case sp.HostIP.Is6():
+		b.WriteString("[" + sp.HostIP.String() + "]:")
+	case sp.HostIP.IsValid():
 		b.WriteString(sp.HostIP.String() + ":")
 	}
 	if sp.HostPort != (Range{}) {

@@ -44,6 +44,10 @@ func TestParse(t *testing.T) {
 		{"0.0.0.0::80", Spec{CtrPort: r(80, 80), Proto: "tcp"}},
 		{":8080:80", Spec{HostPort: r(8080, 8080), CtrPort: r(80, 80), Proto: "tcp"}},
 		{"::80", Spec{CtrPort: r(80, 80), Proto: "tcp"}}, // Docker splits this the same way
+		// [IPv6 host IP] : host port : container port
+		{"[::]:8080:80", Spec{HostIP: netip.IPv6Unspecified(), HostPort: r(8080, 8080), CtrPort: r(80, 80), Proto: "tcp"}},
+		{"[2001:db8::2]:8080:80/udp", Spec{HostIP: netip.MustParseAddr("2001:db8::2"), HostPort: r(8080, 8080), CtrPort: r(80, 80), Proto: "udp"}},
+		{"[::1]::80-81", Spec{HostIP: netip.IPv6Loopback(), CtrPort: r(80, 81), Proto: "tcp"}},
 		// ranges
 		{"8000-8010:80-90/udp", Spec{HostPort: r(8000, 8010), CtrPort: r(80, 90), Proto: "udp"}},
 		{"8000-8010:80", Spec{HostPort: r(8000, 8010), CtrPort: r(80, 80), Proto: "tcp"}},
@@ -90,8 +94,14 @@ func TestParseErrors(t *testing.T) {
 		{"80/tcp/udp", []string{"protocol"}},
 		{"a:b:c:d", []string{"expected [HOST_IP:][HOST_PORT:]CONTAINER_PORT"}},
 		{"1.2.3.4:8080:80:80", []string{"expected [HOST_IP:]"}},
-		{"[::1]:80:80", []string{"IPv6"}},
-		{"[::1]::80/udp", []string{"IPv6"}},
+		{"[fe80::1]:80:80", []string{"IPv6", `"fe80::1"`}},
+		{"[ff02::1]::80/udp", []string{"IPv6"}},
+		{"[::ffff:1.2.3.4]:80:80", []string{"IPv6"}},
+		{"[1.2.3.4]:80:80", []string{"IPv6"}},
+		{"[::]:80", []string{"expected [IPv6]:HOST_PORT:CONTAINER_PORT"}},
+		{"[::]80:80", []string{"expected [IPv6]"}},
+		{"[::]:80:80:80", []string{"expected [IPv6]"}},
+		{"[::]:x:80", []string{"host port"}},
 		{"::1:80:80", nil}, // checked below: format or IPv6 message
 		{"::ffff:1.2.3.4:80:80", nil},
 		{"::1:8080:80", nil},

@@ -67,8 +67,8 @@ func newProxy(f *os.File, target netip.AddrPort) (proxy, error) {
 	}
 }
 
-// socketKind checks that f is an IPv4 TCP socket that listens or an IPv4
-// UDP socket, and returns its type.
+// socketKind checks that f is an IPv4 or IPv6 TCP socket that listens or
+// an IPv4 or IPv6 UDP socket, and returns its type.
 func socketKind(f *os.File) (int, error) {
 	fd := int(f.Fd())
 	domain, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
@@ -77,9 +77,10 @@ func socketKind(f *os.File) (int, error) {
 	}
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	inet := domain == unix.AF_INET || domain == unix.AF_INET6
 	switch {
-	case domain == unix.AF_INET && typ == unix.SOCK_STREAM && listening == 1:
-	case domain == unix.AF_INET && typ == unix.SOCK_DGRAM:
+	case inet && typ == unix.SOCK_STREAM && listening == 1:
+	case inet && typ == unix.SOCK_DGRAM:
 	default:
 		return 0, fmt.Errorf("%s is neither a listening TCP socket nor a UDP socket", f.Name())
 	}
@@ -228,7 +229,10 @@ func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
 func startUDP(pc *net.UDPConn, target netip.AddrPort) *udpProxy {
 	p := &udpProxy{pc: pc, target: net.UDPAddrFromAddrPort(target), flows: map[netip.AddrPort]*udpFlow{}}
 	if rc, err := pc.SyscallConn(); err == nil { // without it, every datagram is dropped
-		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1) })
+		rc.Control(func(fd uintptr) {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1) // fails harmlessly on an IPv4 socket
+		})
 	}
 	go p.serve()
 	return p
@@ -263,7 +267,7 @@ func (p *udpProxy) flow(client netip.AddrPort) *udpFlow {
 	if f, ok := p.flows[client]; ok || p.flows == nil || len(p.flows) >= maxUDPFlows {
 		return f
 	}
-	c, err := net.DialUDP("udp4", nil, p.target)
+	c, err := net.DialUDP("udp", nil, p.target)
 	if err != nil {
 		return nil
 	}
@@ -361,8 +365,11 @@ func readDatagram(c *net.UDPConn, use func(b []byte, from netip.AddrPort, to net
 	if rerr != nil {
 		return rerr
 	}
-	if sa, ok := from.(*unix.SockaddrInet4); ok {
+	switch sa := from.(type) {
+	case *unix.SockaddrInet4:
 		use(d.buf[:n], netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), pktinfoDst(d.oob[:oobn]))
+	case *unix.SockaddrInet6: // a dual-stack socket: IPv4 clients come IPv4-mapped
+		use(d.buf[:n], netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), pktinfoDst(d.oob[:oobn]))
 	}
 	return nil
 }
@@ -377,6 +384,9 @@ func pktinfoDst(oob []byte) netip.Addr {
 	for _, m := range msgs {
 		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
 			return netip.AddrFrom4([4]byte(m.Data[8:12]))
+		}
+		if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo {
+			return netip.AddrFrom16([16]byte(m.Data[:16])).Unmap()
 		}
 	}
 	return netip.Addr{}

@@ -618,10 +618,10 @@ func (t *Tx) PortsAt(sandbox, proto string, port uint16) ([]portspec.Mapping, er
 func mappingKey(m portspec.Mapping) []byte { return []byte(m.Key()) }
 
 // sandboxPortKey is mappingKey for a host address as the port index holds
-// it ("0.0.0.0" for every address).
+// it ("0.0.0.0" for every address; "::" is every IPv6 address).
 func sandboxPortKey(proto, hostIP string, port uint16) []byte {
 	m := portspec.Mapping{Proto: proto, HostPort: port}
-	if a, err := netip.ParseAddr(hostIP); err == nil && !a.IsUnspecified() {
+	if a, err := netip.ParseAddr(hostIP); err == nil && !(a.Is4() && a.IsUnspecified()) {
 		m.HostIP = a
 	}
 	return mappingKey(m)

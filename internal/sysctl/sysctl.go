@@ -1,7 +1,7 @@
 // Package sysctl reads and writes the kernel's per-namespace network settings
 // (/proc/sys/net/...), which nsnet owns for its bridges and sandboxes:
-// IPv4 forwarding, route_localnet, and IPv6 on interfaces of IPv4-only
-// networks.
+// IPv4 and IPv6 forwarding, route_localnet, IPv6 on interfaces of IPv4-only
+// networks, and duplicate address detection on those of dual-stack ones.
 //
 // /proc/sys/net follows the network namespace of the thread that opens the
 // file, so Get and Set act on the namespace nsnet runs in, and SetIn enters
@@ -27,10 +27,20 @@ var ErrNoIPv6 = errors.New("the kernel has no IPv6")
 // IPv4Forward is net.ipv4.ip_forward.
 const IPv4Forward = "net/ipv4/ip_forward"
 
+// IPv6Forward is net.ipv6.conf.all.forwarding.
+const IPv6Forward = "net/ipv6/conf/all/forwarding"
+
+// AcceptDAD is net.ipv6.conf.DEV.accept_dad.
+func AcceptDAD(dev string) string { return "net/ipv6/conf/" + dev + "/accept_dad" }
+
 // BridgeNFCallIPTables is net.bridge.bridge-nf-call-iptables: whether
 // traffic between ports of a bridge passes the IPv4 netfilter hooks (module
 // br_netfilter). nsnet only reads it.
 const BridgeNFCallIPTables = "net/bridge/bridge-nf-call-iptables"
+
+// BridgeNFCallIP6Tables is net.bridge.bridge-nf-call-ip6tables, the same
+// for IPv6. nsnet only reads it.
+const BridgeNFCallIP6Tables = "net/bridge/bridge-nf-call-ip6tables"
 
 // RouteLocalnet is net.ipv4.conf.DEV.route_localnet.
 func RouteLocalnet(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }

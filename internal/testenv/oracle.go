@@ -43,6 +43,7 @@ type AddrInfo struct {
 	PrefixLen int    `json:"prefixlen"`
 	Scope     string `json:"scope"`
 	Broadcast string `json:"broadcast"`
+	Tentative bool   `json:"tentative"` // an IPv6 address still in duplicate address detection
 }
 
 // Route is one entry of "ip -j -4 route show".

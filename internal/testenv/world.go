@@ -23,7 +23,9 @@
 //     Inet has no route besides its connected 203.0.113.0/24, so a reply to a
 //     sandbox address only comes back if the host masquerades.
 //   - Only documentation addresses (203.0.113.0/24, 198.51.100.0/24,
-//     192.0.2.0/24) and private subnets inside the world are used; the world
+//     192.0.2.0/24, and 2001:db8::/32 once a test calls EnableIPv6, which a
+//     world has none of before) and private subnets inside the world are
+//     used; the world
 //     has no link to the real network, so no packet can leave it.
 //   - External commands run with a timeout (60 s) so a hung command fails the
 //     test instead of hanging it.

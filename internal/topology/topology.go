@@ -189,4 +189,5 @@ func publishing(sb types.Sandbox) (types.Endpoint, string) {
 	return types.Endpoint{}, ""
 }
 
-func hostSide(m types.Mapping) string { return fmt.Sprintf("%s:%d", m.HostIPString(), m.HostPort) }
+// hostSide is m's host address and port: 0.0.0.0:8080, [::]:8080.
+func hostSide(m types.Mapping) string { return m.HostAddr() }

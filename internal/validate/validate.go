@@ -70,7 +70,38 @@ func IPv4(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("invalid IP address %q: expected dotted IPv4 like 192.168.88.11", s)
 	}
 	if !a.Is4() {
-		return netip.Addr{}, fmt.Errorf("IP address %q is not IPv4: nsnet supports IPv4 networks only", s)
+		return netip.Addr{}, fmt.Errorf("IP address %q is not IPv4: give an IPv6 address with --ip6, on a network made with --ipv6", s)
+	}
+	return a, nil
+}
+
+// IPv6 parses an IPv6 address that can be a gateway or a sandbox's: not
+// IPv4 or IPv4-mapped, without a zone, and not unspecified, loopback,
+// link-local or multicast.
+func IPv6(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("invalid IPv6 address %q: expected an address like fd00:1::2", s)
+	}
+	why := ""
+	switch {
+	case a.Is4():
+		why = "is IPv4: give it with --ip, and an IPv6 address here"
+	case a.Is4In6():
+		why = "is an IPv4-mapped address: give the IPv4 address with --ip"
+	case a.Zone() != "":
+		why = "has a zone: give it without %" + a.Zone()
+	case a.IsUnspecified():
+		why = "is the unspecified address"
+	case a.IsLoopback():
+		why = "is the loopback address"
+	case a.IsLinkLocalUnicast():
+		why = "is link-local (fe80::/10): every interface has one already"
+	case a.IsMulticast():
+		why = "is multicast (ff00::/8)"
+	}
+	if why != "" {
+		return netip.Addr{}, fmt.Errorf("IPv6 address %q %s", s, why)
 	}
 	return a, nil
 }
