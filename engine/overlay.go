@@ -51,6 +51,9 @@ func parseOverlay(spec NetworkSpec, n *Network) error {
 	if spec.Internal {
 		return fmt.Errorf("overlay network %s cannot be --internal (not supported yet)", spec.Name)
 	}
+	if spec.IPv6 || spec.Subnet6 != "" || spec.Gateway6 != "" {
+		return fmt.Errorf("overlay network %s cannot be dual-stack: overlay networks are IPv4 only, leave out --ipv6 and IPv6 subnets", spec.Name)
+	}
 	if _, err := OverlayOptions(spec.Name, spec.MTU, spec.Options); err != nil {
 		return err
 	}

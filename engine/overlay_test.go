@@ -160,6 +160,10 @@ func TestOverlayRefusals(t *testing.T) {
 				Overlay: &types.Overlay{VNI: 7, Store: []string{"x"}}})
 			return err
 		}, "-o " + OptICC + " is for bridge networks only"},
+		{"--ipv6", func() error {
+			_, err := e.CreateNetwork(NetworkSpec{Name: "o2", Subnet: "10.201.0.0/16", IPv6: true, Overlay: &types.Overlay{VNI: 7, Store: []string{"x"}}})
+			return err
+		}, "IPv4 only"},
 	} {
 		steps := k.steps
 		if err := tc.do(); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -61,6 +61,9 @@ func overlayNetwork(spec engine.NetworkSpec, vni uint32) (clusterstore.Network, 
 	if spec.Subnet == "" {
 		return n, fmt.Errorf("overlay network %s needs --subnet: every host uses the same one", spec.Name)
 	}
+	if spec.IPv6 || spec.Subnet6 != "" || spec.Gateway6 != "" {
+		return n, fmt.Errorf("overlay network %s cannot be dual-stack: overlay networks are IPv4 only, leave out --ipv6 and IPv6 subnets", spec.Name)
+	}
 	if spec.Bridge != "" || spec.Internal || len(spec.DNS) > 0 {
 		return n, fmt.Errorf("overlay network %s: --bridge, --internal and --dns are for bridge networks only", spec.Name)
 	}

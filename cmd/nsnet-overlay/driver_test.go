@@ -32,6 +32,7 @@ func TestOverlayNetworkSpec(t *testing.T) {
 		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.1/16"}, 0, ""},
 		{engine.NetworkSpec{Name: "bad name!", Subnet: "10.200.0.0/16"}, 0, ""},
 		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Options: map[string]string{engine.OptICC: "false"}}, 0, "for bridge networks only"},
+		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", IPv6: true}, 0, "IPv4 only"},
 		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Options: map[string]string{"x": "1"}}, 0, "unknown driver option"},
 		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", MTU: 1300, Options: map[string]string{engine.OptMTU: "1400"}}, 0, "contradicts --mtu"},
 		{engine.NetworkSpec{Name: "ov", Subnet: "10.200.0.0/16", Labels: map[string]string{"": "x"}}, 0, "network ov"},
