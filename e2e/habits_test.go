@@ -344,6 +344,9 @@ func TestCompletion(t *testing.T) {
 		{[]string{"sandbox", "create", "--network", "a"}, "alpha"},
 		{[]string{"run", "--network", "container:"}, "container:" + s},
 		{[]string{"completion", ""}, "bash,zsh,fish"},
+		{[]string{"network", "create", "--driver", ""}, "bridge,overlay"},
+		{[]string{"agent", ""}, "--store"},
+		{[]string{"agent", "--store", ""}, ""},
 	} {
 		if got := strings.Join(offered(c.args...), ","); got != c.want {
 			t.Errorf("__complete %q offers %q, want %q", c.args, got, c.want)

@@ -135,6 +135,9 @@ func connectable(tx *store.Tx, sandbox, network string) (*Sandbox, *Network, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if n.Overlay != nil {
+		return nil, nil, fmt.Errorf("network %s is an overlay network: a sandbox joins one when it is created (sandbox create --network %s), not with network connect", n.Name, n.Name)
+	}
 	if sb.Mode != store.ModeBridge {
 		return nil, nil, fmt.Errorf("sandbox %s is in %s mode: only sandboxes on bridge networks can be connected to others", sb.Name, modeName(sb))
 	}

@@ -106,6 +106,9 @@ type Options struct {
 	// FaultPoint is for crash tests only: the process kills itself with
 	// SIGKILL when it reaches this point (one of FaultPoints). Empty: never.
 	FaultPoint string
+	// Cluster allocates the addresses of overlay networks across hosts
+	// (package overlay). Nil: sandboxes cannot join overlay networks.
+	Cluster Cluster
 }
 
 // DefaultResolvConf is the host's resolver configuration.

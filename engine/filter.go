@@ -154,8 +154,8 @@ func (s *selector) network(n *Network, attached int) bool {
 	if !s.common(n.Name, n.ID, n.Labels, n.Created) {
 		return false
 	}
-	if vals := s.f["driver"]; len(vals) > 0 && !slices.Contains(vals, "bridge") {
-		return false // every nsnet network is a bridge network
+	if vals := s.f["driver"]; len(vals) > 0 && !slices.Contains(vals, n.Driver()) {
+		return false
 	}
 	return s.dangling == nil || *s.dangling == (attached == 0 && n.Name != DefaultNetwork)
 }

@@ -248,6 +248,9 @@ func expectedLinks(tx *store.Tx) (map[string]bool, error) {
 	}
 	for _, n := range nets {
 		want[n.Bridge] = true
+		if n.Overlay != nil {
+			want[n.Overlay.Device] = true // made and kept by the overlay agent
+		}
 	}
 	sbs, err := tx.Sandboxes()
 	for _, s := range sbs {

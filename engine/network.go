@@ -56,6 +56,9 @@ type NetworkSpec struct {
 	// NoAntiSpoof lets the network's sandboxes send from any MAC and address
 	// (default: each sandbox port forwards only its sandbox's own).
 	NoAntiSpoof bool
+	// Overlay makes this host's part of an overlay network (see overlay.go):
+	// the overlay agent sets it; Device is chosen here.
+	Overlay *types.Overlay
 }
 
 // CreateNetwork validates spec, makes the bridge and its firewall rules, and
@@ -119,6 +122,9 @@ func parseNetworkSpec(spec NetworkSpec) (*Network, error) {
 			return nil, err
 		}
 		n.Subnet = s
+	}
+	if err := parseOverlay(spec, n); err != nil {
+		return nil, err
 	}
 	if spec.Gateway != "" {
 		if spec.Subnet == "" {
@@ -207,6 +213,9 @@ func (e *Engine) createNetwork(tx *store.Tx, u *undo, n *Network, pick picks) er
 	}
 	if err := e.checkBridgeFiltering(n); err != nil {
 		return err
+	}
+	if n.Overlay != nil {
+		n.Overlay.Device = overlayDevice(n.ID)
 	}
 	n.BridgeMAC = ipam.MACFromIP(n.Gateway).String()
 	n.Created = e.clock().UTC()
@@ -453,6 +462,9 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 		errs = append(errs, err)
 	}
 	host, err := e.hostLinks()
+	if err == nil && n.Overlay != nil {
+		err = host.DeleteLink(n.Overlay.Device)
+	}
 	if err == nil {
 		err = host.DeleteLink(n.Bridge)
 	}

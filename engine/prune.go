@@ -76,7 +76,8 @@ func (e *Engine) ListSandboxes(f Filters) ([]Sandbox, error) {
 // PruneNetworks removes the networks that f selects
 // (NetworkPruneFilterKeys) and no sandbox is attached to, as docker network
 // prune does: never the default network, which sandboxes make again on
-// their first use anyway. Each is removed on its own, as network rm removes
+// their first use anyway, nor this host's part of an overlay network,
+// which is its overlay agent's (network rm --store removes an overlay). Each is removed on its own, as network rm removes
 // it, so one that fails keeps its record, is reported in the error, and
 // leaves the others removed. It returns the names removed.
 func (e *Engine) PruneNetworks(f Filters) (removed []string, err error) {
@@ -89,7 +90,7 @@ func (e *Engine) PruneNetworks(f Filters) (removed []string, err error) {
 		err := e.view(func(tx *store.Tx) error {
 			all, err := networkDetails(tx)
 			for _, d := range all {
-				if len(d.Attached) == 0 && d.Name != DefaultNetwork && sel.network(&d.Network, 0) {
+				if len(d.Attached) == 0 && d.Name != DefaultNetwork && d.Overlay == nil && sel.network(&d.Network, 0) {
 					unused = append(unused, &d.Network)
 				}
 			}

@@ -56,7 +56,11 @@ func (e *Engine) removeSandbox(tx *store.Tx, u *undo, sb *Sandbox, force bool, s
 		if err := e.intend(u, &journal.Intent{Op: journal.OpSandboxRemove, Name: s.Name, ObjectID: s.ID}); err != nil {
 			return err
 		}
-		return e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown", s == sb && noProcs)
+		if err := e.forgetAndTeardown(tx, s, "sandbox-rm:after-teardown", s == sb && noProcs); err != nil {
+			return err
+		}
+		e.releaseCluster(tx, s)
+		return nil
 	})
 }
 

@@ -297,7 +297,11 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err != nil {
 		return err
 	}
-	eps, err := planEndpoints(tx, p, nets)
+	fixed, err := e.reserveCluster(u, p, nets)
+	if err != nil {
+		return err
+	}
+	eps, err := planEndpoints(tx, p, nets, fixed)
 	if err != nil {
 		return err
 	}
@@ -399,7 +403,8 @@ func (e *Engine) resolveNetworks(tx *store.Tx, u *undo, p *sandboxPlan) ([]*Netw
 
 // planEndpoints picks interface names, addresses and MACs, and checks static
 // ones, before anything is made.
-func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, error) {
+// fixed has the addresses of overlay networks, reserved in the cluster.
+func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network, fixed map[string]netip.Addr) ([]Endpoint, error) {
 	var eps []Endpoint
 	routed := false // the default route goes via the first non-internal network
 	for i, n := range nets {
@@ -414,6 +419,9 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network) ([]Endpoint, e
 		var mac net.HardwareAddr
 		if i == 0 {
 			ip, ip6, mac = p.ip, p.ip6, p.mac
+		}
+		if a, ok := fixed[n.Name]; ok {
+			ip = a
 		}
 		if err := addressEndpoint(tx, n, &ep, ip, mac); err != nil {
 			return nil, err

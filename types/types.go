@@ -51,6 +51,35 @@ type Network struct {
 	// the sandboxes' ports then forward whatever source MAC and address their
 	// sandboxes send from, as a sandbox that routes or moves addresses needs.
 	NoAntiSpoof bool `json:"no_antispoof,omitempty"`
+	// Overlay is set on this host's part of an overlay network, one that
+	// spans hosts (network create --driver overlay): nil for local networks.
+	Overlay *Overlay `json:"overlay,omitempty"`
+}
+
+// Driver is Docker's name of the network's driver: "overlay" for an
+// overlay network's part on this host, else "bridge".
+func (n *Network) Driver() string {
+	if n.Overlay != nil {
+		return "overlay"
+	}
+	return "bridge"
+}
+
+// Scope is Docker's scope of the network: "global" for an overlay network
+// (as Docker's overlays in a key-value store were), else "local".
+func (n *Network) Scope() string {
+	if n.Overlay != nil {
+		return "global"
+	}
+	return "local"
+}
+
+// Overlay is what makes a network an overlay: its bridge also has a VXLAN
+// device, and its addresses are allocated cluster-wide in Store (etcd).
+type Overlay struct {
+	VNI    uint32   `json:"vni"`
+	Store  []string `json:"store"`  // the etcd endpoints (http://HOST:PORT)
+	Device string   `json:"device"` // the VXLAN device on the bridge, vx-<ID[:12]>
 }
 
 // Sandbox modes.

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/agentapi"
 	"github.com/nsnet/nsnet/internal/ipam"
 )
 
@@ -36,9 +37,16 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
-// Main runs the command line and returns the process exit code.
+// Main runs the command line and returns the process exit code. Overlay
+// commands execute the nsnet-overlay binary in place of this process (Reexec).
 func Main(args []string, stdout, stderr io.Writer) int {
-	app := &app{stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	return MainWith(args, stdout, stderr, Reexec{Args: args})
+}
+
+// MainWith is Main with the Overlay that runs the overlay commands
+// (cmd/nsnet-overlay gives the one that talks to etcd).
+func MainWith(args []string, stdout, stderr io.Writer, ov Overlay) int {
+	app := &app{stdin: os.Stdin, stdout: stdout, stderr: stderr, overlay: ov}
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -65,6 +73,7 @@ type app struct {
 	root           string
 	pools          []string
 	lockTimeout    time.Duration
+	overlay        Overlay // the commands that talk to etcd
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -97,7 +106,7 @@ func (a *app) rootCommand() *cobra.Command {
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
 	root.SetVersionTemplate(readBuildInfo().line() + "\n")
 	root.AddCommand(a.networkCommand(), a.sandboxCommand(), a.execCommand(), a.runCommand(),
-		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(),
+		a.portCommand(), a.gcCommand(), a.firewallCommand(), a.demoCommand(), a.residentCommand(), a.agentCommand(),
 		a.diagnoseCommand(), a.topologyCommand())
 	root.AddCommand(a.completionCommand(root), a.versionCommand())
 	a.addCompletions(root)
@@ -118,6 +127,7 @@ func (a *app) open(readOnly bool) (*engine.Engine, error) {
 		o.Resident = self
 	}
 	o.ResolvConf = resolvConf()
+	o.Cluster = agentapi.Client{Root: a.root} // overlay networks' addresses, through the agent
 	for _, s := range a.pools {
 		p, err := ipam.ParsePool(s)
 		if err != nil {

@@ -181,6 +181,7 @@ func (a *app) addCompletions(root *cobra.Command) {
 	set("port rm", a.complete(true, "sandbox", "port"))
 	set("diagnose", a.complete(false, "sandbox"))
 	set("topology", a.complete(true, "network"))
+	set("agent", a.complete(false))
 	for _, path := range []string{"sandbox create", "run"} {
 		if cmd, _, err := root.Find(strings.Fields(path)); err == nil {
 			cmd.RegisterFlagCompletionFunc("network", func(_ *cobra.Command, _ []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {

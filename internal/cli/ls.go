@@ -146,7 +146,7 @@ func newNetworkRow(lf *listFlags, d engine.NetworkDetail) networkRow {
 		subnet6, gateway6 = n.Subnet6.String(), n.Gateway6.String()
 	}
 	return networkRow{
-		ID: lf.id(n.ID), Name: n.Name, Driver: "bridge", Scope: "local", IPv6: n.IPv6(), Internal: n.Internal,
+		ID: lf.id(n.ID), Name: n.Name, Driver: n.Driver(), Scope: n.Scope(), IPv6: n.IPv6(), Internal: n.Internal,
 		Subnet6: subnet6, Gateway6: gateway6,
 		Labels: labelList(n.Labels), CreatedAt: createdAt(n.Created), labels: n.Labels,
 		Bridge: n.Bridge, Subnet: n.Subnet.String(), Gateway: n.Gateway.String(), MTU: n.MTU, Sandboxes: len(d.Attached),

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/agentapi"
 )
 
 func (a *app) networkCommand() *cobra.Command {
@@ -20,17 +22,19 @@ func (a *app) networkCommand() *cobra.Command {
 
 func (a *app) networkCreate() *cobra.Command {
 	var spec engine.NetworkSpec
+	var ov overlayFlags
 	var subnets, gateways []string
 	var labels labelFlags
 	var opts []string
 	antispoof := true
 	cmd := &cobra.Command{
-		Use:   "create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] NAME",
-		Short: "Create a bridge network",
+		Use:   "create [--ipv6] [--subnet CIDR]... [--gateway IP]... [--bridge IFNAME] [--internal] [--mtu N] [-o KEY=VALUE]... [--label KEY=VALUE]... [--antispoof=false] [--driver overlay --store etcd://HOST:PORT [--vni N]] NAME",
+		Short: "Create a bridge network, or an overlay network across hosts",
 		Example: `  nsnet network create --subnet 192.168.88.0/24 --gateway 192.168.88.1 --bridge br01 br01
   nsnet network create --internal backend
   nsnet network create --label env=prod -o com.docker.network.bridge.enable_icc=false isolated
-  nsnet network create -o com.docker.network.bridge.host_binding_ipv4=192.0.2.10 public`,
+  nsnet network create -o com.docker.network.bridge.host_binding_ipv4=192.0.2.10 public
+  nsnet network create --driver overlay --store etcd://192.0.2.5:2379 --subnet 10.20.0.0/24 ov1`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			spec.Name = args[0]
@@ -44,6 +48,9 @@ func (a *app) networkCreate() *cobra.Command {
 			}
 			if spec.Options, err = parseOptions(opts); err != nil {
 				return err
+			}
+			if overlay, err := ov.check(); overlay || err != nil {
+				return errors.Join(err, a.createOverlay(spec, ov))
 			}
 			return a.withEngine(false, func(e *engine.Engine) error {
 				n, err := e.CreateNetwork(spec)
@@ -66,6 +73,7 @@ func (a *app) networkCreate() *cobra.Command {
 	f.StringArrayVarP(&opts, "opt", "o", nil, "a driver option of Docker's bridge driver, KEY=VALUE (repeatable, see README)")
 	f.BoolVar(&antispoof, "antispoof", true, "each sandbox sends only from its own MAC and addresses (--antispoof=false: any, e.g. for a sandbox that routes)")
 	labels.add(cmd, "")
+	ov.flags(cmd)
 	return cmd
 }
 
@@ -114,8 +122,16 @@ type networkJSON struct {
 	HostBindingIPv4 string            `json:"host_binding_ipv4"`
 	Options         map[string]string `json:"options"`
 	Labels          map[string]string `json:"labels"`
+	Overlay         *overlayJSON      `json:"overlay,omitempty"` // driver overlay only
 	Created         time.Time         `json:"created"`
-	Sandboxes       []attachmentJSON  `json:"sandboxes"`
+	Sandboxes       []attachmentJSON  `json:"sandboxes"` // this host's
+}
+
+// overlayJSON is the overlay part of a network in `network inspect`.
+type overlayJSON struct {
+	VNI    uint32   `json:"vni"`
+	Device string   `json:"device"`
+	Store  []string `json:"store"`
 }
 
 type attachmentJSON struct {
@@ -130,13 +146,16 @@ type attachmentJSON struct {
 
 func toNetworkJSON(n engine.Network, attached []engine.Attachment) networkJSON {
 	j := networkJSON{
-		Name: n.Name, ID: n.ID, Driver: "bridge", Bridge: n.Bridge, Subnet: n.Subnet.String(),
+		Name: n.Name, ID: n.ID, Driver: n.Driver(), Bridge: n.Bridge, Subnet: n.Subnet.String(),
 		Gateway: n.Gateway.String(), Internal: n.Internal, MTU: n.MTU, Created: n.Created,
 		Masquerade: masquerades(n), ICC: !n.NoICC, AntiSpoof: !n.NoAntiSpoof, HostBindingIPv4: hostBinding(n),
 		Options: orEmpty(n.Options), Labels: orEmpty(n.Labels), Sandboxes: []attachmentJSON{}, IPv6: n.IPv6(),
 	}
 	if n.IPv6() {
 		j.Subnet6, j.Gateway6 = n.Subnet6.String(), n.Gateway6.String()
+	}
+	if o := n.Overlay; o != nil {
+		j.Overlay = &overlayJSON{VNI: o.VNI, Device: o.Device, Store: o.Store}
 	}
 	for _, at := range attached {
 		aj := attachmentJSON{
@@ -203,7 +222,8 @@ func orEmpty(m map[string]string) map[string]string {
 }
 
 func (a *app) networkRm() *cobra.Command {
-	return &cobra.Command{
+	var store string
+	cmd := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks (refused while sandboxes are attached)",
@@ -211,9 +231,25 @@ func (a *app) networkRm() *cobra.Command {
   nsnet network rm $(nsnet network ls -q --filter dangling=true)`,
 		Args: minArgs(1, "NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
+			if store != "" {
+				return a.removeOverlays(store, args)
+			}
 			return a.withEngine(false, func(e *engine.Engine) error {
-				return a.forEach(args, e.RemoveNetwork)
+				return a.forEach(args, func(name string) error { return removeLocal(e, name) })
 			})
 		},
 	}
+	cmd.Flags().StringVar(&store, "store", "", "remove overlay networks from this cluster store (etcd://HOST:PORT[,...]); every host's agent then removes its part")
+	noFiles(cmd, "store")
+	return cmd
+}
+
+// removeLocal removes a network of this host; an overlay network's part is
+// the agent's to remove, once the network is gone from the cluster store.
+func removeLocal(e *engine.Engine, name string) error {
+	if d, err := e.InspectNetwork(name); err == nil && d.Overlay != nil {
+		return fmt.Errorf("network %s is an overlay network, which spans hosts: remove it from the cluster store (nsnet network rm --store %s %s), and every host's agent removes its part",
+			d.Name, agentapi.StoreURL(d.Overlay.Store), d.Name)
+	}
+	return e.RemoveNetwork(name)
 }

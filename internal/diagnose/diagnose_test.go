@@ -295,6 +295,23 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
+// TestOverlayRemoteAddress: an address of an overlay network that no
+// sandbox of this host has may be another host's sandbox, beyond the VXLAN
+// device: unknown, not broken as on a bridge network (the control).
+func TestOverlayRemoteAddress(t *testing.T) {
+	q := Query{Sandbox: "ns01", Target: target(t, "ns01", "192.168.88.99")}
+	if r := analyze(t, testWorld(), q); r.Verdict != Broken {
+		t.Fatalf("nobody's address on a bridge network: verdict %s, want %s\n%s", r.Verdict, Broken, text(r))
+	}
+	s := testWorld()
+	s.Networks[0].Overlay = &types.Overlay{VNI: 4096, Device: "vx-0123456789ab"}
+	r := analyze(t, s, q)
+	h := firstNotOK(r)
+	if r.Verdict != Unknown || h == nil || h.Step != "address 192.168.88.99" || !strings.Contains(h.Cause, "another host's") || !strings.Contains(h.Cause, "vx-0123456789ab") {
+		t.Fatalf("an address on an overlay network that no local sandbox has: verdict %s, hop %+v, want unknown naming the VXLAN device\n%s", r.Verdict, h, text(r))
+	}
+}
+
 func analyze(t *testing.T, s *observe.Snapshot, q Query) *Report {
 	t.Helper()
 	r, err := Analyze(s, q)

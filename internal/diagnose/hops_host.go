@@ -318,6 +318,11 @@ func (w *walker) internalHop(n types.Network, dst netip.Addr) Hop {
 func (w *walker) sameNetwork(ep types.Endpoint, n types.Network, dst netip.Addr) []Hop {
 	hops := append(w.source(ep, n, dst), w.bridgedHop(n, ep, dst))
 	t, tep, found := sandboxAt(w.s, n.Name, dst)
+	if !found && n.Overlay != nil {
+		return append(hops, Hop{Step: "address " + dst.String(), Verdict: Unknown, Detail: "not a sandbox of this host",
+			Cause: fmt.Sprintf("no sandbox of this host on overlay network %s has address %s: it may be another host's, reached through the VXLAN device %s, which this analysis does not follow (--probe sends traffic)", n.Name, dst, n.Overlay.Device),
+			Fix:   "nsnet network inspect " + n.Name + " on the other hosts (their sandboxes and addresses)"})
+	}
 	if !found {
 		return append(hops, Hop{Step: "address " + dst.String(), Verdict: Broken, Detail: "no sandbox",
 			Cause: fmt.Sprintf("no sandbox on network %s has address %s", n.Name, dst), Fix: "nsnet network inspect " + n.Name + " (its sandboxes and their addresses)"})

@@ -95,17 +95,32 @@ func TestImportsPointOneWay(t *testing.T) {
 // Graphviz when the process starts, which every nsnet command would pay
 // (about 28 ms, and a cache written to /tmp). Only cmd/nsnet-svg links it.
 func TestNsnetLeavesOutGraphviz(t *testing.T) {
-	banned := []string{"github.com/goccy/go-graphviz", "github.com/tetratelabs/wazero"}
+	assertLeftOut(t, []string{"github.com/goccy/go-graphviz", "github.com/tetratelabs/wazero"}, "cmd/nsnet-svg")
+}
+
+// TestNsnetLinksNoEtcdClient keeps the etcd client (and gRPC) out of the
+// nsnet binary, directly or through any package: it more than doubles the
+// binary and the start of every command. Only cmd/nsnet-overlay, which nsnet
+// executes for the commands that talk to etcd, links it.
+func TestNsnetLinksNoEtcdClient(t *testing.T) {
+	assertLeftOut(t, []string{"go.etcd.io/etcd/client/v3", "google.golang.org/grpc"}, "cmd/nsnet-overlay")
+}
+
+// assertLeftOut checks that cmd/nsnet (with and without the fault tags)
+// links none of the banned libraries or their subpackages, and that keeper,
+// the binary they belong in, links the first: else the check sees nothing.
+func assertLeftOut(t *testing.T, banned []string, keeper string) {
+	t.Helper()
 	for _, tags := range []string{"", "nsnet_faults"} {
 		linked := deps(t, module+"cmd/nsnet", tags)
 		for _, lib := range banned {
 			if slices.ContainsFunc(linked, func(d string) bool { return d == lib || strings.HasPrefix(d, lib+"/") }) {
-				t.Errorf("cmd/nsnet (tags %q) links %s: keep it in cmd/nsnet-svg", tags, lib)
+				t.Errorf("cmd/nsnet (tags %q) links %s: keep it in %s", tags, lib, keeper)
 			}
 		}
 	}
-	if !slices.Contains(deps(t, module+"cmd/nsnet-svg", ""), banned[0]) {
-		t.Errorf("cmd/nsnet-svg does not link %s: the check above sees nothing", banned[0])
+	if !slices.Contains(deps(t, module+keeper, ""), banned[0]) {
+		t.Errorf("%s does not link %s: the check above sees nothing", keeper, banned[0])
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package link makes, checks, repairs and removes the kernel's network
-// devices for nsnet: bridges, veth pairs, their addresses and routes, through
+// devices for nsnet: bridges, veth pairs, their addresses and routes, and
+// overlay networks' VXLAN devices with their FDB and neighbour entries, through
 // vishvananda/netlink (which, beside it, only a few other thin wrappers
 // import: conntrack, netview, wire). Work inside a sandbox uses a netlink
 // handle bound to that namespace, so no thread of the process ever switches

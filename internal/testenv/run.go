@@ -26,8 +26,8 @@ var built struct {
 	err       error
 }
 
-// Binary builds github.com/nsnet/nsnet/cmd/nsnet, with fault injection
-// (-tags nsnet_faults), once per test process into
+// Binary builds github.com/nsnet/nsnet/cmd/nsnet and cmd/nsnet-overlay, with
+// fault injection (-tags nsnet_faults), once per test process into
 // a temporary directory and returns the binary's absolute path; a failed
 // build calls t.Fatal with the build output. The directory is left behind
 // unless TestMain calls RemoveBinary.
@@ -55,16 +55,18 @@ func buildBinary() (string, error) {
 		if built.err != nil {
 			return
 		}
-		p := filepath.Join(built.dir, "nsnet")
 		// nsnet_faults: the crash tests make nsnet kill itself at a fault
-		// point named in NSNET_FAULT (engine.FaultPoints).
-		out, err := exec.Command(goTool(), "build", "-tags", "nsnet_faults", "-o", p,
-			"github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("testenv: go build ./cmd/nsnet: %v\n%s", err, out)
-			return
+		// point named in NSNET_FAULT (engine.FaultPoints). nsnet-overlay,
+		// which nsnet executes for overlay commands, goes next to it.
+		for _, cmd := range []string{"nsnet", "nsnet-overlay"} {
+			out, err := exec.Command(goTool(), "build", "-tags", "nsnet_faults", "-o", filepath.Join(built.dir, cmd),
+				"github.com/nsnet/nsnet/cmd/"+cmd).CombinedOutput()
+			if err != nil {
+				built.err = fmt.Errorf("testenv: go build ./cmd/%s: %v\n%s", cmd, err, out)
+				return
+			}
 		}
-		built.path = p
+		built.path = filepath.Join(built.dir, "nsnet")
 	})
 	return built.path, built.err
 }
