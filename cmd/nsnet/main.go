@@ -1,5 +1,5 @@
 // Command nsnet is Docker-style container networking without a daemon. Run
-// as a CNI plugin is (CNI_COMMAND set, no arguments), it is one
+// as runtimes run CNI plugins (CNI_COMMAND set, no arguments), it is one
 // (internal/cni).
 package main
 
