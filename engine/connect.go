@@ -342,7 +342,7 @@ func (e *Engine) repairEndpoint(sb *Sandbox, n *Network, ep Endpoint) error {
 		return err
 	}
 	defer ns.Close()
-	if err := host.RepairVeth(e.vethSpec(ns, sb, n, ep)); err != nil {
+	if err := host.RepairVeth(e.vethSpec(ns, sb, n, ep, guardedAlready)); err != nil {
 		return fmt.Errorf("sandbox %s on network %s: %w", sb.Name, ep.Network, err)
 	}
 	return nil

@@ -109,14 +109,14 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		}
 		if !ok {
 			g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
-				return g.e.attachEndpoint(host, ns, sb, n, ep, false)
+				return g.e.attachEndpoint(host, ns, sb, n, ep, false, guardedAlready)
 			})
 			continue
 		}
 		if exists, err := host.Exists(n.Bridge); err != nil || !exists {
 			continue // recreating the bridge puts its veths back on it
 		}
-		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep), sb, n); err != nil {
+		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep, guardedAlready), sb, n); err != nil {
 			return err
 		}
 	}

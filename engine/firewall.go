@@ -5,6 +5,7 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -136,6 +137,25 @@ func (e *Engine) guard(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoi
 	u.push(func() error { return e.k.fw.DeleteGuards([]firewall.Guard{g}) })
 	return nil
 }
+
+// guardWhile guards ep's port (guard) on a goroutine of its own while the
+// caller makes the port's veth, where the kernel allows it (overlap). The
+// function it returns waits for it and returns its error, every time it is
+// called: the caller calls it before the veth's host end goes up (a port that
+// is down forwards nothing) and before it uses tx or u again.
+func (e *Engine) guardWhile(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) func() error {
+	if !e.k.overlap {
+		err := e.guard(tx, u, sb, n, ep)
+		return func() error { return err }
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.guard(tx, u, sb, n, ep) }()
+	return sync.OnceValue(func() error { return <-done })
+}
+
+// guardedAlready is guardWhile's wait for a port whose elements are in
+// place, or put back by whoever repairs it (gc).
+func guardedAlready() error { return nil }
 
 // endpointGuards are the guards of eps on networks with anti-spoofing.
 func endpointGuards(tx *store.Tx, eps []Endpoint) []firewall.Guard {

@@ -121,6 +121,10 @@ type kernel struct {
 	flows     flowTable
 	procs     processLister
 	etcDir    string // where a sandbox's resolv.conf and hosts go, by name (netns.EtcDir)
+	// overlap: a port's anti-spoofing elements are added on a goroutine of
+	// their own while its veth is made (guardWhile); the fake runs every
+	// step in order, so that a failure at step N is always the same step.
+	overlap bool
 }
 
 // realKernel is the kernel of the host the engine runs in.
@@ -128,6 +132,7 @@ func realKernel(o Options, table string) kernel {
 	return kernel{
 		openLinks: func() (links, error) { return link.OpenHost() },
 		fw:        firewall.Table{Name: table},
+		overlap:   true,
 		ns:        realNamespaces{},
 		sys:       realSysctls{},
 		res:       realResident{self: o.Resident, s: resident.NewSession(o.Root)},

@@ -360,7 +360,7 @@ func (e *Engine) checkLinks(a *RuntimeAttachment) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	veth, err := host.CheckVeth(e.vethSpec(ns, a.Sandbox, n, ep))
+	veth, err := host.CheckVeth(e.vethSpec(ns, a.Sandbox, n, ep, guardedAlready))
 	if err != nil {
 		return nil, err
 	}

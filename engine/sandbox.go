@@ -714,14 +714,15 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 	if err != nil {
 		return err
 	}
-	if err := e.guard(tx, u, sb, n, ep); err != nil {
-		return err
+	guarded := e.guardWhile(tx, u, sb, n, ep)
+	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS, guarded)
+	if gerr := guarded(); gerr != nil { // from here nothing runs beside tx
+		return gerr
 	}
-	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)
 	if errors.Is(err, link.ErrNoBridge) {
 		// Deleted from outside: restore it, with the ports it had, and retry.
 		if err = e.restoreBridge(tx, host, n); err == nil {
-			err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS)
+			err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS, guarded)
 		}
 	}
 	if err != nil {
@@ -767,8 +768,8 @@ func (e *Engine) restoreBridge(tx *store.Tx, host links, n *Network) error {
 // peer in the namespace ns (sb's, opened with openOwnNamespace). v6Off says
 // the namespace turns IPv6 off on every new interface already (one this
 // command made, see newNamespace): the peer then needs no write of its own.
-func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint, v6Off bool) error {
-	v := e.vethSpec(ns, sb, n, ep)
+func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network, ep Endpoint, v6Off bool, guarded func() error) error {
+	v := e.vethSpec(ns, sb, n, ep, guarded)
 	if v6Off && !ep.Address6.IsValid() {
 		v.BeforeUp = nil
 	}
@@ -779,16 +780,22 @@ func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network
 }
 
 // vethSpec is ep's veth pair as the store describes it, with its peer in the
-// namespace ns.
-func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint) link.Veth {
+// namespace ns; its host end goes up only once guarded (the port's
+// anti-spoofing elements are in place) returns without error.
+func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint, guarded func() error) link.Veth {
 	mac, _ := parseMAC(ep.MAC)
 	return link.Veth{
 		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
-		HostBeforeUp: func() error { return e.disableIPv6Here(ep.HostVeth) },
-		BeforeUp:     func() error { return e.setIPv6In(ns, ep) },
+		HostBeforeUp: func() error {
+			if err := guarded(); err != nil {
+				return err
+			}
+			return e.disableIPv6Here(ep.HostVeth)
+		},
+		BeforeUp: func() error { return e.setIPv6In(ns, ep) },
 	}
 }
 
