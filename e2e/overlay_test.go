@@ -250,20 +250,8 @@ func spoofedDatagram(t *testing.T, from, fake, to, addr string, wait time.Durati
 	mustRun(t, from, "ip", "addr", "add", fake+"/32", "dev", "eth0")
 	defer mustRun(t, from, "ip", "addr", "del", fake+"/32", "dev", "eth0")
 	payload := "from " + fake
-	err := testenv.InNS(testenv.NSPath(from), func() error {
-		c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(fake), 5555)),
-			net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 5555)))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for range 3 {
-			if _, err := c.Write([]byte(payload)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := sendFrom(testenv.NSPath(from), netip.AddrPortFrom(netip.MustParseAddr(fake), 5555),
+		netip.AddrPortFrom(netip.MustParseAddr(addr), 5555), []byte(payload))
 	if err != nil {
 		t.Fatalf("send from %s in %s: %v", fake, from, err)
 	}

@@ -85,20 +85,7 @@ func TestSpoofIPv6(t *testing.T) {
 		victims[s.name] = startUDPSink6(t, s.victim.path(), "[::]:5555", false)
 		mustRun(t, s.attacker.name, "ip", "-6", "addr", "add", victim.String()+"/128", "dev", "eth0", "nodad")
 		payload := []byte("spoofed IPv6 source on " + s.name)
-		err := testenv.InNS(s.attacker.path(), func() error {
-			c, err := net.DialUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(victim, 5555)),
-				net.UDPAddrFromAddrPort(netip.MustParseAddrPort("["+testenv.PublicIP6+"]:"+port)))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			for range 3 {
-				if _, err := c.Write(payload); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := sendFrom(s.attacker.path(), netip.AddrPortFrom(victim, 5555), netip.MustParseAddrPort("["+testenv.PublicIP6+"]:"+port), payload)
 		if err != nil {
 			t.Fatalf("send from %s's IPv6 address in %s: %v", s.victim.name, s.attacker.name, err)
 		}

@@ -161,6 +161,24 @@ func attackSeen(t *testing.T, what string, guarded, open spoofNet, seen func(spo
 	}
 }
 
+// sendFrom sends payload three times over UDP from the address and port
+// from, which an interface of the namespace at nsPath holds, to to.
+func sendFrom(nsPath string, from, to netip.AddrPort, payload []byte) error {
+	return testenv.InNS(nsPath, func() error {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(from), net.UDPAddrFromAddrPort(to))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 3 {
+			if _, err := c.Write(payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // TestSpoofIP: a sandbox that adds its neighbour's address and sends from
 // it reaches neither the internet nor, with the internet's reply, its
 // neighbour, unless the network has --antispoof=false.
@@ -174,20 +192,7 @@ func TestSpoofIP(t *testing.T) {
 		victims[s.name] = startUDPSink(t, s.victim.path(), "0.0.0.0:5555", false)
 		mustRun(t, s.attacker.name, "ip", "addr", "add", s.victim.ip.String()+"/32", "dev", "eth0")
 		payload := []byte("spoofed source on " + s.name)
-		err := testenv.InNS(s.attacker.path(), func() error {
-			c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.victim.ip, 5555)),
-				net.UDPAddrFromAddrPort(netip.MustParseAddrPort("198.51.100.7:9999")))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			for range 3 {
-				if _, err := c.Write(payload); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		err := sendFrom(s.attacker.path(), netip.AddrPortFrom(s.victim.ip, 5555), netip.MustParseAddrPort("198.51.100.7:9999"), payload)
 		if err != nil {
 			t.Fatalf("send from %s's address in %s: %v", s.victim.name, s.attacker.name, err)
 		}
