@@ -32,9 +32,11 @@
 // resident itself listens, so that is its pid), opens a pidfd on it, and
 // trusts the pidfd only once the resident has answered on that same
 // connection with that same pid: a pid is not reused while its process
-// lives, so the pidfd is the resident's. Stop asks it to exit and waits on
-// the pidfd until the whole process is gone (its sockets close with its last
-// thread), then kills it through the pidfd if it took more than two seconds.
+// lives, so the pidfd is the resident's (a Session's first request brings
+// that answer; Stop and Alive send a ping for it). Stop asks it to exit and
+// waits on the pidfd until the whole process is gone (its sockets close with
+// its last thread), then kills it through the pidfd if it took more than two
+// seconds.
 //
 // Invariants: the only sockets the resident opens itself are its connections
 // to the targets of held ports, and its DNS listeners and upstream queries;
@@ -261,34 +263,54 @@ func reap(pidfd int) {
 	}()
 }
 
-// client is a connection to a resident whose identity was checked: pidfd
-// refers to the very process that serves the control socket.
+// client is a connection to a resident. peer is the pid SO_PEERCRED gave
+// and pidfd refers to it; pid is set once the process has answered as peer
+// on this connection (identify, or the first answer to call), and only then
+// is pidfd known to be the resident's.
 type client struct {
 	c     *net.UnixConn
 	r     *bufio.Reader
+	peer  int
 	pid   int
 	pidfd int
 }
 
-// dial connects to root's resident and checks who it is; an error wraps
-// ErrNotRunning.
+// dial connects to root's resident and checks who it is, with a round trip
+// of its own; an error wraps ErrNotRunning.
 func dial(root string) (*client, error) {
+	h, err := connect(root)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.call(request{Op: "ping"}, nil); err != nil {
+		h.close()
+		return nil, fmt.Errorf("resident process (%s): %w: %w", SocketPath(root), ErrNotRunning, err)
+	}
+	return h, nil
+}
+
+// connect connects to root's resident and opens a pidfd on the socket's
+// peer, which the first answer on the connection proves (call); an error
+// wraps ErrNotRunning. A Session's requests go on it at once, saving the
+// ping's round trip: a request is only ever sent to the process that listens
+// on root's control socket, in a directory only root can write (checkTrusted
+// in the engine), so what the first answer proves is that the pidfd is its.
+func connect(root string) (*client, error) {
 	path := SocketPath(root)
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("resident process (%s): %w: %w", path, ErrNotRunning, err)
 	}
 	h := &client{c: c, r: bufio.NewReader(c), pidfd: -1}
-	if err := h.identify(); err != nil {
+	if err := h.openPeer(); err != nil {
 		h.close()
 		return nil, fmt.Errorf("resident process (%s): %w: %w", path, ErrNotRunning, err)
 	}
 	return h, nil
 }
 
-// identify opens a pidfd on the peer's pid and proves, with one round trip,
-// that it is the live process answering.
-func (h *client) identify() error {
+// openPeer opens a pidfd on the socket's peer.
+func (h *client) openPeer() error {
 	cred, err := peerCred(h.c)
 	if err != nil {
 		return err
@@ -299,12 +321,20 @@ func (h *client) identify() error {
 	if h.pidfd, err = unix.PidfdOpen(int(cred.Pid), 0); err != nil {
 		return fmt.Errorf("pidfd_open %d: %w", cred.Pid, err)
 	}
-	rep, err := h.call(request{Op: "ping"}, nil)
-	if err != nil {
-		return err
+	h.peer = int(cred.Pid)
+	return nil
+}
+
+// identified checks, on the connection's first answer, that the process
+// answering is the socket's peer: a pid is not reused while its process
+// lives, so the pidfd is then the resident's.
+func (h *client) identified(rep reply) error {
+	if h.pid != 0 {
+		return nil
 	}
-	if rep.Pid != int(cred.Pid) {
-		return fmt.Errorf("it answers as pid %d, but pid %d listens on the socket", rep.Pid, cred.Pid)
+	if rep.Pid != h.peer {
+		return fmt.Errorf("resident process (%s): %w: it answers as pid %d, but pid %d listens on the socket",
+			h.c.RemoteAddr(), ErrNotRunning, rep.Pid, h.peer)
 	}
 	h.pid = rep.Pid
 	return nil
@@ -363,6 +393,9 @@ func (h *client) call(req request, fds []int) (reply, error) {
 	if err := json.Unmarshal(line, &rep); err != nil {
 		return reply{}, fmt.Errorf("bad answer from the resident process to %s: %w", req.Op, err)
 	}
+	if err := h.identified(rep); err != nil {
+		return reply{}, err
+	}
 	if rep.Error != "" {
 		return rep, fmt.Errorf("resident process: %s", rep.Error)
 	}
@@ -393,7 +426,7 @@ func (s *Session) Close() {
 // conn returns the session's connection, dialling it if none is open.
 func (s *Session) conn() (*client, error) {
 	if s.h == nil {
-		h, err := dial(s.root)
+		h, err := connect(s.root)
 		if err != nil {
 			return nil, err
 		}
@@ -413,6 +446,10 @@ func (s *Session) call(req request, fds []int) (reply, error) {
 		return reply{}, err
 	}
 	rep, err := h.call(req, fds)
+	if h.pid == 0 { // the process answering is not the socket's peer
+		s.Close()
+		return rep, err
+	}
 	var broken *transportError
 	if errors.As(err, &broken) {
 		s.Close()

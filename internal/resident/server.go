@@ -234,7 +234,7 @@ func (s *server) serve(c *net.UnixConn) {
 		switch {
 		case errors.As(err, &bad):
 			closeAll(fds)
-			rep = reply{Error: bad.Error()}
+			rep = reply{Pid: os.Getpid(), Error: bad.Error()}
 		case err != nil:
 			closeAll(fds)
 			return
@@ -281,7 +281,7 @@ func (s *server) handle(req request, fds []int) reply {
 		err = fmt.Errorf("unknown op %q", req.Op)
 	}
 	if err != nil {
-		return reply{Error: err.Error()}
+		return reply{Pid: os.Getpid(), Error: err.Error()}
 	}
 	return reply{Pid: os.Getpid()}
 }
