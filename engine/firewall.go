@@ -5,7 +5,6 @@ package engine
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -144,13 +143,7 @@ func (e *Engine) guard(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoi
 // called: the caller calls it before the veth's host end goes up (a port that
 // is down forwards nothing) and before it uses tx or u again.
 func (e *Engine) guardWhile(tx *store.Tx, u *undo, sb *Sandbox, n *Network, ep Endpoint) func() error {
-	if !e.k.overlap {
-		err := e.guard(tx, u, sb, n, ep)
-		return func() error { return err }
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.guard(tx, u, sb, n, ep) }()
-	return sync.OnceValue(func() error { return <-done })
+	return e.meanwhile(func() error { return e.guard(tx, u, sb, n, ep) })
 }
 
 // guardedAlready is guardWhile's wait for a port whose elements are in

@@ -10,6 +10,7 @@ package engine
 import (
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/nsnet/nsnet/internal/conntrack"
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -121,9 +122,11 @@ type kernel struct {
 	flows     flowTable
 	procs     processLister
 	etcDir    string // where a sandbox's resolv.conf and hosts go, by name (netns.EtcDir)
-	// overlap: a port's anti-spoofing elements are added on a goroutine of
-	// their own while its veth is made (guardWhile); the fake runs every
-	// step in order, so that a failure at step N is always the same step.
+	// overlap: some steps run on a goroutine of their own while the next
+	// ones run (meanwhile): a port's anti-spoofing elements while its veth is
+	// made, a request to the resident while the namespace and veths are made
+	// or removed. The fake runs every step in order, so that a failure at
+	// step N is always the same step.
 	overlap bool
 }
 
@@ -202,3 +205,18 @@ func (realFlows) Delete(flows []conntrack.Flow) (uint, error) { return conntrack
 type realProcesses struct{}
 
 func (realProcesses) In(path string, ino uint64) ([]Process, error) { return processesIn(path, ino) }
+
+// meanwhile runs fn on a goroutine of its own where the kernel allows
+// overlapping steps (kernel.overlap), or now. The function it returns waits
+// for fn and returns its error, every time it is called. Until then the
+// caller must not use what fn uses (a store.Tx, the undo list, the resident
+// session), and it calls it before it returns.
+func (e *Engine) meanwhile(fn func() error) func() error {
+	if !e.k.overlap {
+		err := fn()
+		return func() error { return err }
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	return sync.OnceValue(func() error { return <-done })
+}

@@ -153,29 +153,53 @@ func residentNeeded(tx *store.Tx) (bool, error) {
 	return false, err
 }
 
-// putNames makes the resident serve sb's records on its user networks as
-// tx has them, with a patch of each zone (its cost does not grow with the
-// zones), starting the resident if none runs; u drops them again on undo.
-// sb is new on those networks.
-func (e *Engine) putNames(tx *store.Tx, u *undo, sb *Sandbox) error {
+// putNamesWhile makes the resident serve sb's records on its user networks
+// as tx has them, with a patch of each zone (its cost does not grow with the
+// zones); u drops them again on undo. sb is new on those networks, where eps
+// are its endpoints (before it has them: they are being made). The
+// request goes on a goroutine of its own (meanwhile) while the caller makes
+// sb's namespace and veths: wait waits for it, and the caller calls it
+// before it returns (until then it does not use the resident session).
+// settle, called once tx has sb, returns the request's error, starting the
+// resident if none runs (which gives it everything tx has).
+func (e *Engine) putNamesWhile(tx *store.Tx, u *undo, sb *Sandbox, eps []Endpoint) (wait, settle func() error) {
+	none := func() error { return nil }
 	if !e.residentOn() {
-		return nil
+		return none, none
 	}
-	patches, err := e.patchesOf(tx, sb, true)
+	planned := *sb
+	planned.Endpoints = eps
+	patches, err := e.patchesOf(tx, &planned, true)
 	if err != nil || len(patches) == 0 {
+		return none, func() error { return err }
+	}
+	names := resident.Names{Patches: patches}
+	wait = e.meanwhile(func() error { return e.k.res.Serve(names) })
+	u.push(func() error {
+		if wait() != nil {
+			return nil // not served by this request (a resident started later is stopped by its own undo)
+		}
+		return e.serveIfRunning(resident.Names{Patches: dropsOf(patches)})
+	})
+	return wait, func() error {
+		_, err := e.withResident(tx, u, nil, "", true, func() error {
+			if err := wait(); !errors.Is(err, resident.ErrNotRunning) {
+				return err
+			}
+			return e.k.res.Serve(names) // holdPorts may have started one since
+		})
 		return err
 	}
-	started, err := e.withResident(tx, u, nil, "", true, func() error { return e.k.res.Serve(resident.Names{Patches: patches}) })
-	if err != nil || started || u == nil {
-		return err
-	}
+}
+
+// dropsOf are patches that take away what patches put.
+func dropsOf(patches []resident.Patch) []resident.Patch {
 	drops := make([]resident.Patch, len(patches))
 	for i, p := range patches {
 		drops[i] = resident.Patch{Zone: p.Zone, Drop: []netip.Addr{p.Zone.Records[0].Addr}}
 		drops[i].Zone.Records = nil
 	}
-	u.push(func() error { return e.serveIfRunning(resident.Names{Patches: drops}) })
-	return nil
+	return drops
 }
 
 // patchesOf has a patch for each of sb's endpoints on a user network of tx:
@@ -226,7 +250,7 @@ func (e *Engine) serveIfRunning(n resident.Names) error {
 // them (the default network has none), starting it if it must serve one and
 // none runs; u serves them as the store has them again on undo. Its cost
 // grows with the zones: commands that add or remove one sandbox use
-// putNames and dropFromResident.
+// putNamesWhile and dropFromResidentWhile.
 func (e *Engine) pushNames(tx *store.Tx, u *undo, networks ...string) error {
 	if !e.residentOn() {
 		return nil
@@ -520,24 +544,29 @@ func portTargets(sb *Sandbox) ([]string, []netip.AddrPort) {
 	return keys, targets
 }
 
-// dropFromResident makes the resident let go of sb's ports and names, as
-// sb is removed (its records are deleted in tx already).
-func (e *Engine) dropFromResident(tx *store.Tx, sb *Sandbox) error {
+// dropFromResidentWhile makes the resident let go of sb's ports and names,
+// as sb is removed (its records are deleted in tx already), with the request
+// on a goroutine of its own (meanwhile): the function it returns waits for
+// it, and the caller uses the resident session only after that.
+func (e *Engine) dropFromResidentWhile(tx *store.Tx, sb *Sandbox) func() error {
 	if !e.residentOn() {
-		return nil
+		return func() error { return nil }
 	}
 	patches, err := e.patchesOf(tx, sb, false)
 	if err != nil {
-		return err
+		return func() error { return err }
 	}
 	// Whatever its record says: a resident may hold ports of its that a
 	// command killed half-way left there. One request drops both.
-	err = e.k.res.Drop(sb.Name, resident.Names{Patches: patches})
-	if errors.Is(err, resident.ErrNotRunning) {
-		return nil // nothing held, nothing served
+	dropped := e.meanwhile(func() error { return e.k.res.Drop(sb.Name, resident.Names{Patches: patches}) })
+	return func() error {
+		err := dropped()
+		if errors.Is(err, resident.ErrNotRunning) {
+			return nil // nothing held, nothing served
+		}
+		e.shrunk = true
+		return err
 	}
-	e.shrunk = true
-	return err
 }
 
 // ResidentStatus is the state of the state root's resident process.

@@ -311,6 +311,8 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := e.intend(u, e.createIntent(sb, eps)); err != nil {
 		return err
 	}
+	served, settleNames := e.putNamesWhile(tx, u, sb, eps)
+	defer served()
 	if err := e.makeNamespace(tx, u, p); err != nil {
 		return err
 	}
@@ -327,7 +329,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := e.holdPorts(tx, u, sb, sb.Ports, p.bound); err != nil {
 		return err
 	}
-	if err := e.putNames(tx, u, sb); err != nil {
+	if err := settleNames(); err != nil {
 		return err
 	}
 	if err := e.writeEtc(tx, u, sb); err != nil {
