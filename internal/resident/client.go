@@ -134,10 +134,7 @@ type Names struct {
 // the addresses of Drop and puts those of Zone.Records (each replacing the
 // record at its address), and gives the zone Zone's address, internal flag
 // and upstream servers. A zone left without records is served no more.
-type Patch struct {
-	Zone resolver.Zone `json:"zone"`
-	Drop []netip.Addr  `json:"drop,omitempty"`
-}
+type Patch = resolver.Patch
 
 // reply answers a request, as a JSON line.
 type reply struct {

@@ -50,8 +50,8 @@ type server struct {
 	once  sync.Once
 
 	mu        sync.Mutex
-	sandboxes map[string]*sandbox      // by name: those whose ports it holds
-	zones     map[string]resolver.Zone // by network: what dns serves
+	sandboxes map[string]*sandbox // by name: those whose ports it holds
+	zones     map[string]*book    // by network: what dns serves
 	dns       *resolver.Server
 }
 
@@ -71,7 +71,7 @@ type held struct {
 
 func newServer(a Args) (*server, error) {
 	RaiseFileLimit(1 << 16) // sockets arrive later; without room, recvmsg drops them
-	s := &server{stop: make(chan struct{}), sandboxes: map[string]*sandbox{}, zones: map[string]resolver.Zone{}}
+	s := &server{stop: make(chan struct{}), sandboxes: map[string]*sandbox{}, zones: map[string]*book{}}
 	for _, m := range []mark{
 		{what: "state root", path: a.Root, pin: true},
 		{what: "control socket", path: SocketPath(a.Root), own: true}, // the socket pins its inode
@@ -298,7 +298,7 @@ func (s *server) status() reply {
 		rep.Sandboxes = append(rep.Sandboxes, h)
 	}
 	for _, n := range slices.Sorted(maps.Keys(s.zones)) {
-		rep.Zones = append(rep.Zones, s.zones[n])
+		rep.Zones = append(rep.Zones, s.zones[n].full())
 	}
 	return rep
 }
@@ -467,9 +467,14 @@ func (s *server) serveNames(req request) error {
 	if n == nil {
 		return errors.New("serve needs names")
 	}
+	if patched, err := s.patchNames(n); patched || err != nil {
+		return err
+	}
 	next := map[string]resolver.Zone{}
 	if !n.All {
-		maps.Copy(next, s.zones)
+		for nw, b := range s.zones {
+			next[nw] = b.full()
+		}
 		for _, nw := range n.Networks {
 			delete(next, nw)
 		}
@@ -497,8 +502,31 @@ func (s *server) serveNames(req request) error {
 	if err := s.dns.Update(all); err != nil {
 		return err
 	}
-	s.zones = next
+	s.zones = map[string]*book{}
+	for nw, z := range next {
+		s.zones[nw] = bookOf(z)
+	}
 	return nil
+}
+
+// patchNames applies a request of patches alone in place (resolver.Patch),
+// where the resolver can; patched says it did.
+func (s *server) patchNames(n *Names) (patched bool, err error) {
+	if n.All || len(n.Zones) > 0 || len(n.Networks) > 0 || len(n.Patches) == 0 {
+		return false, nil
+	}
+	for _, p := range n.Patches {
+		if s.zones[p.Zone.Network] == nil {
+			return false, nil
+		}
+	}
+	if patched, err = s.dns.Patch(n.Patches); !patched || err != nil {
+		return false, err
+	}
+	for _, p := range n.Patches {
+		s.zones[p.Zone.Network].patch(p)
+	}
+	return true, nil
 }
 
 // patched is zone z changed by p: p's address, flags and upstream servers,

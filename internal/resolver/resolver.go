@@ -28,11 +28,15 @@
 //   - A reply larger than the client takes over UDP (512 bytes, or its EDNS0
 //     size) is truncated with TC set (dns.Msg.Truncate); over TCP it is whole.
 //
-// Invariants: Update is all-or-nothing. It validates the whole
-// configuration, binds the new addresses (an error names the address and
-// leaves the previous configuration serving), then swaps each kept zone's
-// names atomically and closes the addresses no longer wanted. Once Update
-// returns no reply from the previous names is sent: the swap waits for the
+// Invariants: Update and Patch are all-or-nothing. Update validates the
+// whole configuration, binds the new addresses (an error names the address
+// and leaves the previous configuration serving), then swaps each kept
+// zone's names atomically and closes the addresses no longer wanted. Patch
+// changes records of zones already served in place, validating them first,
+// at a cost that does not grow with the zones; it leaves to Update whatever
+// starts or stops serving an address. A zone's tables are the same after a
+// Patch as compiled anew from the configuration it leaves. Once Update or
+// Patch returns no reply from the previous names is sent: they wait for the
 // replies that read them (a TCP write gives up after tcpWriteTimeout).
 // Sockets, the listeners' and the upstream ones, belong to the network
 // namespace of the thread that called New. A zone costs two sockets, two
@@ -98,8 +102,9 @@ type Zone struct {
 type Server struct {
 	ns *os.File // the namespace to bind and dial in; nil: the process's own
 
-	mu        sync.Mutex // serialises Update and Close
+	mu        sync.Mutex // serialises Update, Patch and Close
 	listeners map[netip.Addr]*listener
+	members   map[string][]member // each sandbox's records, in the zones served
 	closed    bool
 }
 
@@ -185,6 +190,7 @@ func (s *Server) Update(zones []Zone) error {
 	for addr, l := range started {
 		s.listeners[addr] = l
 	}
+	s.members = sandboxMembers(tables)
 	return nil
 }
 

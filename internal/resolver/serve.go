@@ -84,6 +84,13 @@ func (l *listener) swap(t *table) *generation {
 	return old
 }
 
+// current is the zone's table now.
+func (l *listener) current() *table {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cur.t
+}
+
 // enter returns the current configuration, counted busy until its
 // busy.Done.
 func (l *listener) enter() *generation {
@@ -104,20 +111,18 @@ func (l *listener) respond(req *dns.Msg, src netip.Addr, send func(*dns.Msg)) (u
 	}
 	g := l.enter()
 	defer g.busy.Done()
-	upstream, member := g.t.member(src)
-	if !member {
+	m, upstream, member, internal := g.t.query(req, src)
+	switch {
+	case !member:
 		send(failure(req, dns.RcodeRefused))
-		return nil, false
-	}
-	if m := g.t.answerFor(req, src); m != nil {
+	case m != nil:
 		send(m)
-		return nil, false
-	}
-	if g.t.internal || len(upstream) == 0 {
+	case internal || len(upstream) == 0:
 		send(failure(req, dns.RcodeServerFailure))
-		return nil, false
+	default:
+		return upstream, true
 	}
-	return upstream, true
+	return nil, false
 }
 
 // refuseEarly answers what no zone takes: opcodes other than QUERY (NOTIMP)

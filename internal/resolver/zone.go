@@ -5,16 +5,22 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/miekg/dns"
 )
 
-// table is one zone compiled for answering: immutable once built, read by
-// any number of queries at once.
+// table is one zone compiled for answering, read by any number of queries
+// at once. Server.Patch changes it in place under mu, and only ever puts new
+// slices into its maps (never writes into one a query may hold).
 type table struct {
+	mu       sync.RWMutex
 	network  string
 	internal bool
 	upstream []netip.AddrPort
+	// records maps each record's address to the record (its names, for
+	// taking it out again).
+	records map[netip.Addr]Record
 	// names maps a canonical name (canonical) to the addresses of its
 	// holders, in record order, without duplicates.
 	names map[string][]netip.Addr
@@ -62,19 +68,15 @@ func compile(zones []Zone) (map[netip.Addr]*table, error) {
 	return tables, nil
 }
 
+// member is a sandbox's record in a zone: the zone, and its address there.
+type member struct {
+	t    *table
+	addr netip.Addr
+}
+
 // link gives each member of a sandbox on several zones the other zones.
 func link(tables map[netip.Addr]*table) {
-	type member struct {
-		t    *table
-		addr netip.Addr
-	}
-	bySandbox := map[string][]member{}
-	for _, t := range tables {
-		for addr, sb := range t.sandboxes {
-			bySandbox[sb] = append(bySandbox[sb], member{t, addr})
-		}
-	}
-	for _, ms := range bySandbox {
+	for _, ms := range sandboxMembers(tables) {
 		for _, m := range ms {
 			for _, o := range ms {
 				if o.t != m.t {
@@ -83,6 +85,17 @@ func link(tables map[netip.Addr]*table) {
 			}
 		}
 	}
+}
+
+// sandboxMembers returns the members of each sandbox in tables.
+func sandboxMembers(tables map[netip.Addr]*table) map[string][]member {
+	bySandbox := map[string][]member{}
+	for _, t := range tables {
+		for addr, sb := range t.sandboxes {
+			bySandbox[sb] = append(bySandbox[sb], member{t, addr})
+		}
+	}
+	return bySandbox
 }
 
 func compileZone(z Zone) (*table, error) {
@@ -97,6 +110,7 @@ func compileZone(z Zone) (*table, error) {
 		network:   z.Network,
 		internal:  z.Internal,
 		upstream:  slices.Clone(z.Upstream),
+		records:   make(map[netip.Addr]Record, len(z.Records)),
 		names:     map[string][]netip.Addr{},
 		reverse:   make(map[string]string, len(z.Records)),
 		members:   make(map[netip.Addr][]netip.AddrPort, len(z.Records)),
@@ -113,12 +127,33 @@ func compileZone(z Zone) (*table, error) {
 
 // add puts one record into t, refusing what could not be answered as given.
 func (t *table) add(r Record) error {
+	if err := checkRecord(r); err != nil {
+		return err
+	}
+	addr := r.Addr.Unmap()
+	if _, dup := t.members[addr]; dup {
+		return fmt.Errorf("address %s is given to two records: each sandbox has its own address on a network", addr)
+	}
+	for _, n := range r.Names {
+		key := canonical(n)
+		if old := t.names[key]; !slices.Contains(old, addr) {
+			t.names[key] = append(slices.Clip(old), addr) // a new array: queries may hold the old one
+		}
+	}
+	t.records[addr] = r
+	t.members[addr] = slices.Clip(slices.Clone(r.Upstream))
+	if r.Sandbox != "" {
+		t.sandboxes[addr] = r.Sandbox
+	}
+	t.reverse[reverseName(addr)] = dns.Fqdn(strings.TrimSuffix(r.Names[0], "."))
+	return nil
+}
+
+// checkRecord refuses a record that could not be answered as given.
+func checkRecord(r Record) error {
 	addr := r.Addr.Unmap()
 	if !addr.IsValid() || addr.IsUnspecified() || addr.IsMulticast() {
 		return fmt.Errorf("record %v: address %q is not a unicast address", r.Names, r.Addr)
-	}
-	if _, dup := t.members[addr]; dup {
-		return fmt.Errorf("address %s is given to two records: each sandbox has its own address on a network", addr)
 	}
 	if len(r.Names) == 0 {
 		return fmt.Errorf("record %s has no name: give at least the sandbox's name", addr)
@@ -130,17 +165,31 @@ func (t *table) add(r Record) error {
 		if err := checkName(n); err != nil {
 			return fmt.Errorf("record %s: %w", addr, err)
 		}
+	}
+	return nil
+}
+
+// remove takes the record at addr out of t, if t has one; its links to
+// other zones are the caller's (Server.Patch).
+func (t *table) remove(addr netip.Addr) {
+	r, ok := t.records[addr]
+	if !ok {
+		return
+	}
+	for _, n := range r.Names {
 		key := canonical(n)
-		if !slices.Contains(t.names[key], addr) {
-			t.names[key] = append(t.names[key], addr)
+		rest := slices.DeleteFunc(slices.Clone(t.names[key]), func(a netip.Addr) bool { return a == addr })
+		if len(rest) == 0 {
+			delete(t.names, key)
+		} else {
+			t.names[key] = rest
 		}
 	}
-	t.members[addr] = slices.Clip(slices.Clone(r.Upstream))
-	if r.Sandbox != "" {
-		t.sandboxes[addr] = r.Sandbox
-	}
-	t.reverse[reverseName(addr)] = dns.Fqdn(strings.TrimSuffix(r.Names[0], "."))
-	return nil
+	delete(t.records, addr)
+	delete(t.members, addr)
+	delete(t.sandboxes, addr)
+	delete(t.linked, addr)
+	delete(t.reverse, reverseName(addr))
 }
 
 // reverseName is the canonical PTR owner name of addr, e.g.
@@ -214,7 +263,7 @@ func (t *table) member(src netip.Addr) (upstream []netip.AddrPort, ok bool) {
 // or nil when the question is none of the zone's names and goes upstream.
 func (t *table) answer(req *dns.Msg) *dns.Msg {
 	if rrs, ok := t.find(req.Question[0]); ok {
-		return t.reply(req, rrs)
+		return reply(req, rrs, t.internal)
 	}
 	return nil
 }
@@ -222,15 +271,35 @@ func (t *table) answer(req *dns.Msg) *dns.Msg {
 // answerFor is answer for a query from src: the names of the other zones
 // src's sandbox is in count too, after the zone's own.
 func (t *table) answerFor(req *dns.Msg, src netip.Addr) *dns.Msg {
-	if m := t.answer(req); m != nil {
-		return m
+	m, _, _, _ := t.query(req, src)
+	return m
+}
+
+// query is what the zone makes of req from src, read under t's lock (and
+// each linked zone's, one at a time): whether src is a member, its upstream
+// servers, whether the zone is internal, and the zone's own reply (nil: the
+// question is none of the names src may resolve).
+func (t *table) query(req *dns.Msg, src netip.Addr) (m *dns.Msg, upstream []netip.AddrPort, member, internal bool) {
+	t.mu.RLock()
+	upstream, member = t.member(src)
+	internal = t.internal
+	var linked []*table
+	if member {
+		m, linked = t.answer(req), t.linked[src]
 	}
-	for _, o := range t.linked[src] {
-		if rrs, ok := o.find(req.Question[0]); ok {
-			return t.reply(req, rrs)
+	t.mu.RUnlock()
+	if m != nil {
+		return m, upstream, member, internal
+	}
+	for _, o := range linked {
+		o.mu.RLock()
+		rrs, ok := o.find(req.Question[0])
+		o.mu.RUnlock()
+		if ok {
+			return reply(req, rrs, internal), upstream, member, internal
 		}
 	}
-	return nil
+	return nil, upstream, member, internal
 }
 
 // find returns the zone's answers to q, and whether q is one of its names.
@@ -278,11 +347,11 @@ func header(q dns.Question, rrtype uint16) dns.RR_Header {
 // reply is an authoritative answer to req: NOERROR, with answers or without
 // (NODATA), recursion available unless the zone is internal, and an OPT
 // record when req had one.
-func (t *table) reply(req *dns.Msg, answers []dns.RR) *dns.Msg {
+func reply(req *dns.Msg, answers []dns.RR, internal bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
-	m.RecursionAvailable = !t.internal
+	m.RecursionAvailable = !internal
 	m.Answer = answers
 	withEdns(m, req)
 	return m
