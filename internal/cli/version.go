@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,7 @@ type buildInfo struct {
 
 // readBuildInfo reads the binary's build information
 // (runtime/debug.ReadBuildInfo); what it lacks is "unknown".
-func readBuildInfo() buildInfo {
+var readBuildInfo = sync.OnceValue(func() buildInfo {
 	b := buildInfo{Version: "unknown", Commit: "unknown", Go: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -39,7 +40,7 @@ func readBuildInfo() buildInfo {
 		}
 	}
 	return b
-}
+})
 
 // line is the one line of nsnet --version.
 func (b buildInfo) line() string {
