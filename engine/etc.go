@@ -110,24 +110,50 @@ func (e *Engine) etcDir(name string) string { return filepath.Join(e.k.etcDir, n
 // that puts back what was there before (or removes them). Files someone else
 // put in the sandbox's directory are left alone and not replaced.
 func (e *Engine) writeEtc(tx *store.Tx, u *undo, sb *Sandbox) error {
-	files, err := e.etcFiles(tx, sb)
+	return e.writeEtcWhile(tx, u, sb, sb.Endpoints)()
+}
+
+// writeEtcWhile is writeEtc for sb with endpoints eps (before it has them:
+// they are being made), with the files written on a goroutine of its own
+// (meanwhile): the function it returns waits for them, and the caller calls
+// it before it returns.
+func (e *Engine) writeEtcWhile(tx *store.Tx, u *undo, sb *Sandbox, eps []Endpoint) func() error {
+	planned := *sb
+	planned.Endpoints = eps
+	files, err := e.etcFiles(tx, &planned)
 	if err != nil || len(files) == 0 {
-		return err
+		return func() error { return err }
 	}
-	before, err := e.readEtc(sb.Name)
-	if err != nil {
-		return err
-	}
-	for name, content := range files {
-		if old, ok := before[name]; ok && !resolvconf.Marked(old, e.owner.ID) {
-			e.opts.Warn(fmt.Sprintf("sandbox %s: %s is not nsnet's: left as it is", sb.Name, filepath.Join(e.etcDir(sb.Name), name)))
+	var before map[string]string // what was there; nil: not read, so nothing written
+	wait := e.meanwhile(func() error {
+		was, err := e.readEtc(sb.Name)
+		if err != nil {
+			return err
+		}
+		before = was
+		return e.putEtc(sb.Name, files, before)
+	})
+	u.push(func() error {
+		if wait(); before == nil {
+			return nil
+		}
+		return e.restoreEtc(sb.Name, before)
+	})
+	return wait
+}
+
+// putEtc writes files into sandbox name's directory, but those of before
+// that are not nsnet's.
+func (e *Engine) putEtc(name string, files, before map[string]string) error {
+	for f, content := range files {
+		if old, ok := before[f]; ok && !resolvconf.Marked(old, e.owner.ID) {
+			e.opts.Warn(fmt.Sprintf("sandbox %s: %s is not nsnet's: left as it is", name, filepath.Join(e.etcDir(name), f)))
 			continue
 		}
-		if err := writeFileAtomic(filepath.Join(e.etcDir(sb.Name), name), content); err != nil {
+		if err := writeFileAtomic(filepath.Join(e.etcDir(name), f), content); err != nil {
 			return err
 		}
 	}
-	u.push(func() error { return e.restoreEtc(sb.Name, before) })
 	return nil
 }
 

@@ -313,6 +313,8 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	}
 	served, settleNames := e.putNamesWhile(tx, u, sb, eps)
 	defer served()
+	written := e.writeEtcWhile(tx, u, sb, eps)
+	defer written()
 	if err := e.makeNamespace(tx, u, p); err != nil {
 		return err
 	}
@@ -332,7 +334,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := settleNames(); err != nil {
 		return err
 	}
-	if err := e.writeEtc(tx, u, sb); err != nil {
+	if err := written(); err != nil {
 		return err
 	}
 	return e.publish(tx, u, firewallPorts(sb))
