@@ -23,12 +23,15 @@
 #                     machine busy with other work, which then disturbs both tools less
 #   PREFIX=nsb        name prefix of the namespaces and links this script makes
 #   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
+#   NSNET_BASE=/path  another nsnet binary (say, a build of an earlier commit), run as the tool
+#                     nsnet-base beside nsnet (add it to TOOLS), to compare the two in one run
 #
 # The tools (see bench/floor for what the floor does):
 #   own:   floor-del  floor create; floor delete (the host veth deleted, then the name unmounted)
 #          floor-ns   floor create; floor unmount (only the name unmounted: the kernel destroys
 #                     the namespace and its veth pair later, in its batched clean-up)
 #          nsnet      nsnet sandbox create --network bench NAME; nsnet sandbox rm NAME
+#          nsnet-base the same, through $NSNET_BASE
 #   adopt: floor      floor attach into /run/netns/$PREFIX-sb-I; floor detach (delete the host veth)
 #          nsnet      nsnet sandbox create --network bench --netns /run/netns/$PREFIX-sb-I NAME; sandbox rm
 #
@@ -61,7 +64,7 @@ if [[ $(id -u) != 0 ]]; then
 	exit 1
 fi
 for t in $TOOLS; do
-	case $MODE/$t in own/floor-del | own/floor-ns | adopt/floor | */nsnet) ;; *)
+	case $MODE/$t in own/floor-del | own/floor-ns | adopt/floor | */nsnet | */nsnet-base) ;; *)
 		echo "sandbox.sh: unknown tool '$t' in TOOLS for MODE=$MODE" >&2
 		exit 1
 		;;
@@ -116,6 +119,13 @@ elif [[ " $TOOLS " == *" nsnet "* ]]; then
 		cat "$tmp/build.log" >&2
 		exit 1
 	fi
+fi
+if [[ " $TOOLS " == *" nsnet-base "* ]]; then
+	if [[ -z ${NSNET_BASE:-} ]]; then
+		echo "sandbox.sh: TOOLS has nsnet-base: give its binary as NSNET_BASE" >&2
+		exit 1
+	fi
+	cp "$NSNET_BASE" "$tmp/nsnet-base"
 fi
 ln -s floor "$tmp/floor-del" # both run the floor
 ln -s floor "$tmp/floor-ns"
@@ -248,18 +258,18 @@ ns=("$bin" --root "$root")
 case $tool/$mode in
 floor*/own) mk() { "$bin" create "$br" "$prefix-fsb$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
 floor/adopt) mk() { "$bin" attach "$br" "/run/netns/$prefix-sb-$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
-nsnet/own) mk() { "${ns[@]}" sandbox create --network bench "$prefix-box$1"; } ;;
-nsnet/adopt) mk() { "${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$1" "$prefix-box$1"; } ;;
+nsnet*/own) mk() { "${ns[@]}" sandbox create --network bench "$prefix-box$1"; } ;;
+nsnet*/adopt) mk() { "${ns[@]}" sandbox create --network bench --netns "/run/netns/$prefix-sb-$1" "$prefix-box$1"; } ;;
 esac
 case $tool in
 floor-del) del() { "$bin" delete "${prefix}f$1" "$prefix-fsb$1"; } ;;
 floor-ns) del() { "$bin" unmount "$prefix-fsb$1"; } ;;
 floor) del() { "$bin" detach "${prefix}f$1"; } ;;
-nsnet) del() { "${ns[@]}" sandbox rm "$prefix-box$1"; } ;;
+nsnet*) del() { "${ns[@]}" sandbox rm "$prefix-box$1"; } ;;
 esac
 case $tool in
 floor*) "$bin" bridge-up "$br" 10.232.0.1/16 >>"$log" 2>&1 || { fail bridge-up; exit 1; } ;;
-nsnet) "${ns[@]}" network create --subnet 10.231.0.0/16 --gateway 10.231.0.1 --bridge "${prefix}-br0" bench \
+nsnet*) "${ns[@]}" network create --subnet 10.231.0.0/16 --gateway 10.231.0.1 --bridge "${prefix}-br0" bench \
 		>>"$log" 2>&1 || { fail "network create"; exit 1; } ;;
 esac
 ct0=$EPOCHREALTIME
@@ -283,7 +293,7 @@ done
 rt1=$EPOCHREALTIME
 case $tool in
 floor*) "$bin" bridge-down "$br" >>"$log" 2>&1 || fail bridge-down ;;
-nsnet) "${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench" ;;
+nsnet*) "${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench" ;;
 esac
 printf "%s\n" "${c[@]}" >"$out.create"
 printf "%s\n" "${r[@]}" >"$out.remove"
@@ -304,12 +314,13 @@ pct() {
 # binaries from disk.
 "$tmp/floor" >/dev/null 2>&1 || true
 [[ ! -x $tmp/nsnet ]] || "$tmp/nsnet" --help >/dev/null 2>&1 || true
+[[ ! -x $tmp/nsnet-base ]] || "$tmp/nsnet-base" --help >/dev/null 2>&1 || true
 
 declare -A failed=()
 results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 : >"$results"
 printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE"
-printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
+printf '%-10s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
 read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
 	# Each rep starts with the next tool, so that none always follows the
@@ -320,7 +331,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		reset_sandboxes
 		out=$tmp/$tool.$rep
 		root=
-		[[ $tool != nsnet ]] || root=$tmp/root.$rep
+		[[ $tool != nsnet* ]] || root=$tmp/root.$tool.$rep
 		base=$(nscount)
 		if ! nice -n "$NICE" nsenter --net="/run/netns/$HOST" -- bash -c "$DRIVER" driver \
 			"$tool" "$tmp/$tool" "$N" "$out" "$PREFIX" "$MODE" "$root"; then
@@ -337,7 +348,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		line="$line $(awk -v c="$ct" -v r="$rt" 'BEGIN { printf "%.2f %.2f", c / 1e6, r / 1e6 }')"
 		echo "$line" >>"$results"
 		# shellcheck disable=SC2086
-		printf '%-9s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' $line "$settled" "$(cut -d' ' -f1 /proc/loadavg)"
+		printf '%-10s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' $line "$settled" "$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
 
@@ -359,14 +370,14 @@ summary=$(awk '
 	}' "$results")
 
 printf '\nmedian of %s run(s) per tool, MODE=%s, N=%s; per operation in ms, totals in s\n' "$REPS" "$MODE" "$N"
-printf '%-9s %10s %10s %10s %10s %9s %9s\n' tool create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
+printf '%-10s %10s %10s %10s %10s %9s %9s\n' tool create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 for tool in $TOOLS; do
 	l=$(grep "^$tool " <<<"$summary" || true)
 	if [[ -n $l ]]; then
 		# shellcheck disable=SC2086
-		printf '%-9s %10s %10s %10s %10s %9s %9s\n' $l
+		printf '%-10s %10s %10s %10s %10s %9s %9s\n' $l
 	else
-		printf '%-9s %10s\n' "$tool" "(failed)"
+		printf '%-10s %10s\n' "$tool" "(failed)"
 	fi
 done
 
@@ -411,6 +422,14 @@ if [[ -n $f && -n $s ]]; then
 				k, w, when, a, b, a - b, c, e, c - e, then
 		}'
 	done
+fi
+b=$(grep '^nsnet-base ' <<<"$summary" || true)
+if [[ -n $s && -n $b ]]; then
+	awk -v s="$s" -v b="$b" 'BEGIN {
+		split(s, S, " "); split(b, B, " ")
+		printf "\nnsnet against nsnet-base (%s) in this run: create p50 %.2f against %.2f ms (%+.2f), remove p50 %.2f against %.2f ms (%+.2f)\n",
+			ENVIRON["NSNET_BASE"], S[2], B[2], S[2] - B[2], S[4], B[4], S[4] - B[4]
+	}'
 fi
 if ((${#failed[@]} > 0)); then
 	exit 1

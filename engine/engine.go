@@ -22,8 +22,9 @@
 //     sandbox's name) is left alone.
 //   - Every endpoint on a network with anti-spoofing has its port's elements
 //     in the bridge table from before its veth's host end first goes up
-//     until after it is gone (guardWhile, unguardEndpoints); gc restores and
-//     removes what differs.
+//     until after it is down or gone (guardWhile; unguardWhile sets them to
+//     expire a second after the veth is released); gc restores and removes
+//     what differs.
 //   - A lease exists exactly for each address (IPv4, and IPv6 on a
 //     dual-stack network), and a MAC index entry exactly for the MAC, of each
 //     stored endpoint; no two endpoints on a network, nor

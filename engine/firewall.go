@@ -180,14 +180,26 @@ func uniqueGuards(guards []firewall.Guard) []firewall.Guard {
 // (their veths deleted or released), or rebuilds the tables from tx, which no
 // longer has them, if the elements are not there.
 func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
+	return e.unguardWhile(tx, eps)()
+}
+
+// unguardWhile is unguardEndpoints with the elements expired on a goroutine
+// of its own (meanwhile) while the caller deletes or releases the ports'
+// veths: the elements stay for a second (ExpireGuards), so they are there
+// until the ports are down. The function it returns waits for it, rebuilding
+// the tables if need be: the caller calls it before it uses tx again.
+func (e *Engine) unguardWhile(tx *store.Tx, eps []Endpoint) func() error {
 	guards := endpointGuards(tx, eps)
 	if len(guards) == 0 {
+		return func() error { return nil }
+	}
+	expired := e.meanwhile(func() error { return e.k.fw.ExpireGuards(guards) })
+	return func() error {
+		if err := expired(); err != nil {
+			return e.syncFirewall(tx)
+		}
 		return nil
 	}
-	if err := e.k.fw.ExpireGuards(guards); err != nil {
-		return e.syncFirewall(tx)
-	}
-	return nil
 }
 
 // publish installs ports in the firewall; if the table is not as the store

@@ -122,9 +122,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 }
 
 // teardownSandbox removes the kernel objects of sb (its published ports
-// first, then its veths, and last their anti-spoofing elements; meanwhile the
-// resident lets go of its ports and names, and its files go), keeping going
-// past errors. The veth pairs of a namespace nsnet made go with it
+// first, then its veths; meanwhile the resident lets go of its ports and
+// names, its files go, and its ports' anti-spoofing elements are set to
+// expire a second later), keeping going past errors. The veth pairs of a namespace nsnet made go with it
 // (releaseWithNamespace); those of any other are deleted.
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error {
 	var errs []error
@@ -135,13 +135,14 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error 
 	defer dropped() // waited for below; this covers a panic
 	etcGone := e.meanwhile(func() error { return e.removeEtc(sb.Name) })
 	defer etcGone()
+	unguarded := e.unguardWhile(tx, sb.Endpoints)
 	if e.pairsGoWithNamespace(sb, noProcs) {
 		errs = append(errs, e.releaseWithNamespace(sb)...)
 	} else {
 		errs = append(errs, e.deleteEndpoints(sb)...)
 		errs = append(errs, e.unmountSandbox(sb))
 	}
-	errs = append(errs, e.unguardEndpoints(tx, sb.Endpoints), dropped(), etcGone())
+	errs = append(errs, unguarded(), dropped(), etcGone())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w; the sandbox is kept, retry nsnet sandbox rm %s", sb.Name, err, sb.Name)
 	}
