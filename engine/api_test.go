@@ -676,6 +676,15 @@ func checkShares(t *testing.T, k *fakeKernel, e *Engine, sb *Sandbox, ownerName 
 	if sb.Container == "" || (sb.Container != ownerName && mustSandbox(t, e, sb.Container).Container != ownerName) {
 		t.Errorf("sandbox %s shares %q, want %s", sb.Name, sb.Container, ownerName)
 	}
+	for _, f := range []string{resolvConfFile, hostsFile} { // the owner's files, under its own header
+		mine, err := os.ReadFile(filepath.Join(e.k.etcDir, sb.Name, f))
+		theirs, err2 := os.ReadFile(filepath.Join(e.k.etcDir, ownerName, f))
+		_, body, _ := strings.Cut(string(mine), "\n")
+		_, want, _ := strings.Cut(string(theirs), "\n")
+		if err != nil || err2 != nil || body != want || body == "" {
+			t.Errorf("sandbox %s's %s is %q (%v), want the body of %s's: %q (%v)", sb.Name, f, mine, err, ownerName, theirs, err2)
+		}
+	}
 }
 
 func TestCreateSandboxRefused(t *testing.T) {

@@ -124,8 +124,9 @@ func forgetSandbox(tx *store.Tx, sb *Sandbox) error {
 // teardownSandbox removes the kernel objects of sb (its published ports
 // first, then its veths; meanwhile the resident lets go of its ports and
 // names, its files go, and its ports' anti-spoofing elements are set to
-// expire a second later), keeping going past errors. The veth pairs of a namespace nsnet made go with it
-// (releaseWithNamespace); those of any other are deleted.
+// expire a second later), keeping going past errors. The veth pairs of a
+// namespace nsnet made go with it (releaseWithNamespace); those of any other
+// are deleted.
 func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error {
 	var errs []error
 	if err := e.unpublish(tx, firewallPorts(sb)); err != nil {

@@ -311,14 +311,17 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := e.intend(u, e.createIntent(sb, eps)); err != nil {
 		return err
 	}
-	served, settleNames := e.putNamesWhile(tx, u, sb, eps)
-	defer served()
-	written := e.writeEtcWhile(tx, u, sb, eps)
-	defer written()
 	if err := e.makeNamespace(tx, u, p); err != nil {
 		return err
 	}
 	e.checkpoint("sandbox-create:after-netns")
+	// The names and the files go while the veths are made (not before the
+	// namespace: its name may be taken, and a container: sandbox learns
+	// there whose namespace it shares).
+	served, settleNames := e.putNamesWhile(tx, u, sb, eps)
+	defer served()
+	written := e.writeEtcWhile(tx, u, sb, eps)
+	defer written()
 	if err := e.attachAll(tx, u, sb, nets, eps); err != nil {
 		return err
 	}
