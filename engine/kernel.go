@@ -124,9 +124,9 @@ type kernel struct {
 	etcDir    string // where a sandbox's resolv.conf and hosts go, by name (netns.EtcDir)
 	// overlap: some steps run on a goroutine of their own while the next
 	// ones run (meanwhile): a port's anti-spoofing elements while its veth is
-	// made, a request to the resident while the namespace and veths are made
-	// or removed. The fake runs every step in order, so that a failure at
-	// step N is always the same step.
+	// made; a sandbox's names (a request to the resident) and its files
+	// while its veths are made or released. The fake runs every step in
+	// order, so that a failure at step N is always the same step.
 	overlap bool
 }
 

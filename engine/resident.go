@@ -158,7 +158,7 @@ func residentNeeded(tx *store.Tx) (bool, error) {
 // zones); u drops them again on undo. sb is new on those networks, where eps
 // are its endpoints (before it has them: they are being made). The
 // request goes on a goroutine of its own (meanwhile) while the caller makes
-// sb's namespace and veths: wait waits for it, and the caller calls it
+// sb's veths: wait waits for it, and the caller calls it
 // before it returns (until then it does not use the resident session).
 // settle, called once tx has sb, returns the request's error, starting the
 // resident if none runs (which gives it everything tx has).
