@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -203,5 +204,65 @@ func TestPatchLeavesToUpdate(t *testing.T) {
 	}
 	if m := s.listeners[gw].current().answer(query("new.", 1)); m == nil || len(m.Answer) != 1 {
 		t.Errorf("after Patch, new. answers %v", m)
+	}
+}
+
+// TestPatchWhileQuerying runs queries on every zone, as listeners answer
+// them, while patches change the zones (go test -race checks the locking),
+// and checks that a name is not answered once the Patch that dropped it has
+// returned, and is answered once the Patch that put it has.
+func TestPatchWhileQuerying(t *testing.T) {
+	a := Zone{Network: "a", Listen: netip.MustParseAddr("10.7.0.1"), Records: []Record{{Addr: netip.MustParseAddr("10.7.0.100"), Names: []string{"anchora"}, Sandbox: "both"}}}
+	b := Zone{Network: "b", Listen: netip.MustParseAddr("10.8.0.1"), Records: []Record{{Addr: netip.MustParseAddr("10.8.0.100"), Names: []string{"anchorb"}, Sandbox: "both"}}}
+	s := socketless(t, []Zone{a, b})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for i := range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			l, src := s.listeners[a.Listen], a.Records[0].Addr
+			if i%2 == 1 {
+				l, src = s.listeners[b.Listen], b.Records[0].Addr
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				g := l.enter()
+				g.t.query(query("x.", 1), src) // names of both zones: its own and, linked, the other's
+				g.busy.Done()
+				runtime.Gosched() // the patching goroutine needs a CPU too
+			}
+		}()
+	}
+	header := func(z Zone) Zone { z.Records = nil; return z }
+	for i := range 200 {
+		addr := netip.MustParseAddr(fmt.Sprintf("10.7.0.%d", 2+i%50))
+		put := Patch{Zone: header(a)}
+		put.Zone.Records = []Record{{Addr: addr, Names: []string{"x"}, Sandbox: "both"}}
+		if ok, err := s.Patch([]Patch{put}); !ok || err != nil {
+			t.Fatalf("put: %t, %v", ok, err)
+		}
+		g := s.listeners[b.Listen].enter() // b's member resolves a's names through the link
+		m, _, _, _ := g.t.query(query("x.", 1), b.Records[0].Addr)
+		g.busy.Done()
+		if m == nil || len(m.Answer) != 1 {
+			t.Fatalf("after put %d, x. from zone b answers %v", i, m)
+		}
+		if ok, err := s.Patch([]Patch{{Zone: header(a), Drop: []netip.Addr{addr}}}); !ok || err != nil {
+			t.Fatalf("drop: %t, %v", ok, err)
+		}
+		g = s.listeners[a.Listen].enter()
+		m, _, _, _ = g.t.query(query("x.", 1), a.Records[0].Addr)
+		g.busy.Done()
+		if m != nil {
+			t.Fatalf("after drop %d, x. still answers %v", i, m)
+		}
+	}
+	close(stop)
+	for range 2 {
+		<-done
 	}
 }
