@@ -262,8 +262,8 @@ func reap(pidfd int) {
 
 // client is a connection to a resident. peer is the pid SO_PEERCRED gave
 // and pidfd refers to it; pid is set once the process has answered as peer
-// on this connection (identify, or the first answer to call), and only then
-// is pidfd known to be the resident's.
+// on this connection (the first answer to call: dial's ping, or a Session's
+// first request), and only then is pidfd known to be the resident's.
 type client struct {
 	c     *net.UnixConn
 	r     *bufio.Reader
@@ -281,6 +281,9 @@ func dial(root string) (*client, error) {
 	}
 	if _, err := h.call(request{Op: "ping"}, nil); err != nil {
 		h.close()
+		if errors.Is(err, ErrNotRunning) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("resident process (%s): %w: %w", SocketPath(root), ErrNotRunning, err)
 	}
 	return h, nil
