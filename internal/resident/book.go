@@ -1,6 +1,7 @@
 package resident
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -23,6 +24,25 @@ func bookOf(z resolver.Zone) *book {
 		b.records[r.Addr.Unmap()] = r
 	}
 	return b
+}
+
+// clone is a copy of b to change.
+func (b *book) clone() *book {
+	return &book{zone: b.zone, records: maps.Clone(b.records)}
+}
+
+// checkRecords refuses records that put two at one address: a book keeps
+// one record per address, where the resolver would refuse the zone.
+func checkRecords(network string, records []resolver.Record) error {
+	seen := make(map[netip.Addr]bool, len(records))
+	for _, r := range records {
+		a := r.Addr.Unmap()
+		if seen[a] {
+			return fmt.Errorf("resolver: network %s: address %s is given to two records: each sandbox has its own address on a network", network, a)
+		}
+		seen[a] = true
+	}
+	return nil
 }
 
 // full is the zone with its records, by address.

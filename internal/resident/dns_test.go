@@ -1,11 +1,9 @@
 package resident
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,33 +120,5 @@ func TestServeReplacesZones(t *testing.T) {
 	}
 	if err := Stop(w.Root); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestPatched checks how a patch changes a zone: the patch's header, the
-// zone's records but those at the patch's addresses, the patch's records,
-// by address; a patch of a zone not served makes one.
-func TestPatched(t *testing.T) {
-	rec := func(addr string, names ...string) resolver.Record {
-		return resolver.Record{Addr: netip.MustParseAddr(addr), Names: names}
-	}
-	up := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.53:53")}
-	z := resolver.Zone{Network: "n", Listen: netip.MustParseAddr("10.0.0.1"), Records: []resolver.Record{rec("10.0.0.2", "a"), rec("10.0.0.3", "b"), rec("10.0.0.4", "c")}}
-	p := Patch{Zone: resolver.Zone{Network: "n", Listen: netip.MustParseAddr("10.0.0.1"), Internal: true, Upstream: up,
-		Records: []resolver.Record{rec("10.0.0.9", "d"), rec("10.0.0.3", "b2")}}, Drop: []netip.Addr{netip.MustParseAddr("10.0.0.2")}}
-	got := patched(z, p)
-	want := []string{"10.0.0.3=[b2]", "10.0.0.4=[c]", "10.0.0.9=[d]"}
-	var recs []string
-	for _, r := range got.Records {
-		recs = append(recs, fmt.Sprintf("%s=%v", r.Addr, r.Names))
-	}
-	if !slices.Equal(recs, want) || !got.Internal || !slices.Equal(got.Upstream, up) {
-		t.Errorf("patched: %+v, records %v; want internal, upstream %v, records %v", got, recs, up, want)
-	}
-	if len(z.Records) != 3 || z.Records[0].Names[0] != "a" {
-		t.Errorf("the zone patched was changed: %+v", z)
-	}
-	if got := patched(resolver.Zone{}, p); len(got.Records) != 2 || got.Network != "n" {
-		t.Errorf("a patch of no zone: %+v", got)
 	}
 }

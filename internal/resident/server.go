@@ -470,42 +470,49 @@ func (s *server) serveNames(req request) error {
 	if patched, err := s.patchNames(n); patched || err != nil {
 		return err
 	}
-	next := map[string]resolver.Zone{}
+	next := map[string]*book{}
 	if !n.All {
 		for nw, b := range s.zones {
-			next[nw] = b.full()
+			next[nw] = b.clone()
 		}
 		for _, nw := range n.Networks {
 			delete(next, nw)
 		}
 	}
 	for _, z := range n.Zones {
+		if err := checkRecords(z.Network, z.Records); err != nil {
+			return err
+		}
 		if !n.All && !slices.Contains(n.Networks, z.Network) {
 			return fmt.Errorf("zone of network %s given, but not named among the networks to replace", z.Network)
 		}
 		if _, dup := next[z.Network]; dup {
 			return fmt.Errorf("network %s is given twice", z.Network)
 		}
-		next[z.Network] = z
+		next[z.Network] = bookOf(z)
 	}
 	for _, p := range n.Patches {
-		if z := patched(next[p.Zone.Network], p); len(z.Records) > 0 {
-			next[p.Zone.Network] = z
+		if err := checkRecords(p.Zone.Network, p.Zone.Records); err != nil {
+			return err
+		}
+		b := next[p.Zone.Network]
+		if b == nil {
+			b = bookOf(resolver.Zone{})
+		}
+		if b.patch(p); len(b.records) > 0 {
+			next[p.Zone.Network] = b
 		} else {
 			delete(next, p.Zone.Network)
 		}
 	}
 	all := make([]resolver.Zone, 0, len(next))
 	for _, nw := range slices.Sorted(maps.Keys(next)) {
-		all = append(all, next[nw])
+		all = append(all, next[nw].full())
 	}
 	if err := s.dns.Update(all); err != nil {
 		return err
 	}
-	s.zones = map[string]*book{}
-	for nw, z := range next {
-		s.zones[nw] = bookOf(z)
-	}
+	s.zones = next
 	return nil
 }
 
@@ -527,29 +534,6 @@ func (s *server) patchNames(n *Names) (patched bool, err error) {
 		s.zones[p.Zone.Network].patch(p)
 	}
 	return true, nil
-}
-
-// patched is zone z changed by p: p's address, flags and upstream servers,
-// z's records but those at p's addresses (dropped or put), and p's records,
-// by address.
-func patched(z resolver.Zone, p Patch) resolver.Zone {
-	out := p.Zone
-	out.Records = nil
-	gone := map[netip.Addr]bool{}
-	for _, a := range p.Drop {
-		gone[a.Unmap()] = true
-	}
-	for _, r := range p.Zone.Records {
-		gone[r.Addr.Unmap()] = true
-	}
-	for _, r := range z.Records {
-		if !gone[r.Addr.Unmap()] {
-			out.Records = append(out.Records, r)
-		}
-	}
-	out.Records = append(out.Records, p.Zone.Records...)
-	slices.SortFunc(out.Records, func(a, b resolver.Record) int { return a.Addr.Compare(b.Addr) })
-	return out
 }
 
 func closeAll(fds []int) {
