@@ -118,13 +118,14 @@ func replaced(p Patch) []netip.Addr {
 // apply changes t as p says, and the links between t's members and the other
 // zones of their sandboxes. It locks one table at a time.
 func (s *Server) apply(t *table, p Patch) {
-	for _, a := range replaced(p) {
+	gone := replaced(p)
+	for _, a := range gone {
 		if r, ok := t.records[a]; ok && r.Sandbox != "" {
 			s.unlink(member{t, a}, r.Sandbox)
 		}
 	}
 	t.mu.Lock()
-	for _, a := range replaced(p) {
+	for _, a := range gone {
 		t.remove(a)
 	}
 	for _, r := range p.Zone.Records {
