@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/resolvconf"
 	"github.com/nsnet/nsnet/internal/store"
@@ -184,6 +185,7 @@ func (e *Engine) restoreEtc(name string, before map[string]string) error {
 		} else {
 			errs = append(errs, e.removeOwnFile(path))
 		}
+		errs = append(errs, e.removeOwnTemp(path+tempSuffix, name))
 	}
 	os.Remove(e.etcDir(name)) // only if empty
 	return errors.Join(errs...)
@@ -213,13 +215,37 @@ func (e *Engine) removeOwnFile(path string) error {
 	return nil
 }
 
+// removeOwnTemp removes the temporary file a killed writeFileAtomic of
+// this root's left for sandbox: one with this root's mark, or one cut short
+// before the end of it (empty, or a beginning of the header this root
+// writes). Any other is left alone.
+func (e *Engine) removeOwnTemp(path, sandbox string) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !resolvconf.Marked(string(raw), e.owner.ID) && !strings.HasPrefix(resolvconf.Header(e.owner.ID, sandbox), string(raw)) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempSuffix names the temporary file writeFileAtomic writes first.
+const tempSuffix = ".nsnet-tmp"
+
 // writeFileAtomic writes content to path through a temporary file and a
 // rename, making the directory if needed.
 func writeFileAtomic(path, content string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	tmp := path + ".nsnet-tmp"
+	tmp := path + tempSuffix
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

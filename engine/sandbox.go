@@ -331,6 +331,7 @@ func (e *Engine) createSandbox(tx *store.Tx, u *undo, p *sandboxPlan) error {
 	if err := putRun(tx, p); err != nil {
 		return err
 	}
+	served() // holdPorts uses the resident session: the names request is answered first (settleNames has its error)
 	if err := e.holdPorts(tx, u, sb, sb.Ports, p.bound); err != nil {
 		return err
 	}
