@@ -268,13 +268,6 @@ func (t *table) answer(req *dns.Msg) *dns.Msg {
 	return nil
 }
 
-// answerFor is answer for a query from src: the names of the other zones
-// src's sandbox is in count too, after the zone's own.
-func (t *table) answerFor(req *dns.Msg, src netip.Addr) *dns.Msg {
-	m, _, _, _ := t.query(req, src)
-	return m
-}
-
 // query is what the zone makes of req from src, read under t's lock (and
 // each linked zone's, one at a time): whether src is a member, its upstream
 // servers, whether the zone is internal, and the zone's own reply (nil: the
