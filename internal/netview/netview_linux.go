@@ -61,13 +61,9 @@ func withHandle(path string, fn func(*netlink.Handle) error) error {
 func Links(path string) ([]Info, error) {
 	var out []Info
 	err := withHandle(path, func(h *netlink.Handle) error {
-		links, err := netlinksafe.Retry(h.LinkList)
+		links, names, err := listLinks(h)
 		if err != nil {
-			return fmt.Errorf("list links: %w", err)
-		}
-		names := map[int]string{}
-		for _, l := range links {
-			names[l.Attrs().Index] = l.Attrs().Name
+			return err
 		}
 		for _, l := range links {
 			info, err := describe(h, l, names)
@@ -80,6 +76,19 @@ func Links(path string) ([]Info, error) {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
+}
+
+// listLinks lists the links of h's namespace, and their names by index.
+func listLinks(h *netlink.Handle) ([]netlink.Link, map[int]string, error) {
+	links, err := netlinksafe.Retry(h.LinkList)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list links: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	return links, names, nil
 }
 
 func describe(h *netlink.Handle, l netlink.Link, names map[int]string) (Info, error) {

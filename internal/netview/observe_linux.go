@@ -53,13 +53,9 @@ type Snapshot struct {
 func Observe(path string, hairpin ...string) (Snapshot, error) {
 	var s Snapshot
 	err := withHandle(path, func(h *netlink.Handle) error {
-		links, err := netlinksafe.Retry(h.LinkList)
+		links, names, err := listLinks(h)
 		if err != nil {
-			return fmt.Errorf("list links: %w", err)
-		}
-		names := map[int]string{}
-		for _, l := range links {
-			names[l.Attrs().Index] = l.Attrs().Name
+			return err
 		}
 		for _, l := range links {
 			d, err := device(h, l, names, hairpin)
