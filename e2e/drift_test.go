@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/testenv"
@@ -136,4 +138,72 @@ func TestGCOnEmptyRoots(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "n1")
 	gcClean(t, w, "a root whose networks are gone")
 	w.AssertClean(t)
+}
+
+// TestCreateAfterNamespaceDeletedOutside: `ip netns del` by hand on a
+// sandbox's namespace leaves its record claiming the namespace's number, and
+// the kernel gives that number to a namespace made later (lowest free first).
+// A sandbox created with it works (it used to be refused: "that namespace
+// already belongs to sandbox d") and warns; gc forgets the deleted sandbox
+// only, and the new one's claim holds.
+func TestCreateAfterNamespaceDeletedOutside(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	d := w.Name("d")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.88.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", d)
+	old := namespaceInode(t, d)
+	veth := inspectSandbox(t, w, d).Networks["n1"].HostVeth
+	mustRun(t, "/proc/self/ns/net", "ip", "netns", "del", d)
+	// The kernel frees the number when it destroys the namespace, with the veth pair.
+	if err := eventually(func() error {
+		if _, ok := testenv.FindLink(testenv.Links(t, w.Host), veth); ok {
+			return fmt.Errorf("%s is still there", veth)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the kernel did not destroy %s's namespace: %v", d, err)
+	}
+	// Other tests make namespaces too: make some until one gets the number.
+	var made []string
+	reused := ""
+	for i := 0; i < 200 && reused == ""; i++ {
+		e := w.Name(fmt.Sprintf("e%d", i))
+		r := w.Nsnet("sandbox", "create", "--network", "none", e)
+		if r.Code != 0 {
+			t.Fatalf("sandbox create %s (namespace %d of %s's gone): exit %d\n%s", e, old, d, r.Code, r.Stderr)
+		}
+		made = append(made, e)
+		if namespaceInode(t, e) == old {
+			reused = e
+			want := fmt.Sprintf("sandbox %s has the namespace number sandbox %s had (its namespace /run/netns/%s is gone): run nsnet gc to forget sandbox %s", e, d, d, d)
+			if !strings.Contains(r.Stderr, want) {
+				t.Errorf("sandbox create %s warned:\n%s\nwant %q", e, r.Stderr, want)
+			}
+		}
+	}
+	if reused == "" {
+		t.Fatalf("none of %d namespaces made got number %d back", len(made), old)
+	}
+	out := w.MustNsnet(t, "gc")
+	if !strings.Contains(out, "forget sandbox "+d+": ") || strings.Contains(out, reused) {
+		t.Errorf("gc should forget %s only:\n%s", d, out)
+	}
+	other := w.Name("f")
+	expectFail(t, w, 1, []string{"that namespace already belongs to sandbox " + reused},
+		"sandbox", "create", "--network", "none", "--netns", "/run/netns/"+reused, other)
+	w.MustNsnet(t, append([]string{"sandbox", "rm"}, made...)...)
+	w.MustNsnet(t, "network", "rm", "n1")
+	gcClean(t, w, "at the end")
+	w.AssertClean(t)
+}
+
+// namespaceInode is the number of the namespace /run/netns/NAME names.
+func namespaceInode(t *testing.T, name string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

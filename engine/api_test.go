@@ -137,6 +137,23 @@ func (k *fakeKernel) replaceNamespace(t *testing.T, path string) netns.ID {
 	return id
 }
 
+// deleteNamespaceOutside plays `ip netns del NAME` by someone else: the
+// namespace goes, and the next one made gets its number, as the kernel's
+// lowest-free-first numbering may give it.
+func (k *fakeKernel) deleteNamespaceOutside(t *testing.T, path string) netns.ID {
+	t.Helper()
+	id, ok := k.mountAt(path)
+	if !ok {
+		t.Fatalf("setup: %s names no namespace", path)
+	}
+	mustDo(t, fakeNamespaces{k}.Remove(path))
+	k.reap()
+	k.mu.Lock()
+	k.reuse = id
+	k.mu.Unlock()
+	return id
+}
+
 // apiReplaced replaces the namespace of sandbox name (see replaceNamespace).
 func apiReplaced(name string) apiSetup {
 	return func(t *testing.T, k *fakeKernel, e *Engine) {
@@ -1875,5 +1892,68 @@ func TestDefaultNetworkMadeOnTheWayWarns(t *testing.T) {
 	}
 	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "route_localnet is 1") }) {
 		t.Errorf("warnings %q, want the route_localnet one", warnings)
+	}
+}
+
+// TestStaleNamespaceClaim: a sandbox whose namespace name was deleted (or
+// replaced) outside nsnet still claims its namespace's number, which the
+// kernel gives to a namespace made later. A new sandbox given that number
+// takes the claim over with a warning, instead of being refused as if it
+// shared the other's namespace; gc then forgets the other, and the new
+// sandbox's claim holds.
+func TestStaleNamespaceClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		outside func(t *testing.T, k *fakeKernel, path string) netns.ID
+		why     string
+	}{
+		{"deleted", func(t *testing.T, k *fakeKernel, path string) netns.ID { return k.deleteNamespaceOutside(t, path) },
+			"its namespace %s is gone"},
+		{"replaced", func(t *testing.T, k *fakeKernel, path string) netns.ID {
+			old, _ := k.mountAt(path)
+			k.replaceNamespace(t, path)
+			k.reap()
+			k.mu.Lock()
+			k.reuse = old
+			k.mu.Unlock()
+			return old
+		}, "%s now names another namespace, which is left alone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, e, w := apiEngine(t, nil)
+			onN1 := []string{"n1"}
+			apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"), apiSb(SandboxSpec{Name: "s0", Networks: onN1}))
+			s0 := e.k.ns.Path("s0")
+			old := tc.outside(t, k, s0)
+
+			s1, err := e.CreateSandbox(SandboxSpec{Name: "s1", Networks: onN1})
+			if err != nil {
+				t.Fatalf("create s1 after s0's namespace went: %v", err)
+			}
+			if s1.NetNSIno != old.Ino {
+				t.Fatalf("s1's namespace is %d, not s0's old %d: the setup did not reuse the number", s1.NetNSIno, old.Ino)
+			}
+			want := fmt.Sprintf("sandbox s1 has the namespace number sandbox s0 had (%s): run nsnet gc to forget sandbox s0", fmt.Sprintf(tc.why, s0))
+			if !slices.Contains(w.all(), want) {
+				t.Errorf("warnings %q lack %q", w.all(), want)
+			}
+			adoptS1 := SandboxSpec{Name: "s2", Networks: []string{"none"}, NetNS: e.k.ns.Path("s1")}
+			if _, err := e.CreateSandbox(adoptS1); err == nil || !strings.Contains(err.Error(), "that namespace already belongs to sandbox s1") {
+				t.Fatalf("adopting s1's namespace: %v, want it refused as s1's", err)
+			}
+			actions, err := e.GC(false)
+			if err != nil || !slices.ContainsFunc(actions, func(a string) bool { return strings.HasPrefix(a, "forget sandbox s0: ") }) {
+				t.Fatalf("gc: %q, %v; want it to forget s0", actions, err)
+			}
+			if _, err := e.CreateSandbox(adoptS1); err == nil || !strings.Contains(err.Error(), "that namespace already belongs to sandbox s1") {
+				t.Fatalf("adopting s1's namespace after gc: %v, want it still refused as s1's", err)
+			}
+			if _, err := e.RemoveSandbox("s1", false); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := k.mountAt(e.k.ns.Path("s1")); ok {
+				t.Error("s1's namespace name is left after its removal")
+			}
+		})
 	}
 }

@@ -43,6 +43,7 @@ type fakeKernel struct {
 	peers   map[netns.ID]map[string]*fakeLink // links inside namespaces
 	mounts  map[string]netns.ID               // namespace names (paths) and what they name
 	nextIno uint64
+	reuse   netns.ID // given to the next namespace made, once (see deleteNamespaceOutside)
 	self    netns.ID
 	sysctl  map[string]string // "ID key" -> value; ID "" is the host
 	fw      *fakeTable
@@ -124,6 +125,10 @@ func (k *fakeKernel) kernel() kernel {
 }
 
 func (k *fakeKernel) newID() netns.ID {
+	if id := k.reuse; !id.IsZero() {
+		k.reuse = netns.ID{}
+		return id
+	}
 	k.nextIno++
 	return netns.ID{Dev: 4, Ino: k.nextIno}
 }

@@ -598,12 +598,29 @@ func (e *Engine) recordNamespace(sb *Sandbox, f *os.File) error {
 }
 
 // claimNamespace records that sb has its namespace, refusing one that
-// another sandbox has already.
+// another sandbox still has. A claim whose sandbox no longer has that
+// namespace is stale: its name was deleted outside nsnet, the namespace went,
+// and the kernel, which numbers namespaces lowest free first, gave its number
+// to sb's. sb takes the claim over, with a warning that gc forgets the other.
 func (e *Engine) claimNamespace(tx *store.Tx, sb *Sandbox) error {
 	if other := tx.NamespaceHolder(sb.NetNSIno); other != "" {
-		return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
+		why := e.staleClaim(tx, other)
+		if why == "" {
+			return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
+		}
+		e.opts.Warn(fmt.Sprintf("sandbox %s has the namespace number sandbox %s had (%s): run nsnet gc to forget sandbox %s", sb.Name, other, why, other))
 	}
 	return tx.PutNamespace(sb.NetNSIno, sb.Name)
+}
+
+// staleClaim says why the named sandbox no longer has the namespace it
+// claims, or "" if it still has.
+func (e *Engine) staleClaim(tx *store.Tx, name string) string {
+	sb, err := tx.SandboxRecord(name)
+	if err != nil {
+		return "its record is gone"
+	}
+	return e.vanishedWhy(sb)
 }
 
 // mountNamespace creates a namespace at sb.NetNS (src == nil) or names src
