@@ -138,8 +138,8 @@ func (k *fakeKernel) replaceNamespace(t *testing.T, path string) netns.ID {
 }
 
 // deleteNamespaceOutside plays `ip netns del NAME` by someone else: the
-// namespace goes, and the next one made gets its number, as the kernel's
-// lowest-free-first numbering may give it.
+// namespace goes, and the next one made gets its number (at a later time),
+// as the kernel's lowest-free-first numbering may give it.
 func (k *fakeKernel) deleteNamespaceOutside(t *testing.T, path string) netns.ID {
 	t.Helper()
 	id, ok := k.mountAt(path)
@@ -151,6 +151,18 @@ func (k *fakeKernel) deleteNamespaceOutside(t *testing.T, path string) netns.ID 
 	k.mu.Lock()
 	k.reuse = id
 	k.mu.Unlock()
+	return id
+}
+
+// replaceNamespaceReusing is replaceNamespace once the old namespace is
+// destroyed: the stranger has its number.
+func (k *fakeKernel) replaceNamespaceReusing(t *testing.T, path string) netns.ID {
+	t.Helper()
+	k.deleteNamespaceOutside(t, path)
+	k.mu.Lock()
+	id := k.newID()
+	k.mu.Unlock()
+	mustDo(t, fakeNamespaces{k}.mount(path, id))
 	return id
 }
 
@@ -1180,34 +1192,53 @@ func TestRemoveSandbox(t *testing.T) {
 			t.Errorf("the namespace nsnet adopted under its own name was unmounted")
 		}
 	})
-	t.Run("a replaced namespace is forgotten and the stranger left alone", func(t *testing.T) {
-		k, e, w := apiEngine(t, nil)
-		apiRun(t, k, e, n1, apiSb(SandboxSpec{Name: "s1", Networks: onN1, Publish: []string{"8080:80"}}))
-		s1 := mustSandbox(t, e, "s1")
-		stranger := k.replaceNamespace(t, s1.NetNS)
-		removed, err := e.RemoveSandbox("s1", false)
-		if err != nil || !slices.Equal(removed, []string{"s1"}) {
-			t.Fatalf("removed %v, %v", removed, err)
-		}
-		if id, ok := k.mountAt(s1.NetNS); !ok || id != stranger {
-			t.Errorf("the stranger at %s: %v (%t), want %v left alone", s1.NetNS, id, ok, stranger)
-		}
-		want := fmt.Sprintf("sandbox s1: left %s alone: it is another namespace than the one nsnet made or adopted (now %s, then %s)", s1.NetNS, stranger, netnsID(s1))
-		if !slices.Contains(w.all(), want) {
-			t.Errorf("warnings %q, want %q", w.all(), want)
-		}
-		if sbs, err := e.Sandboxes(); err != nil || len(sbs) != 0 {
-			t.Errorf("sandboxes left: %v, %v", sbs, err)
-		}
-		if _, ok := k.hostLink(s1.Endpoints[0].HostVeth); ok || len(k.fwPorts()) != 0 || k.held("s1") != nil {
-			t.Errorf("kernel objects left: veth %t, ports %v, holder %v", ok, k.fwPorts(), k.held("s1"))
-		}
-		if slices.Contains(state(t, k, e), "file netns/s1") {
-			t.Errorf("the marker of the forgotten mount is left")
-		}
-		// The port is free again.
-		apiRun(t, k, e, apiSb(SandboxSpec{Name: "s2", Networks: onN1, Publish: []string{"8080:80"}}))
-	})
+	// The stranger has a new number, or (made once the kernel destroyed the
+	// old namespace) the old one, made later.
+	for _, how := range []struct {
+		name    string
+		replace func(k *fakeKernel, t *testing.T, path string) netns.ID
+		why     func(stranger, old netns.ID) string
+	}{
+		{"a new number", (*fakeKernel).replaceNamespace, func(stranger, old netns.ID) string { return fmt.Sprintf("now %s, then %s", stranger, old) }},
+		{"the old number", (*fakeKernel).replaceNamespaceReusing, strangerWhy},
+	} {
+		t.Run("a namespace replaced under "+how.name+" is forgotten and the stranger left alone", func(t *testing.T) {
+			testReplacedNamespace(t, how.replace, how.why)
+		})
+	}
+}
+
+// testReplacedNamespace: sandbox rm of a sandbox whose namespace name someone
+// replaced (replace) forgets the sandbox, leaves the stranger alone and says
+// why (why).
+func testReplacedNamespace(t *testing.T, replace func(*fakeKernel, *testing.T, string) netns.ID, why func(stranger, old netns.ID) string) {
+	onN1 := []string{"n1"}
+	k, e, w := apiEngine(t, nil)
+	apiRun(t, k, e, apiNet("n1", "10.1.0.0/24"), apiSb(SandboxSpec{Name: "s1", Networks: onN1, Publish: []string{"8080:80"}}))
+	s1 := mustSandbox(t, e, "s1")
+	stranger := replace(k, t, s1.NetNS)
+	removed, err := e.RemoveSandbox("s1", false)
+	if err != nil || !slices.Equal(removed, []string{"s1"}) {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	if id, ok := k.mountAt(s1.NetNS); !ok || id != stranger {
+		t.Errorf("the stranger at %s: %v (%t), want %v left alone", s1.NetNS, id, ok, stranger)
+	}
+	want := fmt.Sprintf("sandbox s1: left %s alone: it is another namespace than the one nsnet made or adopted (%s)", s1.NetNS, why(stranger, netnsID(s1)))
+	if !slices.Contains(w.all(), want) {
+		t.Errorf("warnings %q, want %q", w.all(), want)
+	}
+	if sbs, err := e.Sandboxes(); err != nil || len(sbs) != 0 {
+		t.Errorf("sandboxes left: %v, %v", sbs, err)
+	}
+	if _, ok := k.hostLink(s1.Endpoints[0].HostVeth); ok || len(k.fwPorts()) != 0 || k.held("s1") != nil {
+		t.Errorf("kernel objects left: veth %t, ports %v, holder %v", ok, k.fwPorts(), k.held("s1"))
+	}
+	if slices.Contains(state(t, k, e), "file netns/s1") {
+		t.Errorf("the marker of the forgotten mount is left")
+	}
+	// The port is free again.
+	apiRun(t, k, e, apiSb(SandboxSpec{Name: "s2", Networks: onN1, Publish: []string{"8080:80"}}))
 }
 
 func TestRemoveNetwork(t *testing.T) {
@@ -1933,7 +1964,7 @@ func TestStaleNamespaceClaim(t *testing.T) {
 			if s1.NetNSIno != old.Ino {
 				t.Fatalf("s1's namespace is %d, not s0's old %d: the setup did not reuse the number", s1.NetNSIno, old.Ino)
 			}
-			want := fmt.Sprintf("sandbox s1 has the namespace number sandbox s0 had (%s): run nsnet gc to forget sandbox s0", fmt.Sprintf(tc.why, s0))
+			want := fmt.Sprintf("sandbox s1 takes over namespace %s from sandbox s0, which no longer has it (%s): run nsnet gc to forget sandbox s0", netnsID(s1), fmt.Sprintf(tc.why, s0))
 			if !slices.Contains(w.all(), want) {
 				t.Errorf("warnings %q lack %q", w.all(), want)
 			}

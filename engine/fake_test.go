@@ -43,7 +43,7 @@ type fakeKernel struct {
 	peers   map[netns.ID]map[string]*fakeLink // links inside namespaces
 	mounts  map[string]netns.ID               // namespace names (paths) and what they name
 	nextIno uint64
-	reuse   netns.ID // given to the next namespace made, once (see deleteNamespaceOutside)
+	reuse   netns.ID // its number goes to the next namespace made, once (see deleteNamespaceOutside)
 	self    netns.ID
 	sysctl  map[string]string // "ID key" -> value; ID "" is the host
 	fw      *fakeTable
@@ -124,13 +124,16 @@ func (k *fakeKernel) kernel() kernel {
 	}
 }
 
+// newID is the ID of a new namespace: a new number, or the one reuse gives
+// (see deleteNamespaceOutside), and a time of its own.
 func (k *fakeKernel) newID() netns.ID {
-	if id := k.reuse; !id.IsZero() {
-		k.reuse = netns.ID{}
-		return id
-	}
 	k.nextIno++
-	return netns.ID{Dev: 4, Ino: k.nextIno}
+	id := netns.ID{Dev: 4, Ino: k.nextIno, Born: int64(k.nextIno)}
+	if reused := k.reuse; !reused.IsZero() {
+		k.reuse = netns.ID{}
+		id.Ino = reused.Ino
+	}
+	return id
 }
 
 // step counts a change and fails or crashes it as the test asked.
@@ -905,7 +908,7 @@ func (f fakeResidents) Hold(sandbox string, ns resident.Namespace, ports []resid
 	if err := f.k.step("hold %d ports for %s", len(ports), sandbox); err != nil {
 		return err
 	}
-	if id, ok := f.k.mounts[ns.Path]; !ok || id != (netns.ID{Dev: ns.Dev, Ino: ns.Ino}) {
+	if id, ok := f.k.mounts[ns.Path]; !ok || !id.Same(netns.ID{Dev: ns.Dev, Ino: ns.Ino, Born: ns.Born}) {
 		return fmt.Errorf("namespace of sandbox %s: %s is not namespace %d:%d: it was replaced", sandbox, ns.Path, ns.Dev, ns.Ino)
 	}
 	if r.netns[sandbox] != ns {
@@ -1083,7 +1086,7 @@ func (k *fakeKernel) vanish() {
 		return
 	}
 	for name, ns := range k.res.netns {
-		if id, ok := k.mounts[ns.Path]; !ok || id != (netns.ID{Dev: ns.Dev, Ino: ns.Ino}) {
+		if id, ok := k.mounts[ns.Path]; !ok || !id.Same(netns.ID{Dev: ns.Dev, Ino: ns.Ino, Born: ns.Born}) {
 			k.res.drop(name)
 		}
 	}
@@ -1123,10 +1126,13 @@ func (f fakeFlows) Delete(flows []conntrack.Flow) (uint, error) {
 // fakeProcs implements processLister.
 type fakeProcs struct{ k *fakeKernel }
 
-func (f fakeProcs) In(_ string, ino uint64) ([]Process, error) {
+func (f fakeProcs) In(path string, want netns.ID) ([]Process, error) {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	return f.k.procs[ino], nil
+	if id, ok := f.k.mounts[path]; ok && !want.IsZero() && !want.Same(id) {
+		return nil, nil // a stranger's namespace under the name
+	}
+	return f.k.procs[want.Ino], nil
 }
 
 // fakeEngine opens an engine on a fresh state root over the fake kernel k;

@@ -108,7 +108,7 @@ type flowTable interface {
 
 // processLister finds the processes in a namespace (/proc).
 type processLister interface {
-	In(path string, ino uint64) ([]Process, error)
+	In(path string, want netns.ID) ([]Process, error)
 }
 
 // kernel is all of it; openLinks opens the host's links on first use.
@@ -204,7 +204,9 @@ func (realFlows) Delete(flows []conntrack.Flow) (uint, error) { return conntrack
 
 type realProcesses struct{}
 
-func (realProcesses) In(path string, ino uint64) ([]Process, error) { return processesIn(path, ino) }
+func (realProcesses) In(path string, want netns.ID) ([]Process, error) {
+	return processesIn(path, want)
+}
 
 // meanwhile runs fn on a goroutine of its own where the kernel allows
 // overlapping steps (kernel.overlap), or now. The function it returns waits

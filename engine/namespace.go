@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/journal"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -18,8 +19,8 @@ import (
 func (e *Engine) unmountOwn(path string, want netns.ID) (note string, err error) {
 	id, err := e.k.ns.Identify(path)
 	switch {
-	case err == nil && !want.IsZero() && id != want:
-		return fmt.Sprintf("left %s alone: it is another namespace than the one nsnet made or adopted (now %s, then %s)", path, id, want), nil
+	case err == nil && !want.IsZero() && !id.Same(want):
+		return fmt.Sprintf("left %s alone: it is another namespace than the one nsnet made or adopted (%s)", path, strangerWhy(id, want)), nil
 	case err == nil:
 		return "", e.k.ns.Remove(path)
 	}
@@ -31,6 +32,15 @@ func (e *Engine) unmountOwn(path string, want netns.ID) (note string, err error)
 		return "", e.k.ns.Remove(path) // a mount point never mounted
 	}
 	return fmt.Sprintf("left %s alone: it is not a network namespace", path), nil
+}
+
+// strangerWhy tells how the namespace id differs from the namespace want.
+func strangerWhy(id, want netns.ID) string {
+	if id.Dev == want.Dev && id.Ino == want.Ino {
+		return fmt.Sprintf("its number %s is the same, given again by the kernel to a namespace made at %s, not %s",
+			id, time.Unix(0, id.Born).UTC().Format(time.StampNano), time.Unix(0, want.Born).UTC().Format(time.StampNano))
+	}
+	return fmt.Sprintf("now %s, then %s", id, want)
 }
 
 // removeMarkedMount removes the mount a marker of this root describes (at the

@@ -46,7 +46,7 @@ func (e *Engine) processesOf(sb *Sandbox, scan *procScan) ([]Process, error) {
 		<-scan.done
 		return scan.procs, scan.err
 	}
-	return e.k.procs.In(sb.NetNS, sb.NetNSIno)
+	return e.k.procs.In(sb.NetNS, netnsID(sb))
 }
 
 // procScan is a look for the processes in a namespace, started in the
@@ -76,7 +76,7 @@ func (e *Engine) startProcScan(ref string) *procScan {
 	s := &procScan{path: path, id: id, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		s.procs, s.err = e.k.procs.In(path, id.Ino)
+		s.procs, s.err = e.k.procs.In(path, id)
 	}()
 	return s
 }
@@ -104,9 +104,9 @@ func refuseRunning(sb *Sandbox, procs []Process, err error) error {
 
 // processesIn lists the processes (by their main thread, by pid) whose
 // network namespace is the one at path, other than this one. A namespace
-// that is gone, or that is not the one with inode ino (when ino is known),
-// has none of the sandbox's.
-func processesIn(path string, ino uint64) ([]Process, error) {
+// that is gone, or that is not want (when want is known; records older than
+// namespace IDs know only the inode), has none of the sandbox's.
+func processesIn(path string, want netns.ID) ([]Process, error) {
 	var ns unix.Stat_t
 	if err := unix.Stat(path, &ns); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -114,7 +114,8 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 		}
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-	if ino != 0 && ns.Ino != ino {
+	now := netns.ID{Dev: ns.Dev, Ino: ns.Ino, Born: ns.Ctim.Nano()}
+	if want.Ino != 0 && (now.Ino != want.Ino || (want.Dev != 0 && !want.Same(now))) {
 		return nil, nil
 	}
 	proc, err := os.Open("/proc")
@@ -127,10 +128,11 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 		return nil, err
 	}
 	// Namespace files all live on the one nsfs, whose inode numbers are
-	// unique: the link's text names the namespace (readlink is cheaper than
-	// stat here, and this runs over every process, relative to /proc).
-	want := fmt.Sprintf("net:[%d]", ns.Ino)
-	buf := make([]byte, len(want)+1)
+	// unique among the living: the link's text names the namespace (readlink
+	// is cheaper than stat here, and this runs over every process, relative
+	// to /proc).
+	link := fmt.Sprintf("net:[%d]", ns.Ino)
+	buf := make([]byte, len(link)+1)
 	var out []Process
 	self := os.Getpid()
 	for _, name := range names {
@@ -138,7 +140,7 @@ func processesIn(path string, ino uint64) ([]Process, error) {
 		if err != nil || pid == self {
 			continue
 		}
-		if n, err := unix.Readlinkat(int(proc.Fd()), name+"/ns/net", buf); err != nil || string(buf[:n]) != want {
+		if n, err := unix.Readlinkat(int(proc.Fd()), name+"/ns/net", buf); err != nil || string(buf[:n]) != link {
 			continue // gone meanwhile, or elsewhere
 		}
 		comm, err := os.ReadFile("/proc/" + name + "/comm")

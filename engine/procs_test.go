@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/nsnet/nsnet/internal/netns"
 	"os"
 	"os/exec"
 	"strconv"
@@ -23,7 +24,17 @@ func TestProcessesIn(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	procs, err := processesIn("/proc/self/ns/net", 0)
+	// Held open, the namespace's file stays the same (see netns.ID).
+	self, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	id, err := netns.IDOf(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs, err := processesIn("/proc/self/ns/net", id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,10 +50,15 @@ func TestProcessesIn(t *testing.T) {
 	if !found {
 		t.Errorf("processesIn did not find sleep (pid %d) in %v", cmd.Process.Pid, procs)
 	}
-	if procs, err := processesIn("/proc/self/ns/net", 1); err != nil || len(procs) != 0 {
+	if procs, err := processesIn("/proc/self/ns/net", netns.ID{Ino: 1}); err != nil || len(procs) != 0 {
 		t.Errorf("a namespace that is not the recorded one: %v, %v; want none", procs, err)
 	}
-	if procs, err := processesIn("/nonexistent/ns", 0); err != nil || len(procs) != 0 {
+	later := id
+	later.Born++
+	if procs, err := processesIn("/proc/self/ns/net", later); err != nil || len(procs) != 0 {
+		t.Errorf("a namespace made later under the recorded one's number: %v, %v; want none", procs, err)
+	}
+	if procs, err := processesIn("/nonexistent/ns", netns.ID{}); err != nil || len(procs) != 0 {
 		t.Errorf("a namespace that is gone: %v, %v; want none", procs, err)
 	}
 }

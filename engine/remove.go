@@ -161,13 +161,13 @@ func (e *Engine) pairsGoWithNamespace(sb *Sandbox, noProcs bool) bool {
 	if !sb.OwnsNetNS || !sb.Mounted || len(sb.Endpoints) == 0 || netnsID(sb).IsZero() {
 		return false
 	}
-	if id, err := e.k.ns.Identify(sb.NetNS); err != nil || id != netnsID(sb) {
+	if id, err := e.k.ns.Identify(sb.NetNS); err != nil || !id.Same(netnsID(sb)) {
 		return false
 	}
 	if noProcs {
 		return true
 	}
-	procs, err := e.k.procs.In(sb.NetNS, sb.NetNSIno)
+	procs, err := e.k.procs.In(sb.NetNS, netnsID(sb))
 	return err == nil && len(procs) == 0
 }
 
@@ -240,7 +240,9 @@ func claims(sb *Sandbox) bool {
 }
 
 // netnsID is the ID of the namespace sb was given (zero if not recorded).
-func netnsID(sb *Sandbox) netns.ID { return netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno} }
+func netnsID(sb *Sandbox) netns.ID {
+	return netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno, Born: sb.NetNSBorn}
+}
 
 // sharersOf returns the sandboxes that share the named one's namespace.
 func sharersOf(tx *store.Tx, name string) ([]Sandbox, error) { return tx.Sharers(name) }

@@ -110,7 +110,7 @@ func (e *Engine) holdAll(sb *Sandbox, bound boundPorts) error {
 // ID it was given (for a record older than namespace IDs, what the path
 // names now).
 func (e *Engine) namespaceOf(sb *Sandbox) (resident.Namespace, error) {
-	ns := resident.Namespace{Path: sb.NetNS, Dev: sb.NetNSDev, Ino: sb.NetNSIno}
+	ns := resident.Namespace{Path: sb.NetNS, Dev: sb.NetNSDev, Ino: sb.NetNSIno, Born: sb.NetNSBorn}
 	if ns.Dev != 0 {
 		return ns, nil
 	}
@@ -118,7 +118,7 @@ func (e *Engine) namespaceOf(sb *Sandbox) (resident.Namespace, error) {
 	if err != nil || !sameNamespace(sb, id) {
 		return ns, fmt.Errorf("sandbox %s: %s is no longer its namespace: run nsnet gc to forget the sandbox", sb.Name, sb.NetNS)
 	}
-	ns.Dev, ns.Ino = id.Dev, id.Ino
+	ns.Dev, ns.Ino, ns.Born = id.Dev, id.Ino, id.Born
 	return ns, nil
 }
 

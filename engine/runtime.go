@@ -181,7 +181,7 @@ func (e *Engine) sameContainer(sb *Sandbox, p *sandboxPlan) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", sb.Name, err)
 	}
-	if id != netnsID(sb) {
+	if !id.Same(netnsID(sb)) {
 		return fmt.Errorf("sandbox %s of container %s is in another namespace than %s: detach it from its networks first", sb.Name, r.ContainerID, p.adopt)
 	}
 	return nil
@@ -315,7 +315,7 @@ func (e *Engine) CheckAttachment(spec DetachSpec, netnsPath string) (*RuntimeAtt
 func (e *Engine) checkAttachment(tx *store.Tx, a *RuntimeAttachment, netnsPath string) ([]string, error) {
 	var diffs []string
 	if netnsPath != "" {
-		if id, err := e.k.ns.Identify(netnsPath); err != nil || id != netnsID(a.Sandbox) {
+		if id, err := e.k.ns.Identify(netnsPath); err != nil || !id.Same(netnsID(a.Sandbox)) {
 			diffs = append(diffs, fmt.Sprintf("the namespace %s is not the sandbox's (%v)", netnsPath, err))
 		}
 	}

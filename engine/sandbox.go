@@ -213,7 +213,7 @@ func (e *Engine) openAdopted(name, path string) (*os.File, error) {
 	switch {
 	case err != nil || serr != nil:
 		err = errors.Join(err, serr)
-	case id == self:
+	case id.Same(self):
 		err = fmt.Errorf("sandbox %s: --netns %s is the host's own network namespace, where nsnet runs: use --network host to name it", name, path)
 	}
 	if err != nil {
@@ -590,10 +590,15 @@ func (e *Engine) upLoopback(sb *Sandbox) error {
 	return host.UpLoopback(ns)
 }
 
+// setNetnsID records id as the ID of sb's namespace.
+func setNetnsID(sb *Sandbox, id netns.ID) {
+	sb.NetNSDev, sb.NetNSIno, sb.NetNSBorn = id.Dev, id.Ino, id.Born
+}
+
 // recordNamespace keeps the ID of the namespace f in sb.
 func (e *Engine) recordNamespace(sb *Sandbox, f *os.File) error {
 	id, err := e.k.ns.IDOf(f)
-	sb.NetNSDev, sb.NetNSIno = id.Dev, id.Ino
+	setNetnsID(sb, id)
 	return err
 }
 
@@ -608,7 +613,8 @@ func (e *Engine) claimNamespace(tx *store.Tx, sb *Sandbox) error {
 		if why == "" {
 			return fmt.Errorf("sandbox %s: that namespace already belongs to sandbox %s: use --network container:%s to share it", sb.Name, other, other)
 		}
-		e.opts.Warn(fmt.Sprintf("sandbox %s has the namespace number sandbox %s had (%s): run nsnet gc to forget sandbox %s", sb.Name, other, why, other))
+		e.opts.Warn(fmt.Sprintf("sandbox %s takes over namespace %s from sandbox %s, which no longer has it (%s): run nsnet gc to forget sandbox %s",
+			sb.Name, netnsID(sb), other, why, other))
 	}
 	return tx.PutNamespace(sb.NetNSIno, sb.Name)
 }
@@ -629,7 +635,7 @@ func (e *Engine) staleClaim(tx *store.Tx, name string) string {
 func (e *Engine) mountNamespace(u *undo, sb *Sandbox, src *os.File) error {
 	sb.Mounted, sb.OwnsNetNS = true, src == nil
 	mark := func(id netns.ID) error {
-		sb.NetNSDev, sb.NetNSIno = id.Dev, id.Ino
+		setNetnsID(sb, id)
 		if err := e.markers.Put(journal.Marker{Name: sb.Name, Root: e.opts.Root, Owns: sb.OwnsNetNS, NetNS: id}); err != nil {
 			return err
 		}
@@ -708,8 +714,7 @@ func (e *Engine) openOwnNamespace(sb *Sandbox) (*os.File, error) {
 // sameNamespace reports whether id is sb's recorded namespace (records
 // older than namespace IDs match any).
 func sameNamespace(sb *Sandbox, id netns.ID) bool {
-	want := netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno}
-	return (sb.NetNSDev == 0 && (sb.NetNSIno == 0 || sb.NetNSIno == id.Ino)) || want == id
+	return (sb.NetNSDev == 0 && (sb.NetNSIno == 0 || sb.NetNSIno == id.Ino)) || netnsID(sb).Same(id)
 }
 
 // attachAll makes sb's endpoints, in order, in its namespace.

@@ -99,8 +99,9 @@ type Sandbox struct {
 	NetNS     string     `json:"netns"`                 // path to use to enter the namespace
 	OwnsNetNS bool       `json:"owns_netns"`            // nsnet created the namespace and destroys it on removal
 	Mounted   bool       `json:"mounted"`               // nsnet bind-mounted NetNS and unmounts it on removal
-	NetNSDev  uint64     `json:"netns_dev,omitempty"`   // device and inode: the ID of the namespace the
-	NetNSIno  uint64     `json:"netns_inode,omitempty"` // sandbox was given (a bridge or none sandbox claims it)
+	NetNSDev  uint64     `json:"netns_dev,omitempty"`   // device, inode and the time its file was made: the ID of
+	NetNSIno  uint64     `json:"netns_inode,omitempty"` // the namespace the sandbox was given (a bridge or none
+	NetNSBorn int64      `json:"netns_born,omitempty"`  // sandbox claims it); see internal/netns.ID
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	// Ports are published on the address of the endpoint with the default
 	// route (the first non-internal network's). They are stored

@@ -3,9 +3,11 @@
 // Named namespaces are bind mounts under Dir, exactly as `ip netns add` makes
 // them, so `ip netns exec NAME` works on every sandbox.
 //
-// A namespace is known by its ID (device and inode of its nsfs file): two
-// paths name the same namespace exactly when their IDs are equal, and a name
-// that was removed and made again names another namespace with another ID.
+// A namespace is known by its ID (device and inode of its nsfs file, and
+// when the kernel made that file): two paths name the same namespace exactly
+// when their IDs are the same (ID.Same), and a name that was removed and made
+// again names another namespace with another ID, even when the kernel gave
+// the new namespace the old one's inode number.
 //
 // Invariants: no function leaves the calling goroutine's OS thread in another
 // namespace. A namespace is bound to a name through the descriptor that was
@@ -61,14 +63,27 @@ func checkFd(path string, fd int) error {
 	return nil
 }
 
-// ID identifies a namespace: the device and inode of its nsfs file.
+// ID identifies a namespace: the device and inode of its nsfs file, and
+// when the kernel made that file (its change time, in nanoseconds since the
+// epoch; zero in records older than it). The kernel gives a destroyed
+// namespace's inode number to a later one (lowest free first); the file's
+// time tells them apart. The kernel makes the file when something first
+// names or opens the namespace and keeps it while a mount or an open file
+// holds it, so the time of a namespace named under /run/netns stays the same.
 type ID struct {
-	Dev uint64 `json:"dev"`
-	Ino uint64 `json:"ino"`
+	Dev  uint64 `json:"dev"`
+	Ino  uint64 `json:"ino"`
+	Born int64  `json:"born,omitempty"`
 }
 
 // IsZero reports whether the ID is unknown (records older than IDs).
 func (id ID) IsZero() bool { return id == ID{} }
+
+// Same reports whether id and o are one namespace: the same device and
+// inode, made at the same time where both IDs know it.
+func (id ID) Same(o ID) bool {
+	return id.Dev == o.Dev && id.Ino == o.Ino && (id.Born == 0 || o.Born == 0 || id.Born == o.Born)
+}
 
 func (id ID) String() string { return fmt.Sprintf("%d:%d", id.Dev, id.Ino) }
 
@@ -78,7 +93,7 @@ func IDOf(f *os.File) (ID, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return ID{}, fmt.Errorf("stat network namespace %s: %w", f.Name(), err)
 	}
-	return ID{Dev: st.Dev, Ino: st.Ino}, nil
+	return ID{Dev: st.Dev, Ino: st.Ino, Born: st.Ctim.Nano()}, nil
 }
 
 // Identify returns the ID of the network namespace at path, failing if path
@@ -125,8 +140,15 @@ func Create(path string, before func(ID) error) error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare network namespace: %w", err)
 		}
+		// Held open until it is mounted, the namespace's file is the one
+		// before is told about (see ID).
+		self, err := Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return err
+		}
+		defer self.Close()
 		if before != nil {
-			id, err := Self()
+			id, err := IDOf(self)
 			if err == nil {
 				err = before(id)
 			}
@@ -138,7 +160,7 @@ func Create(path string, before func(ID) error) error {
 			return err
 		}
 		prepared = true
-		return bind("/proc/thread-self/ns/net", path)
+		return bind(fmt.Sprintf("/proc/self/fd/%d", self.Fd()), path)
 	})
 	if err != nil {
 		if prepared {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/netview"
 	"github.com/nsnet/nsnet/internal/resident"
 	"github.com/nsnet/nsnet/internal/resolver"
@@ -16,7 +17,7 @@ import (
 // process runs in (the host's).
 type Reader interface {
 	Namespace(path string, hairpin []string) (netview.Snapshot, error)
-	Identify(path string) (dev, ino uint64, err error)
+	Identify(path string) (netns.ID, error)
 	Sysctls(path string, keys []string) map[string]string
 	Sockets(path string) ([]Socket, error)
 	Table(name string) (firewall.View, error)
@@ -97,12 +98,12 @@ func hostVeths(req Request) []string {
 func readSandbox(r Reader, sb types.Sandbox) *Namespace {
 	ns := &Namespace{Path: sb.NetNS}
 	if sb.NetNSIno != 0 {
-		dev, ino, err := r.Identify(sb.NetNS)
+		id, err := r.Identify(sb.NetNS)
 		if err != nil {
 			ns.Err = err.Error()
 			return ns
 		}
-		if dev != sb.NetNSDev || ino != sb.NetNSIno {
+		if !id.Same(netns.ID{Dev: sb.NetNSDev, Ino: sb.NetNSIno, Born: sb.NetNSBorn}) {
 			ns.Replaced = true
 			return ns
 		}

@@ -29,11 +29,8 @@ func (Kernel) Namespace(path string, hairpin []string) (netview.Snapshot, error)
 	return netview.Observe(path, hairpin...)
 }
 
-// Identify is the device and inode of the namespace at path.
-func (Kernel) Identify(path string) (uint64, uint64, error) {
-	id, err := netns.Identify(path)
-	return id.Dev, id.Ino, err
-}
+// Identify is the ID of the namespace at path.
+func (Kernel) Identify(path string) (netns.ID, error) { return netns.Identify(path) }
 
 // Sysctls reads the keys that exist, in the namespace at path.
 func (Kernel) Sysctls(path string, keys []string) map[string]string {

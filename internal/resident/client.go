@@ -96,6 +96,7 @@ type Namespace struct {
 	Path string `json:"path"`
 	Dev  uint64 `json:"dev"`
 	Ino  uint64 `json:"ino"`
+	Born int64  `json:"born,omitempty"` // when its nsfs file was made (see internal/netns.ID); 0: unknown
 }
 
 // Port is a host port for the resident to hold and proxy: its key, its

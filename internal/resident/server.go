@@ -115,6 +115,7 @@ type mark struct {
 	pin        bool // keep the file open, so that its inode is not freed and reused
 	own        bool // the resident's own socket: removed when it exits
 	dev, ino   uint64
+	born       int64 // change time: for a namespace's file, when the kernel made it (see internal/netns.ID)
 	f          *os.File
 }
 
@@ -134,7 +135,7 @@ func (m mark) take() (mark, error) {
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %w", m.what, m.path, err)
 	}
-	m.dev, m.ino = st.Dev, st.Ino
+	m.dev, m.ino, m.born = st.Dev, st.Ino, st.Ctim.Nano()
 	return m, nil
 }
 
@@ -397,10 +398,10 @@ func (s *server) sandboxIn(name string, ns Namespace) (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.dev != ns.Dev || m.ino != ns.Ino {
+	if m.dev != ns.Dev || m.ino != ns.Ino || (ns.Born != 0 && m.born != ns.Born) {
 		m.close()
-		return nil, fmt.Errorf("namespace of sandbox %s: %s is namespace %d:%d, not %d:%d: it was replaced (nsnet gc forgets the sandbox)",
-			name, ns.Path, m.dev, m.ino, ns.Dev, ns.Ino)
+		return nil, fmt.Errorf("namespace of sandbox %s: %s is namespace %d:%d made at %d, not %d:%d made at %d: it was replaced (nsnet gc forgets the sandbox)",
+			name, ns.Path, m.dev, m.ino, m.born, ns.Dev, ns.Ino, ns.Born)
 	}
 	sb := &sandbox{ns: m, id: ns, held: map[string]held{}}
 	s.sandboxes[name] = sb

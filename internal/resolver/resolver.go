@@ -147,7 +147,7 @@ func sameNamespace(f *os.File) (bool, error) {
 		c <- result{id, err}
 	}()
 	proc := <-c
-	return id == proc.id, proc.err
+	return id.Same(proc.id), proc.err
 }
 
 // inNamespace runs fn where the Server's sockets belong.
