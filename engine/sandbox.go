@@ -604,9 +604,10 @@ func (e *Engine) recordNamespace(sb *Sandbox, f *os.File) error {
 
 // claimNamespace records that sb has its namespace, refusing one that
 // another sandbox still has. A claim whose sandbox no longer has that
-// namespace is stale: its name was deleted outside nsnet, the namespace went,
-// and the kernel, which numbers namespaces lowest free first, gave its number
-// to sb's. sb takes the claim over, with a warning that gc forgets the other.
+// namespace is stale: its name was deleted outside nsnet, and the namespace
+// lives on under another name, or went and the kernel, which numbers
+// namespaces lowest free first, gave its number to sb's. sb takes the claim
+// over, with a warning that gc forgets the other.
 func (e *Engine) claimNamespace(tx *store.Tx, sb *Sandbox) error {
 	if other := tx.NamespaceHolder(sb.NetNSIno); other != "" {
 		why := e.staleClaim(tx, other)
