@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -238,5 +239,33 @@ func TestIntentsAndMarkersAreNotTrustedBlindly(t *testing.T) {
 	}
 	mustRun(t, "/proc/self/ns/net", "ip", "netns", "del", victim)
 	mustRun(t, w.Host, "ip", "link", "del", "byhand0")
+	w.AssertClean(t)
+}
+
+// TestIPNetnsExecIsRefused: under `ip netns exec`, nsnet runs in a mount
+// namespace of its own that only receives the host's mounts, so a namespace
+// it named under /run/netns would vanish when the command exits, and the
+// sandbox with it. sandbox create refuses, changing nothing. The control:
+// the same command through nsenter (the network namespace only) makes a
+// sandbox whose name outlives the command.
+func TestIPNetnsExecIsRefused(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b := w.Name("a"), w.Name("b")
+	out, err := exec.Command("ip", "netns", "exec", w.Host, testenv.Binary(t), "--root", w.Root, "sandbox", "create", "--network", "none", a).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nsnet runs in a mount namespace whose mount at") || !strings.Contains(string(out), "nsenter --net=") {
+		t.Errorf("sandbox create under ip netns exec: %v\n%s", err, out)
+	}
+	if contains(testenv.NamespaceNames(t), a) {
+		t.Errorf("the refused create left a name for %s", a)
+	}
+	if ls := w.MustNsnet(t, "sandbox", "ls", "-q"); strings.TrimSpace(ls) != "" {
+		t.Errorf("the refused create left a sandbox: %q", ls)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "none", b)
+	if !contains(testenv.NamespaceNames(t), b) {
+		t.Errorf("through nsenter, %s's name does not outlive the command", b)
+	}
+	w.MustNsnet(t, "sandbox", "rm", b)
 	w.AssertClean(t)
 }

@@ -166,6 +166,14 @@ func (k *fakeKernel) replaceNamespaceReusing(t *testing.T, path string) netns.ID
 	return id
 }
 
+// apiHiddenNames plays an engine in a mount namespace whose mounts vanish
+// with it (see namespaces.NamesOutlive).
+func apiHiddenNames(_ *testing.T, k *fakeKernel, _ *Engine) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.hidden = errors.New("names vanish here")
+}
+
 // apiReplaced replaces the namespace of sandbox name (see replaceNamespace).
 func apiReplaced(name string) apiSetup {
 	return func(t *testing.T, k *fakeKernel, e *Engine) {
@@ -791,6 +799,10 @@ func TestCreateSandboxRefused(t *testing.T) {
 			want: []string{"sandbox s0: ", "is no longer the namespace it was given (it was removed and made again by someone else): run nsnet gc"}},
 		{name: "existing sandbox", setup: []apiSetup{n1, s0(SandboxSpec{Networks: onN1})}, spec: plain(SandboxSpec{Name: "s0", Networks: onN1}),
 			want: []string{"sandbox s0 already exists: remove it first (nsnet sandbox rm s0) or choose another name"}},
+		{name: "names would vanish with the mount namespace (ip netns exec)", setup: []apiSetup{n1, apiHiddenNames}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1}),
+			want: []string{"sandbox s1: names vanish here"}},
+		{name: "names would vanish, --network none", setup: []apiSetup{apiHiddenNames}, spec: plain(SandboxSpec{Name: "s1", Networks: []string{"none"}}),
+			want: []string{"sandbox s1: names vanish here"}},
 		{name: "a namespace of that name exists", setup: []apiSetup{n1, apiOutside("netns/s1")}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1}),
 			want: []string{"a network namespace named s1 already exists", "adopt it with --netns"}},
 		{name: "--ip held", setup: []apiSetup{n1, s0(SandboxSpec{Networks: onN1})}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1, IP: "10.1.0.2"}),
@@ -1986,5 +1998,16 @@ func TestStaleNamespaceClaim(t *testing.T) {
 				t.Error("s1's namespace name is left after its removal")
 			}
 		})
+	}
+}
+
+// TestAdoptingItsOwnNameNeedsNoMount: where names nsnet mounts would vanish
+// (ip netns exec), a sandbox that adopts /run/netns/NAME as itself mounts
+// nothing, and is made.
+func TestAdoptingItsOwnNameNeedsNoMount(t *testing.T) {
+	k, e, _ := apiEngine(t, nil)
+	apiRun(t, k, e, apiOutside("netns/s1"), apiHiddenNames)
+	if _, err := e.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"none"}, NetNS: e.k.ns.Path("s1")}); err != nil {
+		t.Fatal(err)
 	}
 }

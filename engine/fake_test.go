@@ -44,6 +44,7 @@ type fakeKernel struct {
 	mounts  map[string]netns.ID               // namespace names (paths) and what they name
 	nextIno uint64
 	reuse   netns.ID // its number goes to the next namespace made, once (see deleteNamespaceOutside)
+	hidden  error    // what NamesOutlive says: names mounted would vanish with the mount namespace
 	self    netns.ID
 	sysctl  map[string]string // "ID key" -> value; ID "" is the host
 	fw      *fakeTable
@@ -776,6 +777,12 @@ func (f fakeNamespaces) Remove(path string) error {
 		f.k.destroy(id)
 	}
 	return nil
+}
+
+func (f fakeNamespaces) NamesOutlive() error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	return f.k.hidden
 }
 
 // reap destroys the namespaces that lost their last reference (lazy).

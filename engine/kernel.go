@@ -65,6 +65,9 @@ type namespaces interface {
 	Create(path string, before func(netns.ID) error) error // before runs inside the new namespace
 	Bind(f *os.File, path string) error
 	Remove(path string) error
+	// NamesOutlive fails if names mounted now would vanish with the
+	// engine's mount namespace (see netns.CheckNamesOutlive).
+	NamesOutlive() error
 }
 
 // sysctls are per-namespace kernel settings (package sysctl). Get and Set
@@ -157,6 +160,7 @@ func (realNamespaces) Identify(path string) (netns.ID, error) { return netns.Ide
 func (realNamespaces) Self() (netns.ID, error)                { return netns.Self() }
 func (realNamespaces) Bind(f *os.File, path string) error     { return netns.Bind(f, path) }
 func (realNamespaces) Remove(path string) error               { return netns.Remove(path) }
+func (realNamespaces) NamesOutlive() error                    { return netns.CheckNamesOutlive() }
 func (realNamespaces) Create(path string, before func(netns.ID) error) error {
 	return netns.Create(path, before)
 }

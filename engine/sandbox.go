@@ -96,6 +96,9 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 	if p.adoptFile != nil {
 		defer p.adoptFile.Close()
 	}
+	if err := e.namesOutlive(p); err != nil {
+		return nil, err
+	}
 	p.sb.ID = e.newID()
 	p.sb.Created = e.clock().UTC()
 	p.bound = boundPorts{}
@@ -109,6 +112,19 @@ func (e *Engine) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 		e.warnLocalnet()
 	}
 	return p.sb, nil
+}
+
+// namesOutlive refuses a sandbox whose namespace name, once mounted, would
+// vanish with the mount namespace the engine runs in (under ip netns exec):
+// all but one that adopts /run/netns/NAME as itself.
+func (e *Engine) namesOutlive(p *sandboxPlan) error {
+	if p.adopt != "" && p.adopt == e.k.ns.Path(p.sb.Name) {
+		return nil
+	}
+	if err := e.k.ns.NamesOutlive(); err != nil {
+		return fmt.Errorf("sandbox %s: %w", p.sb.Name, err)
+	}
+	return nil
 }
 
 func (e *Engine) parseSandboxSpec(spec SandboxSpec) (p *sandboxPlan, err error) {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -379,4 +380,63 @@ func bind(src, path string) error {
 		return fmt.Errorf("bind-mount %s at %s: %w", src, path, err)
 	}
 	return nil
+}
+
+// CheckNamesOutlive returns an error if a name this process mounts under Dir
+// would be seen only in its own mount namespace, and vanish with it: when the
+// mount that Dir lies on is a slave that is not shared, receiving mounts from
+// another mount namespace and sending none back, as in the one that `ip netns
+// exec` gives its command (or a service that systemd gives mounts of its
+// own). nil when it cannot tell, and when the process shares its parent's
+// mount namespace: the usual case, told apart without reading mountinfo, which
+// grows with every name mounted (ip netns exec gives the command it runs a
+// mount namespace of its own).
+func CheckNamesOutlive() error {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if parent, perr := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())); err == nil && perr == nil && parent == self {
+		return nil
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	if at, ok := receivesOnly(info, Dir); ok {
+		return fmt.Errorf("nsnet runs in a mount namespace whose mount at %s only receives from another's (as under `ip netns exec`): "+
+			"a namespace named under %s would be seen nowhere else and vanish with it; run nsnet in the host's mount namespace "+
+			"(nsenter --net=/run/netns/NAME nsnet ..., not ip netns exec NAME nsnet ...)", at, Dir)
+	}
+	return nil
+}
+
+// receivesOnly finds, in a mountinfo file, the mount that path lies on (the
+// topmost of those on the longest mount point above it) and reports whether
+// it is a slave (optional field master:N) that is not shared (shared:N).
+func receivesOnly(mountinfo []byte, path string) (mountPoint string, ok bool) {
+	best, slave := "", false
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 7 {
+			continue
+		}
+		at := fields[4]
+		if !under(path, at) || len(at) < len(best) {
+			continue
+		}
+		best, slave = at, false
+		master, shared := false, false
+		for _, f := range fields[6:] {
+			if f == "-" {
+				break
+			}
+			master = master || strings.HasPrefix(f, "master:")
+			shared = shared || strings.HasPrefix(f, "shared:")
+		}
+		slave = master && !shared
+	}
+	return best, slave
+}
+
+// under reports whether path is dir or lies below it.
+func under(path, dir string) bool {
+	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
 }
