@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +173,58 @@ func TestStaleClaimPassesOn(t *testing.T) {
 	}
 	mustRun(t, "/proc/self/ns/net", "ip", "netns", "del", x)
 	gcClean(t, w, "at the end")
+	w.AssertClean(t)
+}
+
+// TestForeignBridgeIsLeftAlone: someone deletes a network's bridge and makes
+// an interface of their own under its name. gc (dry run or not) says so and
+// fails, leaving it as it is (it used to take it over: set nsnet's alias and
+// the gateway address on it, and put the network's veths on it); sandbox
+// create on the network is refused. The control: once the stranger is gone,
+// gc makes the network's bridge again and a sandbox create works.
+func TestForeignBridgeIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	br, a, b := "br-fb1", w.Name("a"), w.Name("b")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.84.0.0/24", "--bridge", br, "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", a)
+	mustRun(t, w.Host, "ip", "link", "del", br)
+	mustRun(t, w.Host, "ip", "link", "add", br, "type", "bridge")
+	mustRun(t, w.Host, "ip", "addr", "add", "192.0.2.9/24", "dev", br)
+	before := mustLink(t, w.Host, br)
+
+	want := []string{"network n1: its bridge " + br + " is not this state root's", "ip link del " + br}
+	expectFail(t, w, 1, want, "gc", "--dry-run")
+	expectFail(t, w, 1, want, "gc")
+	expectFail(t, w, 1, append(want, "sandbox "+b), "sandbox", "create", "--network", "n1", b)
+	after := mustLink(t, w.Host, br)
+	if after.IfAlias != "" || after.IsUp() || !slices.Equal(after.IPs("inet"), []string{"192.0.2.9/24"}) || after.Address != before.Address {
+		t.Errorf("nsnet changed the stranger %s: before %+v, after %+v", br, before, after)
+	}
+	if ports := testenv.Links(t, w.Host); slices.ContainsFunc(ports, func(l testenv.Link) bool { return l.Master == br }) {
+		t.Errorf("nsnet put a veth on the stranger %s", br)
+	}
+
+	mustRun(t, w.Host, "ip", "link", "del", br)
+	out := w.MustNsnet(t, "gc")
+	if !strings.Contains(out, "recreate bridge "+br+" of network n1") {
+		t.Errorf("gc once the stranger is gone:\n%s", out)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", b)
+	if err := testenv.Ping(b, "10.84.0.2"); err != nil {
+		t.Errorf("after gc, %s cannot reach %s: %v", b, a, err)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	// network rm leaves a stranger alone too.
+	mustRun(t, w.Host, "ip", "link", "del", br)
+	mustRun(t, w.Host, "ip", "link", "add", br, "type", "bridge")
+	r := w.Nsnet("network", "rm", "n1")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "left "+br+" alone: it is someone else's interface now") {
+		t.Errorf("network rm with a stranger under its bridge's name: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	if _, ok := testenv.FindLink(testenv.Links(t, w.Host), br); !ok {
+		t.Errorf("network rm deleted the stranger %s", br)
+	}
+	mustRun(t, w.Host, "ip", "link", "del", br)
 	w.AssertClean(t)
 }

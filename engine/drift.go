@@ -33,6 +33,13 @@ func (g *gc) bridges() error {
 			g.do(fmt.Sprintf("recreate bridge %s of network %s", n.Bridge, n.Name), func() error { return g.e.restoreBridge(g.tx, host, n) })
 			continue
 		}
+		if alias, group, _, err := host.Mark(n.Bridge); err != nil {
+			return err
+		} else if !g.e.ownsBridge(alias, group) {
+			g.foreign[n.Name] = true
+			g.errs = append(g.errs, foreignBridge(n, fmt.Errorf("%s has alias %q and device group %d", n.Bridge, alias, group)))
+			continue
+		}
 		if err := g.repairBridge(host, n); err != nil {
 			return err
 		}
@@ -100,7 +107,7 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 	defer ns.Close()
 	for _, ep := range sb.Endpoints {
 		n := nets[ep.Network]
-		if n == nil || g.settled["link "+ep.HostVeth] { // an interrupted connect or disconnect is settled
+		if n == nil || g.settled["link "+ep.HostVeth] || g.foreign[n.Name] { // an interrupted connect or disconnect is settled
 			continue
 		}
 		ok, err := host.Exists(ep.HostVeth)

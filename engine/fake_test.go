@@ -331,8 +331,12 @@ func (f fakeLinks) RepairBridge(b link.Bridge) error {
 func (f fakeLinks) AttachVeth(v link.Veth) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
-	if f.k.links[v.Bridge] == nil {
+	br := f.k.links[v.Bridge]
+	if br == nil {
 		return fmt.Errorf("%w: %s", link.ErrNoBridge, v.Bridge)
+	}
+	if v.BridgeOwned != nil && !v.BridgeOwned(br.alias, br.group) {
+		return fmt.Errorf("%w: %s (alias %q, device group %d)", link.ErrForeignBridge, v.Bridge, br.alias, br.group)
 	}
 	if err := f.k.step("attach veth %s", v.HostName); err != nil {
 		return err

@@ -17,6 +17,7 @@ type gc struct {
 	dryRun  bool
 	gone    map[string]bool // sandboxes being forgotten or removed: nothing else is done to them
 	settled map[string]bool // in a dry run: what settling the intents would take care of
+	foreign map[string]bool // networks whose bridge's name someone else's interface has: left alone
 	actions []string
 	errs    []error
 }
@@ -62,7 +63,7 @@ func (e *Engine) gc(dryRun bool) ([]string, error) {
 		return actions, err
 	}
 	runs, removing, err := e.settleRuns(dryRun)
-	g := &gc{e: e, dryRun: dryRun, actions: append(actions, runs...), gone: map[string]bool{}, settled: map[string]bool{}}
+	g := &gc{e: e, dryRun: dryRun, actions: append(actions, runs...), gone: map[string]bool{}, settled: map[string]bool{}, foreign: map[string]bool{}}
 	if err != nil {
 		g.errs = append(g.errs, err)
 	}

@@ -614,3 +614,51 @@ func runGC(t *testing.T, d driftCase, failAt int, want ...string) ([]string, int
 	}
 	return state(t, w.k, w.e), steps
 }
+
+// TestForeignBridgeIsLeftAlone: once a network's bridge was deleted from
+// outside, an interface of someone else's (unmarked, or another state root's)
+// may take its name. gc neither repairs it nor puts the network's veths on
+// it: it says so and fails, in a dry run too, changing nothing; a sandbox
+// create on the network is refused. (The bridge deleted and not replaced is
+// recreated: drifts' "bridge deleted".)
+func TestForeignBridgeIsLeftAlone(t *testing.T) {
+	for _, stranger := range []struct {
+		name, alias string
+		group       uint32
+	}{
+		{"unmarked", "", 0},
+		{"another state root's", owner.Of("/elsewhere").NetworkMark("n1"), owner.Group},
+	} {
+		t.Run(stranger.name, func(t *testing.T) {
+			w := newDriftWorld(t)
+			w.k.mu.Lock()
+			w.k.deleteLink(w.n1.Bridge)
+			w.k.links[w.n1.Bridge] = &fakeLink{kind: "bridge", alias: stranger.alias, group: stranger.group, mtu: 1500}
+			w.k.mu.Unlock()
+			before := state(t, w.k, w.e)
+			for _, dry := range []bool{true, false} {
+				_, err := w.e.GC(dry)
+				wantErr(t, fmt.Sprintf("gc (dry run %t)", dry), err, "network n1: its bridge "+w.n1.Bridge+" is not this state root's", "ip link del "+w.n1.Bridge)
+				if now := state(t, w.k, w.e); !slices.Equal(before, now) {
+					t.Errorf("gc (dry run %t) changed:\n%s", dry, diffLines(before, now))
+				}
+			}
+			refused(t, w.k, w.e, func() error {
+				_, err := w.e.CreateSandbox(SandboxSpec{Name: "s9", Networks: []string{"n1"}})
+				return err
+			}, "sandbox s9", "network n1: its bridge "+w.n1.Bridge+" is not this state root's")
+			// network rm leaves it too.
+			for _, sb := range []string{"s1", "s2"} {
+				if _, err := w.e.RemoveSandbox(sb, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.e.RemoveNetwork("n1"); err != nil {
+				t.Fatal(err)
+			}
+			if l, ok := w.k.hostLink(w.n1.Bridge); !ok || l.alias != stranger.alias || l.group != stranger.group {
+				t.Errorf("network rm touched the stranger %s: %+v (%t)", w.n1.Bridge, l, ok)
+			}
+		})
+	}
+}

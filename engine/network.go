@@ -466,7 +466,7 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 		err = host.DeleteLink(n.Overlay.Device)
 	}
 	if err == nil {
-		err = host.DeleteLink(n.Bridge)
+		err = e.deleteOwnBridge(host, n)
 	}
 	if err != nil {
 		errs = append(errs, err)
@@ -475,6 +475,20 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 		return fmt.Errorf("remove network %s: %w; the network is kept, retry nsnet network rm %s", n.Name, errors.Join(errs...), n.Name)
 	}
 	return nil
+}
+
+// deleteOwnBridge deletes n's bridge, unless someone else's interface has
+// its name now (see ownsBridge), which it leaves alone with a warning.
+func (e *Engine) deleteOwnBridge(host links, n *Network) error {
+	alias, group, ok, err := host.Mark(n.Bridge)
+	if err != nil || !ok {
+		return err
+	}
+	if !e.ownsBridge(alias, group) {
+		e.opts.Warn(fmt.Sprintf("network %s: left %s alone: it is someone else's interface now (alias %q, device group %d), not the network's bridge", n.Name, n.Bridge, alias, group))
+		return nil
+	}
+	return host.DeleteLink(n.Bridge)
 }
 
 // Networks lists every network, by name.

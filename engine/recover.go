@@ -211,6 +211,21 @@ func (e *Engine) releaseOwnLink(host links, name, mark string) error {
 	return host.ReleaseVeth(name, mark)
 }
 
+// ownsMark reports whether a link with this alias and device group is this
+// root's: its alias is this root's mark, or it has nsnet's device group and
+// no alias yet (made by a command that died before it could mark it).
+func (e *Engine) ownsMark(alias string, group uint32) bool {
+	return e.owner.Owns(alias) || (alias == "" && group == owner.Group)
+}
+
+// ownsBridge reports whether a bridge with this alias and device group is
+// this root's: its alias is this root's mark, or it has nsnet's device group
+// and no other root's mark (an alias changed by hand is drift that gc
+// repairs).
+func (e *Engine) ownsBridge(alias string, group uint32) bool {
+	return e.owner.Owns(alias) || (group == owner.Group && !owner.IsMark(alias))
+}
+
 // ownLink reports whether the named link exists and is this root's: its
 // alias is this root's mark, or it has nsnet's device group and no alias yet
 // (made by a command that died before it could mark it). Anything else is
@@ -220,7 +235,7 @@ func (e *Engine) ownLink(host links, name string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if !e.owner.Owns(alias) && (alias != "" || group != owner.Group) {
+	if !e.ownsMark(alias, group) {
 		e.opts.Warn(fmt.Sprintf("left link %s alone: it is not this state root's (alias %q)", name, alias))
 		return false, nil
 	}

@@ -772,6 +772,9 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 			err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS, guarded)
 		}
 	}
+	if errors.Is(err, link.ErrForeignBridge) {
+		return foreignBridge(n, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -785,6 +788,14 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 		}
 	}
 	return tx.PutMAC(n.Name, ep.MAC, sb.Name)
+}
+
+// foreignBridge is the error for n's bridge found to be someone else's
+// interface (why says how): nsnet attaches nothing to it and repairs nothing
+// on it.
+func foreignBridge(n *Network, why error) error {
+	return fmt.Errorf("network %s: its bridge %s is not this state root's (%v): someone else's interface has its name, and nsnet leaves it alone: "+
+		"delete it (ip link del %s) and run nsnet gc to make the network's bridge again, or remove the network", n.Name, n.Bridge, why, n.Bridge)
 }
 
 // restoreBridge recreates n's bridge and re-enslaves the host veths of the
@@ -832,7 +843,7 @@ func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network
 func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint, guarded func() error) link.Veth {
 	mac, _ := parseMAC(ep.MAC)
 	return link.Veth{
-		HostName: ep.HostVeth, Bridge: n.Bridge, MTU: n.MTU,
+		HostName: ep.HostVeth, Bridge: n.Bridge, BridgeOwned: e.ownsBridge, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,

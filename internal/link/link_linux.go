@@ -222,14 +222,18 @@ func (h *Host) ReleaseVeth(name, alias string) error {
 type Veth struct {
 	HostName string // host end, enslaved to Bridge
 	Bridge   string
-	MTU      int
-	Alias    string   // owner mark on the host end
-	Group    uint32   // device group of the host end, set at creation
-	NetNS    *os.File // the sandbox's namespace, open (checked by the caller)
-	PeerName string   // name inside the sandbox, e.g. eth0
-	PeerMAC  net.HardwareAddr
-	Address  netip.Prefix // sandbox address with prefix length
-	Gateway  netip.Addr   // default route target; zero for none
+	// BridgeOwned, if not nil, tells from the bridge's alias and device
+	// group whether it is the caller's: AttachVeth attaches nothing to a
+	// bridge it is not (ErrForeignBridge).
+	BridgeOwned func(alias string, group uint32) bool
+	MTU         int
+	Alias       string   // owner mark on the host end
+	Group       uint32   // device group of the host end, set at creation
+	NetNS       *os.File // the sandbox's namespace, open (checked by the caller)
+	PeerName    string   // name inside the sandbox, e.g. eth0
+	PeerMAC     net.HardwareAddr
+	Address     netip.Prefix // sandbox address with prefix length
+	Gateway     netip.Addr   // default route target; zero for none
 	// Address6 and Gateway6 are the IPv6 address (added without duplicate
 	// address detection, so it is usable at once) and default route on a
 	// dual-stack network; zero for none. BeforeUp must leave IPv6 on.
@@ -245,6 +249,10 @@ type Veth struct {
 
 // ErrNoBridge is returned by AttachVeth when the bridge does not exist.
 var ErrNoBridge = errors.New("bridge does not exist")
+
+// ErrForeignBridge is returned by AttachVeth when Veth.BridgeOwned says the
+// bridge is not the caller's.
+var ErrForeignBridge = errors.New("bridge is not ours")
 
 // SetMaster enslaves an existing link to a bridge and brings it up.
 func (h *Host) SetMaster(name, bridge string) error {
@@ -274,6 +282,9 @@ func (h *Host) AttachVeth(v Veth) error {
 	}
 	if err != nil {
 		return fmt.Errorf("look up bridge %s: %w", v.Bridge, err)
+	}
+	if a := br.Attrs(); v.BridgeOwned != nil && !v.BridgeOwned(a.Alias, a.Group) {
+		return fmt.Errorf("%w: %s (alias %q, device group %d)", ErrForeignBridge, v.Bridge, a.Alias, a.Group)
 	}
 	host, err := h.createVeth(v, int(v.NetNS.Fd()))
 	if err != nil {
