@@ -463,7 +463,7 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 	}
 	host, err := e.hostLinks()
 	if err == nil && n.Overlay != nil {
-		err = host.DeleteLink(n.Overlay.Device)
+		err = e.deleteOwnLink(host, n.Overlay.Device)
 	}
 	if err == nil {
 		err = e.deleteOwnBridge(host, n)
