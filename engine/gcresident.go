@@ -120,7 +120,7 @@ func (g *gc) residentPorts(st resident.Status, want residentPlan) {
 		switch {
 		case err != nil:
 			g.errs = append(g.errs, err)
-		case !ok || h.NetNS != ns:
+		case !ok || !h.NetNS.Same(ns):
 			g.do(fmt.Sprintf("make the resident process (pid %d) hold the %d published host ports of sandbox %s", st.Pid, len(heldKeys(heldPorts(sb))), name),
 				func() error { return g.e.holdFresh(sb, heldKeys(heldPorts(sb))) })
 		default:

@@ -99,6 +99,12 @@ type Namespace struct {
 	Born int64  `json:"born,omitempty"` // when its nsfs file was made (see internal/netns.ID); 0: unknown
 }
 
+// Same reports whether n and o are one namespace at one path: Born is
+// compared only where both know it (a resident of an older nsnet does not).
+func (n Namespace) Same(o Namespace) bool {
+	return n.Path == o.Path && n.Dev == o.Dev && n.Ino == o.Ino && (n.Born == 0 || o.Born == 0 || n.Born == o.Born)
+}
+
 // Port is a host port for the resident to hold and proxy: its key, its
 // bound socket (a listening TCP socket or a UDP socket), and its target, the
 // sandbox's address and container port.
