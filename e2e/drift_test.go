@@ -228,3 +228,34 @@ func TestForeignBridgeIsLeftAlone(t *testing.T) {
 	mustRun(t, w.Host, "ip", "link", "del", br)
 	w.AssertClean(t)
 }
+
+// TestGCRecreatesARenamedPeer: a sandbox's eth0 renamed by hand inside its
+// namespace cannot be repaired in place: gc deletes the pair and makes it
+// anew (it used to fail on reading eth0's sysctls, doing nothing else).
+func TestGCRecreatesARenamedPeer(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a := w.Name("a")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.83.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", a)
+	mustRun(t, a, "ip", "link", "set", "eth0", "down")
+	mustRun(t, a, "ip", "link", "set", "eth0", "name", "foo0")
+	if err := testenv.Ping(a, "10.83.0.1"); err == nil {
+		t.Errorf("the drift did not break anything: the test would not see a repair")
+	}
+	gcPending(t, w, "recreate veth "+inspectSandbox(t, w, a).Networks["n1"].HostVeth+" of sandbox "+a+" on network n1 (its peer eth0 is missing from "+testenv.NSPath(a)+")")
+	w.MustNsnet(t, "gc")
+	gcClean(t, w, "after gc")
+	if l := mustLink(t, a, "eth0"); !slices.Equal(l.IPs("inet"), []string{"10.83.0.2/24"}) {
+		t.Errorf("after gc, eth0 of %s: %+v", a, l)
+	}
+	if _, ok := testenv.FindLink(testenv.Links(t, a), "foo0"); ok {
+		t.Errorf("after gc, the renamed peer foo0 is still in %s", a)
+	}
+	if err := eventually(func() error { return testenv.Ping(a, "10.83.0.1") }); err != nil {
+		t.Errorf("after gc, %s cannot reach its gateway: %v", a, err)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}

@@ -123,17 +123,30 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		if exists, err := host.Exists(n.Bridge); err != nil || !exists {
 			continue // recreating the bridge puts its veths back on it
 		}
-		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep, guardedAlready), sb, n); err != nil {
+		recreate := func() error { return g.e.attachEndpoint(host, ns, sb, n, ep, false, guardedAlready) }
+		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep, guardedAlready), sb, n, recreate); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network) error {
+// repairVeth repairs a veth pair in place, or, if its peer is missing from
+// the sandbox under its name (renamed or moved there), deletes the pair and
+// makes it anew (recreate).
+func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network, recreate func() error) error {
 	diffs, err := host.CheckVeth(spec)
 	if err != nil {
 		return err
+	}
+	if missing := link.MissingPeer(spec); slices.Contains(diffs, missing) {
+		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s (%s)", spec.HostName, sb.Name, n.Name, missing), func() error {
+			if err := g.e.deleteOwnLink(host, spec.HostName); err != nil {
+				return err
+			}
+			return recreate()
+		})
+		return nil
 	}
 	v6, err := g.e.ipv6DiffIn(spec.NetNS, spec.PeerName, spec.Address6.IsValid())
 	if err != nil {

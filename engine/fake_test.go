@@ -401,7 +401,7 @@ func (f fakeLinks) CheckVeth(v link.Veth) ([]string, error) {
 	}
 	p := f.k.peers[h.peerNS][v.PeerName]
 	if p == nil {
-		return append(diffs, "its peer "+v.PeerName+" is missing"), nil
+		return append(diffs, link.MissingPeer(v)), nil
 	}
 	for _, d := range p.diffs(v.MTU, "") {
 		diffs = append(diffs, v.PeerName+" in the sandbox "+d)

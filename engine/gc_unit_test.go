@@ -166,6 +166,13 @@ func drifts() []driftCase {
 			plan: func(w *driftWorld) []string {
 				return []string{fmt.Sprintf("would repair veth %s of sandbox s2 on network in (is down)", w.s2.Endpoints[0].HostVeth)}
 			}},
+		{name: "peer renamed", make: func(t *testing.T, w *driftWorld) {
+			peers, host := w.k.peers[netnsID(w.s1)], w.veth(w.s1, 0)
+			peers["foo0"], host.peerName = peers["eth0"], "foo0"
+			delete(peers, "eth0")
+		}, plan: func(w *driftWorld) []string {
+			return []string{fmt.Sprintf("would recreate veth %s of sandbox s1 on network n1 (its peer eth0 is missing from %s)", w.s1.Endpoints[0].HostVeth, w.s1.NetNS)}
+		}},
 		{name: "peer down", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).up = false }, plan: repairVeth("eth0 in the sandbox is down")},
 		{name: "peer MTU", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).mtu = 1280 }, plan: repairVeth("eth0 in the sandbox has MTU 1280, not 1500")},
 		{name: "peer address removed", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).addrs = nil },

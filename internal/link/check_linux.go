@@ -82,12 +82,19 @@ func (h *Host) CheckVeth(v Veth) ([]string, error) {
 	return append(diffs, peer...), err
 }
 
+// MissingPeer is what CheckVeth reports when no link in the sandbox has the
+// peer's name (it was renamed, moved or deleted there): no repair in place
+// can bring it back.
+func MissingPeer(v Veth) string {
+	return fmt.Sprintf("its peer %s is missing from %s", v.PeerName, v.NetNS.Name())
+}
+
 func checkPeer(v Veth) ([]string, error) {
 	var diffs []string
 	err := inNamespace(v.NetNS, func(sb *netlink.Handle) error {
 		p, err := sb.LinkByName(v.PeerName)
 		if isNotFound(err) {
-			diffs = append(diffs, fmt.Sprintf("its peer %s is missing from %s", v.PeerName, v.NetNS.Name()))
+			diffs = append(diffs, MissingPeer(v))
 			return nil
 		}
 		if err != nil {
