@@ -81,6 +81,7 @@ func TestSandboxEtcFiles(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stderr, "is not nsnet's") {
 		t.Errorf("create over a user's resolv.conf: exit %d, stderr %q", r.Code, r.Stderr)
 	}
+	gcClean(t, w, "with a user's resolv.conf") // gc leaves it too (it used to plan a rewrite it never made)
 	w.MustNsnet(t, "sandbox", "rm", s, d, mine)
 	if got := etcFile(t, mine, "resolv.conf"); got != "nameserver 192.0.2.99\n" {
 		t.Errorf("the user's resolv.conf became %q", got)

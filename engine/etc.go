@@ -288,15 +288,25 @@ func (g *gc) etcFiles() error {
 	return nil
 }
 
-// etcOf rewrites sb's files if they are not what they should be.
+// etcOf rewrites sb's files if they are not what they should be; a file
+// nsnet did not write is the user's, left as it is (as putEtc leaves it).
 func (g *gc) etcOf(sb *Sandbox) error {
 	want, err := g.e.etcFiles(g.tx, sb)
 	if err != nil {
 		return err
 	}
 	have, err := g.e.readEtc(sb.Name)
-	if err != nil || sameFiles(have, want) {
+	if err != nil {
 		return err
+	}
+	for f, content := range have {
+		if !resolvconf.Marked(content, g.e.owner.ID) {
+			delete(have, f)
+			delete(want, f)
+		}
+	}
+	if sameFiles(have, want) {
+		return nil
 	}
 	g.do(fmt.Sprintf("rewrite %s and %s of sandbox %s (%s)", resolvConfFile, hostsFile, sb.Name, g.e.etcDir(sb.Name)),
 		func() error { return g.e.writeEtc(g.tx, &undo{}, sb) })
