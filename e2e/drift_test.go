@@ -259,3 +259,35 @@ func TestGCRecreatesARenamedPeer(t *testing.T) {
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
 }
+
+// TestForeignVethIsLeftAlone: someone deletes a sandbox's host veth and makes
+// an interface of their own under its name: gc says so and fails, and leaves
+// it off the bridge and unmarked (it used to take it over). The control: once
+// the stranger is gone, gc makes the sandbox's veth again.
+func TestForeignVethIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a := w.Name("a")
+	w.MustNsnet(t, "network", "create", "--subnet", "10.82.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", a)
+	veth := inspectSandbox(t, w, a).Networks["n1"].HostVeth
+	mustRun(t, w.Host, "ip", "link", "del", veth)
+	mustRun(t, w.Host, "ip", "link", "add", veth, "type", "veth", "peer", "name", "fv-peer")
+
+	want := []string{"veth " + veth + " of sandbox " + a + " is not this state root's", "ip link del " + veth}
+	expectFail(t, w, 1, want, "gc", "--dry-run")
+	expectFail(t, w, 1, want, "gc")
+	if l := mustLink(t, w.Host, veth); l.Master != "" || l.IfAlias != "" {
+		t.Errorf("gc took over the stranger %s: %+v", veth, l)
+	}
+
+	mustRun(t, w.Host, "ip", "link", "del", veth)
+	w.MustNsnet(t, "gc")
+	gcClean(t, w, "once the stranger is gone")
+	if err := eventually(func() error { return testenv.Ping(a, "10.82.0.1") }); err != nil {
+		t.Errorf("after gc, %s cannot reach its gateway: %v", a, err)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}

@@ -35,7 +35,7 @@ func (g *gc) bridges() error {
 		}
 		if alias, group, _, err := host.Mark(n.Bridge); err != nil {
 			return err
-		} else if !g.e.ownsBridge(alias, group) {
+		} else if !g.e.ownsByGroup(alias, group) {
 			g.foreign[n.Name] = true
 			g.errs = append(g.errs, foreignBridge(n, fmt.Errorf("%s has alias %q and device group %d", n.Bridge, alias, group)))
 			continue
@@ -122,6 +122,13 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		}
 		if exists, err := host.Exists(n.Bridge); err != nil || !exists {
 			continue // recreating the bridge puts its veths back on it
+		}
+		if alias, group, _, err := host.Mark(ep.HostVeth); err != nil {
+			return err
+		} else if !g.e.ownsByGroup(alias, group) {
+			g.errs = append(g.errs, fmt.Errorf("veth %s of sandbox %s is not this state root's (alias %q, device group %d): someone else's interface has its name, and nsnet leaves it alone: "+
+				"delete it (ip link del %s) and run nsnet gc to make the sandbox's veth again", ep.HostVeth, sb.Name, alias, group, ep.HostVeth))
+			continue
 		}
 		recreate := func() error { return g.e.attachEndpoint(host, ns, sb, n, ep, false, guardedAlready) }
 		if err := g.repairVeth(host, g.e.vethSpec(ns, sb, n, ep, guardedAlready), sb, n, recreate); err != nil {

@@ -669,3 +669,24 @@ func TestForeignBridgeIsLeftAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignVethIsLeftAlone: an interface of someone else's that took the
+// name of a sandbox's deleted host veth is neither repaired (put on the
+// bridge, marked) nor deleted: gc says so and fails, in a dry run too,
+// changing nothing.
+func TestForeignVethIsLeftAlone(t *testing.T) {
+	w := newDriftWorld(t)
+	veth := w.s1.Endpoints[0].HostVeth
+	w.k.mu.Lock()
+	w.k.deleteLink(veth)
+	w.k.links[veth] = &fakeLink{kind: "device", mtu: 1500, up: true}
+	w.k.mu.Unlock()
+	before := state(t, w.k, w.e)
+	for _, dry := range []bool{true, false} {
+		_, err := w.e.GC(dry)
+		wantErr(t, fmt.Sprintf("gc (dry run %t)", dry), err, "veth "+veth+" of sandbox s1 is not this state root's", "ip link del "+veth)
+		if now := state(t, w.k, w.e); !slices.Equal(before, now) {
+			t.Errorf("gc (dry run %t) changed:\n%s", dry, diffLines(before, now))
+		}
+	}
+}

@@ -218,11 +218,11 @@ func (e *Engine) ownsMark(alias string, group uint32) bool {
 	return e.owner.Owns(alias) || (alias == "" && group == owner.Group)
 }
 
-// ownsBridge reports whether a bridge with this alias and device group is
-// this root's: its alias is this root's mark, or it has nsnet's device group
-// and no other root's mark (an alias changed by hand is drift that gc
-// repairs).
-func (e *Engine) ownsBridge(alias string, group uint32) bool {
+// ownsByGroup reports whether a link with this alias and device group,
+// found under the name of one of this root's bridges or veths, is that link:
+// its alias is this root's mark, or it has nsnet's device group and no other
+// root's mark (an alias changed by hand is drift that gc repairs).
+func (e *Engine) ownsByGroup(alias string, group uint32) bool {
 	return e.owner.Owns(alias) || (group == owner.Group && !owner.IsMark(alias))
 }
 

@@ -843,7 +843,7 @@ func (e *Engine) attachEndpoint(host links, ns *os.File, sb *Sandbox, n *Network
 func (e *Engine) vethSpec(ns *os.File, sb *Sandbox, n *Network, ep Endpoint, guarded func() error) link.Veth {
 	mac, _ := parseMAC(ep.MAC)
 	return link.Veth{
-		HostName: ep.HostVeth, Bridge: n.Bridge, BridgeOwned: e.ownsBridge, MTU: n.MTU,
+		HostName: ep.HostVeth, Bridge: n.Bridge, BridgeOwned: e.ownsByGroup, MTU: n.MTU,
 		Alias: e.owner.SandboxMark(sb.Name, n.Name), Group: owner.Group,
 		NetNS: ns, PeerName: ep.IfName, PeerMAC: mac,
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
