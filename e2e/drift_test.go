@@ -42,6 +42,7 @@ func TestGCRepairsDrift(t *testing.T) {
 	for _, cmd := range [][]string{
 		{w.Host, "ip", "link", "set", "br-d1", "down"},
 		{w.Host, "ip", "addr", "del", "10.88.0.1/24", "dev", "br-d1"},
+		{w.Host, "ip", "link", "set", "br-d1", "address", "02:00:00:00:00:99"},
 		{w.Host, "ip", "link", "set", vethA, "nomaster"},
 		{w.Host, "ip", "link", "set", vethB, "mtu", "1400"},
 		{w.Host, "sysctl", "-qw", "net.ipv4.ip_forward=0"},
@@ -57,7 +58,7 @@ func TestGCRepairsDrift(t *testing.T) {
 		mustRun(t, cmd[0], cmd[1], cmd[2:]...)
 	}
 	plan := gcPending(t, w,
-		"repair bridge br-d1 of network n1", "is down", "lacks address 10.88.0.1/24",
+		"repair bridge br-d1 of network n1", "is down", "lacks address 10.88.0.1/24", "has MAC 02:00:00:00:00:99, not 02:42:0a:58:00:01",
 		"sysctl net.ipv4.conf.br-d1.route_localnet is "+flip(localnet), "sysctl net.ipv6.conf.br-d1.disable_ipv6 is 0",
 		"repair veth "+vethA+" of sandbox "+a, "is not a port of bridge br-d1", "eth0 in the sandbox is down",
 		"repair veth "+vethB+" of sandbox "+b, "has MTU 1400, not 1500", "the sandbox lacks its default route via 10.88.0.1", "eth0 in the sandbox has IPv6 on",
@@ -77,6 +78,9 @@ func TestGCRepairsDrift(t *testing.T) {
 
 	w.MustNsnet(t, "gc")
 	gcClean(t, w, "after gc")
+	if mac := mustLink(t, w.Host, "br-d1").Address; mac != "02:42:0a:58:00:01" {
+		t.Errorf("after gc, br-d1 has MAC %s, not its own 02:42:0a:58:00:01", mac)
+	}
 	// Links that were down need a moment before they forward again.
 	if err := eventually(func() error { return testenv.Ping(b, testenv.PublicIP) }); err != nil {
 		t.Errorf("after gc, b cannot reach the internet: %v", err)

@@ -323,7 +323,7 @@ func checkBridge(t *testing.T, k *fakeKernel, e *Engine, n *Network) {
 	if !ok {
 		t.Fatalf("network %s: no bridge %s on the host", n.Name, n.Bridge)
 	}
-	want := fakeLink{kind: "bridge", alias: e.owner.NetworkMark(n.Name), group: owner.Group, up: true, mtu: n.MTU,
+	want := fakeLink{kind: "bridge", alias: e.owner.NetworkMark(n.Name), mac: n.BridgeMAC, group: owner.Group, up: true, mtu: n.MTU,
 		addrs: []netip.Prefix{netip.PrefixFrom(n.Gateway, n.Subnet.Bits())}}
 	if fmt.Sprint(br) != fmt.Sprint(want) {
 		t.Errorf("network %s: bridge %+v, want %+v", n.Name, br, want)

@@ -65,6 +65,7 @@ type fakeKernel struct {
 // fakeLink is a link: a bridge or a veth end, on the host or in a sandbox.
 type fakeLink struct {
 	kind, alias string
+	mac         string // a bridge's
 	group       uint32
 	up, hairpin bool
 	mtu         int
@@ -274,7 +275,7 @@ func (f fakeLinks) CreateBridge(b link.Bridge) error {
 	if f.k.links[b.Name] != nil {
 		return fmt.Errorf("create bridge %s: file exists", b.Name)
 	}
-	f.k.links[b.Name] = &fakeLink{kind: "bridge", group: b.Group, mtu: b.MTU, addrs: []netip.Prefix{b.Address}}
+	f.k.links[b.Name] = &fakeLink{kind: "bridge", group: b.Group, mtu: b.MTU, mac: b.MAC.String(), addrs: []netip.Prefix{b.Address}}
 	if b.BeforeUp != nil {
 		if err := f.k.unlocked(b.BeforeUp); err != nil {
 			f.k.deleteLink(b.Name)
@@ -294,6 +295,9 @@ func (f fakeLinks) CheckBridge(b link.Bridge) ([]string, error) {
 		return nil, fmt.Errorf("look up bridge %s: not found", b.Name)
 	}
 	diffs := l.diffs(b.MTU, b.Alias)
+	if b.MAC != nil && l.mac != b.MAC.String() {
+		diffs = append(diffs, fmt.Sprintf("has MAC %s, not %s", l.mac, b.MAC))
+	}
 	if !slices.Contains(l.addrs, b.Address) {
 		diffs = append(diffs, "lacks address "+b.Address.String())
 	}
@@ -321,7 +325,7 @@ func (f fakeLinks) RepairBridge(b link.Bridge) error {
 		return err
 	}
 	l := f.k.links[b.Name]
-	l.up, l.mtu, l.alias = true, b.MTU, b.Alias
+	l.up, l.mtu, l.alias, l.mac = true, b.MTU, b.Alias, b.MAC.String()
 	if !slices.Contains(l.addrs, b.Address) {
 		l.addrs = append(l.addrs, b.Address)
 	}

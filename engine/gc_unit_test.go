@@ -129,6 +129,10 @@ func drifts() []driftCase {
 		{name: "bridge down", make: func(t *testing.T, w *driftWorld) { w.bridge(w.n1).up = false }, plan: repairBridge("is down")},
 		{name: "bridge address removed", make: func(t *testing.T, w *driftWorld) { w.bridge(w.n1).addrs = nil }, plan: repairBridge("lacks address 10.1.0.1/24")},
 		{name: "bridge MTU", make: func(t *testing.T, w *driftWorld) { w.bridge(w.n1).mtu = 9000 }, plan: repairBridge("has MTU 9000, not 1500")},
+		{name: "bridge MAC", make: func(t *testing.T, w *driftWorld) { w.bridge(w.n1).mac = "02:00:00:00:00:99" },
+			plan: func(w *driftWorld) []string {
+				return repairBridge(fmt.Sprintf("has MAC 02:00:00:00:00:99, not %s", w.n1.BridgeMAC))(w)
+			}},
 		{name: "bridge alias", make: func(t *testing.T, w *driftWorld) { w.bridge(w.n1).alias = "renamed" },
 			plan: func(w *driftWorld) []string {
 				return repairBridge(fmt.Sprintf("has alias %q, not %q", "renamed", w.e.owner.NetworkMark("n1")))(w)

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,8 @@ import (
 )
 
 // CheckBridge lists how the existing bridge differs from b (down, another
-// MTU, its address missing, another alias); nothing when it is as described.
+// MTU, another MAC, its address missing, another alias); nothing when it is
+// as described.
 func (h *Host) CheckBridge(b Bridge) ([]string, error) {
 	l, err := h.h.LinkByName(b.Name)
 	if err != nil {
@@ -26,6 +28,9 @@ func (h *Host) CheckBridge(b Bridge) ([]string, error) {
 		return []string{fmt.Sprintf("%s is a %s, not a bridge", b.Name, l.Type())}, nil
 	}
 	diffs = append(diffs, attrDiffs(l.Attrs(), b.MTU, b.Alias)...)
+	if mac := l.Attrs().HardwareAddr; b.MAC != nil && !bytes.Equal(mac, b.MAC) {
+		diffs = append(diffs, fmt.Sprintf("has MAC %s, not %s", mac, b.MAC))
+	}
 	for _, a := range []netip.Prefix{b.Address, b.Address6} {
 		has, err := hasAddress(h.h, l, a)
 		if err != nil {
@@ -38,8 +43,8 @@ func (h *Host) CheckBridge(b Bridge) ([]string, error) {
 	return diffs, nil
 }
 
-// RepairBridge brings an existing bridge back to b: up, its MTU, its
-// address and its alias.
+// RepairBridge brings an existing bridge back to b: up, its MTU, its MAC,
+// its address and its alias.
 func (h *Host) RepairBridge(b Bridge) error {
 	l, err := h.h.LinkByName(b.Name)
 	if err != nil {
@@ -47,6 +52,11 @@ func (h *Host) RepairBridge(b Bridge) error {
 	}
 	if err := h.h.LinkSetMTU(l, b.MTU); err != nil {
 		return fmt.Errorf("set MTU of bridge %s: %w", b.Name, err)
+	}
+	if b.MAC != nil && !bytes.Equal(l.Attrs().HardwareAddr, b.MAC) {
+		if err := h.h.LinkSetHardwareAddr(l, b.MAC); err != nil {
+			return fmt.Errorf("set MAC of bridge %s: %w", b.Name, err)
+		}
 	}
 	for _, a := range []netip.Prefix{b.Address, b.Address6} {
 		if err := ensureAddress(h.h, l, a); err != nil {
