@@ -21,8 +21,8 @@ func flip(v string) string {
 
 // TestGCRepairsDrift changes, behind nsnet's back, every kind of kernel state
 // nsnet owns: links set down, addresses and routes removed, a veth taken off
-// its bridge, an MTU, the sysctls (forwarding, route_localnet, IPv6), a rule
-// body and a map element. gc --dry-run lists each (and exits 2) without
+// its bridge, an MTU, MACs (the bridge's, a sandbox's), a sandbox's lo, the
+// sysctls (forwarding, route_localnet, IPv6), a rule body and a map element. gc --dry-run lists each (and exits 2) without
 // changing anything; it never plans a repair of a sandbox it plans to forget;
 // gc repairs all of it; then the dry run has nothing to do (exit 0) and
 // traffic flows again.
@@ -51,6 +51,8 @@ func TestGCRepairsDrift(t *testing.T) {
 		{a, "ip", "link", "set", "eth0", "down"},
 		{b, "ip", "route", "del", "default"},
 		{b, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"},
+		{b, "ip", "link", "set", "eth0", "address", "02:00:00:00:00:55"}, // anti-spoofing drops what it sends then
+		{a, "ip", "link", "set", "lo", "down"},
 		{w.Host, "nft", "add", "element", "inet", w.Table(), "ports-any-ip", "{ tcp . 9999 : 10.88.0.11 . 22 }"},
 		{w.Host, "nft", "insert", "rule", "inet", w.Table(), "forward", "accept"},
 		{"/proc/self/ns/net", "ip", "netns", "del", c},
@@ -62,6 +64,7 @@ func TestGCRepairsDrift(t *testing.T) {
 		"sysctl net.ipv4.conf.br-d1.route_localnet is "+flip(localnet), "sysctl net.ipv6.conf.br-d1.disable_ipv6 is 0",
 		"repair veth "+vethA+" of sandbox "+a, "is not a port of bridge br-d1", "eth0 in the sandbox is down",
 		"repair veth "+vethB+" of sandbox "+b, "has MTU 1400, not 1500", "the sandbox lacks its default route via 10.88.0.1", "eth0 in the sandbox has IPv6 on",
+		"eth0 in the sandbox has MAC 02:00:00:00:00:55, not 02:42:0a:58:00:0b", "lo in the sandbox is down",
 		"turn IPv4 forwarding back on", "rewrite nftables table", "chain forward has", "set ports-any-ip",
 		"forget sandbox "+c)
 	for _, line := range strings.Split(plan, "\n") {

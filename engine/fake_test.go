@@ -65,7 +65,7 @@ type fakeKernel struct {
 // fakeLink is a link: a bridge or a veth end, on the host or in a sandbox.
 type fakeLink struct {
 	kind, alias string
-	mac         string // a bridge's
+	mac         string // a bridge's, or a sandbox end's
 	group       uint32
 	up, hairpin bool
 	mtu         int
@@ -356,7 +356,7 @@ func (f fakeLinks) AttachVeth(v link.Veth) error {
 	if f.k.peers[id] == nil {
 		f.k.peers[id] = map[string]*fakeLink{}
 	}
-	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU}
+	f.k.peers[id][v.PeerName] = &fakeLink{kind: "veth", mtu: v.MTU, mac: v.PeerMAC.String()}
 	f.k.inheritDefaults(id, v.PeerName)
 	if v.HostBeforeUp != nil {
 		if err := f.k.unlocked(v.HostBeforeUp); err != nil {
@@ -410,6 +410,9 @@ func (f fakeLinks) CheckVeth(v link.Veth) ([]string, error) {
 	for _, d := range p.diffs(v.MTU, "") {
 		diffs = append(diffs, v.PeerName+" in the sandbox "+d)
 	}
+	if v.PeerMAC != nil && p.mac != v.PeerMAC.String() {
+		diffs = append(diffs, fmt.Sprintf("%s in the sandbox has MAC %s, not %s", v.PeerName, p.mac, v.PeerMAC))
+	}
 	if !slices.Contains(p.addrs, v.Address) {
 		diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, v.Address))
 	}
@@ -428,7 +431,7 @@ func (f fakeLinks) RepairVeth(v link.Veth) error {
 	h := f.k.links[v.HostName]
 	h.up, h.mtu, h.alias, h.master, h.hairpin = true, v.MTU, v.Alias, v.Bridge, true
 	if p := f.k.peers[h.peerNS][v.PeerName]; p != nil {
-		p.up, p.mtu, p.gateway = true, v.MTU, v.Gateway
+		p.up, p.mtu, p.gateway, p.mac = true, v.MTU, v.Gateway, v.PeerMAC.String()
 		if !slices.Contains(p.addrs, v.Address) {
 			p.addrs = append(p.addrs, v.Address)
 		}

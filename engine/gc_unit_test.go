@@ -179,6 +179,10 @@ func drifts() []driftCase {
 		}},
 		{name: "peer down", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).up = false }, plan: repairVeth("eth0 in the sandbox is down")},
 		{name: "peer MTU", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).mtu = 1280 }, plan: repairVeth("eth0 in the sandbox has MTU 1280, not 1500")},
+		{name: "peer MAC", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).mac = "02:00:00:00:00:55" },
+			plan: func(w *driftWorld) []string {
+				return repairVeth(fmt.Sprintf("eth0 in the sandbox has MAC 02:00:00:00:00:55, not %s", w.s1.Endpoints[0].MAC))(w)
+			}},
 		{name: "peer address removed", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).addrs = nil },
 			plan: repairVeth("eth0 in the sandbox lacks address 10.1.0.2/24")},
 		{name: "default route removed", make: func(t *testing.T, w *driftWorld) { w.peer(w.s1, 0).gateway = netip.Addr{} },

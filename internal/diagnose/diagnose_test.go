@@ -89,6 +89,18 @@ func TestAnalyze(t *testing.T) {
 		{name: "sandbox address gone", sandbox: "ns01", to: "ns02",
 			breakIt: func(s *observe.Snapshot) { dev(s.Spaces["ns01"], "eth0").Addrs = nil },
 			verdict: Broken, step: "eth0 in ns01", cause: []string{"lacks its address 192.168.88.11/24"}},
+		{name: "sandbox MAC changed, anti-spoofing on", sandbox: "ns01", to: "ns02",
+			breakIt: func(s *observe.Snapshot) { dev(s.Spaces["ns01"], "eth0").MAC = "02:00:00:00:00:55" },
+			verdict: Broken, step: "eth0 in ns01", cause: []string{"has MAC 02:00:00:00:00:55, not its own 02:42:00:00:00:01", "anti-spoofing on network"},
+			fix: "ip -n ns01 link set eth0 address 02:42:00:00:00:01"},
+		{name: "sandbox MAC changed, anti-spoofing off", sandbox: "ns01", to: "ns02",
+			breakIt: func(s *observe.Snapshot) {
+				dev(s.Spaces["ns01"], "eth0").MAC = "02:00:00:00:00:55"
+				for i := range s.Networks {
+					s.Networks[i].NoAntiSpoof = true
+				}
+			},
+			verdict: OK},
 		{name: "default route gone in the sandbox", sandbox: "ns01", to: "198.51.100.7",
 			breakIt: func(s *observe.Snapshot) { dropRoute(s.Spaces["ns01"], "0.0.0.0/0") },
 			verdict: Broken, step: "route in ns01", cause: []string{"no route to 198.51.100.7", "default route via 192.168.88.1 is gone"},

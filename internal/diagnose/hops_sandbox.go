@@ -57,8 +57,19 @@ func (w *walker) interfaceHop(sb types.Sandbox, ns *observe.Namespace, ep types.
 		return broken(step, "up, no carrier", fmt.Sprintf("%s in sandbox %s has no carrier: its other end, %s on the host, is gone", ep.IfName, sb.Name, ep.HostVeth), "nsnet gc (it makes the pair again)")
 	case !d.Carrier:
 		return broken(step, "up, no carrier", fmt.Sprintf("%s in sandbox %s has no carrier: its other end is down or is not %s", ep.IfName, sb.Name, ep.HostVeth), "nsnet gc")
+	case !strings.EqualFold(d.MAC, ep.MAC) && w.guarded(ep.Network):
+		return broken(step, fmt.Sprintf("up, %s, mac %s", ep.Address, d.MAC),
+			fmt.Sprintf("%s in sandbox %s has MAC %s, not its own %s: anti-spoofing on network %s drops what it sends", ep.IfName, sb.Name, d.MAC, ep.MAC, ep.Network),
+			withGC(fmt.Sprintf("%s link set %s address %s", ipIn(sb), ep.IfName, ep.MAC)))
 	}
 	return ok(step, fmt.Sprintf("up, %s, mac %s, mtu %d", ep.Address, d.MAC, d.MTU))
+}
+
+// guarded reports whether the named network has anti-spoofing on: its
+// sandboxes' ports forward only what comes from their own MAC and addresses.
+func (w *walker) guarded(network string) bool {
+	n, ok := w.s.Network(network)
+	return ok && !n.NoAntiSpoof
 }
 
 // routeHop: the sandbox's routes send dst out by ep's interface.

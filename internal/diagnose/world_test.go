@@ -71,7 +71,7 @@ func testWorld() *observe.Snapshot {
 		ns := &observe.Namespace{Path: sb.NetNS,
 			Devices: []netview.Device{
 				{Index: 1, Name: "lo", Kind: "device", MTU: 65536, Up: true, Carrier: true, Addrs: []netip.Prefix{pfx("127.0.0.1/8")}},
-				{Index: 2, Name: "eth0", Kind: "veth", MTU: 1500, Up: true, Carrier: true, PeerIndex: idx, Addrs: []netip.Prefix{a}},
+				{Index: 2, Name: "eth0", Kind: "veth", MAC: ep.MAC, MTU: 1500, Up: true, Carrier: true, PeerIndex: idx, Addrs: []netip.Prefix{a}},
 			},
 			Routes: []netview.Route{{Dst: n.Subnet, Dev: "eth0", Type: "unicast"}},
 		}

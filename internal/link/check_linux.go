@@ -71,8 +71,8 @@ func (h *Host) RepairBridge(b Bridge) error {
 
 // CheckVeth lists how an existing veth pair differs from v: the host end
 // (down, another MTU, not on its bridge, no hairpin, another alias) and the
-// peer in the sandbox (missing, down, another MTU, its address or default
-// route missing). Nothing when it is as described.
+// peer in the sandbox (missing, down, another MTU or MAC, its address or
+// default route missing, lo down). Nothing when it is as described.
 func (h *Host) CheckVeth(v Veth) ([]string, error) {
 	l, err := h.h.LinkByName(v.HostName)
 	if err != nil {
@@ -113,6 +113,12 @@ func checkPeer(v Veth) ([]string, error) {
 		for _, d := range attrDiffs(p.Attrs(), v.MTU, "") {
 			diffs = append(diffs, v.PeerName+" in the sandbox "+d)
 		}
+		if mac := p.Attrs().HardwareAddr; v.PeerMAC != nil && !bytes.Equal(mac, v.PeerMAC) {
+			diffs = append(diffs, fmt.Sprintf("%s in the sandbox has MAC %s, not %s", v.PeerName, mac, v.PeerMAC))
+		}
+		if lo, err := sb.LinkByIndex(loopbackIndex); err == nil && lo.Attrs().Flags&net.FlagUp == 0 {
+			diffs = append(diffs, "lo in the sandbox is down")
+		}
 		for _, a := range []netip.Prefix{v.Address, v.Address6} {
 			if has, err := hasAddress(sb, p, a); err != nil || !has {
 				diffs = append(diffs, fmt.Sprintf("%s in the sandbox lacks address %s", v.PeerName, a))
@@ -130,7 +136,7 @@ func checkPeer(v Veth) ([]string, error) {
 
 // RepairVeth brings an existing veth pair back to v: the host end up, with
 // its MTU, on its bridge with hairpin mode, marked; the peer up, with its MTU,
-// address and default route.
+// MAC, address and default route, and lo up.
 func (h *Host) RepairVeth(v Veth) error {
 	l, err := h.h.LinkByName(v.HostName)
 	if err != nil {
@@ -153,6 +159,11 @@ func (h *Host) RepairVeth(v Veth) error {
 		}
 		if err := sb.LinkSetMTU(p, v.MTU); err != nil {
 			return fmt.Errorf("set MTU of %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		if v.PeerMAC != nil && !bytes.Equal(p.Attrs().HardwareAddr, v.PeerMAC) {
+			if err := sb.LinkSetHardwareAddr(p, v.PeerMAC); err != nil {
+				return fmt.Errorf("set MAC of %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+			}
 		}
 		return configureHandle(v, sb, p)
 	})
