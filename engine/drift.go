@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,11 +34,11 @@ func (g *gc) bridges() error {
 			g.do(fmt.Sprintf("recreate bridge %s of network %s", n.Bridge, n.Name), func() error { return g.e.restoreBridge(g.tx, host, n) })
 			continue
 		}
-		if alias, group, _, err := host.Mark(n.Bridge); err != nil {
+		if why, err := g.e.foreignLink(host, n.Bridge); err != nil {
 			return err
-		} else if !g.e.ownsByGroup(alias, group) {
+		} else if why != "" {
 			g.foreign[n.Name] = true
-			g.errs = append(g.errs, foreignBridge(n, fmt.Errorf("%s has alias %q and device group %d", n.Bridge, alias, group)))
+			g.errs = append(g.errs, foreignBridge(n, errors.New(why)))
 			continue
 		}
 		if err := g.repairBridge(host, n); err != nil {
@@ -123,11 +124,11 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		if exists, err := host.Exists(n.Bridge); err != nil || !exists {
 			continue // recreating the bridge puts its veths back on it
 		}
-		if alias, group, _, err := host.Mark(ep.HostVeth); err != nil {
+		if why, err := g.e.foreignLink(host, ep.HostVeth); err != nil {
 			return err
-		} else if !g.e.ownsByGroup(alias, group) {
-			g.errs = append(g.errs, fmt.Errorf("veth %s of sandbox %s is not this state root's (alias %q, device group %d): someone else's interface has its name, and nsnet leaves it alone: "+
-				"delete it (ip link del %s) and run nsnet gc to make the sandbox's veth again", ep.HostVeth, sb.Name, alias, group, ep.HostVeth))
+		} else if why != "" {
+			g.errs = append(g.errs, fmt.Errorf("veth %s of sandbox %s is not this state root's (%s): someone else's interface has its name, and nsnet leaves it alone: "+
+				"delete it (ip link del %s) and run nsnet gc to make the sandbox's veth again", ep.HostVeth, sb.Name, why, ep.HostVeth))
 			continue
 		}
 		recreate := func() error { return g.e.attachEndpoint(host, ns, sb, n, ep, false, guardedAlready) }
@@ -148,7 +149,7 @@ func (g *gc) repairVeth(host links, spec link.Veth, sb *Sandbox, n *Network, rec
 	}
 	if missing := link.MissingPeer(spec); slices.Contains(diffs, missing) {
 		g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s (%s)", spec.HostName, sb.Name, n.Name, missing), func() error {
-			if err := g.e.deleteOwnLink(host, spec.HostName); err != nil {
+			if err := host.DeleteLink(spec.HostName); err != nil { // the caller found it ours (foreignLink)
 				return err
 			}
 			return recreate()

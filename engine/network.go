@@ -478,14 +478,14 @@ func (e *Engine) teardownNetwork(tx *store.Tx, n *Network) error {
 }
 
 // deleteOwnBridge deletes n's bridge, unless someone else's interface has
-// its name now (ownsByGroup), which it leaves alone with a warning.
+// its name now (foreignLink), which it leaves alone with a warning.
 func (e *Engine) deleteOwnBridge(host links, n *Network) error {
-	alias, group, ok, err := host.Mark(n.Bridge)
-	if err != nil || !ok {
+	why, err := e.foreignLink(host, n.Bridge)
+	if err != nil {
 		return err
 	}
-	if !e.ownsByGroup(alias, group) {
-		e.opts.Warn(fmt.Sprintf("network %s: left %s alone: it is someone else's interface now (alias %q, device group %d), not the network's bridge", n.Name, n.Bridge, alias, group))
+	if why != "" {
+		e.opts.Warn(fmt.Sprintf("network %s: left %s alone: it is someone else's interface now (%s), not the network's bridge", n.Name, n.Bridge, why))
 		return nil
 	}
 	return host.DeleteLink(n.Bridge)

@@ -226,10 +226,19 @@ func (e *Engine) ownsByGroup(alias string, group uint32) bool {
 	return e.owner.Owns(alias) || (group == owner.Group && !owner.IsMark(alias))
 }
 
-// ownLink reports whether the named link exists and is this root's: its
-// alias is this root's mark, or it has nsnet's device group and no alias yet
-// (made by a command that died before it could mark it). Anything else is
-// left alone, with a warning.
+// foreignLink says why the link with the name of one of this root's bridges
+// or veths is someone else's interface (ownsByGroup), or "" if it is that
+// link or there is none.
+func (e *Engine) foreignLink(host links, name string) (string, error) {
+	alias, group, ok, err := host.Mark(name)
+	if err != nil || !ok || e.ownsByGroup(alias, group) {
+		return "", err
+	}
+	return fmt.Sprintf("alias %q, device group %d", alias, group), nil
+}
+
+// ownLink reports whether the named link exists and is this root's
+// (ownsMark). Anything else is left alone, with a warning.
 func (e *Engine) ownLink(host links, name string) (bool, error) {
 	alias, group, ok, err := host.Mark(name)
 	if err != nil || !ok {
