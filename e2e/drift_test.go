@@ -236,33 +236,48 @@ func TestForeignBridgeIsLeftAlone(t *testing.T) {
 	w.AssertClean(t)
 }
 
-// TestGCRecreatesARenamedPeer: a sandbox's eth0 renamed by hand inside its
-// namespace cannot be repaired in place: gc deletes the pair and makes it
-// anew (it used to fail on reading eth0's sysctls, doing nothing else).
-func TestGCRecreatesARenamedPeer(t *testing.T) {
+// TestGCRecreatesStrayPairs: a veth pair changed by hand so that it cannot be
+// repaired in place is deleted and made anew: a's eth0 renamed inside its
+// namespace (gc used to fail on reading eth0's sysctls, doing nothing else),
+// b's host end moved into another namespace (gc's recreation used to fail on
+// the eth0 left in b).
+func TestGCRecreatesStrayPairs(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
-	a := w.Name("a")
+	a, b, elsewhere := w.Name("a"), w.Name("b"), w.Name("elsewhere")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.83.0.0/24", "n1")
-	w.MustNsnet(t, "sandbox", "create", "--network", "n1", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.83.0.2", a)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.83.0.3", b)
+	vethA, vethB := inspectSandbox(t, w, a).Networks["n1"].HostVeth, inspectSandbox(t, w, b).Networks["n1"].HostVeth
 	mustRun(t, a, "ip", "link", "set", "eth0", "down")
 	mustRun(t, a, "ip", "link", "set", "eth0", "name", "foo0")
-	if err := testenv.Ping(a, "10.83.0.1"); err == nil {
-		t.Errorf("the drift did not break anything: the test would not see a repair")
+	mustRun(t, "/proc/self/ns/net", "ip", "netns", "add", elsewhere)
+	mustRun(t, w.Host, "ip", "link", "set", vethB, "netns", elsewhere)
+	for _, s := range []string{a, b} {
+		if err := testenv.Ping(s, "10.83.0.1"); err == nil {
+			t.Errorf("the drift did not cut %s off: the test would not see a repair", s)
+		}
 	}
-	gcPending(t, w, "recreate veth "+inspectSandbox(t, w, a).Networks["n1"].HostVeth+" of sandbox "+a+" on network n1 (its peer eth0 is missing from "+testenv.NSPath(a)+")")
+	gcPending(t, w, "recreate veth "+vethA+" of sandbox "+a+" on network n1 (its peer eth0 is missing from "+testenv.NSPath(a)+")",
+		"recreate veth "+vethB+" of sandbox "+b+" on network n1")
 	w.MustNsnet(t, "gc")
 	gcClean(t, w, "after gc")
-	if l := mustLink(t, a, "eth0"); !slices.Equal(l.IPs("inet"), []string{"10.83.0.2/24"}) {
-		t.Errorf("after gc, eth0 of %s: %+v", a, l)
+	for s, ip := range map[string]string{a: "10.83.0.2/24", b: "10.83.0.3/24"} {
+		if l := mustLink(t, s, "eth0"); !slices.Equal(l.IPs("inet"), []string{ip}) {
+			t.Errorf("after gc, eth0 of %s: %+v", s, l)
+		}
+		if err := eventually(func() error { return testenv.Ping(s, "10.83.0.1") }); err != nil {
+			t.Errorf("after gc, %s cannot reach its gateway: %v", s, err)
+		}
 	}
 	if _, ok := testenv.FindLink(testenv.Links(t, a), "foo0"); ok {
 		t.Errorf("after gc, the renamed peer foo0 is still in %s", a)
 	}
-	if err := eventually(func() error { return testenv.Ping(a, "10.83.0.1") }); err != nil {
-		t.Errorf("after gc, %s cannot reach its gateway: %v", a, err)
+	if _, ok := testenv.FindLink(testenv.Links(t, elsewhere), vethB); ok {
+		t.Errorf("after gc, %s's old host end is still in %s", b, elsewhere)
 	}
-	w.MustNsnet(t, "sandbox", "rm", a)
+	mustRun(t, "/proc/self/ns/net", "ip", "netns", "del", elsewhere)
+	w.MustNsnet(t, "sandbox", "rm", a, b)
 	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
 }

@@ -117,6 +117,10 @@ func (g *gc) sandboxEndpoints(host links, sb *Sandbox, nets map[string]*Network)
 		}
 		if !ok {
 			g.do(fmt.Sprintf("recreate veth %s of sandbox %s on network %s", ep.HostVeth, sb.Name, n.Name), func() error {
+				// Its peer stays when the host end was moved into another namespace.
+				if _, err := host.DeleteStrayPeer(g.e.vethSpec(ns, sb, n, ep, guardedAlready)); err != nil {
+					return err
+				}
 				return g.e.attachEndpoint(host, ns, sb, n, ep, false, guardedAlready)
 			})
 			continue

@@ -469,6 +469,26 @@ func (f fakeLinks) ReleaseVeth(name, alias string) error {
 	return nil
 }
 
+func (f fakeLinks) DeleteStrayPeer(v link.Veth) (bool, error) {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	id, ok := f.k.mounts[v.NetNS.Name()]
+	p := f.k.peers[id][v.PeerName]
+	if !ok || p == nil || p.kind != "veth" || p.mac != v.PeerMAC.String() {
+		return false, nil
+	}
+	if err := f.k.step("delete %s in %s", v.PeerName, filepath.Base(v.NetNS.Name())); err != nil {
+		return false, err
+	}
+	delete(f.k.peers[id], v.PeerName)
+	for name, l := range f.k.links { // its other end, wherever it went
+		if l.peerNS == id && l.peerName == v.PeerName {
+			delete(f.k.links, name)
+		}
+	}
+	return true, nil
+}
+
 func (f fakeLinks) DeleteLink(name string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()

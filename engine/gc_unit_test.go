@@ -166,6 +166,10 @@ func drifts() []driftCase {
 			plan: func(w *driftWorld) []string {
 				return []string{fmt.Sprintf("would recreate veth %s of sandbox s1 on network n1", w.s1.Endpoints[0].HostVeth)}
 			}},
+		{name: "veth moved into another namespace", make: func(t *testing.T, w *driftWorld) { delete(w.k.links, w.s1.Endpoints[0].HostVeth) }, // its peer stays
+			plan: func(w *driftWorld) []string {
+				return []string{fmt.Sprintf("would recreate veth %s of sandbox s1 on network n1", w.s1.Endpoints[0].HostVeth)}
+			}},
 		{name: "veth on an internal network down", make: func(t *testing.T, w *driftWorld) { w.veth(w.s2, 0).up = false },
 			plan: func(w *driftWorld) []string {
 				return []string{fmt.Sprintf("would repair veth %s of sandbox s2 on network in (is down)", w.s2.Endpoints[0].HostVeth)}

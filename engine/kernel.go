@@ -34,6 +34,7 @@ type links interface {
 	AttachVeth(v link.Veth) error
 	CheckVeth(v link.Veth) ([]string, error)
 	RepairVeth(v link.Veth) error
+	DeleteStrayPeer(v link.Veth) (bool, error) // see link.Host.DeleteStrayPeer
 	SetMaster(name, bridge string) error
 	ReleaseVeth(name, alias string) error // down (its bridge port disabled), marked: see link.Host.ReleaseVeth
 	DeleteLink(name string) error

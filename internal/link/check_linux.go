@@ -169,6 +169,32 @@ func (h *Host) RepairVeth(v Veth) error {
 	})
 }
 
+// DeleteStrayPeer deletes, inside the sandbox, the peer of v left there
+// when the pair's host end is not on the host (moved into another namespace
+// by hand): a veth with the peer's name and MAC. Deleting it deletes the
+// pair, wherever its other end is. Anything else of that name is left.
+func (h *Host) DeleteStrayPeer(v Veth) (bool, error) {
+	deleted := false
+	err := inNamespace(v.NetNS, func(sb *netlink.Handle) error {
+		p, err := sb.LinkByName(v.PeerName)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("look up %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		if p.Type() != "veth" || !bytes.Equal(p.Attrs().HardwareAddr, v.PeerMAC) {
+			return nil
+		}
+		if err := sb.LinkDel(p); err != nil && !isNotFound(err) {
+			return fmt.Errorf("delete %s in %s: %w", v.PeerName, v.NetNS.Name(), err)
+		}
+		deleted = true
+		return nil
+	})
+	return deleted, err
+}
+
 // attrDiffs compares a link's state, MTU and alias ("" alias: not compared).
 func attrDiffs(a *netlink.LinkAttrs, mtu int, alias string) []string {
 	var diffs []string
