@@ -166,6 +166,14 @@ func (k *fakeKernel) replaceNamespaceReusing(t *testing.T, path string) netns.ID
 	return id
 }
 
+// apiPlainFile puts an empty file at the path under the fake's directory.
+func apiPlainFile(rel string) apiSetup {
+	return func(t *testing.T, k *fakeKernel, _ *Engine) {
+		t.Helper()
+		mustDo(t, os.WriteFile(filepath.Join(k.dir, rel), nil, 0o600))
+	}
+}
+
 // apiHiddenNames plays an engine in a mount namespace whose mounts vanish
 // with it (see namespaces.NamesOutlive).
 func apiHiddenNames(_ *testing.T, k *fakeKernel, _ *Engine) {
@@ -803,6 +811,8 @@ func TestCreateSandboxRefused(t *testing.T) {
 			want: []string{"sandbox s1: names vanish here"}},
 		{name: "names would vanish, --network none", setup: []apiSetup{apiHiddenNames}, spec: plain(SandboxSpec{Name: "s1", Networks: []string{"none"}}),
 			want: []string{"sandbox s1: names vanish here"}},
+		{name: "a file that is no namespace has its name", setup: []apiSetup{n1, apiPlainFile("netns/s1")}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1}),
+			want: []string{"sandbox s1: ", "netns/s1 exists and is no network namespace", "remove it, or choose another sandbox name"}},
 		{name: "a namespace of that name exists", setup: []apiSetup{n1, apiOutside("netns/s1")}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1}),
 			want: []string{"a network namespace named s1 already exists", "adopt it with --netns"}},
 		{name: "--ip held", setup: []apiSetup{n1, s0(SandboxSpec{Networks: onN1})}, spec: plain(SandboxSpec{Name: "s1", Networks: onN1, IP: "10.1.0.2"}),

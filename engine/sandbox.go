@@ -573,6 +573,9 @@ func (e *Engine) makeNamespace(tx *store.Tx, u *undo, p *sandboxPlan) error {
 		sb.Mounted = false // adopting /run/netns/NAME as itself
 		err = e.recordNamespace(sb, src)
 	case e.k.ns.Exists(named):
+		if _, err := e.k.ns.Identify(named); err != nil {
+			return fmt.Errorf("sandbox %s: %s exists and is no network namespace (an interrupted ip netns add, or a name whose mount vanished, leaves such a file): remove it, or choose another sandbox name", sb.Name, named)
+		}
 		return fmt.Errorf("a network namespace named %s already exists (%s): choose another sandbox name, or adopt it with --netns %s", sb.Name, named, named)
 	default:
 		err = e.mountNamespace(u, sb, src)
