@@ -218,7 +218,7 @@ func TestForeignBridgeIsLeftAlone(t *testing.T) {
 		t.Errorf("gc once the stranger is gone:\n%s", out)
 	}
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", b)
-	if err := testenv.Ping(b, "10.84.0.2"); err != nil {
+	if err := eventually(func() error { return testenv.Ping(b, "10.84.0.2") }); err != nil {
 		t.Errorf("after gc, %s cannot reach %s: %v", b, a, err)
 	}
 	w.MustNsnet(t, "sandbox", "rm", a, b)
