@@ -946,7 +946,7 @@ func (f fakeResidents) Hold(sandbox string, ns resident.Namespace, ports []resid
 	if err := f.k.step("hold %d ports for %s", len(ports), sandbox); err != nil {
 		return err
 	}
-	if id, ok := f.k.mounts[ns.Path]; !ok || !id.Same(netns.ID{Dev: ns.Dev, Ino: ns.Ino, Born: ns.Born}) {
+	if id, ok := f.k.mounts[ns.Path]; !ok || !id.Same(ns.ID()) {
 		return fmt.Errorf("namespace of sandbox %s: %s is not namespace %d:%d: it was replaced", sandbox, ns.Path, ns.Dev, ns.Ino)
 	}
 	if r.netns[sandbox] != ns {
@@ -1124,7 +1124,7 @@ func (k *fakeKernel) vanish() {
 		return
 	}
 	for name, ns := range k.res.netns {
-		if id, ok := k.mounts[ns.Path]; !ok || !id.Same(netns.ID{Dev: ns.Dev, Ino: ns.Ino, Born: ns.Born}) {
+		if id, ok := k.mounts[ns.Path]; !ok || !id.Same(ns.ID()) {
 			k.res.drop(name)
 		}
 	}

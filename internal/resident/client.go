@@ -70,6 +70,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/resolver"
 )
 
@@ -99,11 +100,13 @@ type Namespace struct {
 	Born int64  `json:"born,omitempty"` // when its nsfs file was made (see internal/netns.ID); 0: unknown
 }
 
-// Same reports whether n and o are one namespace at one path: Born is
-// compared only where both know it (a resident of an older nsnet does not).
-func (n Namespace) Same(o Namespace) bool {
-	return n.Path == o.Path && n.Dev == o.Dev && n.Ino == o.Ino && (n.Born == 0 || o.Born == 0 || n.Born == o.Born)
-}
+// ID is the namespace's ID.
+func (n Namespace) ID() netns.ID { return netns.ID{Dev: n.Dev, Ino: n.Ino, Born: n.Born} }
+
+// Same reports whether n and o are one namespace at one path (netns.ID.Same:
+// Born is compared only where both know it, and a resident of an older nsnet
+// does not).
+func (n Namespace) Same(o Namespace) bool { return n.Path == o.Path && n.ID().Same(o.ID()) }
 
 // Port is a host port for the resident to hold and proxy: its key, its
 // bound socket (a listening TCP socket or a UDP socket), and its target, the
