@@ -97,24 +97,8 @@ func FuzzAllocate(f *testing.F) {
 	}
 	f.Add(uint8(0), uint32(0xffffff00), uint8(253), full)
 	f.Fuzz(func(t *testing.T, bits uint8, a uint32, gwOff uint8, heldBits []byte) {
-		b := 24 + int(bits)%7 // 24..30
-		subnet := netip.PrefixFrom(addrFromUint32(a), b).Masked()
-		size := 1 << (32 - b)
+		subnet, gw, isHeld, nth, size := fuzzSubnet(t, bits, a, gwOff, heldBits)
 		network, bcast := subnet.Addr(), Broadcast(subnet)
-		base := uint32FromAddr(network)
-		nth := func(off int) netip.Addr { return addrFromUint32(base + uint32(off)) }
-
-		gw := nth(1 + int(gwOff)%(size-2))
-		if err := CheckGateway(subnet, gw); err != nil {
-			t.Fatalf("gateway %s of %s rejected: %v", gw, subnet, err)
-		}
-		isHeld := func(ip netip.Addr) bool {
-			if !subnet.Contains(ip) {
-				return false
-			}
-			off := int(uint32FromAddr(ip) - base) // < 256
-			return off/8 < len(heldBits) && heldBits[off/8]&(1<<(off%8)) != 0
-		}
 
 		ip, err := Allocate(subnet, gw, isHeld)
 		if err != nil {
@@ -149,6 +133,70 @@ func FuzzAllocate(f *testing.F) {
 		for x := network.Next(); x.Less(ip); x = x.Next() {
 			if x != gw && !isHeld(x) {
 				t.Fatalf("Allocate(%s) = %s, but the lower %s is free", subnet, ip, x)
+			}
+		}
+	})
+}
+
+// fuzzSubnet is a fuzzed subnet (a /24 to a /30 at a), its gateway and
+// which of its addresses are held (bit n of heldBits: the nth address), and
+// the nth address of the subnet and how many it has.
+func fuzzSubnet(t *testing.T, bits uint8, a uint32, gwOff uint8, heldBits []byte) (subnet netip.Prefix, gw netip.Addr, isHeld Held, nth func(int) netip.Addr, size int) {
+	t.Helper()
+	b := 24 + int(bits)%7 // 24..30
+	subnet = netip.PrefixFrom(addrFromUint32(a), b).Masked()
+	size = 1 << (32 - b)
+	base := uint32FromAddr(subnet.Addr())
+	nth = func(off int) netip.Addr { return addrFromUint32(base + uint32(off)) }
+	gw = nth(1 + int(gwOff)%(size-2))
+	if err := CheckGateway(subnet, gw); err != nil {
+		t.Fatalf("gateway %s of %s rejected: %v", gw, subnet, err)
+	}
+	isHeld = func(ip netip.Addr) bool {
+		if !subnet.Contains(ip) {
+			return false
+		}
+		off := int(uint32FromAddr(ip) - base) // < 256
+		return off/8 < len(heldBits) && heldBits[off/8]&(1<<(off%8)) != 0
+	}
+	return subnet, gw, isHeld, nth, size
+}
+
+// FuzzAllocateAfter checks the round-robin allocator's invariants: what it
+// gives is a free host address of the subnet, and every host address after
+// prev and before it, going round past the end, is the gateway or held; it
+// fails only when no host address is free.
+func FuzzAllocateAfter(f *testing.F) {
+	f.Add(uint8(0), uint32(0xc0a85800), uint8(0), uint8(7), []byte{})
+	f.Add(uint8(6), uint32(0xc0a85800), uint8(0), uint8(2), []byte{0xff})
+	f.Add(uint8(0), uint32(0xc0a85800), uint8(0), uint8(254), []byte{0x04})
+	f.Add(uint8(5), uint32(0x0a000000), uint8(4), uint8(3), []byte{0xde})
+	f.Fuzz(func(t *testing.T, bits uint8, a uint32, gwOff, prevOff uint8, heldBits []byte) {
+		subnet, gw, isHeld, nth, size := fuzzSubnet(t, bits, a, gwOff, heldBits)
+		prev := nth(int(prevOff) % size)
+		ip, err := AllocateAfter(subnet, gw, prev, isHeld)
+		free := func(off int) bool { h := nth(off); return h != gw && !isHeld(h) }
+		if err != nil {
+			for off := 1; off < size-1; off++ {
+				if free(off) {
+					t.Fatalf("AllocateAfter(%s, %s, %s) = %v, but %s is free", subnet, gw, prev, err, nth(off))
+				}
+			}
+			return
+		}
+		if err := CheckStatic(subnet, gw, ip, isHeld); err != nil {
+			t.Fatalf("AllocateAfter(%s, %s, %s) = %s, which CheckStatic rejects: %v", subnet, gw, prev, ip, err)
+		}
+		got := int(uint32FromAddr(ip) - uint32FromAddr(subnet.Addr()))
+		for off := int(prevOff)%size + 1; ; off++ { // the host addresses after prev, round past the end
+			if off >= size-1 {
+				off = 1
+			}
+			if off == got {
+				break
+			}
+			if free(off) {
+				t.Fatalf("AllocateAfter(%s, %s, %s) = %s, but %s comes first and is free", subnet, gw, prev, ip, nth(off))
 			}
 		}
 	})

@@ -201,11 +201,34 @@ func CheckStatic(subnet netip.Prefix, gw, ip netip.Addr, held Held) error {
 // broadcast or gateway address, and not held. It asks held about addresses
 // in ascending order, each once.
 func Allocate(subnet netip.Prefix, gw netip.Addr, held Held) (netip.Addr, error) {
-	last := Broadcast(subnet)
-	for a := subnet.Addr().Next(); a.Less(last); a = a.Next() {
-		if a != gw && !held(a) {
-			return a, nil
+	return AllocateAfter(subnet, gw, netip.Addr{}, held)
+}
+
+// AllocateAfter returns the first free host address of subnet after prev,
+// going round to the lowest past the end, as CNI's host-local plugin and
+// Podman hand addresses out: an address just released is given again only
+// once every other has been (prev invalid or outside subnet: the lowest
+// free). It asks held about addresses in ascending order from prev, then in
+// ascending order up to prev, each once.
+func AllocateAfter(subnet netip.Prefix, gw, prev netip.Addr, held Held) (netip.Addr, error) {
+	first, last := subnet.Addr().Next(), Broadcast(subnet)
+	start := first
+	if subnet.Contains(prev) && prev.Next().Less(last) && first.Less(prev.Next()) {
+		start = prev.Next()
+	}
+	free := func(from, to netip.Addr) (netip.Addr, bool) { // from <= a < to
+		for a := from; a.Less(to); a = a.Next() {
+			if a != gw && !held(a) {
+				return a, true
+			}
 		}
+		return netip.Addr{}, false
+	}
+	if a, ok := free(start, last); ok {
+		return a, nil
+	}
+	if a, ok := free(first, start); ok {
+		return a, nil
 	}
 	return netip.Addr{}, fmt.Errorf("subnet %s is full: %w", subnet, ErrExhausted)
 }

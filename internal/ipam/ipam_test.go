@@ -330,6 +330,49 @@ func TestAllocate(t *testing.T) {
 	}
 }
 
+// TestAllocateAfter: round-robin, as CNI's host-local hands addresses out:
+// the first free address after the last one given, round to the lowest past
+// the end, and the released one last.
+func TestAllocateAfter(t *testing.T) {
+	tests := []struct {
+		name, subnet, gw, prev string
+		held                   []string
+		want                   string
+	}{
+		{"none given yet", "192.168.88.0/24", "192.168.88.1", "", nil, "192.168.88.2"},
+		{"the next one", "192.168.88.0/24", "192.168.88.1", "192.168.88.2", nil, "192.168.88.3"},
+		{"not the one just released", "192.168.88.0/24", "192.168.88.1", "192.168.88.7", []string{"192.168.88.2"}, "192.168.88.8"},
+		{"skips held", "192.168.88.0/24", "192.168.88.1", "192.168.88.2", []string{"192.168.88.3", "192.168.88.4"}, "192.168.88.5"},
+		{"skips the gateway", "192.168.88.0/24", "192.168.88.3", "192.168.88.2", nil, "192.168.88.4"},
+		{"round past the end", "192.168.88.0/24", "192.168.88.1", "192.168.88.254", []string{"192.168.88.2"}, "192.168.88.3"},
+		{"round to the gateway's neighbour", "192.168.88.0/29", "192.168.88.1", "192.168.88.6", nil, "192.168.88.2"},
+		{"only the last given is free", "192.168.88.0/29", "192.168.88.1", "192.168.88.4", []string{"192.168.88.2", "192.168.88.3", "192.168.88.5", "192.168.88.6"}, "192.168.88.4"},
+		{"/30 gives its one address again", "192.168.88.0/30", "192.168.88.1", "192.168.88.2", nil, "192.168.88.2"},
+		{"prev outside the subnet", "192.168.88.0/24", "192.168.88.1", "10.0.0.9", nil, "192.168.88.2"},
+		{"prev the broadcast address", "192.168.88.0/24", "192.168.88.1", "192.168.88.255", nil, "192.168.88.2"},
+		{"IPv6", "2001:db8::/64", "2001:db8::1", "2001:db8::9", []string{"2001:db8::a"}, "2001:db8::b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var prev netip.Addr
+			if tt.prev != "" {
+				prev = addr(tt.prev)
+			}
+			got, err := AllocateAfter(pfx(tt.subnet), addr(tt.gw), prev, heldSet(tt.held...))
+			if err != nil {
+				t.Fatalf("AllocateAfter: %v", err)
+			}
+			if got != addr(tt.want) {
+				t.Errorf("AllocateAfter(%s, gw %s, after %s) = %s, want %s", tt.subnet, tt.gw, tt.prev, got, tt.want)
+			}
+		})
+	}
+	full := append([]string{"192.168.88.2"}, rangeAddrs("192.168.88.4", "192.168.88.6")...)
+	if got, err := AllocateAfter(pfx("192.168.88.0/29"), addr("192.168.88.1"), addr("192.168.88.3"), heldSet(append(full, "192.168.88.3")...)); !errors.Is(err, ErrExhausted) {
+		t.Errorf("AllocateAfter on a full subnet = %s, %v; want ErrExhausted", got, err)
+	}
+}
+
 // rangeAddrs lists the addresses from first to last inclusive.
 func rangeAddrs(first, last string) []string {
 	var out []string
