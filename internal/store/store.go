@@ -7,7 +7,10 @@
 // exactly when a sandbox endpoint on that network has it, and callers keep it
 // so by changing them in one transaction. A sharers index entry exists
 // exactly for each container-mode sandbox (PutSandbox and DeleteSandbox keep
-// it so).
+// it so). A released entry names the host veth of a pair that had an address
+// or MAC until its sandbox was removed, and that the kernel destroys later
+// with the namespace: it may outlive the pair (whoever next takes the address
+// or MAC forgets it), never a network.
 package store
 
 import (
@@ -212,7 +215,8 @@ func (t *Tx) Networks() ([]Network, error) {
 // PutNetwork stores n under its name.
 func (t *Tx) PutNetwork(n *Network) error { return t.put(bucketNetworks, n.Name, n) }
 
-// DeleteNetwork removes the network record and its lease and MAC buckets.
+// DeleteNetwork removes the network record, its lease and MAC buckets, its
+// released pairs and its last addresses.
 func (t *Tx) DeleteNetwork(name string) error {
 	if err := t.tx.Bucket(bucketNetworks).Delete([]byte(name)); err != nil {
 		return err
@@ -223,7 +227,7 @@ func (t *Tx) DeleteNetwork(name string) error {
 			return err
 		}
 	}
-	return nil
+	return deleteNetworkAddressing(t.tx, name)
 }
 
 // Sandbox returns the named sandbox, with its ports, or ErrNotFound.
