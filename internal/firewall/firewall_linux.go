@@ -183,6 +183,7 @@ const (
 	guardAdd    guardChange = iota // add them, lasting
 	guardDelete                    // delete them
 	guardExpire                    // give them a timeout (expireAfter)
+	guardBlock                     // the same, but blockFor for the guarded ports
 )
 
 // AddGuards adds guarded sandbox ports to the bridge table's sets in one
@@ -198,6 +199,12 @@ func (t Table) DeleteGuards(guards []Guard) error { return t.changeGuards(guards
 // wait for an RCU grace period as it exits.
 func (t Table) ExpireGuards(guards []Guard) error { return t.changeGuards(guards, guardExpire) }
 
+// BlockGuards lets go of guarded sandbox ports whose veths were released,
+// up, to go with their namespaces: their MAC and addresses expire
+// (expireAfter), the ports themselves later (blockFor), in one batch;
+// meanwhile they send nothing into any bridge.
+func (t Table) BlockGuards(guards []Guard) error { return t.changeGuards(guards, guardBlock) }
+
 func (t Table) changeGuards(guards []Guard, change guardChange) error {
 	if len(guards) == 0 {
 		return nil
@@ -211,9 +218,13 @@ func (t Table) changeGuards(guards []Guard, change guardChange) error {
 		if len(elems) == 0 {
 			continue
 		}
-		if change == guardExpire {
+		if change == guardExpire || change == guardBlock {
+			timeout := expireAfter
+			if change == guardBlock && s.Name == setGuarded {
+				timeout = blockFor
+			}
 			for i := range elems {
-				elems[i].Timeout = expireAfter
+				elems[i].Timeout = timeout
 			}
 		}
 		if err := addElements(c, s, elems, change == guardDelete); err != nil {

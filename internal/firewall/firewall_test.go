@@ -195,6 +195,38 @@ func TestDiffDualStack(t *testing.T) {
 	}
 }
 
+// TestReleasedGuardsBlock checks, with nft as the oracle, that BlockGuards
+// lets a port's MAC and addresses expire (expireAfter) but keeps the port in
+// the guarded set for blockFor, so that a veth released up sends nothing;
+// Diff does not count its elements.
+func TestReleasedGuardsBlock(t *testing.T) {
+	w, tab := world(t)
+	if err := tab.Sync(testNets, testPorts, testGuards); err != nil {
+		t.Fatal(err)
+	}
+	a, b := testGuards[:1], testGuards[1:]
+	if err := tab.BlockGuards(a); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := tab.Diff(testNets, testPorts, b); err != nil || len(d) != 0 {
+		t.Errorf("Diff without ve-a while it is blocked = %v, %v; want no difference", d, err)
+	}
+	time.Sleep(expireAfter + 500*time.Millisecond)
+	for _, set := range []string{setGuarded, setMACs, setIPv4, setARP, setIPv6} {
+		out, err := testenv.RunIn(w.Host, "nft", "list", "set", "bridge", tab.Name, set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+		}
+		got := string(out)
+		if set == setGuarded && !strings.Contains(got, `"ve-a" timeout 10m expires 9m`) {
+			t.Errorf("set %s: ve-a should stay guarded, expiring in about %s, got\n%s", set, blockFor, got)
+		}
+		if set != setGuarded && strings.Contains(got, `"ve-a"`) {
+			t.Errorf("set %s: ve-a's elements should have expired, got\n%s", set, got)
+		}
+	}
+}
+
 // TestDeletedGuardsExpire checks, with nft as the oracle, that ExpireGuards
 // leaves a port's elements to expire (they are gone after expireAfter, and
 // Diff does not count them meanwhile), and that guarding the same port again

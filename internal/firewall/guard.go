@@ -6,8 +6,9 @@ package firewall
 // forwards only its sandbox's own MAC, addresses and ARP; the sets are keyed
 // by port name (the host end of the sandbox's veth), so guarding a sandbox
 // adds elements and never rules. A port that goes is not deleted from the
-// sets but given a timeout (expireAfter), after which the kernel removes its
-// elements by itself: a batch that deletes elements makes the next close of
+// sets but given a timeout (expireAfter; for a veth released up, blockFor in
+// the guarded set, so that it sends nothing), after which the kernel removes
+// its elements by itself: a batch that deletes elements makes the next close of
 // any nftables socket wait for an RCU grace period (5 to 15 ms here), one
 // that changes their timeout does not.
 
@@ -25,8 +26,15 @@ import (
 var linkLocal = netip.MustParsePrefix("fe80::/10")
 
 // expireAfter is how long the elements of a port that went stay, inert: its
-// veth is gone or released (down, off its bridge) already.
+// veth is gone already, or released.
 const expireAfter = time.Second
+
+// blockFor is how long a port that went stays in the guarded set after its
+// MAC and addresses expire, so that it sends nothing into any bridge: a
+// sandbox's veth released with its namespace stays up, on its bridge, until
+// the kernel destroys the namespace, usually within milliseconds (gc deletes
+// one still there after a minute).
+const blockFor = 10 * time.Minute
 
 // Guard is one guarded sandbox port: the host end of the sandbox's veth, and
 // the MAC and addresses (IPv4 and IPv6) the sandbox may send from.

@@ -203,17 +203,36 @@ func (h *Host) DeleteLink(name string) error {
 // (only for an expedited one, under the RTNL lock). A link that is gone is not
 // an error.
 func (h *Host) ReleaseVeth(name, alias string) error {
+	if err := h.setByName(name, alias, true); err != nil {
+		return fmt.Errorf("release %s (set it down): %w", name, err)
+	}
+	return nil
+}
+
+// MarkLink gives the named link alias and changes nothing else, in one
+// RTM_SETLINK. A link that is gone is not an error.
+func (h *Host) MarkLink(name, alias string) error {
+	if err := h.setByName(name, alias, false); err != nil {
+		return fmt.Errorf("mark %s: %w", name, err)
+	}
+	return nil
+}
+
+// setByName sets the named link's alias, and sets it down if down is set.
+func (h *Host) setByName(name, alias string, down bool) error {
 	req, err := h.request(unix.RTM_SETLINK, unix.NLM_F_ACK)
 	if err != nil {
 		return err
 	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Change, msg.Flags = unix.IFF_UP, 0
+	if down {
+		msg.Change, msg.Flags = unix.IFF_UP, 0
+	}
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil && !isNotFound(err) {
-		return fmt.Errorf("release %s (set it down): %w", name, err)
+		return err
 	}
 	return nil
 }
