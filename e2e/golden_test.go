@@ -3,6 +3,7 @@ package e2e
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,9 @@ func TestRulesetGolden(t *testing.T) {
 	goldenBridge(t, w, "bridge-sandbox", []string{inspectSandbox(t, w, s).Networks["g1"].HostVeth})
 	w.MustNsnet(t, "port", "rm", s, "80", "53/udp")
 	golden(t, w, "internal")
+	veth := inspectSandbox(t, w, s).Networks["g1"].HostVeth
 	w.MustNsnet(t, "sandbox", "rm", s)
-	goldenBridge(t, w, "bridge", nil)
+	goldenBridge(t, w, "bridge-released", []string{veth}) // its port still guarded, blocked, for ten minutes
 	w.MustNsnet(t, "network", "rm", "g2")
 	golden(t, w, "network")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.98.0.0/24", "--bridge", "br-g3",
@@ -58,6 +60,11 @@ func golden(t *testing.T, w *testenv.World, name string) {
 	compareGolden(t, name, got)
 }
 
+var (
+	expiringSoon = regexp.MustCompile(` expires [0-9]+(ms|s)\b`) // within a minute
+	blockedFor   = regexp.MustCompile(`timeout 10m expires [0-9a-z]+`)
+)
+
 // goldenBridge compares the anti-spoofing table, `nft list table bridge
 // nsnet`, with testdata/name.golden; the sandboxes' host veths, whose names
 // come from random IDs, are VETH1, VETH2... there.
@@ -69,11 +76,13 @@ func goldenBridge(t *testing.T, w *testenv.World, name string, veths []string) {
 		if got, err = testenv.RunIn(w.Host, "nft", "list", "table", "bridge", w.Table()); err != nil {
 			t.Fatalf("nft list table: %v\n%s", err, got)
 		}
-		// The elements of a port that went expire within a second.
-		if !strings.Contains(got, " expires ") || time.Now().After(deadline) {
+		// The elements of a port that went expire within a second; a port
+		// released up stays in the guarded set for ten minutes.
+		if !expiringSoon.MatchString(got) || time.Now().After(deadline) {
 			break
 		}
 	}
+	got = blockedFor.ReplaceAllString(got, "timeout 10m expires ...")
 	got = strings.Replace(got, "table bridge "+w.Table()+" {", "table bridge nsnet {", 1)
 	for i, v := range veths {
 		got = strings.ReplaceAll(got, `"`+v+`"`, fmt.Sprintf(`"VETH%d"`, i+1))

@@ -29,8 +29,10 @@ func TestSubnetChoice(t *testing.T) {
 	w.AssertClean(t)
 }
 
-// TestLeases checks that leases persist across invocations, are released on
-// removal, respect static addresses, and that a full subnet is a clear error.
+// TestLeases checks that leases persist across invocations, are handed out
+// round-robin and released on removal (a released address is given again once
+// the subnet has gone round), respect static addresses, and that a full
+// subnet is a clear error.
 func TestLeases(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -46,16 +48,22 @@ func TestLeases(t *testing.T) {
 	expectFail(t, w, 1, []string{"10.71.0.3", "already in use"}, "sandbox", "create", "--network", "small", "--ip", "10.71.0.3", d)
 	w.MustNsnet(t, "sandbox", "rm", a)
 	w.MustNsnet(t, "sandbox", "create", "--network", "small", d)
-	if addr(d) != "10.71.0.2/29" {
-		t.Errorf("released address not reused: d=%s", addr(d))
+	if addr(d) != "10.71.0.5/29" {
+		t.Errorf("d=%s, want the next address after c's, 10.71.0.5/29, not a's released one", addr(d))
 	}
-	if mac := inspectSandbox(t, w, d).Networks["small"].MAC; mac != "02:42:0a:47:00:02" {
-		t.Errorf("MAC %s, want 02:42:0a:47:00:02 (stable per address)", mac)
+	if mac := inspectSandbox(t, w, d).Networks["small"].MAC; mac != "02:42:0a:47:00:05" {
+		t.Errorf("MAC %s, want 02:42:0a:47:00:05 (stable per address)", mac)
 	}
-	// .5 and .6 are left; .7 is broadcast.
-	w.MustNsnet(t, "sandbox", "create", "--network", "small", a)
+	// .6 is left, then a's released .2; .7 is broadcast.
 	e := w.Name("e")
 	w.MustNsnet(t, "sandbox", "create", "--network", "small", e)
+	w.MustNsnet(t, "sandbox", "create", "--network", "small", a)
+	if addr(e) != "10.71.0.6/29" || addr(a) != "10.71.0.2/29" {
+		t.Errorf("e=%s a=%s, want .6, then the released .2 once the subnet has gone round", addr(e), addr(a))
+	}
+	if mac := inspectSandbox(t, w, a).Networks["small"].MAC; mac != "02:42:0a:47:00:02" {
+		t.Errorf("MAC %s, want 02:42:0a:47:00:02 (stable per address)", mac)
+	}
 	before := w.Snapshot(t)
 	f := w.Name("f")
 	expectFail(t, w, 1, []string{"10.71.0.0/29", "full"}, "sandbox", "create", "--network", "small", f)

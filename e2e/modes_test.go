@@ -106,7 +106,7 @@ func TestAdoptNamespace(t *testing.T) {
 	proc := startInNewNetns(t)
 	pidSB := w.Name("pid")
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--netns", "/proc/"+strconv.Itoa(proc.Pid)+"/ns/net", pidSB)
-	if got := mustLink(t, pidSB, "eth0").IPs("inet"); len(got) != 1 || got[0] != "10.62.0.2/24" {
+	if got := mustLink(t, pidSB, "eth0").IPs("inet"); len(got) != 1 || got[0] != "10.62.0.3/24" { // round-robin: the next one
 		t.Errorf("process namespace eth0: %v", got)
 	}
 	// The adopted namespace's process still runs in it: refused, as docker

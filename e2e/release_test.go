@@ -55,26 +55,31 @@ func holdNamespace(t *testing.T, name string) func() {
 
 // TestRemovalLeavesPairsToTheKernel: removing a sandbox whose namespace
 // nsnet made does not delete its veth (which waits for RCU grace periods):
-// the host end is set down, marked released, and goes with the namespace
-// when the kernel destroys it. Until then it is harmless: its bridge has
-// forgotten the sandbox's MAC on it, and gc has nothing to do. (Here an open
-// descriptor holds the namespace, so the pair stays as long as the test needs;
-// without one the kernel destroys it within milliseconds.) A namespace that
-// outlives the sandbox, adopted with --netns or with a process still in it
-// (rm --force), has its veth deleted at once, as before.
+// the host end is marked released, left up, and goes with the namespace when
+// the kernel destroys it. Until then it is harmless: the next sandbox gets the
+// next address, not the removed one's; one given that address explicitly
+// sets the old pair down first, so its bridge forgets the MAC on it; gc has
+// nothing to do. (Here an open descriptor holds the namespace, so the pair
+// stays as long as the test needs; without one the kernel destroys it within
+// milliseconds.) A namespace that outlives the sandbox, adopted with --netns
+// or with a process still in it (rm --force), has its veth deleted at once,
+// as before.
 func TestRemovalLeavesPairsToTheKernel(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	s, peer, ad, forced := w.Name("s"), w.Name("peer"), w.Name("ad"), w.Name("forced")
 	adoptNS := w.Name("adopt")
 	w.MustNsnet(t, "network", "create", "--subnet", "10.87.0.0/24", "--bridge", "br-lk", "n1")
-	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.87.0.10", s)
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", s) // the first address given: 10.87.0.2
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.87.0.11", peer)
 	mustRun(t, "/proc/self/ns/net", "ip", "netns", "add", adoptNS)
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--netns", testenv.NSPath(adoptNS), ad)
 	w.MustNsnet(t, "sandbox", "create", "--network", "n1", forced)
 	ep := inspectSandbox(t, w, s).Networks["n1"]
-	if err := testenv.Ping(peer, "10.87.0.10"); err != nil {
+	if ep.Address != "10.87.0.2/24" {
+		t.Fatalf("%s got %s, want the network's first address, 10.87.0.2/24", s, ep.Address)
+	}
+	if err := testenv.Ping(peer, "10.87.0.2"); err != nil {
 		t.Fatalf("peer cannot reach %s: %v", s, err)
 	}
 	if ports := learnt(t, w.Host, "br-lk", ep.MAC); !contains(ports, ep.HostVeth) {
@@ -84,16 +89,26 @@ func TestRemovalLeavesPairsToTheKernel(t *testing.T) {
 	release := holdNamespace(t, s)
 	w.MustNsnet(t, "sandbox", "rm", s)
 	l := mustLink(t, w.Host, ep.HostVeth)
-	if l.IsUp() || !owner.IsReleased(l.IfAlias) {
-		t.Errorf("after rm, %s: flags %v, alias %q; want down with a released mark", ep.HostVeth, l.Flags, l.IfAlias)
-	}
-	if ports := learnt(t, w.Host, "br-lk", ep.MAC); len(ports) > 0 {
-		t.Errorf("after rm, the bridge still sends %s's MAC %s to %v", s, ep.MAC, ports)
+	if !l.IsUp() || !owner.IsReleased(l.IfAlias) {
+		t.Errorf("after rm, %s: flags %v, alias %q; want it up, with a released mark", ep.HostVeth, l.Flags, l.IfAlias)
 	}
 	if contains(testenv.NamespaceNames(t), s) {
 		t.Errorf("after rm, /run/netns/%s is still there", s)
 	}
 	gcClean(t, w, "right after rm, the released veth still there")
+	next, again := w.Name("next"), w.Name("again")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", next)
+	if a := inspectSandbox(t, w, next).Networks["n1"].Address; a == ep.Address {
+		t.Errorf("the next sandbox got %s, the address of %s, whose pair is still there", a, s)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "--ip", "10.87.0.2", again)
+	if l := mustLink(t, w.Host, ep.HostVeth); l.IsUp() {
+		t.Errorf("%s given %s's address: the old pair %s is still up (flags %v)", again, s, ep.HostVeth, l.Flags)
+	}
+	if ports := learnt(t, w.Host, "br-lk", ep.MAC); contains(ports, ep.HostVeth) {
+		t.Errorf("%s given %s's address: the bridge still sends its MAC %s to the old pair %s", again, s, ep.MAC, ep.HostVeth)
+	}
+	w.MustNsnet(t, "sandbox", "rm", next, again)
 
 	adVeth := inspectSandbox(t, w, ad).Networks["n1"].HostVeth
 	w.MustNsnet(t, "sandbox", "rm", ad)

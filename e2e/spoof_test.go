@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -493,5 +494,50 @@ func TestSpoofElements(t *testing.T) {
 	guardsOf(t, w, "after sandbox rm", nil, []spoofSandbox{s1, s2})
 	guardsExpire(t, w, s1, s2, s2g)
 	w.MustNsnet(t, "network", "rm", g, o)
+	w.AssertClean(t)
+}
+
+// TestReleasedPortSendsNothing: a removed sandbox's veth, released with its
+// namespace, stays up on its bridge until the kernel destroys the namespace
+// (here an open descriptor holds it, as something may). After its MAC and
+// addresses have expired from the bridge table, its port stays guarded:
+// whatever is still sent from the namespace, even from the sandbox's own
+// address, goes nowhere, unless the network has --antispoof=false.
+func TestReleasedPortSendsNothing(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	guarded, open := spoofNets(t, w, 9)
+	sinks, held, files := map[string]*udpSink{}, map[string]string{}, []*os.File{}
+	for _, s := range []spoofNet{guarded, open} {
+		sinks[s.name] = startUDPSink(t, s.victim.path(), "0.0.0.0:5555", false)
+		f, err := os.Open(s.attacker.path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.CloseAtEnd(t, f)
+		files = append(files, f)
+		held[s.name] = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+		w.MustNsnet(t, "sandbox", "rm", s.attacker.name)
+		if l := mustLink(t, w.Host, s.attacker.veth); !l.IsUp() {
+			t.Fatalf("the released veth %s is down (flags %v): this test needs it up", s.attacker.veth, l.Flags)
+		}
+	}
+	time.Sleep(2 * time.Second) // the removed sandbox's MAC and addresses expire after a second
+	for _, s := range []spoofNet{guarded, open} {
+		payload := []byte("from the released port on " + s.name)
+		if err := sendFrom(held[s.name], netip.AddrPortFrom(s.attacker.ip, 5555), netip.AddrPortFrom(s.victim.ip, 5555), payload); err != nil {
+			t.Fatalf("send from the held namespace of %s: %v", s.attacker.name, err)
+		}
+	}
+	attackSeen(t, "a datagram from a removed sandbox's namespace, still held", guarded, open, func(s spoofNet) bool {
+		return sinks[s.name].got("from the released port on " + s.name)
+	})
+	for _, f := range files {
+		f.Close() // the kernel destroys the namespaces, and the released veths with them
+	}
+	for _, s := range []spoofNet{guarded, open} {
+		w.MustNsnet(t, "sandbox", "rm", s.victim.name)
+		w.MustNsnet(t, "network", "rm", s.name)
+	}
 	w.AssertClean(t)
 }

@@ -15,8 +15,8 @@ import (
 type ConnectSpec struct {
 	Network string   // name, ID or unique ID prefix
 	Sandbox string   // name, ID or unique ID prefix
-	IP      string   // static address on the network (default: the lowest free one)
-	IP6     string   // static IPv6 address on a dual-stack network (default: the lowest free one)
+	IP      string   // static address on the network (default: the next free one, round-robin)
+	IP6     string   // static IPv6 address on a dual-stack network (default: the next free one, round-robin)
 	Aliases []string // more names of the sandbox on this network, for its resolver
 	MAC     string   // static MAC (default: derived from the address)
 	IfName  string   // the interface's name in the sandbox (default: the lowest free ethN)

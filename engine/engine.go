@@ -15,7 +15,9 @@
 //   - Teardown is best effort: it tolerates objects that are already gone, keeps
 //     going past errors and reports all of them; a record is deleted only when
 //     its kernel objects are, or, for a namespace nsnet made, when its veths
-//     are released (down, marked) to go with it (releaseWithNamespace).
+//     are released (marked, up) to go with it (releaseWithNamespace); their
+//     addresses and MACs are recorded as released, and whoever is given one
+//     of them sets the old veth down first (retireReleased).
 //   - The engine touches only what its state root made: links with its mark,
 //     namespace mounts with its marker and the namespace ID it recorded, its own
 //     nftables tables (inet and bridge, one name). Anything else (another root's, a stranger under a
@@ -23,8 +25,9 @@
 //   - Every endpoint on a network with anti-spoofing has its port's elements
 //     in the bridge table from before its veth's host end first goes up
 //     until after it is down or gone (guardWhile; unguardWhile sets them to
-//     expire a second after the veth is released); gc restores and removes
-//     what differs.
+//     expire a second after the veth is deleted; a veth released up keeps its
+//     port in the guarded set, sending nothing, for minutes); gc restores and
+//     removes what differs.
 //   - A lease exists exactly for each address (IPv4, and IPv6 on a
 //     dual-stack network), and a MAC index entry exactly for the MAC, of each
 //     stored endpoint; no two endpoints on a network, nor

@@ -469,6 +469,21 @@ func (f fakeLinks) ReleaseVeth(name, alias string) error {
 	return nil
 }
 
+// MarkLink sets a link's alias.
+func (f fakeLinks) MarkLink(name, alias string) error {
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	l := f.k.links[name]
+	if l == nil {
+		return nil
+	}
+	if err := f.k.step("mark link %s", name); err != nil {
+		return err
+	}
+	l.alias = alias
+	return nil
+}
+
 func (f fakeLinks) DeleteStrayPeer(v link.Veth) (bool, error) {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
@@ -587,6 +602,9 @@ func (f fakeFirewall) AddGuards(guards []firewall.Guard) error {
 
 // ExpireGuards is DeleteGuards: the fake has no time.
 func (f fakeFirewall) ExpireGuards(guards []firewall.Guard) error { return f.DeleteGuards(guards) }
+
+// BlockGuards is DeleteGuards too.
+func (f fakeFirewall) BlockGuards(guards []firewall.Guard) error { return f.DeleteGuards(guards) }
 
 func (f fakeFirewall) DeleteGuards(guards []firewall.Guard) error {
 	f.k.mu.Lock()

@@ -180,20 +180,27 @@ func uniqueGuards(guards []firewall.Guard) []firewall.Guard {
 // (their veths deleted or released), or rebuilds the tables from tx, which no
 // longer has them, if the elements are not there.
 func (e *Engine) unguardEndpoints(tx *store.Tx, eps []Endpoint) error {
-	return e.unguardWhile(tx, eps)()
+	return e.unguardWhile(tx, eps, false)()
 }
 
 // unguardWhile is unguardEndpoints with the elements expired on a goroutine
 // of its own (meanwhile) while the caller deletes or releases the ports'
 // veths: the elements stay for a second (ExpireGuards), so they are there
-// until the ports are down. The function it returns waits for it, rebuilding
-// the tables if need be: the caller calls it before it uses tx again.
-func (e *Engine) unguardWhile(tx *store.Tx, eps []Endpoint) func() error {
+// until the ports are gone; ports of veths released up (released) stay in
+// the guarded set without their MAC and addresses for minutes (BlockGuards),
+// and send nothing until the kernel destroys them. The function it returns
+// waits for it, rebuilding the tables if need be: the caller calls it before
+// it uses tx again.
+func (e *Engine) unguardWhile(tx *store.Tx, eps []Endpoint, released bool) func() error {
 	guards := endpointGuards(tx, eps)
 	if len(guards) == 0 {
 		return func() error { return nil }
 	}
-	expired := e.meanwhile(func() error { return e.k.fw.ExpireGuards(guards) })
+	expire := e.k.fw.ExpireGuards
+	if released {
+		expire = e.k.fw.BlockGuards
+	}
+	expired := e.meanwhile(func() error { return expire(guards) })
 	return func() error {
 		if err := expired(); err != nil {
 			return e.syncFirewall(tx)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/journal"
+	"github.com/nsnet/nsnet/internal/link"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -293,7 +294,25 @@ func (g *gc) strayLinks() error {
 		}
 		g.do(fmt.Sprintf("remove leftover %s %s (%s)", l.Kind, l.Name, l.Alias), func() error { return host.DeleteLink(l.Name) })
 	}
-	return nil
+	return g.forgetDestroyed(links)
+}
+
+// forgetDestroyed forgets the released pairs (store.PutReleased) the kernel
+// has destroyed since: nsnet's own bookkeeping, not drift, so it is not an
+// action, and a dry run leaves it.
+func (g *gc) forgetDestroyed(links []link.Listed) error {
+	if g.dryRun {
+		return nil
+	}
+	present := make(map[string]bool, len(links))
+	for _, l := range links {
+		present[l.Name] = true
+	}
+	nets, err := g.tx.Networks()
+	for _, n := range nets {
+		err = errors.Join(err, g.tx.PruneReleased(n.Name, func(veth string) bool { return !present[veth] }))
+	}
+	return err
 }
 
 // strayMounts removes namespace mounts this root made that no sandbox has.

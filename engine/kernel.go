@@ -37,6 +37,7 @@ type links interface {
 	DeleteStrayPeer(v link.Veth) (bool, error) // see link.Host.DeleteStrayPeer
 	SetMaster(name, bridge string) error
 	ReleaseVeth(name, alias string) error // down (its bridge port disabled), marked: see link.Host.ReleaseVeth
+	MarkLink(name, alias string) error    // the alias only
 	DeleteLink(name string) error
 	UpLoopback(ns *os.File) error
 	Close()
@@ -50,6 +51,7 @@ type firewaller interface {
 	AddGuards(guards []firewall.Guard) error
 	DeleteGuards(guards []firewall.Guard) error // at once: an undo
 	ExpireGuards(guards []firewall.Guard) error // ports that went: their elements expire
+	BlockGuards(guards []firewall.Guard) error  // ports released up: MAC and addresses expire, the ports later
 	Diff(nets []firewall.Network, ports []firewall.Port, guards []firewall.Guard) ([]string, error)
 	ForwardDrops() ([]firewall.ChainRef, error)
 }

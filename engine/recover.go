@@ -202,13 +202,22 @@ func (e *Engine) deleteOwnLink(host links, name string) error {
 	return host.DeleteLink(name)
 }
 
-// releaseOwnLink releases the named host veth (links.ReleaseVeth) with the
-// alias mark only if it is this root's (ownLink).
+// releaseOwnLink releases the named host veth (links.ReleaseVeth: down, with
+// the alias mark) only if it is this root's (ownLink).
 func (e *Engine) releaseOwnLink(host links, name, mark string) error {
 	if own, err := e.ownLink(host, name); err != nil || !own {
 		return err
 	}
 	return host.ReleaseVeth(name, mark)
+}
+
+// markOwnLink gives the named link the alias mark only if it is this
+// root's (ownLink).
+func (e *Engine) markOwnLink(host links, name, mark string) error {
+	if own, err := e.ownLink(host, name); err != nil || !own {
+		return err
+	}
+	return host.MarkLink(name, mark)
 }
 
 // ownsMark reports whether a link with this alias and device group is this

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // lazyWorld is an engine on a fake kernel that destroys dead namespaces
@@ -45,34 +48,46 @@ func gcActions(t *testing.T, e *Engine, dryRun bool) []string {
 }
 
 // TestRemoveLeavesPairsToTheKernel: removing a sandbox whose namespace nsnet
-// made removes the namespace name and releases the host veth (down, marked
-// released) instead of deleting it; gc leaves the
-// released veth to the kernel, and a sandbox given the same address at once
-// gets a new pair on the bridge. Once the kernel has destroyed the namespace,
-// nothing is left.
+// made removes the namespace name and releases the host veth (marked
+// released, left up in its bridge) instead of deleting it, and records its
+// address and MAC as released; gc leaves the released veth to the kernel. A
+// sandbox given the same address at once sets the old pair down first (its
+// bridge then forgets the MAC on it) and gets a new pair on the bridge. Once
+// the kernel has destroyed the namespace, nothing is left, and gc forgets
+// the released records.
 func TestRemoveLeavesPairsToTheKernel(t *testing.T) {
 	k, e, sb := lazyWorld(t)
 	veth := sb.Endpoints[0].HostVeth
 	k.log = nil
 	_, err := e.RemoveSandbox("s1", false)
 	mustDo(t, err)
-	if logged(k, "delete link "+veth) || !logged(k, "release veth "+veth) {
-		t.Fatalf("want %s released, not deleted; steps: %v", veth, k.log)
+	if logged(k, "delete link "+veth) || logged(k, "release veth "+veth) || !logged(k, "mark link "+veth) {
+		t.Fatalf("want %s marked released, neither set down nor deleted; steps: %v", veth, k.log)
 	}
 	l := hostLink(k, veth)
 	if l == nil {
 		t.Fatalf("%s is gone before the kernel destroyed its namespace", veth)
 	}
-	if at, ok := e.owner.Released(l.alias); l.up || !ok || at.IsZero() {
-		t.Errorf("released %s: up %v, alias %q; want down, with a released mark", veth, l.up, l.alias)
+	if at, ok := e.owner.Released(l.alias); !l.up || !ok || at.IsZero() {
+		t.Errorf("released %s: up %v, alias %q; want it up, with a released mark", veth, l.up, l.alias)
+	}
+	if got := releasedWith(t, e, "n1", "10.1.0.5", sb.Endpoints[0].MAC); !slices.Equal(got, []string{veth}) {
+		t.Errorf("released records for 10.1.0.5 and %s: %v, want %s", sb.Endpoints[0].MAC, got, veth)
 	}
 	if a := gcActions(t, e, true); len(a) > 0 {
 		t.Errorf("gc --dry-run while the kernel destroys the namespace: %q, want nothing", a)
 	}
+	k.log = nil
 	again, err := e.CreateSandbox(SandboxSpec{Name: "s1", Networks: []string{"n1"}, IP: "10.1.0.5"})
 	mustDo(t, err)
+	if !logged(k, "release veth "+veth) || hostLink(k, veth).up {
+		t.Errorf("the old pair %s is not set down before its address is given again; steps: %v", veth, k.log)
+	}
 	if nv := again.Endpoints[0].HostVeth; nv == veth || hostLink(k, nv) == nil || hostLink(k, nv).master == "" || !hostLink(k, nv).up {
 		t.Errorf("the new sandbox's veth %s (old %s) is not a new port of the bridge, up", nv, veth)
+	}
+	if got := releasedWith(t, e, "n1", "10.1.0.5", sb.Endpoints[0].MAC); len(got) > 0 {
+		t.Errorf("released records once the address is given again: %v, want none", got)
 	}
 	_, err = e.RemoveSandbox("s1", false)
 	mustDo(t, err)
@@ -80,11 +95,27 @@ func TestRemoveLeavesPairsToTheKernel(t *testing.T) {
 	if a := gcActions(t, e, true); len(a) > 0 {
 		t.Errorf("gc --dry-run after the kernel's clean-up: %q, want nothing", a)
 	}
+	gcActions(t, e, false)
+	if got := releasedWith(t, e, "n1", "10.1.0.5", sb.Endpoints[0].MAC); len(got) > 0 {
+		t.Errorf("released records after the kernel's clean-up and gc: %v, want none", got)
+	}
 	for _, l := range state(t, k, e) {
 		if strings.HasPrefix(l, "link veth") || strings.HasPrefix(l, "peer ") || strings.HasPrefix(l, "mount s1") {
 			t.Errorf("left after removal: %s", l)
 		}
 	}
+}
+
+// releasedWith is store.Tx.ReleasedWith in a transaction of its own.
+func releasedWith(t *testing.T, e *Engine, network, addr, mac string) (veths []string) {
+	t.Helper()
+	mustDo(t, e.op(false, func() error {
+		return e.view(func(tx *store.Tx) error {
+			veths = tx.ReleasedWith(network, []netip.Addr{netip.MustParseAddr(addr)}, mac)
+			return nil
+		})
+	}))
+	return veths
 }
 
 // TestReleasedVethOutlivingGraceIsLeftover: a released veth still there a
@@ -151,7 +182,7 @@ func TestRemoveDeletesVethsOfNamespacesThatMayOutliveIt(t *testing.T) {
 // cannot go to another sandbox while its pair may be on the bridge); sandbox
 // rm again finishes, or gc puts the sandbox back as it was.
 func TestReleaseFailureKeepsTheSandbox(t *testing.T) {
-	for _, failing := range []string{"release veth veth90dd53c8", "remove namespace s1"} {
+	for _, failing := range []string{"mark link veth90dd53c8", "remove namespace s1"} {
 		for _, then := range []string{"sandbox rm", "gc"} {
 			t.Run(failing+", then "+then, func(t *testing.T) {
 				// The same removal on a copy of the world numbers its steps.
@@ -189,5 +220,55 @@ func TestReleaseFailureKeepsTheSandbox(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAddressesGoRoundRobin: an address is handed out again only once every
+// other free one has been, so a removed sandbox's pair, which the kernel
+// destroys a little later, is almost always gone by then; where the subnet
+// leaves no other (a /30), the new sandbox sets the old pair down first.
+func TestAddressesGoRoundRobin(t *testing.T) {
+	k, e, _ := lazyWorld(t) // s1 has 10.1.0.5, given statically
+	addressOf := func(name string, nets ...string) (string, string) {
+		t.Helper()
+		sb, err := e.CreateSandbox(SandboxSpec{Name: name, Networks: nets})
+		mustDo(t, err)
+		return sb.Endpoints[0].Address.Addr().String(), sb.Endpoints[0].HostVeth
+	}
+	remove := func(name string) {
+		t.Helper()
+		_, err := e.RemoveSandbox(name, false)
+		mustDo(t, err)
+	}
+	var got []string
+	for _, name := range []string{"a", "b", "c"} {
+		a, _ := addressOf(name, "n1")
+		got = append(got, a)
+		remove(name)
+	}
+	if want := []string{"10.1.0.2", "10.1.0.3", "10.1.0.4"}; !slices.Equal(got, want) {
+		t.Errorf("three sandboxes made and removed one after another got %v, want %v", got, want)
+	}
+	if a, _ := addressOf("d", "n1"); a != "10.1.0.6" {
+		t.Errorf("the next one got %s, want 10.1.0.6 (10.1.0.5 is s1's)", a)
+	}
+
+	_, err := e.CreateNetwork(NetworkSpec{Name: "tiny", Subnet: "10.30.0.0/30"})
+	mustDo(t, err)
+	first, old := addressOf("x", "tiny")
+	remove("x")
+	if l := hostLink(k, old); l == nil || !l.up {
+		t.Fatalf("x's pair %s: want it left up for the kernel, got %+v", old, l)
+	}
+	k.log = nil
+	again, veth := addressOf("y", "tiny")
+	if again != first {
+		t.Fatalf("y on the /30 got %s, want its only address %s", again, first)
+	}
+	if i, j := slices.Index(k.log, "release veth "+old), slices.Index(k.log, "attach veth "+veth); i < 0 || j < i {
+		t.Errorf("want x's pair %s set down before y's %s is made; steps: %v", old, veth, k.log)
+	}
+	if l := hostLink(k, old); l != nil && l.up {
+		t.Errorf("x's pair %s is still up beside y's", old)
 	}
 }

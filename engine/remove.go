@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/journal"
@@ -136,9 +137,10 @@ func (e *Engine) teardownSandbox(tx *store.Tx, sb *Sandbox, noProcs bool) error 
 	defer dropped() // waited for below; this covers a panic
 	etcGone := e.meanwhile(func() error { return e.removeEtc(sb.Name) })
 	defer etcGone()
-	unguarded := e.unguardWhile(tx, sb.Endpoints)
-	if e.pairsGoWithNamespace(sb, noProcs) {
-		errs = append(errs, e.releaseWithNamespace(sb)...)
+	released := e.pairsGoWithNamespace(sb, noProcs)
+	unguarded := e.unguardWhile(tx, sb.Endpoints, released)
+	if released {
+		errs = append(errs, e.releaseWithNamespace(tx, sb)...)
 	} else {
 		errs = append(errs, e.deleteEndpoints(sb)...)
 		errs = append(errs, e.unmountSandbox(sb))
@@ -174,22 +176,36 @@ func (e *Engine) pairsGoWithNamespace(sb *Sandbox, noProcs bool) bool {
 // releaseWithNamespace removes sb's namespace name and leaves its veth
 // pairs to the kernel, which destroys the namespace in the background, in
 // batches, a little later (deleting a veth instead waits for RCU grace
-// periods). The host ends are released first (ReleaseVeth: set down, so
-// their bridge disables their ports, forgets the MACs it learnt on them and
-// sends them nothing): until the kernel destroys them, a new sandbox given the
-// same address and MAC is the only one that gets their traffic. (Released before
-// the name goes, they are not contended for with the kernel's destruction of
-// this very namespace.) The lease is released only when the caller commits,
-// after all this; if removing the name fails, the sandbox is kept and sandbox
-// rm again finishes, or gc puts its veths back.
-func (e *Engine) releaseWithNamespace(sb *Sandbox) []error {
+// periods). The host ends get a released mark first, and stay up in their
+// bridges: setting a port down makes the kernel walk its bridge's whole FDB,
+// which costs more with every sandbox there. Until the kernel destroys them,
+// the stale namespace still answers for the sandbox's addresses and MAC, so
+// tx records them as released (store.PutReleased), and whoever is given one
+// of them again sets the old pair down first (retireReleased); addresses are
+// handed out round-robin (ipam.AllocateAfter), so that is rare. On overlay
+// networks, whose addresses other hosts give out again unseen, the host ends
+// are set down at once (releaseOwnLink). (Marked before the name goes, they
+// are not contended for with the kernel's destruction of this very
+// namespace.) The lease is released only when the caller commits, after all
+// this; if removing the name fails, the sandbox is kept and sandbox rm again
+// finishes, or gc puts its veths back.
+func (e *Engine) releaseWithNamespace(tx *store.Tx, sb *Sandbox) []error {
 	host, err := e.hostLinks()
 	if err != nil {
 		return []error{err}
 	}
 	at := e.clock()
 	for _, ep := range sb.Endpoints {
-		if err := e.releaseOwnLink(host, ep.HostVeth, e.owner.ReleasedMark(sb.Name, ep.Network, at)); err != nil {
+		release := e.markOwnLink
+		if n, err := tx.Network(ep.Network); err == nil && n.Overlay != nil {
+			// Other hosts hand its address out again (the cluster's
+			// allocator), and nothing here would see it: down at once.
+			release = e.releaseOwnLink
+		}
+		if err := release(host, ep.HostVeth, e.owner.ReleasedMark(sb.Name, ep.Network, at)); err != nil {
+			return []error{err}
+		}
+		if err := tx.PutReleased(ep.Network, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}, ep.MAC, ep.HostVeth); err != nil {
 			return []error{err}
 		}
 	}

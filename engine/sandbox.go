@@ -463,8 +463,9 @@ func planEndpoints(tx *store.Tx, p *sandboxPlan, nets []*Network, fixed map[stri
 }
 
 // addressEndpoint gives ep its address on n (ip if valid and free, else the
-// lowest free one) and its MAC (mac if given, else derived from the address),
-// refusing a MAC another interface on n has.
+// next free one after the address last handed out there, round-robin) and its
+// MAC (mac if given, else derived from the address), refusing a MAC another
+// interface on n has.
 func addressEndpoint(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr, mac net.HardwareAddr) error {
 	held := func(a netip.Addr) bool { return tx.LeaseHolder(n.Name, a) != "" }
 	if ip.IsValid() {
@@ -476,13 +477,17 @@ func addressEndpoint(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr, mac 
 		}
 	} else {
 		// Skip addresses whose derived MAC another sandbox has as its
-		// --mac. Allocate asks in ascending order: leased walks the
-		// leases once, however many there are.
+		// --mac. AllocateAfter asks in ascending order (from the last
+		// address given, then from the lowest): leased walks the leases
+		// at most twice, however many there are.
 		leased := tx.Leased(n.Name)
 		taken := func(a netip.Addr) bool { return leased(a) || tx.MACHolder(n.Name, ipam.MACFromIP(a).String()) != "" }
 		var err error
-		if ip, err = ipam.Allocate(n.Subnet, n.Gateway, taken); err != nil {
+		if ip, err = ipam.AllocateAfter(n.Subnet, n.Gateway, tx.LastGiven(n.Name, false), taken); err != nil {
 			return fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger --subnet", n.Name, err)
+		}
+		if err := tx.PutLastGiven(n.Name, ip); err != nil {
+			return err
 		}
 	}
 	given := mac != nil
@@ -497,8 +502,8 @@ func addressEndpoint(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr, mac 
 }
 
 // addressEndpoint6 gives ep its IPv6 address on a dual-stack n: ip if valid
-// and free, else the lowest free one. A static ip on an IPv4-only network is
-// refused.
+// and free, else the next free one after the last handed out there. A static
+// ip on an IPv4-only network is refused.
 func addressEndpoint6(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr) error {
 	if !n.IPv6() {
 		if ip.IsValid() {
@@ -516,8 +521,11 @@ func addressEndpoint6(tx *store.Tx, n *Network, ep *Endpoint, ip netip.Addr) err
 		}
 	} else {
 		var err error
-		if ip, err = ipam.Allocate(n.Subnet6, n.Gateway6, tx.Leased(n.Name)); err != nil {
+		if ip, err = ipam.AllocateAfter(n.Subnet6, n.Gateway6, tx.LastGiven(n.Name, true), tx.Leased(n.Name)); err != nil {
 			return fmt.Errorf("network %s: %w; remove unused sandboxes or use a larger IPv6 --subnet", n.Name, err)
+		}
+		if err := tx.PutLastGiven(n.Name, ip); err != nil {
+			return err
 		}
 	}
 	ep.Address6 = netip.PrefixFrom(ip, n.Subnet6.Bits())
@@ -764,6 +772,9 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 	if err != nil {
 		return err
 	}
+	if err := e.retireReleased(tx, host, sb, n, ep); err != nil {
+		return err
+	}
 	guarded := e.guardWhile(tx, u, sb, n, ep)
 	err = e.attachEndpoint(host, ns, sb, n, ep, sb.OwnsNetNS, guarded)
 	if gerr := guarded(); gerr != nil { // from here nothing runs beside tx
@@ -791,6 +802,29 @@ func (e *Engine) attach(tx *store.Tx, u *undo, ns *os.File, sb *Sandbox, n *Netw
 		}
 	}
 	return tx.PutMAC(n.Name, ep.MAC, sb.Name)
+}
+
+// retireReleased sets down the pairs released with their namespaces
+// (releaseWithNamespace) that the kernel has not destroyed yet and that had
+// ep's addresses or MAC on n, so that their bridge forgets the MAC on them and
+// sends them nothing, and forgets them: from now on ep alone answers for
+// those. Pairs that are gone, or no longer this root's, are only forgotten.
+func (e *Engine) retireReleased(tx *store.Tx, host links, sb *Sandbox, n *Network, ep Endpoint) error {
+	for _, veth := range tx.ReleasedWith(n.Name, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}, ep.MAC) {
+		alias, _, ok, err := host.Mark(veth)
+		if err != nil {
+			return err
+		}
+		if _, released := e.owner.Released(alias); ok && released {
+			if err := host.ReleaseVeth(veth, alias); err != nil {
+				return fmt.Errorf("sandbox %s on network %s: set down %s, the veth of a removed sandbox that had its address or MAC: %w", sb.Name, n.Name, veth, err)
+			}
+		}
+		if err := tx.ForgetReleased(n.Name, veth); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // foreignBridge is the error for n's bridge found to be someone else's

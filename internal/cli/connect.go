@@ -21,8 +21,8 @@ func (a *app) networkConnect() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&spec.IP, "ip", "", "static IPv4 address on the network (default: the lowest free one)")
-	cmd.Flags().StringVar(&spec.IP6, "ip6", "", "static IPv6 address on a dual-stack network (default: the lowest free one)")
+	cmd.Flags().StringVar(&spec.IP, "ip", "", "static IPv4 address on the network (default: the next free one, round-robin)")
+	cmd.Flags().StringVar(&spec.IP6, "ip6", "", "static IPv6 address on a dual-stack network (default: the next free one, round-robin)")
 	cmd.Flags().StringArrayVar(&spec.Aliases, "alias", nil, "another name of the sandbox on this network (repeatable)")
 	return cmd
 }
