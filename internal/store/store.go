@@ -55,7 +55,8 @@ var (
 
 // Store is an open state file.
 type Store struct {
-	db *bolt.DB
+	db   *bolt.DB
+	keep string // Options.Keep
 }
 
 // ErrCorrupt is returned when the state file exists but cannot be read.
@@ -67,15 +68,26 @@ type Options struct {
 	// LockTimeout is how long to wait for another process's lock; zero or
 	// less means not at all (bbolt's own zero would wait forever).
 	LockTimeout time.Duration
+	// Keep, if set, is the state root, whose KeptFile keeps the network
+	// records across reboots while the state file lives in a run directory
+	// (a tmpfs) with the rest: see kept.go.
+	Keep string
 }
 
 // Open opens the state file in dir, creating it if it is missing or empty
-// (an empty file is what a crash during the very first open leaves).
+// (an empty file is what a crash during the very first open leaves). With
+// o.Keep, a new file starts with the kept networks (or is the state root's
+// older state file, moved), and a file whose root was reset is started anew.
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	fi, statErr := os.Stat(path)
 	isNew := errors.Is(statErr, os.ErrNotExist) || (statErr == nil && fi.Size() == 0)
-	if isNew {
+	fresh, err := prepareKept(path, isNew, o.Keep)
+	if err != nil {
+		return nil, err
+	}
+	isNew = isNew || fresh.reset
+	if isNew || fresh.moved {
 		o.ReadOnly = false
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory %s: %w", dir, err)
@@ -91,6 +103,10 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: another nsnet command holds %s and --lock-timeout 0 does not wait; retry when it finishes", ErrBusy, path)
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
+	case errors.As(err, new(*corruptError)) && o.Keep != "":
+		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new one with the networks kept in %s; "+
+			"then nsnet gc finds what the sandboxes had in the kernel by its owner marks, and removes it",
+			ErrCorrupt, path, err, path, path, filepath.Join(o.Keep, KeptFile))
 	case errors.As(err, new(*corruptError)):
 		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new, empty one; "+
 			"then nsnet gc finds what nsnet had made in the kernel by its owner marks, and removes it",
@@ -98,12 +114,19 @@ func Open(dir string, o Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, keep: o.Keep}
+	if isNew && o.Keep != "" { // which state root this file is of, for people and tests that look
+		os.WriteFile(filepath.Join(dir, RootFile), []byte(o.Keep+"\n"), 0o600)
+	}
 	if isNew { // make the buckets now, so readers always find them
-		if err := s.Update(func(*Tx) error { return nil }); err != nil {
+		if err := s.Update(func(tx *Tx) error { return s.seed(tx) }); err != nil {
 			db.Close()
 			return nil, err
 		}
+	}
+	if err := s.checkKept(o.ReadOnly && !isNew && !fresh.moved); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -175,7 +198,14 @@ func (s *Store) Update(fn func(*Tx) error) error {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return fn(&Tx{tx: tx})
+		t := &Tx{tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		if t.networksChanged {
+			return s.keepNetworks(t)
+		}
+		return nil
 	})
 }
 
@@ -186,7 +216,8 @@ func (s *Store) View(fn func(*Tx) error) error {
 
 // Tx is a transaction over nsnet's records.
 type Tx struct {
-	tx *bolt.Tx
+	tx              *bolt.Tx
+	networksChanged bool // a network record was put or deleted
 }
 
 // Network returns the named network or ErrNotFound.
@@ -213,11 +244,15 @@ func (t *Tx) Networks() ([]Network, error) {
 }
 
 // PutNetwork stores n under its name.
-func (t *Tx) PutNetwork(n *Network) error { return t.put(bucketNetworks, n.Name, n) }
+func (t *Tx) PutNetwork(n *Network) error {
+	t.networksChanged = true
+	return t.put(bucketNetworks, n.Name, n)
+}
 
 // DeleteNetwork removes the network record, its lease and MAC buckets, its
 // released pairs and its last addresses.
 func (t *Tx) DeleteNetwork(name string) error {
+	t.networksChanged = true
 	if err := t.tx.Bucket(bucketNetworks).Delete([]byte(name)); err != nil {
 		return err
 	}
