@@ -88,7 +88,7 @@ func nsState(t *testing.T, ns string) []string {
 // storeLeases lists every lease in the state store as "network ip sandbox".
 func storeLeases(t *testing.T, root string) []string {
 	t.Helper()
-	st, err := store.Open(root, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
+	st, err := openStore(root, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -27,6 +27,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/cni"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
@@ -496,7 +497,7 @@ func TestCNIGCAndStatus(t *testing.T) {
 	}
 
 	// A store another program holds: code 11, for STATUS and ADD alike.
-	st, err := store.Open(w.Root, store.Options{LockTimeout: time.Second})
+	st, err := openStore(w.Root, store.Options{LockTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,8 +516,18 @@ func TestCNIGCAndStatus(t *testing.T) {
 	if err := os.Mkdir(broken, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(broken, store.FileName), []byte("not a state file, but long enough to be read as one"), 0o600); err != nil {
-		t.Fatal(err)
+	state := engine.StateDir("", broken)
+	t.Cleanup(func() { os.RemoveAll(state) })
+	for path, data := range map[string]string{
+		filepath.Join(state, store.FileName):  "not a state file, but long enough to be read as one",
+		filepath.Join(broken, store.KeptFile): `{"networks": []}`, // the root's, so not one made anew
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := r.status(r.conflist(t, "1.1.0", "small", map[string]any{"network": "small", "root": broken})); cniCode(err) != 50 || !strings.Contains(err.Error(), "cannot read its state") {
 		t.Errorf("STATUS with a state file that cannot be read: %v (code %d), want 50", err, cniCode(err))

@@ -49,7 +49,7 @@ type storeState struct {
 
 func readStore(t *testing.T, w *testenv.World) storeState {
 	t.Helper()
-	st, err := store.Open(w.Root, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
+	st, err := openStore(w.Root, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

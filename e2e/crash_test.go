@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -228,10 +229,12 @@ func TestDrift(t *testing.T) {
 	}
 	assertConsistent(t, w, "after vanished namespace")
 
-	// Lose the whole store: gc finds nsnet's links by their alias and its
-	// namespaces by their markers.
-	if err := os.Remove(w.Root + "/nsnet.db"); err != nil {
-		t.Fatal(err)
+	// Lose the whole store, the kept networks too: gc finds nsnet's links by
+	// their alias and its namespaces by their markers.
+	for _, f := range []string{filepath.Join(engine.StateDir("", w.Root), store.FileName), filepath.Join(w.Root, store.KeptFile)} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := w.MustNsnet(t, "gc")
 	for _, want := range []string{"remove leftover bridge br-drift", "remove leftover namespace /run/netns/" + a, "remove leftover namespace /run/netns/" + c} {
@@ -248,7 +251,7 @@ func TestBusy(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	w.MustNsnet(t, "network", "ls")
-	st, err := store.Open(w.Root, store.Options{LockTimeout: time.Second})
+	st, err := openStore(w.Root, store.Options{LockTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

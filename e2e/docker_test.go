@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -242,7 +244,10 @@ func stop(cmd *exec.Cmd) {
 func TestStateFile(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
-	path := filepath.Join(w.Root, "nsnet.db")
+	path := filepath.Join(engine.StateDir("", w.Root), store.FileName)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +272,14 @@ func TestStateFile(t *testing.T) {
 	if err := os.Rename(path, path+".corrupt"); err != nil {
 		t.Fatal(err)
 	}
-	out := w.MustNsnet(t, "gc")
-	for _, s := range []string{"br-sf", testenv.NSPath(sb)} {
-		if !strings.Contains(out, s) {
-			t.Errorf("gc after moving the state file away does not mention %s:\n%s", s, out)
-		}
+	out := w.MustNsnet(t, "gc") // the network is kept; its sandbox is gone
+	if !strings.Contains(out, testenv.NSPath(sb)) {
+		t.Errorf("gc after moving the state file away does not mention %s:\n%s", testenv.NSPath(sb), out)
 	}
+	if got := listNames(t, w, "network"); got != "n1" {
+		t.Errorf("networks after moving the state file away: %q, want the kept n1", got)
+	}
+	w.MustNsnet(t, "network", "rm", "n1")
 	w.AssertClean(t)
 }
 

@@ -352,7 +352,7 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("__complete %q offers %q, want %q", c.args, got, c.want)
 		}
 	}
-	st, err := store.Open(w.Root, store.Options{LockTimeout: time.Second}) // as a long command would
+	st, err := openStore(w.Root, store.Options{LockTimeout: time.Second}) // as a long command would
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/engine"
+	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
 	"github.com/nsnet/nsnet/types"
 )
@@ -163,4 +165,11 @@ func eventually(check func() error) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return err
+}
+
+// openStore opens the state store of the state root root, where nsnet keeps
+// it (in the run directory, with the root's kept networks).
+func openStore(root string, o store.Options) (*store.Store, error) {
+	o.Keep = root
+	return store.Open(engine.StateDir("", root), o)
 }

@@ -31,5 +31,6 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testenv.RemoveBinary()
+	testenv.RemoveOrphanStates()
 	os.Exit(code)
 }

@@ -223,7 +223,7 @@ func openWith(o Options, table string, k kernel) (*Engine, error) {
 func (e *Engine) op(write bool, fn func() error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st, err := store.Open(e.opts.Root, store.Options{ReadOnly: e.opts.ReadOnly || !write, LockTimeout: e.opts.LockTimeout})
+	st, err := store.Open(StateDir(e.opts.RunDir, e.opts.Root), store.Options{ReadOnly: e.opts.ReadOnly || !write, LockTimeout: e.opts.LockTimeout, Keep: e.opts.Root})
 	if err != nil {
 		return err
 	}
@@ -234,6 +234,20 @@ func (e *Engine) op(write bool, fn func() error) error {
 		st.Close()
 	}()
 	return fn()
+}
+
+// StateDir is where the state file of the state root root lives: in the
+// run directory, a tmpfs emptied at boot, as the kernel objects its records
+// describe are; the state root keeps the network records across reboots
+// (store.KeptFile).
+func StateDir(runDir, root string) string {
+	if runDir == "" {
+		runDir = DefaultRunDir
+	}
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
+	return filepath.Join(runDir, "state", owner.ID(root))
 }
 
 func (e *Engine) openJournal() error {

@@ -6,16 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // checkTrusted refuses to use state that someone other than root could have
 // changed: the state root, the directories nsnet keeps in it and in the run
-// directory, and the state file must be owned by root (or by the user nsnet
+// directory, the state file and the kept networks must be owned by root (or by the user nsnet
 // runs as) and writable by nobody else. Paths that do not exist yet are
 // fine: nsnet makes them itself, mode 0700.
 func checkTrusted(o Options) error {
-	paths := []string{o.Root, filepath.Join(o.Root, "intents"),
-		filepath.Join(o.Root, "nsnet.db"), o.RunDir, filepath.Join(o.RunDir, "netns")}
+	state := StateDir(o.RunDir, o.Root)
+	paths := []string{o.Root, filepath.Join(o.Root, "intents"), filepath.Join(o.Root, store.KeptFile),
+		o.RunDir, filepath.Join(o.RunDir, "netns"), filepath.Dir(state), state, filepath.Join(state, store.FileName)}
 	for _, p := range paths {
 		if err := trusted(p); err != nil {
 			return err

@@ -74,5 +74,8 @@ pm_teardown() {
   fi
   bash "$HARNESS/stop.sh" > "$WORK/stop.log" 2>&1 || cat "$WORK/stop.log"
   ip netns del "$INET" 2>/dev/null
+  for f in /run/nsnet/state/*/root; do # the state file nsnet keeps for $WORK/root
+    [ "$(cat "$f" 2>/dev/null)" = "$WORK/root" ] && rm -rf "$(dirname "$f")"
+  done
   rm -rf "$WORK"
 }

@@ -63,7 +63,7 @@ func (a *app) completionCommand(root *cobra.Command) *cobra.Command {
 // names reads names for a completion: never an error (a shell would show
 // it), never a wait of more than completionLockTimeout, nothing written.
 func (a *app) names(read func(*engine.Engine) ([]string, error)) []string {
-	if _, err := os.Stat(filepath.Join(a.root, store.FileName)); err != nil {
+	if _, err := os.Stat(filepath.Join(engine.StateDir("", a.root), store.FileName)); err != nil {
 		return nil // no store: nothing to name, and a read-only open would make one
 	}
 	e, err := engine.Open(engine.Options{Root: a.root, ReadOnly: true, LockTimeout: completionLockTimeout})

@@ -39,6 +39,6 @@ func (p *plugin) del(args *skel.CmdArgs) error {
 // not, there is nothing to take off, check or collect, and opening the
 // engine would make the root.
 func hasStore(c *netConf) bool {
-	_, err := os.Stat(filepath.Join(c.Root, store.FileName))
+	_, err := os.Stat(filepath.Join(engine.StateDir("", c.Root), store.FileName))
 	return !errors.Is(err, os.ErrNotExist)
 }

@@ -258,6 +258,7 @@ func (w *World) destroy(t testing.TB) {
 		t.Errorf("testenv: cleanup left namespaces %v (%v)", left, err)
 	}
 	removeMarkers(w.Prefix)
+	os.RemoveAll(filepath.Join(stateDir, owner.ID(w.Root)))
 }
 
 // killRootProcesses kills what nsnet started for this world's state root and
@@ -311,6 +312,27 @@ const etcNetns = "/etc/netns"
 // markerDir is where nsnet marks the namespace mounts it makes; a test that
 // stops half-way leaves its sandboxes' markers there.
 const markerDir = "/run/nsnet/netns"
+
+// RemoveOrphanStates removes the state files nsnet keeps in its run
+// directory for state roots that tests made in the temporary directory and
+// that are gone (store.RootFile names each one's root). Run it once all tests
+// are done: a test may move its root away for a while.
+func RemoveOrphanStates() {
+	roots, _ := filepath.Glob(filepath.Join(stateDir, "*", "root"))
+	for _, f := range roots {
+		raw, err := os.ReadFile(f)
+		root := strings.TrimSpace(string(raw))
+		if err != nil || !strings.HasPrefix(root, os.TempDir()+"/") {
+			continue
+		}
+		if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+			os.RemoveAll(filepath.Dir(f))
+		}
+	}
+}
+
+// stateDir holds the state files of nsnet's state roots (engine.StateDir).
+const stateDir = "/run/nsnet/state"
 
 func removeMarkers(prefix string) {
 	for _, pattern := range []string{prefix + "-*", "." + prefix + "-*.tmp"} {
