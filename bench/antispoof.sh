@@ -50,6 +50,7 @@ for t in ip nsenter iperf3 ss awk findmnt; do command -v "$t" >/dev/null || die 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/asb-work.XXXXXX)
+. "$repo/bench/states.sh"
 res=$(mktemp -d /tmp/asb-results.XXXXXX)
 made_ns=()
 servers=()
@@ -76,6 +77,7 @@ cleanup() {
 		if [[ $m == "$tmp"* ]]; then umount -l "$m" 2>/dev/null || true; fi
 	done < <(findmnt -rn -o TARGET 2>/dev/null | sort -r)
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	echo "raw results: $res"
 	exit "$rc"
 }

@@ -30,6 +30,7 @@ HOST=$PREFIX-host
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/cni-bench.XXXXXX)
+. "$repo/bench/states.sh"
 
 cleanup() {
 	if [[ -e /run/netns/$HOST && -x $tmp/plugins/nsnet ]]; then # after a failure: nsnet's names, markers and files of the containers
@@ -39,6 +40,7 @@ cleanup() {
 	for i in $(seq 1 "$N"); do ip netns del "$PREFIX-c$i" 2>/dev/null || true; done
 	ip netns del "$HOST" 2>/dev/null || true
 	rm -rf "$tmp"
+	remove_states "$tmp"
 }
 trap cleanup EXIT
 

@@ -143,6 +143,7 @@ fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/dpb-work.XXXXXX)
+. "$repo/bench/states.sh"
 res=${RESULTS:-$(mktemp -d /tmp/dpb-results.XXXXXX)}
 mkdir -p "$res"
 made_ns=()
@@ -214,6 +215,7 @@ cleanup() {
 		if [[ -f $m ]] && grep -qF "\"root\":\"$tmp/" "$m"; then rm -f "$m"; fi
 	done
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-" | tr '\n' ' ' || true)
 	[[ -z $left ]] || echo "WARNING: namespaces left in /run/netns: $left" >&2
 	echo "raw results: $res"

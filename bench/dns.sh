@@ -70,6 +70,7 @@ fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/nsdb-work.XXXXXX)
+. "$repo/bench/states.sh"
 res=${RESULTS:-$(mktemp -d /tmp/nsdb-results.XXXXXX)}
 mkdir -p "$res"
 made_ns=()
@@ -104,6 +105,7 @@ cleanup() {
 		ip netns delete "$ns" 2>/dev/null || true
 	done
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-" | tr '\n' ' ' || true)
 	[[ -z $left ]] || echo "WARNING: namespaces left in /run/netns: $left" >&2
 	echo "raw results: $res"

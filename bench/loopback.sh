@@ -35,6 +35,7 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/nslb-work.XXXXXX)
+. "$repo/bench/states.sh"
 host=$PREFIX-host
 sb=$PREFIX-sb
 server=0
@@ -55,6 +56,7 @@ cleanup() {
 	fi
 	[[ ! -e /run/netns/$sb ]] || ip netns delete "$sb" 2>/dev/null || true
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	exit "$rc"
 }
 trap cleanup EXIT

@@ -26,6 +26,7 @@ N=${N:-50} REPS=${REPS:-8} TIME=${TIME:-2} OMIT=${OMIT:-1} P=${PREFIX:-ovb}
 command -v etcd >/dev/null || { echo "needs etcd (apt-get install etcd-server)"; exit 1; }
 command -v iperf3 >/dev/null || { echo "needs iperf3 (apt-get install iperf3)"; exit 1; }
 work=$(mktemp -d /tmp/ovb.XXXXXX)
+. bench/states.sh
 if [ -z "${NSNET:-}" ]; then CGO_ENABLED=0 go build -o "$work/nsnet" ./cmd/nsnet; CGO_ENABLED=0 go build -o "$work/nsnet-overlay" ./cmd/nsnet-overlay; NSNET=$work/nsnet; fi
 go build -o "$work/overlaybench" ./bench/overlaybench
 STORE=etcd://192.0.2.2:2379
@@ -42,6 +43,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   for ns in $P-h0 $P-h1 $P-etcd $P-ul; do ip netns del $ns 2>/dev/null; done
   rm -rf "$work"
+  remove_states "$work"
 }
 trap cleanup EXIT
 ip netns add $P-ul; ip -n $P-ul link add ul0 type bridge; ip -n $P-ul link set ul0 up

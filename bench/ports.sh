@@ -191,6 +191,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 self=$repo/bench/$(basename "${BASH_SOURCE[0]}")
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/nspb-work.XXXXXX)
+. "$repo/bench/states.sh"
 res=${RESULTS:-$(mktemp -d /tmp/nspb-results.XXXXXX)}
 mkdir -p "$res"
 made_ns=()
@@ -225,6 +226,7 @@ cleanup() {
 		if [[ -f $m ]] && grep -qF "\"root\":\"$tmp/" "$m"; then rm -f "$m"; fi
 	done
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	left=$(ip netns list | awk '{print $1}' | grep "^$PREFIX-" | tr '\n' ' ' || true)
 	[[ -z $left ]] || echo "WARNING: namespaces left in /run/netns: $left" >&2
 	echo "raw results: $res"

@@ -52,6 +52,7 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/nsrb-work.XXXXXX)
+. "$repo/bench/states.sh"
 root=$tmp/root
 host=$PREFIX-host cli=$PREFIX-cli
 made_ns=()
@@ -85,6 +86,7 @@ cleanup() {
 		ip netns delete "$p" 2>/dev/null || true
 	done
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	left=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-" | tr '\n' ' ' || true)
 	[[ -z $left ]] || echo "WARNING: namespaces left in /run/netns: $left" >&2
 	exit "$rc"

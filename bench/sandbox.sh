@@ -78,6 +78,7 @@ fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 tmp=$(mktemp -d /tmp/nsb-bench.XXXXXX)
+. "$repo/bench/states.sh"
 made_ns=()
 
 cleanup() {
@@ -98,6 +99,7 @@ cleanup() {
 		if [[ $m == "$tmp"* ]]; then umount -l "$m" 2>/dev/null || true; fi
 	done < <(findmnt -rn -o TARGET 2>/dev/null | sort -r)
 	rm -rf "$tmp"
+	remove_states "$tmp"
 	exit "$rc"
 }
 trap cleanup EXIT

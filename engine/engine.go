@@ -75,8 +75,8 @@ var ErrNotFound = store.ErrNotFound
 // ErrBusy is wrapped when the state store stayed locked too long.
 var ErrBusy = store.ErrBusy
 
-// DefaultRunDir holds nsnet's namespace markers; like /run/netns it is
-// emptied on reboot.
+// DefaultRunDir holds nsnet's namespace markers and state files (StateDir);
+// like /run/netns it is emptied on reboot.
 const DefaultRunDir = "/run/nsnet"
 
 // AddressPool is a range that networks made without a subnet are carved from.
@@ -88,8 +88,8 @@ var DefaultAddressPools = ipam.DefaultPools
 
 // Options configure an Engine.
 type Options struct {
-	Root         string        // state directory (DefaultRoot if empty)
-	RunDir       string        // namespace markers (DefaultRunDir if empty)
+	Root         string        // state directory: intents, kept networks (DefaultRoot if empty)
+	RunDir       string        // namespace markers, state file (DefaultRunDir if empty)
 	AddressPools []AddressPool // subnets for networks made without --subnet (DefaultAddressPools if nil); IPv6 bases serve --ipv6
 	// HostID seeds the default IPv6 pool, a unique local /48 (ipam.ULAPool),
 	// used when AddressPools has no IPv6 base (default: /etc/machine-id).

@@ -1,4 +1,6 @@
-// Package store keeps nsnet's state in one embedded bbolt file.
+// Package store keeps nsnet's state in one embedded bbolt file (with
+// Options.Keep, in a run directory, its network records also kept in the
+// state root: kept.go).
 //
 // Invariants: the file is only changed inside a read-write transaction, and a
 // read-write Store holds bbolt's exclusive file lock for as long as it is open,
@@ -11,6 +13,9 @@
 // or MAC until its sandbox was removed, and that the kernel destroys later
 // with the namespace: it may outlive the pair (whoever next takes the address
 // or MAC forgets it), never a network.
+// With Keep, KeptFile lists exactly the committed networks, but after a
+// command killed between writing it and its commit, until the next
+// read-write open writes it again.
 package store
 
 import (
