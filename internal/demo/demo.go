@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/topology"
 	"github.com/nsnet/nsnet/internal/wire"
@@ -138,7 +139,7 @@ func (d *demo) destroyWorld() error {
 		}
 	}
 	if d.root != "" {
-		errs = append(errs, os.RemoveAll(d.root))
+		errs = append(errs, os.RemoveAll(d.root), os.RemoveAll(engine.StateDir("", d.root)))
 	}
 	return errors.Join(errs...)
 }
