@@ -11,14 +11,13 @@ package store
 // A new state file starts with the kept networks; one found without a
 // KeptFile belongs to a state root that was deleted and made anew, and is
 // started anew; a state root with an older nsnet's state file of its own
-// (KeptFileOld, no KeptFile) has it moved to the run directory.
+// (FileName in the root, no KeptFile) has it moved to the run directory.
 
 import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -90,31 +89,15 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// moveFile copies from to to (through a temporary file beside it), then
-// renames from to from.moved: the first open of an upgraded nsnet moves the
-// state root's state file to the run directory, and leaves a copy behind.
+// moveFile copies from to to (writeDurably), then renames from to
+// from.moved: the first open of an upgraded nsnet moves the state root's
+// state file to the run directory, and leaves a copy behind.
 func moveFile(from, to string) error {
-	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
-		return err
-	}
-	in, err := os.Open(from)
+	data, err := os.ReadFile(from)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	tmp := to + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, to); err != nil {
+	if err := writeDurably(to, data); err != nil {
 		return err
 	}
 	return os.Rename(from, from+".moved")

@@ -108,14 +108,13 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: another nsnet command holds %s and --lock-timeout 0 does not wait; retry when it finishes", ErrBusy, path)
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: another nsnet command has held %s for %s; retry when it finishes", ErrBusy, path, o.LockTimeout)
-	case errors.As(err, new(*corruptError)) && o.Keep != "":
-		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new one with the networks kept in %s; "+
-			"then nsnet gc finds what the sandboxes had in the kernel by its owner marks, and removes it",
-			ErrCorrupt, path, err, path, path, filepath.Join(o.Keep, KeptFile))
 	case errors.As(err, new(*corruptError)):
-		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts a new, empty one; "+
-			"then nsnet gc finds what nsnet had made in the kernel by its owner marks, and removes it",
-			ErrCorrupt, path, err, path, path)
+		anew := "a new, empty one; then nsnet gc finds what nsnet had made in the kernel"
+		if o.Keep != "" {
+			anew = "a new one with the networks kept in " + filepath.Join(o.Keep, KeptFile) + "; then nsnet gc finds what the sandboxes had in the kernel"
+		}
+		return nil, fmt.Errorf("%w: %s cannot be read (%v): move it away (mv %s %s.corrupt) and nsnet starts %s by its owner marks, and removes it",
+			ErrCorrupt, path, err, path, path, anew)
 	case err != nil:
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
@@ -129,7 +128,7 @@ func Open(dir string, o Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.checkKept(o.ReadOnly && !isNew && !fresh.moved); err != nil {
+	if err := s.checkKept(o.ReadOnly); err != nil { // read-write when new or moved in
 		db.Close()
 		return nil, err
 	}
