@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/owner"
+	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/testenv"
 )
 
@@ -169,6 +171,7 @@ func TestUntrustedStateRoot(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
 	intents := filepath.Join(w.Root, "intents")
+	boot := filepath.Join(engine.StateDir("", w.Root), store.BootFile)
 	w.MustNsnet(t, "network", "create", "--subnet", "10.87.0.0/24", "n1") // makes the root
 	for _, c := range []struct {
 		path, fix string
@@ -177,6 +180,7 @@ func TestUntrustedStateRoot(t *testing.T) {
 	}{
 		{w.Root, "chmod go-w", func(p string) error { return os.Chmod(p, 0o777) }, func(p string) error { return os.Chmod(p, 0o700) }},
 		{intents, "chmod go-w", func(p string) error { return os.Chmod(p, 0o770) }, func(p string) error { return os.Chmod(p, 0o700) }},
+		{boot, "chmod go-w", func(p string) error { return os.Chmod(p, 0o666) }, func(p string) error { return os.Chmod(p, 0o600) }},
 		{w.Root, "chown root:root", func(p string) error { return os.Chown(p, 65534, 65534) }, func(p string) error { return os.Chown(p, 0, 0) }},
 	} {
 		if err := c.breakIt(c.path); err != nil {

@@ -223,7 +223,7 @@ func openWith(o Options, table string, k kernel) (*Engine, error) {
 func (e *Engine) op(write bool, fn func() error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st, err := store.Open(StateDir(e.opts.RunDir, e.opts.Root), store.Options{ReadOnly: e.opts.ReadOnly || !write, LockTimeout: e.opts.LockTimeout, Keep: e.opts.Root})
+	st, err := store.Open(StateDir(e.opts.RunDir, e.opts.Root), store.Options{ReadOnly: e.opts.ReadOnly || !write, LockTimeout: e.opts.LockTimeout, Keep: e.opts.Root, BootID: store.CurrentBoot()})
 	if err != nil {
 		return err
 	}

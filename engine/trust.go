@@ -18,7 +18,7 @@ import (
 func checkTrusted(o Options) error {
 	state := StateDir(o.RunDir, o.Root)
 	paths := []string{o.Root, filepath.Join(o.Root, "intents"), filepath.Join(o.Root, store.KeptFile),
-		o.RunDir, filepath.Join(o.RunDir, "netns"), filepath.Dir(state), state, filepath.Join(state, store.FileName)}
+		o.RunDir, filepath.Join(o.RunDir, "netns"), filepath.Dir(state), state, filepath.Join(state, store.FileName), filepath.Join(state, store.BootFile)}
 	for _, p := range paths {
 		if err := trusted(p); err != nil {
 			return err

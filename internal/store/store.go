@@ -1,6 +1,7 @@
 // Package store keeps nsnet's state in one embedded bbolt file (with
 // Options.Keep, in a run directory, its network records also kept in the
-// state root: kept.go).
+// state root: kept.go; with Options.BootID too, for one boot only, its
+// commits not synced: boot.go).
 //
 // Invariants: the file is only changed inside a read-write transaction, and a
 // read-write Store holds bbolt's exclusive file lock for as long as it is open,
@@ -77,16 +78,32 @@ type Options struct {
 	// records across reboots while the state file lives in a run directory
 	// (a tmpfs) with the rest: see kept.go.
 	Keep string
+	// BootID, with Keep, is this boot's ID (CurrentBoot): a state file of an
+	// earlier boot is started anew, and commits are not synced (boot.go).
+	// Empty: no boot is checked, and every commit is synced.
+	BootID string
 }
 
 // Open opens the state file in dir, creating it if it is missing or empty
 // (an empty file is what a crash during the very first open leaves). With
 // o.Keep, a new file starts with the kept networks (or is the state root's
-// older state file, moved), and a file whose root was reset is started anew.
+// older state file, moved), and a file whose root was reset is started anew;
+// with o.BootID too, so is a file of an earlier boot.
 func Open(dir string, o Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	fi, statErr := os.Stat(path)
 	isNew := errors.Is(statErr, os.ErrNotExist) || (statErr == nil && fi.Size() == 0)
+	perBoot := o.Keep != "" && o.BootID != ""
+	if perBoot {
+		removed, err := prepareBoot(dir, path, o.BootID)
+		switch {
+		case err != nil && o.ReadOnly && errors.Is(err, os.ErrPermission):
+			// A reader that may not write reads what is there.
+		case err != nil:
+			return nil, err
+		}
+		isNew = isNew || removed
+	}
 	fresh, err := prepareKept(path, isNew, o.Keep)
 	if err != nil {
 		return nil, err
@@ -102,7 +119,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = time.Nanosecond // bbolt then tries once
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: o.ReadOnly})
+	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: o.ReadOnly, NoSync: perBoot, NoGrowSync: perBoot})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout) && o.LockTimeout <= 0:
 		return nil, fmt.Errorf("%w: another nsnet command holds %s and --lock-timeout 0 does not wait; retry when it finishes", ErrBusy, path)
