@@ -93,7 +93,7 @@ func (a *app) rootCommandFor(args []string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Example:       "  nsnet network create --subnet 192.168.88.0/24 br01\n  nsnet sandbox create --network br01 ns01\n  nsnet exec ns01 -- ip addr",
-		Version:       readBuildInfo().Version,
+		Version:       "read at --version", // non-empty: cobra adds --version, printed by the template below
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Annotations[noRootKey] != "" || strings.HasPrefix(cmd.Name(), "__complete") {
 				return nil
@@ -114,7 +114,7 @@ func (a *app) rootCommandFor(args []string) *cobra.Command {
 		"how long to wait for another nsnet command before failing as busy (0: do not wait)")
 	root.PersistentFlags().StringArrayVar(&a.pools, "default-address-pool", nil,
 		"pool for networks made without --subnet, as base=CIDR,size=N (repeatable; default Docker's pools)")
-	root.SetVersionTemplate(readBuildInfo().line() + "\n")
+	root.SetVersionTemplate("{{" + versionLineFunc + "}}\n")
 	commands := a.topLevel(root)
 	if build, ok := commands[commandName(args)]; ok {
 		root.AddCommand(build())

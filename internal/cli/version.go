@@ -42,6 +42,14 @@ var readBuildInfo = sync.OnceValue(func() buildInfo {
 	return b
 })
 
+// versionLineFunc is the template function that prints the line of nsnet
+// --version: the build information is read only then, not by every command.
+const versionLineFunc = "nsnetVersionLine"
+
+func init() {
+	cobra.AddTemplateFunc(versionLineFunc, func() string { return readBuildInfo().line() })
+}
+
 // line is the one line of nsnet --version.
 func (b buildInfo) line() string {
 	commit := b.Commit
