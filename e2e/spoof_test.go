@@ -502,7 +502,8 @@ func TestSpoofElements(t *testing.T) {
 // (here an open descriptor holds it, as something may). After its MAC and
 // addresses have expired from the bridge table, its port stays guarded:
 // whatever is still sent from the namespace, even from the sandbox's own
-// address, goes nowhere, unless the network has --antispoof=false.
+// address, goes nowhere, unless the network has --antispoof=false; so after
+// an outside nft flush ruleset and nsnet firewall reload too.
 func TestReleasedPortSendsNothing(t *testing.T) {
 	t.Parallel()
 	w := testenv.New(t)
@@ -523,15 +524,23 @@ func TestReleasedPortSendsNothing(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second) // the removed sandbox's MAC and addresses expire after a second
-	for _, s := range []spoofNet{guarded, open} {
-		payload := []byte("from the released port on " + s.name)
-		if err := sendFrom(held[s.name], netip.AddrPortFrom(s.attacker.ip, 5555), netip.AddrPortFrom(s.victim.ip, 5555), payload); err != nil {
-			t.Fatalf("send from the held namespace of %s: %v", s.attacker.name, err)
+	attack := func(when string) {
+		t.Helper()
+		for _, s := range []spoofNet{guarded, open} {
+			payload := []byte("from the released port on " + s.name + " " + when)
+			if err := sendFrom(held[s.name], netip.AddrPortFrom(s.attacker.ip, 5555), netip.AddrPortFrom(s.victim.ip, 5555), payload); err != nil {
+				t.Fatalf("send from the held namespace of %s: %v", s.attacker.name, err)
+			}
 		}
+		attackSeen(t, "a datagram from a removed sandbox's namespace, still held, "+when, guarded, open, func(s spoofNet) bool {
+			return sinks[s.name].got("from the released port on " + s.name + " " + when)
+		})
 	}
-	attackSeen(t, "a datagram from a removed sandbox's namespace, still held", guarded, open, func(s spoofNet) bool {
-		return sinks[s.name].got("from the released port on " + s.name)
-	})
+	attack("after its removal")
+	// An outside nft flush ruleset, and the firewall rebuilt from the store.
+	mustRun(t, w.Host, "nft", "flush", "ruleset")
+	w.MustNsnet(t, "firewall", "reload")
+	attack("after a flush and a reload")
 	for _, f := range files {
 		f.Close() // the kernel destroys the namespaces, and the released veths with them
 	}

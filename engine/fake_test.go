@@ -77,10 +77,11 @@ type fakeLink struct {
 }
 
 type fakeTable struct {
-	nets   []firewall.Network
-	ports  map[firewall.Port]bool
-	guards map[string]string // guarded port -> its MAC and addresses
-	drift  []string          // set by tests: what Diff reports besides missing or extra state
+	nets    []firewall.Network
+	ports   map[firewall.Port]bool
+	guards  map[string]string // guarded port -> its MAC and addresses
+	blocked map[string]bool   // ports only in the guarded set, expiring (BlockGuards)
+	drift   []string          // set by tests: what Diff reports besides missing or extra state
 }
 
 // fakeResident is a running resident: what it holds and serves.
@@ -566,7 +567,12 @@ func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port, guard
 		f.k.fw = nil
 		return nil
 	}
-	f.k.fw = &fakeTable{nets: slices.Clone(nets), ports: map[firewall.Port]bool{}, guards: guardMap(guards)}
+	f.k.fw = &fakeTable{nets: slices.Clone(nets), ports: map[firewall.Port]bool{}, guards: guardMap(guards), blocked: map[string]bool{}}
+	for _, g := range guards {
+		if g.Blocked {
+			f.k.fw.blocked[g.Port] = true
+		}
+	}
 	for _, p := range ports {
 		f.k.fw.ports[p] = true
 	}
@@ -576,7 +582,9 @@ func (f fakeFirewall) Sync(nets []firewall.Network, ports []firewall.Port, guard
 func guardMap(guards []firewall.Guard) map[string]string {
 	out := map[string]string{}
 	for _, g := range guards {
-		out[g.Port] = fmt.Sprintf("%s %v", g.MAC, g.Addrs)
+		if !g.Blocked { // expiring, as Diff does not compare them
+			out[g.Port] = fmt.Sprintf("%s %v", g.MAC, g.Addrs)
+		}
 	}
 	return out
 }
@@ -603,8 +611,21 @@ func (f fakeFirewall) AddGuards(guards []firewall.Guard) error {
 // ExpireGuards is DeleteGuards: the fake has no time.
 func (f fakeFirewall) ExpireGuards(guards []firewall.Guard) error { return f.DeleteGuards(guards) }
 
-// BlockGuards is DeleteGuards too.
-func (f fakeFirewall) BlockGuards(guards []firewall.Guard) error { return f.DeleteGuards(guards) }
+// BlockGuards is DeleteGuards, the ports left blocked.
+func (f fakeFirewall) BlockGuards(guards []firewall.Guard) error {
+	if err := f.DeleteGuards(guards); err != nil {
+		return err
+	}
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	if f.k.fw.blocked == nil {
+		f.k.fw.blocked = map[string]bool{}
+	}
+	for _, g := range guards {
+		f.k.fw.blocked[g.Port] = true
+	}
+	return nil
+}
 
 func (f fakeFirewall) DeleteGuards(guards []firewall.Guard) error {
 	f.k.mu.Lock()

@@ -100,7 +100,7 @@ func firewallState(tx *store.Tx) (fwState, error) {
 	for i := range nets {
 		byName[nets[i].Name] = &nets[i]
 	}
-	s := fwState{nets: firewallNetworks(nets)}
+	s := fwState{nets: firewallNetworks(nets), guards: releasedGuards(tx, nets)}
 	for _, sb := range sbs {
 		s.ports = append(s.ports, firewallPorts(&sb)...)
 		for _, ep := range sb.Endpoints {
@@ -112,6 +112,23 @@ func firewallState(tx *store.Tx) (fwState, error) {
 		}
 	}
 	return s, nil
+}
+
+// releasedGuards are the blocked guards of the ports of veths released up
+// (with their namespaces) on nets with anti-spoofing, so that a firewall
+// rebuilt from the store while the kernel has not destroyed them yet (after
+// an outside nft flush ruleset, say) still lets them send nothing.
+func releasedGuards(tx *store.Tx, nets []Network) []firewall.Guard {
+	var out []firewall.Guard
+	for _, n := range nets {
+		if n.NoAntiSpoof {
+			continue
+		}
+		for _, veth := range tx.ReleasedVeths(n.Name) {
+			out = append(out, firewall.Guard{Port: veth, Blocked: true})
+		}
+	}
+	return out
 }
 
 // guard lets ep's port on n forward only ep's MAC and addresses, before its

@@ -272,3 +272,38 @@ func TestAddressesGoRoundRobin(t *testing.T) {
 		t.Errorf("x's pair %s is still up beside y's", old)
 	}
 }
+
+// TestRebuiltFirewallBlocksReleasedPorts: a firewall rebuilt from the store
+// (after an outside nft flush ruleset, say) while the kernel has not yet
+// destroyed a released pair keeps its port blocked, and lets it go once gc
+// has found the pair gone.
+func TestRebuiltFirewallBlocksReleasedPorts(t *testing.T) {
+	k, e, sb := lazyWorld(t)
+	veth := sb.Endpoints[0].HostVeth
+	_, err := e.RemoveSandbox("s1", false)
+	mustDo(t, err)
+	blocked := func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.fw != nil && k.fw.blocked[veth]
+	}
+	if !blocked() {
+		t.Fatalf("the released port %s is not blocked after the removal", veth)
+	}
+	k.mu.Lock()
+	k.fw = nil // nft flush ruleset
+	k.mu.Unlock()
+	mustDo(t, e.ReloadFirewall())
+	if !blocked() {
+		t.Errorf("the released port %s is not blocked in the firewall rebuilt from the store", veth)
+	}
+	if a := gcActions(t, e, true); len(a) > 0 {
+		t.Errorf("gc --dry-run after the rebuild: %q, want nothing", a)
+	}
+	k.reap()
+	gcActions(t, e, false)
+	mustDo(t, e.ReloadFirewall())
+	if blocked() {
+		t.Errorf("the port %s is still blocked in a rebuild after gc found its pair gone", veth)
+	}
+}

@@ -37,11 +37,26 @@ const expireAfter = time.Second
 const blockFor = 10 * time.Minute
 
 // Guard is one guarded sandbox port: the host end of the sandbox's veth, and
-// the MAC and addresses (IPv4 and IPv6) the sandbox may send from.
+// the MAC and addresses (IPv4 and IPv6) the sandbox may send from. A Blocked
+// one is the port of a veth released up (BlockGuards): only in the guarded
+// set, for blockFor, so that it sends nothing; its MAC and Addrs are unused.
 type Guard struct {
-	Port  string
-	MAC   net.HardwareAddr
-	Addrs []netip.Addr
+	Port    string
+	MAC     net.HardwareAddr
+	Addrs   []netip.Addr
+	Blocked bool
+}
+
+// lastingGuards are guards without the blocked ones, whose elements expire
+// and which Diff does not compare.
+func lastingGuards(guards []Guard) []Guard {
+	var out []Guard
+	for _, g := range guards {
+		if !g.Blocked {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Chains of the bridge table.
@@ -90,12 +105,19 @@ func bridgeSetDefs(tab *nftables.Table) []*nftables.Set {
 	}
 }
 
-// guardElements are the elements of the bridge table's set for guards.
+// guardElements are the elements of the bridge table's set for guards (a
+// blocked guard's port in the guarded set only, expiring after blockFor).
 func guardElements(set string, guards []Guard) []nftables.SetElement {
 	var out []nftables.SetElement
 	add := func(key ...[]byte) { out = append(out, nftables.SetElement{Key: cat4(key...)}) }
 	for _, g := range guards {
 		port := ifnameBytes(g.Port)
+		if g.Blocked {
+			if set == setGuarded {
+				out = append(out, nftables.SetElement{Key: cat4(port), Timeout: blockFor})
+			}
+			continue
+		}
 		switch set {
 		case setGuarded:
 			add(port)

@@ -111,7 +111,7 @@ func (t Table) Diff(nets []Network, ports []Port, guards []Guard) ([]string, err
 	inet := tableDef{table: t.nft(), chains: chainDefs(), sets: setDefs(t.nft(), dualStack(nets)), rules: plan(nets),
 		elements: func(set string) []nftables.SetElement { return elements(set, nets, ports) }}
 	bridge := tableDef{table: t.bridgeTable(), chains: bridgeChainDefs(), sets: bridgeSetDefs(t.bridgeTable()), rules: bridgePlan(),
-		elements: func(set string) []nftables.SetElement { return guardElements(set, guards) }}
+		elements: func(set string) []nftables.SetElement { return guardElements(set, lastingGuards(guards)) }}
 	var diffs []string
 	for _, def := range []tableDef{inet, bridge} {
 		d, err := t.diffTable(c, def, len(nets) > 0)

@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -64,6 +66,21 @@ func (t *Tx) ReleasedWith(network string, addrs []netip.Addr, mac string) []stri
 		}
 	}
 	return out
+}
+
+// ReleasedVeths returns the host veths of network's released pairs, each
+// once, in order.
+func (t *Tx) ReleasedVeths(network string) []string {
+	b := t.released(network)
+	if b == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	b.ForEach(func(_, v []byte) error {
+		seen[string(v)] = true
+		return nil
+	})
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // ForgetReleased forgets the released pair whose host end is hostVeth on
