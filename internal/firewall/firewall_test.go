@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +224,34 @@ func TestReleasedGuardsBlock(t *testing.T) {
 		}
 		if set != setGuarded && strings.Contains(got, `"ve-a"`) {
 			t.Errorf("set %s: ve-a's elements should have expired, got\n%s", set, got)
+		}
+	}
+}
+
+// TestSyncBlocksReleasedPorts: a table written with a blocked guard (a veth
+// released up, from the store) has its port in the guarded set only,
+// expiring after blockFor; Diff does not count it.
+func TestSyncBlocksReleasedPorts(t *testing.T) {
+	w, tab := world(t)
+	guards := append(slices.Clone(testGuards), Guard{Port: "ve-gone", Blocked: true})
+	if err := tab.Sync(testNets, testPorts, guards); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{setGuarded, setMACs, setIPv4, setARP, setIPv6} {
+		out, err := testenv.RunIn(w.Host, "nft", "list", "set", "bridge", tab.Name, set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v\n%s", set, err, out)
+		}
+		if set == setGuarded && !strings.Contains(out, `"ve-gone" timeout 10m expires`) {
+			t.Errorf("set %s: ve-gone should be guarded, expiring in about %s, got\n%s", set, blockFor, out)
+		}
+		if set != setGuarded && strings.Contains(out, `"ve-gone"`) {
+			t.Errorf("set %s: ve-gone should have no elements, got\n%s", set, out)
+		}
+	}
+	for _, want := range [][]Guard{guards, testGuards} {
+		if d, err := tab.Diff(testNets, testPorts, want); err != nil || len(d) != 0 {
+			t.Errorf("Diff = %v, %v; want no difference", d, err)
 		}
 	}
 }

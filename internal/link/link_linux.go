@@ -13,6 +13,8 @@
 package link
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -151,15 +153,60 @@ func (h *Host) setLink(index, master int, alias string) error {
 
 // Mark returns the alias and device group of the named link; ok is false if
 // there is no such link.
+//
+// It asks for the one link and reads only those two attributes, rather than
+// decoding all of them as LinkByName does: every removal asks, and in a
+// short-lived command that decoding is cold code (0.2 ms on one machine, over
+// 1 ms on another whose page faults cost more).
 func (h *Host) Mark(name string) (alias string, group uint32, ok bool, err error) {
-	l, err := h.h.LinkByName(name)
+	msgs, err := h.getLink(name)
 	if isNotFound(err) {
 		return "", 0, false, nil
+	}
+	if err == nil && len(msgs) != 1 {
+		err = fmt.Errorf("%d answers", len(msgs))
+	}
+	if err == nil {
+		alias, group, err = aliasAndGroup(msgs[0])
 	}
 	if err != nil {
 		return "", 0, false, fmt.Errorf("look up link %s: %w", name, err)
 	}
-	return l.Attrs().Alias, l.Attrs().Group, true, nil
+	return alias, group, true, nil
+}
+
+// getLink asks the kernel for the link named name (RTM_GETLINK).
+func (h *Host) getLink(name string) ([][]byte, error) {
+	req, err := h.request(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	if err != nil {
+		return nil, err
+	}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+}
+
+// aliasAndGroup reads IFLA_IFALIAS and IFLA_GROUP from an RTM_NEWLINK
+// message.
+func aliasAndGroup(msg []byte) (alias string, group uint32, err error) {
+	if len(msg) < unix.SizeofIfInfomsg {
+		return "", 0, fmt.Errorf("a link message of %d bytes", len(msg))
+	}
+	attrs, err := nl.ParseRouteAttr(msg[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return "", 0, err
+	}
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.IFLA_IFALIAS:
+			alias = string(bytes.TrimRight(a.Value, "\x00"))
+		case unix.IFLA_GROUP:
+			if len(a.Value) == 4 {
+				group = binary.NativeEndian.Uint32(a.Value)
+			}
+		}
+	}
+	return alias, group, nil
 }
 
 // Listed is a link of the host as List reports it.
