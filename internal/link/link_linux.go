@@ -3,8 +3,9 @@
 // overlay networks' VXLAN devices with their FDB and neighbour entries, through
 // vishvananda/netlink (which, beside it, only a few other thin wrappers
 // import: conntrack, netview, wire). Work inside a sandbox uses a netlink
-// handle bound to that namespace, so no thread of the process ever switches
-// namespace here; dumps are read through netlinksafe.Retry.
+// handle bound to that namespace: a locked thread enters the namespace only
+// while that handle's socket is opened (netlink.NewHandleAt), and no other
+// work runs in a switched namespace; dumps are read through netlinksafe.Retry.
 //
 // Invariants: every creating function either completes or removes what it
 // made before returning its error; every removing function treats "already
