@@ -321,6 +321,39 @@ func TestResidentKilledIsRestoredByGC(t *testing.T) {
 	w.AssertClean(t)
 }
 
+// TestResidentSocketRemovedByHand removes the resident's control socket by
+// hand: the next command finds no resident answering and starts one, while
+// the old one still holds the published port and the network's DNS listener
+// until it notices, within a second. The new one waits for it to exit, so the
+// command succeeds (it used to fail binding the DNS listener), and afterwards
+// the names are answered and the port is held by the new resident alone.
+func TestResidentSocketRemovedByHand(t *testing.T) {
+	t.Parallel()
+	w := testenv.New(t)
+	a, b := w.Name("a"), w.Name("b")
+	const gw = "10.100.0.1"
+	w.MustNsnet(t, "network", "create", "--subnet", "10.100.0.0/24", "n1")
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", "-p", "8080:80", "--alias", "web", a)
+	old := inspectResident(t, w, a)
+	if err := os.Remove(filepath.Join(w.Root, "resident.sock")); err != nil {
+		t.Fatal(err)
+	}
+	w.MustNsnet(t, "sandbox", "create", "--network", "n1", b)
+	waitExit(t, old)
+	if pid := inspectResident(t, w, a); pid == old {
+		t.Errorf("the resident is still the old one, pid %d", pid)
+	}
+	expectAnswer(t, "web from the new sandbox", dig(t, b, gw, "web", "A"), "NOERROR", sandboxAddr(t, w, a, "n1"))
+	expectAnswer(t, "the new sandbox from the old", dig(t, a, gw, b, "A"), "NOERROR", sandboxAddr(t, w, b, "n1"))
+	canListen(t, w, "tcp4", "0.0.0.0:8080", false)
+	if out := w.MustNsnet(t, "gc", "--dry-run"); !strings.Contains(out, "nothing to do") {
+		t.Errorf("gc --dry-run after the resident was replaced:\n%s", out)
+	}
+	w.MustNsnet(t, "sandbox", "rm", a, b)
+	w.MustNsnet(t, "network", "rm", "n1")
+	w.AssertClean(t)
+}
+
 // TestTwoRootsHaveTheirOwnResident runs two state roots in one host
 // namespace: each starts its own resident process, serving only its own
 // networks' names; killing one leaves the other's names answered.

@@ -36,7 +36,10 @@
 // that answer; Stop and Alive send a ping for it). Stop asks it to exit and
 // waits on the pidfd until the whole process is gone (its sockets close with
 // its last thread), then kills it through the pidfd if it took more than two
-// seconds.
+// seconds. While it runs, a resident holds a lock (flock) on its state root's
+// directory: one started while another whose control socket was removed by
+// hand still runs (and holds its ports and DNS listeners until it notices)
+// waits for that one to exit, three seconds at most, before it is ready.
 //
 // Invariants: the only sockets the resident opens itself are its connections
 // to the targets of held ports, and its DNS listeners and upstream queries;

@@ -439,3 +439,61 @@ func TestStartFailure(t *testing.T) {
 		t.Errorf("Start in a missing root: %v", err)
 	}
 }
+
+// TestSuccessorWaitsForPredecessor checks that a resident started while the
+// one it replaces still runs (its control socket removed by hand, so that a
+// command found none answering) becomes ready only once that one has exited,
+// and so has let go of its ports and DNS listeners; and that it gives up,
+// naming it, when that one does not exit.
+func TestSuccessorWaitsForPredecessor(t *testing.T) {
+	t.Run("exits", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		old := pidfd(t, w.start(t))
+		if exited(old, 200*time.Millisecond) { // and so it waits for its next look at its socket
+			t.Fatal("the resident exited before anything was removed")
+		}
+		if err := os.Remove(SocketPath(w.root)); err != nil {
+			t.Fatal(err)
+		}
+		pid := w.start(t)
+		if !exited(old, 0) {
+			t.Fatal("the new resident was ready while the one it replaces still ran")
+		}
+		if got, ok := Alive(w.root); !ok || got != pid {
+			t.Errorf("Alive = %d, %t; want the new resident, %d", got, ok, pid)
+		}
+	})
+	t.Run("stuck", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		stuck := w.start(t)
+		old := pidfd(t, stuck)
+		if err := unix.Kill(stuck, unix.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Kill(stuck, unix.SIGCONT) })
+		if err := os.Remove(SocketPath(w.root)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Start(os.Args[0], w.root)
+		want := fmt.Sprintf("start the resident process of state root %s: another resident process of this state root (pid %d) still runs", w.root, stuck)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Start beside a stuck resident: %v; want an error saying %q", err, want)
+		}
+		unix.Kill(stuck, unix.SIGCONT)
+		if !exited(old, 10*time.Second) {
+			t.Fatal("the stuck resident did not exit once let go")
+		}
+	})
+}
+
+func pidfd(t *testing.T, pid int) int {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +84,10 @@ func newServer(a Args) (*server, error) {
 		}
 		s.marks = append(s.marks, m)
 	}
+	if err := succeed(s.marks[0]); err != nil {
+		s.unpin()
+		return nil, err
+	}
 	var err error
 	if s.dns, err = resolver.New(); err != nil {
 		s.unpin()
@@ -101,6 +106,46 @@ func newServer(a Args) (*server, error) {
 	}
 	s.ln = ln.(*net.UnixListener)
 	return s, nil
+}
+
+// predecessorWait bounds how long a resident waits for the one it replaces,
+// which exits within a second of its control socket naming another.
+const predecessorWait = 3 * time.Second
+
+// succeed takes the lock a resident holds on its state root (the directory
+// it pins) while it runs; the kernel lets go of it when the process exits.
+// A resident whose control socket was removed by hand still holds its ports
+// and DNS listeners until it notices, within a second, and exits; the new
+// one waits for that, so that binding them anew does not fail.
+func succeed(root mark) error {
+	for deadline := time.Now().Add(predecessorWait); ; time.Sleep(20 * time.Millisecond) {
+		err := unix.Flock(int(root.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return nil // locked, or the root's file system cannot lock: the control socket still tells residents apart
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("another resident process of this state root (%s) still runs %v after its control socket was replaced: stop it, then retry",
+				lockHolder(root), predecessorWait)
+		}
+	}
+}
+
+// lockHolder names the process that holds the flock on m's file, from
+// /proc/locks, or says it is unknown.
+func lockHolder(m mark) string {
+	raw, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return "pid unknown"
+	}
+	file := fmt.Sprintf("%02x:%02x:%d", unix.Major(m.dev), unix.Minor(m.dev), m.ino)
+	for _, line := range strings.Split(string(raw), "\n") {
+		// 1: FLOCK  ADVISORY  WRITE 4242 00:2a:1234 0 EOF
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == file {
+			return "pid " + f[4]
+		}
+	}
+	return "pid unknown"
 }
 
 func (s *server) unpin() {
