@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -132,6 +134,42 @@ func processesIn(path string, want netns.ID) ([]Process, error) {
 	// is cheaper than stat here, and this runs over every process, relative
 	// to /proc).
 	link := fmt.Sprintf("net:[%d]", ns.Ino)
+	out := scanProcesses(proc, names, link, scanWorkers(len(names)))
+	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
+	return out, nil
+}
+
+// scanChunk is how many processes make it worth reading them on one more
+// goroutine: a host with thousands of processes (a busy node) would
+// otherwise add a readlink each, one after another, to every removal.
+const scanChunk = 256
+
+// scanWorkers is how many goroutines read n processes' namespaces: one per
+// scanChunk of them, at most one per P.
+func scanWorkers(n int) int {
+	return max(1, min(runtime.GOMAXPROCS(0), n/scanChunk))
+}
+
+// scanProcesses returns the processes among names (entries of the /proc
+// directory open as proc) whose network namespace link reads link, other
+// than this one, reading them on workers goroutines.
+func scanProcesses(proc *os.File, names []string, link string, workers int) []Process {
+	if workers <= 1 {
+		return scanPart(proc, names, link)
+	}
+	parts := make([][]Process, workers)
+	per := (len(names) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for i := range workers {
+		part := names[min(i*per, len(names)):min((i+1)*per, len(names))]
+		wg.Go(func() { parts[i] = scanPart(proc, part, link) })
+	}
+	wg.Wait()
+	return slices.Concat(parts...)
+}
+
+// scanPart is scanProcesses on one goroutine.
+func scanPart(proc *os.File, names []string, link string) []Process {
 	buf := make([]byte, len(link)+1)
 	var out []Process
 	self := os.Getpid()
@@ -149,6 +187,5 @@ func processesIn(path string, want netns.ID) ([]Process, error) {
 		}
 		out = append(out, Process{PID: pid, Comm: strings.TrimSpace(string(comm))})
 	}
-	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
-	return out, nil
+	return out
 }
