@@ -25,6 +25,11 @@
 #   NSNET=/path/nsnet use this nsnet binary instead of building ./cmd/nsnet
 #   NSNET_BASE=/path  another nsnet binary (say, a build of an earlier commit), run as the tool
 #                     nsnet-base beside nsnet (add it to TOOLS), to compare the two in one run
+#   BUSY=0            1: a busy host, as one running a container in each sandbox: after each
+#                     create (untimed) a sleep process is started in the sandbox's namespace, and
+#                     killed just before its removal (untimed), so that the host has N more
+#                     processes when the removals start (nsnet looks at every process's namespace
+#                     before it removes one); the totals leave out starting and killing them
 #
 # The tools (see bench/floor for what the floor does):
 #   own:   floor-del  floor create; floor delete (the host veth deleted, then the name unmounted)
@@ -48,6 +53,8 @@ MODE=${MODE:-own}
 PREFIX=${PREFIX:-nsb}
 SETTLE=${SETTLE:-300}
 NICE=${NICE:-0}
+BUSY=${BUSY:-0}
+export BUSY
 WINDOW=${WINDOW:-$(((N + 9) / 10))}
 HOST=$PREFIX-host
 case $MODE in
@@ -70,6 +77,10 @@ for t in $TOOLS; do
 		;;
 	esac
 done
+if [[ $BUSY != 0 && $BUSY != 1 ]]; then
+	echo "sandbox.sh: BUSY must be 0 or 1" >&2
+	exit 1
+fi
 if ((WINDOW < 1 || WINDOW > N)); then
 	echo "sandbox.sh: WINDOW must be between 1 and N" >&2
 	exit 1
@@ -257,6 +268,23 @@ fail() {
 }
 br=${prefix}-fbr0
 ns=("$bin" --root "$root")
+busy=${BUSY:-0} skipc=0 skipr=0 sleeper=()
+trap '"'"'[[ ${#sleeper[@]} == 0 ]] || kill "${sleeper[@]}" 2>/dev/null'"'"' EXIT
+case $tool/$mode in
+floor*/own) nspath() { echo "/run/netns/$prefix-fsb$1"; } ;;
+nsnet*/own) nspath() { echo "/run/netns/$prefix-box$1"; } ;;
+*/adopt) nspath() { echo "/run/netns/$prefix-sb-$1"; } ;;
+esac
+# occupy I: a process in sandbox I'"'"'s namespace, once it runs sleep (so that
+# its start does not overlap the next timed operation); vacate I: it gone
+# (reaped).
+occupy() {
+	local comm=
+	nsenter --net="$(nspath "$1")" sleep 1000000 </dev/null >/dev/null 2>&1 &
+	sleeper[$1]=$!
+	until [[ $comm == sleep ]]; do read -r comm </proc/$!/comm || return; done
+}
+vacate() { [[ -z ${sleeper[$1]:-} ]] || { kill "${sleeper[$1]}"; wait "${sleeper[$1]}"; unset "sleeper[$1]"; } 2>/dev/null; }
 case $tool/$mode in
 floor*/own) mk() { "$bin" create "$br" "$prefix-fsb$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
 floor/adopt) mk() { "$bin" attach "$br" "/run/netns/$prefix-sb-$1" "$ip" 10.232.0.1 "$mac" "${prefix}f$1"; } ;;
@@ -284,9 +312,18 @@ for ((i = 1; i <= n; i++)); do
 	t1=$EPOCHREALTIME
 	c+=($((${t1/./} - ${t0/./})))
 	made=$i
+	if ((busy)); then
+		occupy "$i"
+		t2=$EPOCHREALTIME skipc=$((skipc + ${t2/./} - ${t1/./}))
+	fi
 done
 ct1=$EPOCHREALTIME
 for ((i = 1; i <= made; i++)); do
+	if ((busy)); then
+		t2=$EPOCHREALTIME
+		vacate "$i"
+		t0=$EPOCHREALTIME skipr=$((skipr + ${t0/./} - ${t2/./}))
+	fi
 	t0=$EPOCHREALTIME
 	del "$i" >>"$log" 2>&1 || { fail "remove $i"; continue; }
 	t1=$EPOCHREALTIME
@@ -299,7 +336,7 @@ nsnet*) "${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench" ;;
 esac
 printf "%s\n" "${c[@]}" >"$out.create"
 printf "%s\n" "${r[@]}" >"$out.remove"
-echo "$((${ct1/./} - ${ct0/./})) $((${rt1/./} - ${ct1/./}))" >"$out.total"
+echo "$((${ct1/./} - ${ct0/./} - skipc)) $((${rt1/./} - ${ct1/./} - skipr))" >"$out.total"
 exit $status
 '
 
@@ -321,7 +358,7 @@ pct() {
 declare -A failed=()
 results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 : >"$results"
-printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE"
+printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s, BUSY=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE" "${BUSY:-0}"
 printf '%-10s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
 read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
