@@ -376,8 +376,12 @@ func (h *client) close() {
 }
 
 // transportError is a request the connection failed to carry, or whose
-// answer it did not bring.
-type transportError struct{ err error }
+// answer it did not bring (in time, if timedOut: the resident may still
+// apply it).
+type transportError struct {
+	err      error
+	timedOut bool
+}
 
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
@@ -396,11 +400,16 @@ func (h *client) call(req request, fds []int) (reply, error) {
 		_, err = h.c.Write(raw[n:])
 	}
 	if err != nil {
-		return reply{}, &transportError{fmt.Errorf("send %s to the resident process: %w", req.Op, err)}
+		return reply{}, &transportError{err: fmt.Errorf("send %s to the resident process: %w", req.Op, err)}
 	}
 	line, err := h.r.ReadBytes('\n')
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return reply{}, &transportError{timedOut: true, err: fmt.Errorf(
+			"no answer from the resident process to %s within %v: the process listening on %s (pid %d) may be stopped or stuck: stop it (kill %d), then run nsnet gc to start another",
+			req.Op, timeout, h.c.RemoteAddr(), h.peer, h.peer)}
+	}
 	if err != nil {
-		return reply{}, &transportError{fmt.Errorf("no answer from the resident process to %s: %w", req.Op, err)}
+		return reply{}, &transportError{err: fmt.Errorf("no answer from the resident process to %s: %w", req.Op, err)}
 	}
 	var rep reply
 	if err := json.Unmarshal(line, &rep); err != nil {
@@ -452,6 +461,8 @@ func (s *Session) conn() (*client, error) {
 // was open already and fails to carry it (the resident exited since) is
 // dialled anew and req sent again: a resident that exited did not apply it
 // (it applies a request before it answers, and answers before it exits).
+// One that does not answer in time is not asked again, and its connection,
+// on which the late answer could still come, is closed.
 func (s *Session) call(req request, fds []int) (reply, error) {
 	reused := s.h != nil
 	h, err := s.conn()
@@ -466,7 +477,7 @@ func (s *Session) call(req request, fds []int) (reply, error) {
 	var broken *transportError
 	if errors.As(err, &broken) {
 		s.Close()
-		if reused {
+		if reused && !broken.timedOut {
 			return s.call(req, fds)
 		}
 	}

@@ -497,3 +497,36 @@ func pidfd(t *testing.T, pid int) int {
 	t.Cleanup(func() { unix.Close(fd) })
 	return fd
 }
+
+// TestStoppedResidentIsNamed stops a resident (SIGSTOP) between two requests
+// of one session: the second fails once, after one timeout (it is not sent
+// again, as it is to a resident that exited: this one may still apply it),
+// naming the process and what to do, and the session lets go of the
+// connection on which the late answer could come.
+func TestStoppedResidentIsNamed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	pid := w.start(t)
+	s := NewSession(w.root)
+	defer s.Close()
+	if _, err := s.Probe(); err != nil {
+		t.Fatalf("Probe of a running resident: %v", err)
+	}
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	start := time.Now()
+	_, err := s.Probe()
+	took := time.Since(start)
+	want := fmt.Sprintf("(pid %d) may be stopped or stuck: stop it (kill %d), then run nsnet gc", pid, pid)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Probe of a stopped resident: %v; want an error saying %q", err, want)
+	}
+	if took > timeout*3/2 {
+		t.Errorf("Probe of a stopped resident took %v: asked again after the first timeout (%v)", took, timeout)
+	}
+	if s.h != nil {
+		t.Error("the session kept the connection of the unanswered request")
+	}
+}
