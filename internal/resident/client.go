@@ -405,7 +405,7 @@ func (h *client) call(req request, fds []int) (reply, error) {
 	line, err := h.r.ReadBytes('\n')
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return reply{}, &transportError{timedOut: true, err: fmt.Errorf(
-			"no answer from the resident process to %s within %v: the process listening on %s (pid %d) may be stopped or stuck: stop it (kill %d), then run nsnet gc to start another",
+			"no answer from the resident process to %s within %v: the process listening on %s (pid %d) may be stopped or stuck: stop it (kill -9 %d), then run nsnet gc to start another",
 			req.Op, timeout, h.c.RemoteAddr(), h.peer, h.peer)}
 	}
 	if err != nil {

@@ -519,7 +519,7 @@ func TestStoppedResidentIsNamed(t *testing.T) {
 	start := time.Now()
 	_, err := s.Probe()
 	took := time.Since(start)
-	want := fmt.Sprintf("(pid %d) may be stopped or stuck: stop it (kill %d), then run nsnet gc", pid, pid)
+	want := fmt.Sprintf("(pid %d) may be stopped or stuck: stop it (kill -9 %d), then run nsnet gc", pid, pid)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Probe of a stopped resident: %v; want an error saying %q", err, want)
 	}
