@@ -457,7 +457,9 @@ func TestSuccessorWaitsForPredecessor(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := w.start(t)
-		if !exited(old, 0) {
+		// The old one let go of the lock with its files, just before it
+		// became a zombie (what the pidfd reports): allow for that moment.
+		if !exited(old, 50*time.Millisecond) {
 			t.Fatal("the new resident was ready while the one it replaces still ran")
 		}
 		if got, ok := Alive(w.root); !ok || got != pid {
@@ -469,10 +471,7 @@ func TestSuccessorWaitsForPredecessor(t *testing.T) {
 		w := newWorld(t)
 		stuck := w.start(t)
 		old := pidfd(t, stuck)
-		if err := unix.Kill(stuck, unix.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Kill(stuck, unix.SIGCONT) })
+		stop(t, stuck)
 		if err := os.Remove(SocketPath(w.root)); err != nil {
 			t.Fatal(err)
 		}
@@ -512,10 +511,7 @@ func TestStoppedResidentIsNamed(t *testing.T) {
 	if _, err := s.Probe(); err != nil {
 		t.Fatalf("Probe of a running resident: %v", err)
 	}
-	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	stop(t, pid)
 	start := time.Now()
 	_, err := s.Probe()
 	took := time.Since(start)
@@ -529,4 +525,36 @@ func TestStoppedResidentIsNamed(t *testing.T) {
 	if s.h != nil {
 		t.Error("the session kept the connection of the unanswered request")
 	}
+}
+
+// stop stops process pid (SIGSTOP) and returns once every thread of it has
+// stopped (the signal reaches them a moment after kill returns); it is let
+// go on (SIGCONT) when t is done.
+func stop(t *testing.T, pid int) {
+	t.Helper()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT) })
+	for deadline := time.Now().Add(10 * time.Second); !allStopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d has not stopped", pid)
+		}
+	}
+}
+
+// allStopped reports whether every thread of pid is stopped (state T).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		i := strings.LastIndexByte(string(raw), ')')
+		if err != nil || i < 0 || i+2 >= len(raw) || raw[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }

@@ -241,16 +241,20 @@ func (s *server) dropVanished() {
 	}
 }
 
+// shutdown removes the control socket's path if it still names the
+// resident's own socket, and then closes it: once closed, its inode number
+// may be given to a socket that a command binds at that path for the next
+// resident, which would then pass for this one's and be removed.
 func (s *server) shutdown() error {
-	s.ln.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dns.Close()
 	for _, m := range s.marks {
 		if m.own && m.holds() {
 			os.Remove(m.path)
 		}
 	}
+	s.ln.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dns.Close()
 	return nil // the held sockets close as the process exits
 }
 
