@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/engine"
 	"github.com/nsnet/nsnet/internal/testenv"
@@ -93,7 +94,9 @@ func embedScenario() error {
 }
 
 // killResident kills the resident process that the engine just started
-// (the pid its control socket answers with, as inspect shows it).
+// (the pid its control socket answers with, as inspect shows it), and
+// returns once all its threads have exited, and so its sockets are closed
+// (its main thread is a zombie before that).
 func killResident(e *engine.Engine, name string) error {
 	sb, err := e.InspectSandbox(name)
 	if err != nil {
@@ -103,13 +106,21 @@ func killResident(e *engine.Engine, name string) error {
 	if !st.Alive || st.Pid <= 0 { // never kill(0) or kill(-1)
 		return fmt.Errorf("sandbox %s: no resident process answers (%+v)", name, st)
 	}
-	if err := syscall.Kill(st.Pid, syscall.SIGKILL); err != nil {
+	fd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
 		return err
 	}
-	for alive(st.Pid) {
-		time.Sleep(time.Millisecond)
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return err
 	}
-	return nil
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("the resident process (pid %d) did not exit within 10 s of SIGKILL", st.Pid)
 }
 
 // zombieChildren lists this process's children that have exited but were
