@@ -470,11 +470,16 @@ func (s *Session) call(req request, fds []int) (reply, error) {
 		return reply{}, err
 	}
 	rep, err := h.call(req, fds)
-	if h.pid == 0 { // the process answering is not the socket's peer
+	var broken *transportError
+	if h.pid == 0 { // the process answering is not the socket's peer, or none answered
 		s.Close()
+		if errors.As(err, &broken) && !broken.timedOut {
+			// Closed without an answer, as by a resident that is exiting: one
+			// started now is given the whole state, whatever this one applied.
+			return rep, fmt.Errorf("resident process (%s): %w: %w", SocketPath(s.root), ErrNotRunning, err)
+		}
 		return rep, err
 	}
-	var broken *transportError
 	if errors.As(err, &broken) {
 		s.Close()
 		if reused && !broken.timedOut {

@@ -558,3 +558,31 @@ func allStopped(pid int) bool {
 	}
 	return true
 }
+
+// TestClosedUnansweredIsNotRunning checks that a first request whose
+// connection the listener closes without an answer (as a resident that is
+// exiting does) counts as no resident running, so that the command starts
+// one and gives it the whole state, instead of failing.
+func TestClosedUnansweredIsNotRunning(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ln, err := net.Listen("unix", SocketPath(w.root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	s := NewSession(w.root)
+	defer s.Close()
+	if _, err := s.Probe(); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Probe of a socket closed without an answer: %v; want ErrNotRunning", err)
+	}
+}
