@@ -307,24 +307,12 @@ func TestIdentityIsTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	ln, err := net.Listen("unix", SocketPath(liar.root)) // answers with another pid
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 512)
-			c.Read(buf)
-			raw, _ := json.Marshal(reply{Pid: 1})
-			c.Write(append(raw, '\n'))
-			c.Close()
-		}
-	}()
+	impostor(t, liar.root, func(c net.Conn) { // answers with another pid
+		buf := make([]byte, 512)
+		c.Read(buf)
+		raw, _ := json.Marshal(reply{Pid: 1})
+		c.Write(append(raw, '\n'))
+	})
 	for name, w := range map[string]world{"dead": dead, "liar": liar, "missing": missing} {
 		if pid, ok := Alive(w.root); ok {
 			t.Errorf("Alive(%s) = %d, true", name, pid)
@@ -566,23 +554,31 @@ func allStopped(pid int) bool {
 func TestClosedUnansweredIsNotRunning(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	ln, err := net.Listen("unix", SocketPath(w.root))
+	impostor(t, w.root, func(net.Conn) {})
+	s := NewSession(w.root)
+	defer s.Close()
+	if _, err := s.Probe(); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Probe of a socket closed without an answer: %v; want ErrNotRunning", err)
+	}
+}
+
+// impostor listens on root's control socket until t is done, and has serve
+// answer each connection before it closes it.
+func impostor(t *testing.T, root string, serve func(net.Conn)) {
+	t.Helper()
+	ln, err := net.Listen("unix", SocketPath(root))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			serve(c)
 			c.Close()
 		}
 	}()
-	s := NewSession(w.root)
-	defer s.Close()
-	if _, err := s.Probe(); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("Probe of a socket closed without an answer: %v; want ErrNotRunning", err)
-	}
 }
