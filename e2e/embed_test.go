@@ -114,13 +114,10 @@ func killResident(e *engine.Engine, name string) error {
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return err
 	}
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
-			return nil
-		}
+	if !pidfdExited(fd, 10*time.Second) {
+		return fmt.Errorf("the resident process (pid %d) did not exit within 10 s of SIGKILL", st.Pid)
 	}
-	return fmt.Errorf("the resident process (pid %d) did not exit within 10 s of SIGKILL", st.Pid)
+	return nil
 }
 
 // zombieChildren lists this process's children that have exited but were

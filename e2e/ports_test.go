@@ -390,11 +390,19 @@ func waitExit(t *testing.T, pid int) {
 		t.Fatalf("pidfd_open %d: %v", pid, err)
 	}
 	defer unix.Close(fd)
+	if !pidfdExited(fd, 10*time.Second) {
+		t.Fatalf("process %d still running", pid)
+	}
+}
+
+// pidfdExited waits up to d for the process behind pidfd to have exited
+// with all its threads.
+func pidfdExited(fd int, d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
 		if n, err := unix.Poll(fds, 100); err == nil && n > 0 {
-			return
+			return true
 		}
 	}
-	t.Fatalf("process %d still running", pid)
+	return false
 }
