@@ -349,11 +349,7 @@ func TestExitsWhenGone(t *testing.T) {
 		t.Run(c.what, func(t *testing.T) {
 			w := newWorld(t)
 			pid := w.start(t)
-			fd, err := unix.PidfdOpen(pid, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
+			fd := pidfd(t, pid)
 			if exited(fd, 1500*time.Millisecond) {
 				t.Fatal("the resident exited before anything was removed")
 			}
