@@ -37,6 +37,13 @@
 #                     the namespace and its veth pair later, in its batched clean-up)
 #          nsnet      nsnet sandbox create --network bench NAME; nsnet sandbox rm NAME
 #          nsnet-base the same, through $NSNET_BASE
+#          nsnet-engine the same two commands through bench/engineonly: the engine alone
+#                     (engine.Open, CreateSandbox, RemoveSandbox) without nsnet's command line;
+#                     nsnet minus this is what the command line, and the packages only other
+#                     commands need, add
+#          nsnet-warm the same creates and removes in one bench/engineonly process that stays
+#                     running and times each itself, as a daemon embedding the engine does them:
+#                     no process start, nothing done for the first time (BUSY does not apply)
 #   adopt: floor      floor attach into /run/netns/$PREFIX-sb-I; floor detach (delete the host veth)
 #          nsnet      nsnet sandbox create --network bench --netns /run/netns/$PREFIX-sb-I NAME; sandbox rm
 #
@@ -71,7 +78,7 @@ if [[ $(id -u) != 0 ]]; then
 	exit 1
 fi
 for t in $TOOLS; do
-	case $MODE/$t in own/floor-del | own/floor-ns | adopt/floor | */nsnet | */nsnet-base) ;; *)
+	case $MODE/$t in own/floor-del | own/floor-ns | adopt/floor | */nsnet | */nsnet-base | */nsnet-engine | own/nsnet-warm) ;; *)
 		echo "sandbox.sh: unknown tool '$t' in TOOLS for MODE=$MODE" >&2
 		exit 1
 		;;
@@ -126,7 +133,7 @@ echo "building in $repo (static and stripped: CGO_ENABLED=0, -ldflags='-s -w') .
 (cd "$repo" && CGO_ENABLED=0 "$GO" "${build[@]}" -o "$tmp/floor" ./bench/floor)
 if [[ -n ${NSNET:-} ]]; then
 	cp "$NSNET" "$tmp/nsnet"
-elif [[ " $TOOLS " == *" nsnet "* ]]; then
+elif [[ " $TOOLS " == *" nsnet "* || " $TOOLS " == *" nsnet-engine "* || " $TOOLS " == *" nsnet-warm "* ]]; then
 	if ! (cd "$repo" && CGO_ENABLED=0 "$GO" "${build[@]}" -o "$tmp/nsnet" ./cmd/nsnet) >"$tmp/build.log" 2>&1; then
 		echo "sandbox.sh: go build ./cmd/nsnet failed:" >&2
 		cat "$tmp/build.log" >&2
@@ -139,6 +146,11 @@ if [[ " $TOOLS " == *" nsnet-base "* ]]; then
 		exit 1
 	fi
 	cp "$NSNET_BASE" "$tmp/nsnet-base"
+fi
+if [[ " $TOOLS " == *" nsnet-engine "* || " $TOOLS " == *" nsnet-warm "* ]]; then
+	# It runs $tmp/nsnet, beside it, for the untimed network commands and as the resident.
+	(cd "$repo" && CGO_ENABLED=0 "$GO" "${build[@]}" -o "$tmp/nsnet-engine" ./bench/engineonly)
+	ln -s nsnet-engine "$tmp/nsnet-warm"
 fi
 ln -s floor "$tmp/floor-del" # both run the floor
 ln -s floor "$tmp/floor-ns"
@@ -302,6 +314,12 @@ floor*) "$bin" bridge-up "$br" 10.232.0.1/16 >>"$log" 2>&1 || { fail bridge-up; 
 nsnet*) "${ns[@]}" network create --subnet 10.231.0.0/16 --gateway 10.231.0.1 --bridge "${prefix}-br0" bench \
 		>>"$log" 2>&1 || { fail "network create"; exit 1; } ;;
 esac
+if [[ $tool == nsnet-warm ]]; then
+	# One process makes and removes them all, timing each, and writes the files.
+	"$bin" --root "$root" loop --network bench "$n" "$prefix-box" "$out" >>"$log" 2>&1 || { fail loop; exit 1; }
+	"${ns[@]}" network rm bench >>"$log" 2>&1 || fail "network rm bench"
+	exit $status
+fi
 ct0=$EPOCHREALTIME
 for ((i = 1; i <= n; i++)); do
 	k=$((i + 1))
@@ -354,12 +372,13 @@ pct() {
 "$tmp/floor" >/dev/null 2>&1 || true
 [[ ! -x $tmp/nsnet ]] || "$tmp/nsnet" --help >/dev/null 2>&1 || true
 [[ ! -x $tmp/nsnet-base ]] || "$tmp/nsnet-base" --help >/dev/null 2>&1 || true
+[[ ! -x $tmp/nsnet-engine ]] || "$tmp/nsnet-engine" --help >/dev/null 2>&1 || true
 
 declare -A failed=()
 results=$tmp/results # lines: tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 : >"$results"
 printf '\nMODE=%s, N=%s sandboxes per run, REPS=%s, NICE=%s, BUSY=%s; per operation in ms, totals in s\n' "$MODE" "$N" "$REPS" "$NICE" "${BUSY:-0}"
-printf '%-10s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
+printf '%-12s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' tool rep create_p50 create_p99 remove_p50 remove_p99 create_s remove_s settle_s load1
 read -ra tools <<<"$TOOLS"
 for ((rep = 1; rep <= REPS; rep++)); do
 	# Each rep starts with the next tool, so that none always follows the
@@ -387,7 +406,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		line="$line $(awk -v c="$ct" -v r="$rt" 'BEGIN { printf "%.2f %.2f", c / 1e6, r / 1e6 }')"
 		echo "$line" >>"$results"
 		# shellcheck disable=SC2086
-		printf '%-10s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' $line "$settled" "$(cut -d' ' -f1 /proc/loadavg)"
+		printf '%-12s %3s %10s %10s %10s %10s %9s %9s %9s %6s\n' $line "$settled" "$(cut -d' ' -f1 /proc/loadavg)"
 	done
 done
 
@@ -409,14 +428,14 @@ summary=$(awk '
 	}' "$results")
 
 printf '\nmedian of %s run(s) per tool, MODE=%s, N=%s; per operation in ms, totals in s\n' "$REPS" "$MODE" "$N"
-printf '%-10s %10s %10s %10s %10s %9s %9s\n' tool create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
+printf '%-12s %10s %10s %10s %10s %9s %9s\n' tool create_p50 create_p99 remove_p50 remove_p99 create_s remove_s
 for tool in $TOOLS; do
 	l=$(grep "^$tool " <<<"$summary" || true)
 	if [[ -n $l ]]; then
 		# shellcheck disable=SC2086
-		printf '%-10s %10s %10s %10s %10s %9s %9s\n' $l
+		printf '%-12s %10s %10s %10s %10s %9s %9s\n' $l
 	else
-		printf '%-10s %10s\n' "$tool" "(failed)"
+		printf '%-12s %10s\n' "$tool" "(failed)"
 	fi
 done
 
@@ -461,6 +480,22 @@ if [[ -n $f && -n $s ]]; then
 				k, w, when, a, b, a - b, c, e, c - e, then
 		}'
 	done
+fi
+g=$(grep '^nsnet-engine ' <<<"$summary" || true)
+if [[ -n $f && -n $g ]]; then
+	awk -v f="$f" -v g="$g" -v ref="$REF" -v n="$N" 'BEGIN {
+		split(f, F, " "); split(g, G, " ")
+		printf "\nnsnet-engine (the engine alone, no command line) against %s: create p50 %.2fx, remove p50 %.2fx, %s creates and removes %.2fx\n",
+			ref, G[2] / F[2], G[4] / F[4], n, (G[6] + G[7]) / (F[6] + F[7])
+	}'
+fi
+w=$(grep '^nsnet-warm ' <<<"$summary" || true)
+if [[ -n $f && -n $w ]]; then
+	awk -v f="$f" -v w="$w" -v ref="$REF" -v n="$N" 'BEGIN {
+		split(f, F, " "); split(w, W, " ")
+		printf "nsnet-warm (the engine in one process that stays running) against %s: create p50 %.2fx, remove p50 %.2fx, %s creates and removes %.2fx\n",
+			ref, W[2] / F[2], W[4] / F[4], n, (W[6] + W[7]) / (F[6] + F[7])
+	}'
 fi
 b=$(grep '^nsnet-base ' <<<"$summary" || true)
 if [[ -n $s && -n $b ]]; then
