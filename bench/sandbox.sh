@@ -481,22 +481,19 @@ if [[ -n $f && -n $s ]]; then
 		}'
 	done
 fi
-g=$(grep '^nsnet-engine ' <<<"$summary" || true)
-if [[ -n $f && -n $g ]]; then
-	awk -v f="$f" -v g="$g" -v ref="$REF" -v n="$N" 'BEGIN {
-		split(f, F, " "); split(g, G, " ")
-		printf "\nnsnet-engine (the engine alone, no command line) against %s: create p50 %.2fx, remove p50 %.2fx, %s creates and removes %.2fx\n",
-			ref, G[2] / F[2], G[4] / F[4], n, (G[6] + G[7]) / (F[6] + F[7])
+# beside TOOL WHAT: TOOL's ratios to the floor, if both ran.
+beside() {
+	local t
+	t=$(grep "^$1 " <<<"$summary" || true)
+	[[ -n $f && -n $t ]] || return 0
+	awk -v f="$f" -v t="$t" -v what="$1 ($2)" -v ref="$REF" -v n="$N" 'BEGIN {
+		split(f, F, " "); split(t, T, " ")
+		printf "\n%s against %s: create p50 %.2fx, remove p50 %.2fx, %s creates and removes %.2fx\n",
+			what, ref, T[2] / F[2], T[4] / F[4], n, (T[6] + T[7]) / (F[6] + F[7])
 	}'
-fi
-w=$(grep '^nsnet-warm ' <<<"$summary" || true)
-if [[ -n $f && -n $w ]]; then
-	awk -v f="$f" -v w="$w" -v ref="$REF" -v n="$N" 'BEGIN {
-		split(f, F, " "); split(w, W, " ")
-		printf "nsnet-warm (the engine in one process that stays running) against %s: create p50 %.2fx, remove p50 %.2fx, %s creates and removes %.2fx\n",
-			ref, W[2] / F[2], W[4] / F[4], n, (W[6] + W[7]) / (F[6] + F[7])
-	}'
-fi
+}
+beside nsnet-engine "the engine alone, no command line"
+beside nsnet-warm "the engine in one process that stays running"
 b=$(grep '^nsnet-base ' <<<"$summary" || true)
 if [[ -n $s && -n $b ]]; then
 	awk -v s="$s" -v b="$b" 'BEGIN {
