@@ -50,25 +50,30 @@ func main() {
 	if !loop && (len(a) < 4 || a[0] != "--root" || a[2] != "sandbox" || (a[3] != "create" && a[3] != "rm")) {
 		fail(syscall.Exec(nsnet, append([]string{nsnet}, a...), os.Environ()))
 	}
-	e, err := engine.Open(engine.Options{Root: a[1], Resident: nsnet,
+	if err := withEngine(a[1], nsnet, func(e *engine.Engine) error {
+		if loop {
+			return repeat(e, a[4], a[5], a[6], a[7])
+		}
+		name, err := run(e, a[3], a[4:])
+		if err == nil {
+			fmt.Println(name)
+		}
+		return err
+	}); err != nil {
+		fail(err)
+	}
+}
+
+// withEngine opens the engine of root, with nsnet as its resident, runs fn
+// and closes it.
+func withEngine(root, nsnet string, fn func(*engine.Engine) error) error {
+	e, err := engine.Open(engine.Options{Root: root, Resident: nsnet,
 		Warn: func(msg string) { fmt.Fprintf(os.Stderr, "Warning: %s\n", msg) }})
 	if err != nil {
-		fail(err)
+		return err
 	}
 	defer e.Close()
-	if loop {
-		if err := repeat(e, a[4], a[5], a[6], a[7]); err != nil {
-			e.Close()
-			fail(err)
-		}
-		return
-	}
-	name, err := run(e, a[3], a[4:])
-	if err != nil {
-		e.Close()
-		fail(err)
-	}
-	fmt.Println(name)
+	return fn(e)
 }
 
 // run does sandbox create or rm with the arguments after it, and returns the
